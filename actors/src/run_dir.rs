@@ -1,0 +1,112 @@
+//! The layout of a run directory, in one place:
+//!
+//! ```text
+//! runs/<name>/
+//!   config.toml                     the resolved config the run uses
+//!   store/                          sled store (steps, groups, role versions, checkpoints)
+//!   checkpoints/<role>/<version>/   burn record + model config + tokenizer.json
+//!   metrics.jsonl                   one JSON object per training step
+//!   warmup.jsonl                    the warm start's loss curve
+//! ```
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Paths of one run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// A run directory at `root` (not created until [`RunDir::create`]).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// A fresh run directory under `parent`, named by the local time and a counter so that two
+    /// runs started in the same second do not collide.
+    pub fn fresh_under(parent: &Path, prefix: &str) -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut n = 0;
+        loop {
+            let candidate = parent.join(format!("{prefix}-{secs}-{n}"));
+            if !candidate.exists() {
+                return Self::new(candidate);
+            }
+            n += 1;
+        }
+    }
+
+    /// Creates the directory tree.
+    pub fn create(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.root.join("checkpoints"))
+    }
+
+    /// The run directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `store/`.
+    pub fn store_path(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    /// `checkpoints/<role>/<version>/`.
+    pub fn checkpoint_path(&self, role: &str, version: u64) -> PathBuf {
+        self.root.join("checkpoints").join(role).join(version.to_string())
+    }
+
+    /// The same, relative to the run directory (what the store records).
+    pub fn checkpoint_rel(role: &str, version: u64) -> String {
+        format!("checkpoints/{role}/{version}")
+    }
+
+    /// The highest saved version of a role, by scanning `checkpoints/<role>/`.
+    pub fn latest_checkpoint(&self, role: &str) -> Option<u64> {
+        std::fs::read_dir(self.root.join("checkpoints").join(role))
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// `warmup.jsonl`.
+    pub fn warmup_path(&self) -> PathBuf {
+        self.root.join("warmup.jsonl")
+    }
+}
+
+/// Appends JSON lines to a file, flushing each line (a crash loses at most the line in flight).
+#[derive(Debug)]
+pub struct JsonLines {
+    file: std::fs::File,
+}
+
+impl JsonLines {
+    /// Opens `path` for appending, creating it.
+    pub fn append(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self { file })
+    }
+
+    /// Writes one value as one line.
+    pub fn write(&mut self, value: &serde_json::Value) -> std::io::Result<()> {
+        writeln!(self.file, "{value}")?;
+        self.file.flush()
+    }
+}

@@ -1,0 +1,3 @@
+//! M-GRPO maths with no I/O.
+pub mod batch;
+pub use batch::TrainBatch;

@@ -1,0 +1,1 @@
+//! mgrpo-env

@@ -1,0 +1,182 @@
+//! Argument definitions (clap derive). Each subcommand's doc comment is its `--help` text.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Train multi-agent LLM systems (a planner that delegates to tool-using sub-agents) with
+/// M-GRPO, on an offline, procedurally generated deep-research world.
+#[derive(Debug, Parser)]
+#[command(name = "mgrpo", version, about, long_about = None)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); `MGRPO_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the config comes from.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// The cluster/run configuration file.
+    #[arg(long, default_value = "cluster.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the task world from the config's seed and inspect it: sizes, question mix, and
+    /// with `--show N` N questions with the scripted experts' full transcripts, hop by hop.
+    World(WorldArgs),
+    /// Run a policy on a split and print accuracy overall, by question kind and by hop count.
+    /// `--policy expert` runs the scripted experts; `--policy run:DIR[@VERSION]` the trained
+    /// main and sub policies of a run (latest version unless given).
+    Eval(EvalArgs),
+    /// Inspect the M-GRPO maths on your own numbers: read groups of reward parts (JSON, see
+    /// docs/algorithm.md) and print rewards, alignment and advantages as JSON.
+    Algo(AlgoArgs),
+    /// Warm-start the policies by supervised fine-tuning on the (noisy) scripted experts'
+    /// demonstrations; saves version-0 checkpoints in the run directory.
+    Warmup(WarmupArgs),
+    /// Train with M-GRPO (or a baseline) on one node: warms up if needed, then runs the steps
+    /// with a progress bar, writing metrics.jsonl, checkpoints and the store under the run
+    /// directory. Ctrl-C stops cleanly after the current step; `--resume` continues.
+    Train(TrainArgs),
+    /// Read a run's store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Draw reward and dev-accuracy curves of one or several runs into one PNG.
+    Plot(PlotArgs),
+    /// Benchmarks that print figures (not tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WorldArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print N questions of the split with the experts' transcripts.
+    #[arg(long, default_value_t = 0)]
+    pub show: usize,
+    /// Which split `--show` draws from.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+    /// Write the tokenizer.json of the world to this path.
+    #[arg(long)]
+    pub tokenizer_out: Option<PathBuf>,
+    /// Print the summary as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SplitArg {
+    Train,
+    Dev,
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// `expert`, or `run:DIR` / `run:DIR@VERSION` for a trained run's policies.
+    #[arg(long, default_value = "expert")]
+    pub policy: String,
+    /// The split to evaluate on.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Evaluate only the first N questions of the split.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Expert noise for `--policy expert` (overrides the config's world noise; 0 = perfect).
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// Print one machine-readable JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AlgoArgs {
+    /// Groups of reward parts as JSON (see docs/examples/groups.json).
+    #[arg(long)]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WarmupArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Run directory (default: a new directory under the config's run root).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Run directory (default: a new directory under the config's run root).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Number of training steps (overrides the config).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// The algorithm variant (overrides the config).
+    #[arg(long)]
+    pub algo: Option<String>,
+    /// The run seed (overrides the config).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue a stopped run from its last checkpoint and the store.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Print the store's contents, one JSON object per line (config, steps, groups with their
+    /// rewards, alignment and advantages, role versions, checkpoints, events).
+    Dump {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// JSON lines output (the only format).
+        #[arg(long, default_value_t = true)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Run directories to compare (each needs a metrics.jsonl).
+    #[arg(long = "run", required = true, num_args = 1..)]
+    pub runs: Vec<PathBuf>,
+    /// Output PNG.
+    #[arg(long, default_value = "runs/compare.png")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Model figures: sampling tokens/s with and without the KV cache, train-step times.
+    Models {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Presets to measure.
+        #[arg(long, default_values_t = vec!["tiny".to_string(), "small".to_string()])]
+        presets: Vec<String>,
+        /// Backend: flex or tch.
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Device: cpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}

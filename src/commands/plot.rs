@@ -1,0 +1,109 @@
+//! `mgrpo plot`: reward and dev-accuracy curves of one or several runs in one PNG, so the
+//! variants (mgrpo, frozen-sub, shared, single) can be compared at a glance.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use plotters::prelude::*;
+use plotters::style::{FontFamily, register_font};
+
+/// One run's curves, read from its `metrics.jsonl`.
+struct Curves {
+    label: String,
+    reward: Vec<(f64, f64)>,
+    dev_accuracy: Vec<(f64, f64)>,
+}
+
+fn read_curves(run: &Path) -> Result<Curves> {
+    let path = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is it a run directory?)", path.display()))?;
+    let mut curves = Curves {
+        label: run
+            .file_name()
+            .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        reward: Vec::new(),
+        dev_accuracy: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
+        let Some(step) = v["step"].as_f64() else {
+            continue;
+        };
+        if let Some(r) = v["reward"].as_f64() {
+            curves.reward.push((step, r));
+        }
+        if let Some(a) = v["dev_accuracy"].as_f64() {
+            curves.dev_accuracy.push((step, a));
+        }
+    }
+    Ok(curves)
+}
+
+/// Draws `runs` into `out`.
+pub fn plot(runs: &[PathBuf], out: &Path) -> Result<()> {
+    register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        include_bytes!("../../assets/DejaVuSans.ttf"),
+    )
+    .map_err(|_| anyhow::anyhow!("could not load the bundled font"))?;
+    let curves = runs.iter().map(|r| read_curves(r)).collect::<Result<Vec<_>>>()?;
+    if curves.iter().all(|c| c.reward.is_empty()) {
+        bail!("no step metrics in any of the runs");
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+    let max_step = curves
+        .iter()
+        .flat_map(|c| c.reward.iter().chain(&c.dev_accuracy))
+        .map(|p| p.0)
+        .fold(1.0, f64::max);
+    panel(&left, "train reward (mean R_M)", max_step, &curves, |c| &c.reward)?;
+    panel(&right, "dev accuracy", max_step, &curves, |c| &c.dev_accuracy)?;
+    root.present()
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    max_step: f64,
+    curves: &[Curves],
+    series: impl Fn(&Curves) -> &Vec<(f64, f64)>,
+) -> Result<()> {
+    let font = FontFamily::Name("sans-serif");
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (font, 22))
+        .margin(16)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.0..max_step, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .label_style((font, 14))
+        .draw()?;
+    for (i, c) in curves.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points = series(c).clone();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(c.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font((font, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! The [`Store`] handle: open, commit a step atomically, read back, dump.
+use std::path::Path;
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::codec::{self, CodecError};
+use crate::keys;
+use crate::records::{CheckpointEntry, Event, GroupRecord, RoleVersion, StepCommit, StepRecord};
+
+/// What went wrong with the store. Every variant says what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open, read or write (disk full, permissions, another process holds it).
+    #[error("store I/O error (is another process using this run directory, or is the disk full?): {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded: the store was written by an incompatible build.
+    #[error("corrupt or incompatible value under key {key}: {source}")]
+    Codec {
+        /// The key whose value failed.
+        key: String,
+        /// The codec's reason.
+        #[source]
+        source: CodecError,
+    },
+    /// A step is already committed with different content: the run is not deterministic, or
+    /// two runs share one directory.
+    #[error(
+        "step {0} is already committed with different content (two runs in one directory, or a nondeterministic resume)"
+    )]
+    Conflict(u64),
+    /// A step was committed out of order.
+    #[error("step {got} committed after step {last:?}: steps must be committed in order")]
+    OutOfOrder {
+        /// The step being committed.
+        got: u64,
+        /// The last committed step.
+        last: Option<u64>,
+    },
+}
+
+/// The result of a commit: whether it wrote, or found the identical step already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The step was written.
+    Written,
+    /// The identical step was already committed (a retry); nothing changed.
+    AlreadyCommitted,
+}
+
+/// A run's store. Cheap to clone (sled handles are reference-counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir.as_ref()).open()?;
+        Ok(Self { db })
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        let bytes = codec::encode(value).map_err(|source| StoreError::Codec {
+            key: key.to_string(),
+            source,
+        })?;
+        self.db.insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.db.get(key.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => decode_at(key, &bytes).map(Some),
+        }
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
+        self.db
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (key, bytes) = item?;
+                decode_at(&String::from_utf8_lossy(&key), &bytes)
+            })
+            .collect()
+    }
+
+    /// Records the run's resolved config (TOML text). Written once at run start.
+    pub fn put_config(&self, toml: &str) -> Result<(), StoreError> {
+        self.db.insert(keys::CONFIG, toml.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The run's resolved config, if recorded.
+    pub fn config(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db
+            .get(keys::CONFIG)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Commits one step atomically (summary, groups, role versions, checkpoint entries) and
+    /// flushes it to disk. Idempotent: committing the identical step again is a no-op.
+    pub fn commit_step(&self, commit: &StepCommit) -> Result<CommitOutcome, StoreError> {
+        let step = commit.record.step;
+        let step_key = keys::step(step);
+        let encoded = |key: &str, v: &dyn erased::Encode| {
+            v.encode().map_err(|source| StoreError::Codec {
+                key: key.to_string(),
+                source,
+            })
+        };
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        entries.push((step_key.clone(), encoded(&step_key, &commit.record)?));
+        for g in &commit.groups {
+            let key = keys::group(step, g.query);
+            entries.push((key.clone(), encoded(&key, g)?));
+        }
+        for r in &commit.roles {
+            let key = keys::role(&r.role);
+            entries.push((key.clone(), encoded(&key, r)?));
+        }
+        for c in &commit.checkpoints {
+            let key = keys::checkpoint(&c.role, c.version);
+            entries.push((key.clone(), encoded(&key, c)?));
+        }
+
+        if self.db.contains_key(step_key.as_bytes())? {
+            // A retry: the step and each of its groups must be stored byte for byte.
+            let n_step_entries = 1 + commit.groups.len();
+            let mut identical =
+                self.db.scan_prefix(keys::group_prefix(step)).count() == commit.groups.len();
+            for (k, v) in &entries[..n_step_entries] {
+                identical &= self.db.get(k.as_bytes())?.as_deref() == Some(v.as_slice());
+            }
+            return if identical {
+                Ok(CommitOutcome::AlreadyCommitted)
+            } else {
+                Err(StoreError::Conflict(step))
+            };
+        }
+        let last = self.last_step()?;
+        let expected = last.map_or(0, |l| l + 1);
+        if step != expected {
+            return Err(StoreError::OutOfOrder { got: step, last });
+        }
+
+        let mut batch = sled::Batch::default();
+        for (k, v) in entries {
+            batch.insert(k.as_bytes(), v);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(CommitOutcome::Written)
+    }
+
+    /// The last committed step, if any.
+    pub fn last_step(&self) -> Result<Option<u64>, StoreError> {
+        let last = self.db.scan_prefix(keys::STEP_PREFIX.as_bytes()).next_back();
+        match last {
+            None => Ok(None),
+            Some(item) => {
+                let (key, bytes) = item?;
+                let rec: StepRecord = decode_at(&String::from_utf8_lossy(&key), &bytes)?;
+                Ok(Some(rec.step))
+            }
+        }
+    }
+
+    /// One step's summary.
+    pub fn step(&self, step: u64) -> Result<Option<StepRecord>, StoreError> {
+        self.get(&keys::step(step))
+    }
+
+    /// Every committed step's summary, in order.
+    pub fn steps(&self) -> Result<Vec<StepRecord>, StoreError> {
+        self.scan(keys::STEP_PREFIX)
+    }
+
+    /// The query groups of one step, by query index.
+    pub fn groups(&self, step: u64) -> Result<Vec<GroupRecord>, StoreError> {
+        self.scan(&keys::group_prefix(step))
+    }
+
+    /// Sets a role's current version outside a step commit (warm start, swap, resume).
+    pub fn set_role_version(&self, version: &RoleVersion) -> Result<(), StoreError> {
+        self.put(&keys::role(&version.role), version)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A role's current version.
+    pub fn role_version(&self, role: &str) -> Result<Option<RoleVersion>, StoreError> {
+        self.get(&keys::role(role))
+    }
+
+    /// Every role's current version.
+    pub fn role_versions(&self) -> Result<Vec<RoleVersion>, StoreError> {
+        self.scan(keys::ROLE_PREFIX)
+    }
+
+    /// Records a checkpoint outside a step commit (the warm start's version 0).
+    pub fn add_checkpoint(&self, entry: &CheckpointEntry) -> Result<(), StoreError> {
+        self.put(&keys::checkpoint(&entry.role, entry.version), entry)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A role's checkpoints, by version.
+    pub fn checkpoints(&self, role: &str) -> Result<Vec<CheckpointEntry>, StoreError> {
+        self.scan(&keys::checkpoint_prefix(role))
+    }
+
+    /// Appends an event (swap, restart, resume).
+    pub fn record_event(&self, event: &Event) -> Result<(), StoreError> {
+        let seq = self.db.generate_id()?;
+        self.put(&keys::event(seq), event)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every event in order.
+    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
+        self.scan(keys::EVENT_PREFIX)
+    }
+
+    /// The whole store as JSON objects, one per record, each tagged with its `type`
+    /// (`config`, `step`, `group`, `role`, `checkpoint`, `event`). Groups carry their rewards,
+    /// alignment and the advantages actually used.
+    pub fn dump(&self) -> Result<Vec<Value>, StoreError> {
+        let mut out = Vec::new();
+        if let Some(config) = self.config()? {
+            out.push(json!({"type": "config", "toml": config}));
+        }
+        for step in self.steps()? {
+            let n = step.step;
+            out.push(tagged("step", &step));
+            for g in self.groups(n)? {
+                out.push(tagged("group", &g));
+            }
+        }
+        for r in self.role_versions()? {
+            out.push(tagged("role", &r));
+        }
+        for c in self.scan::<CheckpointEntry>(keys::CHECKPOINT_PREFIX)? {
+            out.push(tagged("checkpoint", &c));
+        }
+        for e in self.events()? {
+            out.push(tagged("event", &e));
+        }
+        Ok(out)
+    }
+}
+
+fn tagged<T: Serialize>(kind: &str, value: &T) -> Value {
+    let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("type".into(), Value::String(kind.into()));
+    }
+    v
+}
+
+fn decode_at<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    codec::decode(bytes).map_err(|source| StoreError::Codec {
+        key: key.to_string(),
+        source,
+    })
+}
+
+/// Object-safe encoding so one closure can encode each record type of a commit.
+mod erased {
+    use crate::codec::{self, CodecError};
+
+    pub(super) trait Encode {
+        fn encode(&self) -> Result<Vec<u8>, CodecError>;
+    }
+
+    impl<T: serde::Serialize> Encode for T {
+        fn encode(&self) -> Result<Vec<u8>, CodecError> {
+            codec::encode(self)
+        }
+    }
+}
