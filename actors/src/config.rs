@@ -1,0 +1,425 @@
+//! The run/cluster configuration (`cluster.toml`): one typed tree, read with serde + toml.
+//!
+//! Every table rejects unknown keys, and [`Config::load`] names the file and the key of any
+//! problem, so a typo is an error at start-up rather than a silently ignored setting.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use mgrpo_algo::{Algo, RewardWeights, StdKind};
+use mgrpo_env::WorldConfig;
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the key, line and column.
+        message: String,
+    },
+    /// The values parse but do not make sense together; every problem is listed.
+    #[error("invalid config file {path}:\n  - {}", problems.join("\n  - "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// One line per problem, each naming its key.
+        problems: Vec<String>,
+    },
+}
+
+/// The whole configuration of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where runs go and the run seed.
+    pub run: RunConfig,
+    /// The task world.
+    pub world: WorldConfig,
+    /// The policy models of each role.
+    pub models: ModelsConfig,
+    /// The M-GRPO algorithm and its hyperparameters.
+    pub algo: AlgoConfig,
+    /// Rollout sampling.
+    pub sampling: SamplingConfig,
+    /// The training loop.
+    pub train: TrainConfig,
+    /// The supervised warm start.
+    pub warmup: WarmupConfig,
+    /// Actor supervision and request handling.
+    pub actors: ActorsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            run: RunConfig::default(),
+            world: WorldConfig::default(),
+            models: ModelsConfig::default(),
+            algo: AlgoConfig::default(),
+            sampling: SamplingConfig::default(),
+            train: TrainConfig::default(),
+            warmup: WarmupConfig::default(),
+            actors: ActorsConfig::default(),
+        }
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Directory under which new runs are created.
+    pub root: PathBuf,
+    /// The run seed: every random draw derives from it.
+    pub seed: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("runs"),
+            seed: 42,
+        }
+    }
+}
+
+/// `[models]`: one table per role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// The main agent (planner); also the single agent and the shared model.
+    pub main: RoleModelConfig,
+    /// The sub-agents (executors).
+    pub sub: RoleModelConfig,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            main: RoleModelConfig::default(),
+            sub: RoleModelConfig::default(),
+        }
+    }
+}
+
+/// `[models.<role>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleModelConfig {
+    /// Size preset: `tiny`, `small` or `base`.
+    pub preset: String,
+    /// burn backend: `flex` (pure-Rust CPU, default) or `tch` (libtorch; needs the `tch` feature).
+    pub backend: String,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Learning rate of the RL learner.
+    pub lr: f64,
+}
+
+impl Default for RoleModelConfig {
+    fn default() -> Self {
+        Self {
+            preset: "small".into(),
+            backend: "flex".into(),
+            device: "cpu".into(),
+            lr: 1e-4,
+        }
+    }
+}
+
+/// `[algo]`: ALGORITHM.md's constants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlgoConfig {
+    /// `mgrpo`, `frozen-sub`, `shared` or `single`.
+    pub variant: Algo,
+    /// Queries per step (B).
+    pub queries_per_step: usize,
+    /// Rollouts per query (K).
+    pub group_size: usize,
+    /// Aligned sub-trajectory slots per rollout (D_max).
+    pub d_max: usize,
+    /// `population` or `unbiased` std in the advantages.
+    pub std: StdKind,
+    /// ε added to the std.
+    pub eps: f32,
+    /// Lower clip ε_low of the surrogate.
+    pub clip_low: f32,
+    /// Upper clip ε_high of the surrogate.
+    pub clip_high: f32,
+    /// β_KL (0 = no KL term; k3 estimator otherwise).
+    pub kl_coef: f32,
+    /// Token-level instead of sequence-level loss averaging.
+    pub token_level: bool,
+    /// μ: optimisation epochs over each batch.
+    pub epochs: usize,
+    /// Reward weights α1, α2, β1, β2, β3.
+    pub weights: RewardWeights,
+}
+
+impl Default for AlgoConfig {
+    fn default() -> Self {
+        Self {
+            variant: Algo::Mgrpo,
+            queries_per_step: 4,
+            group_size: 8,
+            d_max: 4,
+            std: StdKind::Population,
+            eps: 1e-6,
+            clip_low: 0.2,
+            clip_high: 0.28,
+            kl_coef: 0.0,
+            token_level: false,
+            epochs: 1,
+            weights: RewardWeights::default(),
+        }
+    }
+}
+
+/// `[sampling]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    /// Rollout temperature.
+    pub temperature: f32,
+    /// Nucleus (top-p) mass.
+    pub top_p: f32,
+    /// Longest single turn, in tokens.
+    pub max_turn_tokens: usize,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_turn_tokens: 24,
+        }
+    }
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Training steps.
+    pub steps: u64,
+    /// Evaluate on the dev split every N steps (0 = never).
+    pub eval_every: u64,
+    /// Dev questions per evaluation.
+    pub eval_questions: usize,
+    /// Save checkpoints every N steps (and always at the end).
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            eval_every: 25,
+            eval_questions: 200,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+/// `[warmup]`: supervised fine-tuning on the noisy experts' demonstrations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmupConfig {
+    /// Optimiser steps per role.
+    pub steps: usize,
+    /// Trajectories per batch.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Expert episodes used as demonstrations (from the train split).
+    pub episodes: usize,
+}
+
+impl Default for WarmupConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch_size: 32,
+            lr: 1e-3,
+            episodes: 1500,
+        }
+    }
+}
+
+/// `[actors]`: supervision and request handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    /// Planner instances.
+    pub planners: usize,
+    /// Executor instances (the sub-agent worker pool).
+    pub executors: usize,
+    /// Restarts of one child allowed within `restart_window_s` before the node gives up.
+    pub max_restarts: u32,
+    /// The restart-counting window, seconds.
+    pub restart_window_s: u64,
+    /// First restart backoff, milliseconds (doubles per restart within the window).
+    pub restart_backoff_ms: u64,
+    /// Timeout of one request between roles, seconds.
+    pub request_timeout_s: u64,
+    /// Attempts of one request before the step fails.
+    pub request_attempts: u32,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        Self {
+            planners: 1,
+            executors: 2,
+            max_restarts: 5,
+            restart_window_s: 60,
+            restart_backoff_ms: 50,
+            request_timeout_s: 300,
+            request_attempts: 4,
+        }
+    }
+}
+
+const PRESETS: [&str; 3] = ["tiny", "small", "base"];
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// The resolved config as TOML (what a run directory records).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Every problem of the values, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = self.world.validate() {
+            p.push(format!("world: {e}"));
+        }
+        for (role, m) in [("main", &self.models.main), ("sub", &self.models.sub)] {
+            if !PRESETS.contains(&m.preset.as_str()) {
+                p.push(format!(
+                    "models.{role}.preset = {:?}: expected one of {PRESETS:?}",
+                    m.preset
+                ));
+            }
+            if !["flex", "tch"].contains(&m.backend.as_str()) {
+                p.push(format!(
+                    "models.{role}.backend = {:?}: expected \"flex\" or \"tch\"",
+                    m.backend
+                ));
+            }
+            if !(m.lr > 0.0 && m.lr.is_finite()) {
+                p.push(format!("models.{role}.lr = {}: must be > 0", m.lr));
+            }
+        }
+        let a = &self.algo;
+        for (key, v) in [
+            ("algo.queries_per_step", a.queries_per_step),
+            ("algo.group_size", a.group_size),
+            ("algo.d_max", a.d_max),
+            ("algo.epochs", a.epochs),
+            ("warmup.batch_size", self.warmup.batch_size),
+            ("actors.planners", self.actors.planners),
+            ("actors.executors", self.actors.executors),
+            ("sampling.max_turn_tokens", self.sampling.max_turn_tokens),
+        ] {
+            if v == 0 {
+                p.push(format!("{key} = 0: must be at least 1"));
+            }
+        }
+        if !(0.0..1.0).contains(&a.clip_low) || a.clip_high < 0.0 {
+            p.push("algo.clip_low must be in [0, 1) and algo.clip_high >= 0".into());
+        }
+        if !(a.eps > 0.0) {
+            p.push(format!("algo.eps = {}: must be > 0", a.eps));
+        }
+        if !(self.sampling.temperature > 0.0) {
+            p.push(format!(
+                "sampling.temperature = {}: must be > 0",
+                self.sampling.temperature
+            ));
+        }
+        if !(self.sampling.top_p > 0.0 && self.sampling.top_p <= 1.0) {
+            p.push(format!("sampling.top_p = {}: must be in (0, 1]", self.sampling.top_p));
+        }
+        if self.actors.request_attempts == 0 {
+            p.push("actors.request_attempts = 0: must be at least 1".into());
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_parses() {
+        let text = include_str!("../../cluster.toml");
+        let c = Config::parse(text, Path::new("cluster.toml")).unwrap();
+        assert_eq!(c.algo.variant, Algo::Mgrpo);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_file() {
+        let err = Config::parse("[algo]\ngroup_sise = 8\n", Path::new("x.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("x.toml") && msg.contains("group_sise"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_all_listed() {
+        let err = Config::parse(
+            "[algo]\ngroup_size = 0\n[models.main]\npreset = \"huge\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("algo.group_size") && msg.contains("models.main.preset"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = Config::load(Path::new("/nonexistent/cluster.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/cluster.toml"));
+    }
+}
