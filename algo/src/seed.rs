@@ -1,0 +1,49 @@
+//! Seed derivation: every random draw of the project comes from a seed derived from the run
+//! seed and a path such as `[salt, step, query, rollout, call]`, so a draw does not depend on the
+//! order in which work arrives or on which node does it.
+
+/// Salts that keep independent streams apart (the first element of a path by convention).
+pub mod salt {
+    /// Which questions a step trains on.
+    pub const QUESTIONS: u64 = 0x5155_4553;
+    /// Main-agent sampling: `[MAIN, step, query, rollout, turn]`.
+    pub const MAIN: u64 = 0x4d41_494e;
+    /// Sub-agent sampling: `[SUB, step, query, rollout, call, turn]`.
+    pub const SUB: u64 = 0x0053_5542;
+    /// Trajectory alignment: `[ALIGN, step, query, rollout]`.
+    pub const ALIGN: u64 = 0x414c_4947;
+    /// Model initialisation and warm-start data.
+    pub const INIT: u64 = 0x494e_4954;
+}
+
+/// SplitMix64's finaliser: a bijective, well-mixing hash of one `u64`.
+pub fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The seed at `path` under `run_seed`. Stable across versions and platforms: changing it
+/// changes every run's results, so it is pinned by a test.
+pub fn derive_seed(run_seed: u64, path: &[u64]) -> u64 {
+    path.iter().fold(splitmix64(run_seed), |h, &p| {
+        splitmix64(h ^ splitmix64(p.wrapping_add(0x632B_E59B_D9B4_E019)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_values_and_path_sensitivity() {
+        assert_eq!(derive_seed(0, &[]), splitmix64(0));
+        let a = derive_seed(42, &[1, 2, 3]);
+        assert_eq!(a, derive_seed(42, &[1, 2, 3]));
+        assert_ne!(a, derive_seed(42, &[1, 3, 2]));
+        assert_ne!(a, derive_seed(43, &[1, 2, 3]));
+        assert_ne!(derive_seed(42, &[1]), derive_seed(42, &[1, 0]));
+        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
+    }
+}
