@@ -1,1 +1,31 @@
-//! mgrpo-env
+//! The offline deep-research task world.
+//!
+//! A seeded knowledge world ([`world`]) rendered into a corpus ([`corpus`]) that the agents
+//! search with BM25 and read ([`search`]); multi-hop and comparison questions with gold
+//! sub-questions, split by held-out subjects ([`questions`]); the call-return protocol and its
+//! strict parsers ([`protocol`]); episodes as state machines ([`episode`]); the judge
+//! ([`judge`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
+//! ([`eval`]). Pure and deterministic: no actors, no tensors.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod corpus;
+pub mod episode;
+pub mod eval;
+pub mod experts;
+pub mod generate;
+pub mod judge;
+pub mod protocol;
+pub mod questions;
+pub mod search;
+pub mod tokenizer;
+pub mod world;
+
+pub use config::WorldConfig;
+pub use episode::{Ending, MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep};
+pub use eval::{EvalReport, SliceStats, eval_experts};
+pub use experts::{Demo, DemoRole, Transcript, demonstrations, render_transcript, run_expert_episode, run_single_expert};
+pub use generate::{World, WorldError};
+pub use questions::{Question, QuestionKind, Split};
+pub use search::{SearchHit, Tools};
+pub use tokenizer::TextCodec;

@@ -1,0 +1,343 @@
+//! Scripted experts for every role. They act through the real protocol text and the real tools
+//! (the main expert reads the question by its templates and delegates; the sub expert searches,
+//! reads, opens when the snippet is not enough, and returns). With noise they make the kinds of
+//! mistakes a weak policy makes, which gives warm-start demonstrations headroom for RL.
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::read_fact;
+use crate::episode::{MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep};
+use crate::generate::World;
+use crate::judge::{answers_match, read_task};
+use crate::protocol::{tags, wrap};
+use crate::questions::{Plan, Question, Split, parse_plan, sub_task};
+use crate::world::Relation;
+
+fn random_name(world: &World, rng: &mut ChaCha8Rng) -> String {
+    let e = &world.knowledge.entities;
+    e[rng.random_range(0..e.len())].name.clone()
+}
+
+fn random_relation(rng: &mut ChaCha8Rng) -> Relation {
+    Relation::ALL[rng.random_range(0..Relation::ALL.len())]
+}
+
+/// The answer a plan gives from its results, or `None` if more lookups are needed; for a
+/// chain, also the next `(relation, argument)` to look up.
+fn next_move(plan: &Plan, results: &[String]) -> Result<String, (Relation, String)> {
+    match plan {
+        Plan::Chain { subject, chain } => match chain.get(results.len()) {
+            Some(&r) => Err((r, results.last().cloned().unwrap_or_else(|| subject.clone()))),
+            None => Ok(results.last().cloned().unwrap_or_default()),
+        },
+        Plan::Compare { a, b, relation } => match results.len() {
+            0 => Err((*relation, a.clone())),
+            1 => Err((*relation, b.clone())),
+            _ => {
+                let ya = results[0].parse::<u32>().ok();
+                let yb = results[1].parse::<u32>().ok();
+                Ok(match (ya, yb) {
+                    (Some(x), Some(y)) if y < x => b.clone(),
+                    _ => a.clone(),
+                })
+            }
+        },
+    }
+}
+
+/// The main agent's expert.
+#[derive(Debug)]
+pub struct MainExpert {
+    plan: Option<Plan>,
+    noise: f64,
+    rng: ChaCha8Rng,
+}
+
+impl MainExpert {
+    /// An expert for one question, with mistake probability `noise` per turn.
+    pub fn new(question: &str, noise: f64, seed: u64) -> Self {
+        Self {
+            plan: parse_plan(question),
+            noise,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// The next turn.
+    pub fn act(&mut self, world: &World, episode: &MainEpisode) -> String {
+        let results: Vec<String> = episode.calls.iter().map(|(_, r)| r.clone()).collect();
+        let Some(plan) = &self.plan else {
+            return wrap(tags::ANSWER, NO_RESULT);
+        };
+        let noisy = self.rng.random_bool(self.noise);
+        match next_move(plan, &results) {
+            Ok(answer) if noisy => {
+                // Answer the other candidate of a comparison, or a random name.
+                let wrong = match plan {
+                    Plan::Compare { a, b, .. } => if answer == *a { b.clone() } else { a.clone() },
+                    Plan::Chain { .. } => random_name(world, &mut self.rng),
+                };
+                wrap(tags::ANSWER, &wrong)
+            }
+            Ok(answer) => wrap(tags::ANSWER, &answer),
+            Err((relation, arg)) if noisy => match self.rng.random_range(0..3) {
+                0 => wrap(tags::ANSWER, &random_name(world, &mut self.rng)), // early guess
+                1 => wrap(tags::DELEGATE, &sub_task(random_relation(&mut self.rng), &arg)),
+                _ => {
+                    // A dropped hop: ask the next relation of the chain about the current entity.
+                    let skipped = match plan {
+                        Plan::Chain { chain, .. } => chain.get(results.len() + 1).copied().unwrap_or(relation),
+                        Plan::Compare { .. } => relation,
+                    };
+                    wrap(tags::DELEGATE, &sub_task(skipped, &arg))
+                }
+            },
+            Err((relation, arg)) => wrap(tags::DELEGATE, &sub_task(relation, &arg)),
+        }
+    }
+}
+
+/// Reads `(entity, relation)`'s value from an observation's sentences.
+fn read_observation(world: &World, observation: &str, entity: usize, relation: Relation) -> Option<String> {
+    let name = &world.knowledge.entities[entity].name;
+    observation
+        .split(" | ")
+        .flat_map(|hit| hit.split(" . "))
+        .map(|s| s.split_once(" : ").map_or(s, |(_, sentence)| sentence))
+        .find_map(|s| read_fact(&format!("{} .", s.trim_end_matches(" .")), name, relation))
+}
+
+/// The first document id in a search observation.
+fn first_doc(observation: &str) -> Option<String> {
+    let inner = observation.strip_prefix(tags::RESULTS.0)?.trim_start();
+    let id = inner.split_whitespace().next()?;
+    (id.starts_with('d') && id[1..].chars().all(|c| c.is_ascii_digit()) && id.len() > 1).then(|| id.to_string())
+}
+
+/// The sub-agent's expert.
+#[derive(Debug)]
+pub struct SubExpert {
+    wrong: bool,
+    rng: ChaCha8Rng,
+}
+
+impl SubExpert {
+    /// An expert for one call; with probability `noise` the call returns a wrong value.
+    pub fn new(noise: f64, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Self {
+            wrong: rng.random_bool(noise),
+            rng,
+        }
+    }
+
+    /// The next turn.
+    pub fn act(&mut self, world: &World, episode: &SubEpisode) -> String {
+        let segments = episode.segments();
+        let Some((entity, relation)) = read_task(&world.knowledge, episode.task()) else {
+            return wrap(tags::RETURN, NO_RESULT);
+        };
+        let last = segments.last().map(|s| s.text.as_str()).unwrap_or("");
+        if segments.len() == 1 {
+            return wrap(tags::SEARCH, episode.task());
+        }
+        if self.wrong {
+            // Return some other word-group of the observation: a plausible wrong value.
+            let words: Vec<&str> = last.split_whitespace().filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit())).collect();
+            let gold = world.knowledge.fact(entity, relation).map(|v| world.knowledge.render(v)).unwrap_or_default();
+            let candidates: Vec<&&str> = words.iter().filter(|w| !answers_match(w, &gold) && !gold.contains(**w)).collect();
+            let pick = if candidates.is_empty() { NO_RESULT.to_string() } else { candidates[self.rng.random_range(0..candidates.len())].to_string() };
+            return wrap(tags::RETURN, &pick);
+        }
+        if let Some(v) = read_observation(world, last, entity, relation) {
+            return wrap(tags::RETURN, &v);
+        }
+        match first_doc(last) {
+            Some(doc) => wrap(tags::OPEN, &doc),
+            None => wrap(tags::RETURN, NO_RESULT),
+        }
+    }
+}
+
+/// The single agent's expert (the `single` baseline): searches each hop itself.
+#[derive(Debug)]
+pub struct SingleExpert {
+    plan: Option<Plan>,
+    results: Vec<String>,
+    noise: f64,
+    rng: ChaCha8Rng,
+}
+
+impl SingleExpert {
+    /// An expert for one question.
+    pub fn new(question: &str, noise: f64, seed: u64) -> Self {
+        Self {
+            plan: parse_plan(question),
+            results: Vec::new(),
+            noise,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// The next turn.
+    pub fn act(&mut self, world: &World, episode: &SingleEpisode) -> String {
+        let Some(plan) = self.plan.clone() else {
+            return wrap(tags::ANSWER, NO_RESULT);
+        };
+        let last = episode.segments().last().map(|s| s.text.clone()).unwrap_or_default();
+        if episode.segments().len() > 1
+            && let Err((relation, arg)) = next_move(&plan, &self.results)
+        {
+            // Read the observation for the pending lookup.
+            if let Some(e) = world.knowledge.by_name.get(&arg) {
+                if let Some(v) = read_observation(world, &last, *e, relation) {
+                    self.results.push(v);
+                } else if let Some(doc) = first_doc(&last) {
+                    return wrap(tags::OPEN, &doc);
+                } else {
+                    self.results.push(NO_RESULT.to_string());
+                }
+            } else {
+                self.results.push(NO_RESULT.to_string());
+            }
+        }
+        let noisy = self.rng.random_bool(self.noise);
+        match next_move(&plan, &self.results) {
+            Ok(_) if noisy => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
+            Ok(answer) => wrap(tags::ANSWER, &answer),
+            Err(_) if noisy && self.rng.random_bool(0.5) => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
+            Err((relation, arg)) if noisy => {
+                let arg = if self.rng.random_bool(0.5) { random_name(world, &mut self.rng) } else { arg };
+                wrap(tags::SEARCH, &sub_task(relation, &arg))
+            }
+            Err((relation, arg)) => wrap(tags::SEARCH, &sub_task(relation, &arg)),
+        }
+    }
+}
+
+/// A finished multi-agent episode: the main transcript and every sub-agent call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The question.
+    pub question: Question,
+    /// The main agent's episode.
+    pub main: MainEpisode,
+    /// Each call, in order.
+    pub calls: Vec<SubEpisode>,
+    /// Whether the final answer is correct.
+    pub correct: bool,
+}
+
+/// Runs the main and sub experts on one question through the real protocol and tools.
+pub fn run_expert_episode(world: &World, q: &Question, main_noise: f64, sub_noise: f64, seed: u64) -> Transcript {
+    let cfg = &world.config;
+    let mut main = MainEpisode::new(&q.text, cfg.max_main_turns);
+    let mut expert = MainExpert::new(&q.text, main_noise, seed);
+    let mut calls = Vec::new();
+    while !main.is_done() {
+        let out = expert.act(world, &main);
+        if let MainStep::Delegate(task) = main.apply(&out) {
+            let mut sub = SubEpisode::new(&task, cfg.max_sub_turns);
+            let mut sx = SubExpert::new(sub_noise, mgrpo_algo::derive_seed(seed, &[calls.len() as u64]));
+            while !sub.is_done() {
+                let out = sx.act(world, &sub);
+                sub.apply(&out, &world.tools);
+            }
+            main.deliver_result(sub.result());
+            calls.push(sub);
+        }
+    }
+    let correct = main.format_ok() && main.answer().is_some_and(|a| answers_match(a, &q.answer));
+    Transcript { question: q.clone(), main, calls, correct }
+}
+
+/// Runs the single-agent expert on one question; returns the episode and correctness.
+pub fn run_single_expert(world: &World, q: &Question, noise: f64, seed: u64) -> (SingleEpisode, bool) {
+    let mut ep = SingleEpisode::new(&q.text, world.config.max_single_turns);
+    let mut expert = SingleExpert::new(&q.text, noise, seed);
+    while !ep.is_done() {
+        let out = expert.act(world, &ep);
+        if ep.apply(&out, &world.tools) == ToolStep::Done {
+            break;
+        }
+    }
+    let correct = ep.format_ok() && ep.answer().is_some_and(|a| answers_match(a, &q.answer));
+    (ep, correct)
+}
+
+/// A human-readable transcript, hop by hop (`mgrpo world --show`).
+pub fn render_transcript(t: &Transcript) -> String {
+    let mut out = format!(
+        "── {} [{} · {} hops] {}\n   gold: {}\n",
+        t.question.id,
+        t.question.kind.name(),
+        t.question.hops,
+        t.question.text,
+        t.question.answer
+    );
+    let mut call = 0;
+    for s in t.main.segments() {
+        if s.generated {
+            out += &format!("   M ▶ {}\n", s.text);
+            if s.text.starts_with(tags::DELEGATE.0) {
+                if let Some(sub) = t.calls.get(call) {
+                    for ss in sub.segments().iter().skip(1) {
+                        let who = if ss.generated { "S ▶" } else { "  ◀" };
+                        out += &format!("        {who} {}\n", ss.text);
+                    }
+                }
+                call += 1;
+            }
+        } else if !s.text.starts_with(tags::QUESTION.0) {
+            out += &format!("   ◀ {}\n", s.text);
+        }
+    }
+    out += &format!("   => {}\n", if t.correct { "correct" } else { "wrong" });
+    out
+}
+
+/// Which role a demonstration trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemoRole {
+    /// The main agent.
+    Main,
+    /// A sub-agent.
+    Sub,
+    /// The single agent.
+    Single,
+}
+
+/// One role's transcript, the warm-start SFT data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demo {
+    /// The role it trains.
+    pub role: DemoRole,
+    /// Its segments.
+    pub segments: Vec<Segment>,
+}
+
+/// Demonstrations of the noisy experts on `n` questions of a split (cycled if the split is
+/// smaller): one main demo and one demo per sub call per question, plus one single-agent demo
+/// per question.
+pub fn demonstrations(world: &World, split: Split, n: usize, seed: u64) -> Vec<Demo> {
+    let qs = world.questions(split);
+    let mut out = Vec::new();
+    if qs.is_empty() {
+        return out;
+    }
+    let cfg = &world.config;
+    for i in 0..n {
+        let q = &qs[i % qs.len()];
+        let s = mgrpo_algo::derive_seed(seed, &[i as u64]);
+        let t = run_expert_episode(world, q, cfg.main_noise, cfg.sub_noise, s);
+        out.push(Demo { role: DemoRole::Main, segments: t.main.segments().to_vec() });
+        for c in &t.calls {
+            out.push(Demo { role: DemoRole::Sub, segments: c.segments().to_vec() });
+        }
+        let (single, _) = run_single_expert(world, q, cfg.main_noise, mgrpo_algo::derive_seed(s, &[1]));
+        out.push(Demo { role: DemoRole::Single, segments: single.segments().to_vec() });
+    }
+    out
+}

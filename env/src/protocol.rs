@@ -1,0 +1,201 @@
+//! The call-return protocol's grammar and its strict parsers (docs/protocol.md).
+//!
+//! One action per turn, written as `<tag> content </tag>`: the open tag first, the matching close
+//! tag last, non-empty content in between with no tag inside. Anything else is a format error
+//! with a reason. The parsers never panic, whatever the input.
+use serde::{Deserialize, Serialize};
+
+/// Tags and markers of the protocol.
+pub mod tags {
+    /// Wraps the question in the main agent's (and single agent's) prompt.
+    pub const QUESTION: (&str, &str) = ("<question>", "</question>");
+    /// Main agent: delegate a sub-task.
+    pub const DELEGATE: (&str, &str) = ("<delegate>", "</delegate>");
+    /// Main agent (and single agent): the final answer.
+    pub const ANSWER: (&str, &str) = ("<answer>", "</answer>");
+    /// Appended to the main agent's context: what the sub-agent returned.
+    pub const RESULT: (&str, &str) = ("<result>", "</result>");
+    /// Wraps the sub-task in the sub-agent's prompt.
+    pub const TASK: (&str, &str) = ("<task>", "</task>");
+    /// Sub-agent (and single agent): search the corpus.
+    pub const SEARCH: (&str, &str) = ("<search>", "</search>");
+    /// Sub-agent (and single agent): open a document.
+    pub const OPEN: (&str, &str) = ("<open>", "</open>");
+    /// Sub-agent: return the result to the main agent.
+    pub const RETURN: (&str, &str) = ("<return>", "</return>");
+    /// Appended after a search.
+    pub const RESULTS: (&str, &str) = ("<results>", "</results>");
+    /// Appended after an open.
+    pub const DOC: (&str, &str) = ("<doc>", "</doc>");
+
+    /// Every tag pair.
+    pub const ALL: [(&str, &str); 10] = [
+        QUESTION, DELEGATE, ANSWER, RESULT, TASK, SEARCH, OPEN, RETURN, RESULTS, DOC,
+    ];
+
+    /// Close tags that end an agent's turn (the sampling stop markers).
+    pub const STOPS: [&str; 5] = [DELEGATE.1, ANSWER.1, SEARCH.1, OPEN.1, RETURN.1];
+}
+
+/// What the main agent may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MainAction {
+    /// Call a sub-agent with this sub-task.
+    Delegate(String),
+    /// Answer and end.
+    Answer(String),
+}
+
+/// What a sub-agent may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubAction {
+    /// Search the corpus.
+    Search(String),
+    /// Open a document by id.
+    Open(String),
+    /// Return a result to the main agent and end the call.
+    Return(String),
+}
+
+/// What the single agent (the `single` baseline) may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SingleAction {
+    /// Search the corpus.
+    Search(String),
+    /// Open a document by id.
+    Open(String),
+    /// Answer and end.
+    Answer(String),
+}
+
+/// A turn that does not parse, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("format error: {0}")]
+pub struct FormatError(pub String);
+
+fn is_tag(word: &str) -> bool {
+    word.len() > 2 && word.starts_with('<') && word.ends_with('>')
+}
+
+/// Parses `<tag> content </tag>` for one of `allowed` tag pairs; returns (index, content).
+fn parse_tagged(output: &str, allowed: &[(&str, &str)]) -> Result<(usize, String), FormatError> {
+    let words: Vec<&str> = output.split_whitespace().collect();
+    let Some((&first, rest)) = words.split_first() else {
+        return Err(FormatError("empty output".into()));
+    };
+    let Some(i) = allowed.iter().position(|(open, _)| *open == first) else {
+        let expected: Vec<&str> = allowed.iter().map(|(o, _)| *o).collect();
+        return Err(FormatError(format!(
+            "expected one of {} first, got {:?}",
+            expected.join(" "),
+            first.chars().take(40).collect::<String>()
+        )));
+    };
+    let close = allowed[i].1;
+    let Some(end) = rest.iter().position(|w| is_tag(w)) else {
+        return Err(FormatError(format!("missing closing tag {close}")));
+    };
+    if rest[end] != close {
+        return Err(FormatError(format!(
+            "expected {close}, got {:?}",
+            rest[end].chars().take(40).collect::<String>()
+        )));
+    }
+    if end + 1 != rest.len() {
+        return Err(FormatError(format!("text after {close}")));
+    }
+    if end == 0 {
+        return Err(FormatError(format!("empty {} content", allowed[i].0)));
+    }
+    Ok((i, rest[..end].join(" ")))
+}
+
+/// Parses one main-agent turn.
+pub fn parse_main_action(output: &str) -> Result<MainAction, FormatError> {
+    let (i, content) = parse_tagged(output, &[tags::DELEGATE, tags::ANSWER])?;
+    Ok(if i == 0 {
+        MainAction::Delegate(content)
+    } else {
+        MainAction::Answer(content)
+    })
+}
+
+/// Parses one sub-agent turn.
+pub fn parse_sub_action(output: &str) -> Result<SubAction, FormatError> {
+    let (i, content) = parse_tagged(output, &[tags::SEARCH, tags::OPEN, tags::RETURN])?;
+    Ok(match i {
+        0 => SubAction::Search(content),
+        1 => SubAction::Open(content),
+        _ => SubAction::Return(content),
+    })
+}
+
+/// Parses one single-agent turn.
+pub fn parse_single_action(output: &str) -> Result<SingleAction, FormatError> {
+    let (i, content) = parse_tagged(output, &[tags::SEARCH, tags::OPEN, tags::ANSWER])?;
+    Ok(match i {
+        0 => SingleAction::Search(content),
+        1 => SingleAction::Open(content),
+        _ => SingleAction::Answer(content),
+    })
+}
+
+/// `<tag> content </tag>` for a tag pair.
+pub fn wrap(tag: (&str, &str), content: &str) -> String {
+    format!("{} {} {}", tag.0, content, tag.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_well_formed_turns() {
+        assert_eq!(
+            parse_main_action("<delegate> birthplace of Alma Voss </delegate>"),
+            Ok(MainAction::Delegate("birthplace of Alma Voss".into()))
+        );
+        assert_eq!(parse_main_action("  <answer> Tarsk </answer> "), Ok(MainAction::Answer("Tarsk".into())));
+        assert_eq!(parse_sub_action("<open> d17 </open>"), Ok(SubAction::Open("d17".into())));
+        assert_eq!(parse_sub_action("<return> 1954 </return>"), Ok(SubAction::Return("1954".into())));
+        assert_eq!(parse_single_action("<search> x y </search>"), Ok(SingleAction::Search("x y".into())));
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        let reason = |s: &str| parse_main_action(s).unwrap_err().0;
+        assert_eq!(reason(""), "empty output");
+        assert!(reason("hello").contains("expected one of"));
+        assert!(reason("<delegate> x").contains("missing closing tag"));
+        assert!(reason("<delegate> x </answer>").contains("expected </delegate>"));
+        assert!(reason("<delegate> </delegate>").contains("empty"));
+        assert!(reason("<delegate> x </delegate> y").contains("text after"));
+        assert!(reason("<delegate> a <answer> b </delegate>").contains("expected </delegate>"));
+        assert!(parse_main_action("<search> x </search>").is_err(), "a sub action is not a main action");
+        assert!(parse_sub_action("<answer> x </answer>").is_err());
+        assert!(parse_single_action("<return> x </return>").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in ".{0,200}") {
+            let _ = parse_main_action(&s);
+            let _ = parse_sub_action(&s);
+            let _ = parse_single_action(&s);
+        }
+
+        #[test]
+        fn never_panics_on_tag_soup(words in prop::collection::vec(prop::sample::select(vec![
+            "<delegate>", "</delegate>", "<answer>", "</answer>", "<search>", "</search>", "<return>",
+            "</return>", "x", "Alma", "<", ">", "<>", "</", "of", "\u{1F600}", "<open>", "</open>",
+        ]), 0..12)) {
+            let s = words.join(" ");
+            if let Ok(MainAction::Delegate(c) | MainAction::Answer(c)) = parse_main_action(&s) {
+                prop_assert!(!c.is_empty());
+                prop_assert!(!c.split_whitespace().any(is_tag));
+            }
+            let _ = parse_sub_action(&s);
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Questions of 1–3 hops and comparisons, with gold answers and gold sub-questions, split into
+//! train / dev / test by held-out subject entities.
+//!
+//! The subjects (people, companies, books) are partitioned 70 / 10 / 20 % between the splits, so
+//! every test question asks about a chain that starts at an entity never asked about in train.
+use std::collections::BTreeSet;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::WorldConfig;
+use crate::world::{Kind, Knowledge, Relation, Value};
+
+/// A data split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Questions to train on.
+    Train,
+    /// Held-out questions to watch during training.
+    Dev,
+    /// Held-out questions to report.
+    Test,
+}
+
+impl Split {
+    /// All splits.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Dev, Split::Test];
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Dev => "dev",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The shape of a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    /// One fact.
+    Hop1,
+    /// A chain of two facts.
+    Hop2,
+    /// A chain of three facts.
+    Hop3,
+    /// Which of two entities has the earlier year.
+    Compare,
+}
+
+impl QuestionKind {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuestionKind::Hop1 => "hop1",
+            QuestionKind::Hop2 => "hop2",
+            QuestionKind::Hop3 => "hop3",
+            QuestionKind::Compare => "compare",
+        }
+    }
+}
+
+/// One gold sub-question: a fact to look up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubQuestion {
+    /// The entity asked about.
+    pub entity: String,
+    /// The relation asked.
+    pub relation: Relation,
+    /// The canonical sub-task text (`birthplace of Alma Voss`).
+    pub text: String,
+    /// The gold answer.
+    pub answer: String,
+}
+
+/// One question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Question {
+    /// Unique id (`test-00042`).
+    pub id: String,
+    /// Its split.
+    pub split: Split,
+    /// Its shape.
+    pub kind: QuestionKind,
+    /// Its template's name (for inspection).
+    pub template: String,
+    /// Number of facts needed (delegations the expert makes).
+    pub hops: usize,
+    /// The question text.
+    pub text: String,
+    /// The gold answer.
+    pub answer: String,
+    /// The gold sub-questions, in the order the expert asks them.
+    pub subs: Vec<SubQuestion>,
+}
+
+/// A chain template: literal text around one subject, and the relations to follow.
+pub struct ChainTemplate {
+    /// Template name.
+    pub name: &'static str,
+    /// Subject kind.
+    pub subject: Kind,
+    /// Text before the subject name.
+    pub prefix: &'static str,
+    /// Text after the subject name.
+    pub suffix: &'static str,
+    /// Relations followed from the subject, in order.
+    pub chain: &'static [Relation],
+}
+
+/// A comparison template: `prefix A or B ?`, the earlier year of `relation` wins.
+pub struct CompareTemplate {
+    /// Template name.
+    pub name: &'static str,
+    /// Subject kind.
+    pub subject: Kind,
+    /// Text before the first name.
+    pub prefix: &'static str,
+    /// The year relation compared.
+    pub relation: Relation,
+}
+
+use Relation as R;
+
+/// Every chain template.
+pub const CHAINS: &[ChainTemplate] = &[
+    ChainTemplate { name: "birthplace", subject: Kind::Person, prefix: "Where was", suffix: "born ?", chain: &[R::Birthplace] },
+    ChainTemplate { name: "birth_year", subject: Kind::Person, prefix: "In which year was", suffix: "born ?", chain: &[R::BirthYear] },
+    ChainTemplate { name: "founder", subject: Kind::Company, prefix: "Who founded", suffix: "?", chain: &[R::Founder] },
+    ChainTemplate { name: "founding_year", subject: Kind::Company, prefix: "In which year was", suffix: "founded ?", chain: &[R::FoundingYear] },
+    ChainTemplate { name: "headquarters", subject: Kind::Company, prefix: "Where is", suffix: "headquartered ?", chain: &[R::Headquarters] },
+    ChainTemplate { name: "author", subject: Kind::Book, prefix: "Who wrote", suffix: "?", chain: &[R::Author] },
+    ChainTemplate { name: "publication_year", subject: Kind::Book, prefix: "In which year was", suffix: "published ?", chain: &[R::PublicationYear] },
+    ChainTemplate { name: "birth_country", subject: Kind::Person, prefix: "In which country was", suffix: "born ?", chain: &[R::Birthplace, R::Country] },
+    ChainTemplate { name: "founder_birthplace", subject: Kind::Company, prefix: "Where was the founder of", suffix: "born ?", chain: &[R::Founder, R::Birthplace] },
+    ChainTemplate { name: "founder_birth_year", subject: Kind::Company, prefix: "In which year was the founder of", suffix: "born ?", chain: &[R::Founder, R::BirthYear] },
+    ChainTemplate { name: "headquarters_country", subject: Kind::Company, prefix: "In which country is", suffix: "headquartered ?", chain: &[R::Headquarters, R::Country] },
+    ChainTemplate { name: "author_birthplace", subject: Kind::Book, prefix: "Where was the author of", suffix: "born ?", chain: &[R::Author, R::Birthplace] },
+    ChainTemplate { name: "founder_birth_country", subject: Kind::Company, prefix: "In which country was the founder of", suffix: "born ?", chain: &[R::Founder, R::Birthplace, R::Country] },
+    ChainTemplate { name: "author_birth_country", subject: Kind::Book, prefix: "In which country was the author of", suffix: "born ?", chain: &[R::Author, R::Birthplace, R::Country] },
+    ChainTemplate { name: "birth_country_capital", subject: Kind::Person, prefix: "What is the capital of the country where", suffix: "was born ?", chain: &[R::Birthplace, R::Country, R::Capital] },
+];
+
+/// Every comparison template.
+pub const COMPARES: &[CompareTemplate] = &[
+    CompareTemplate { name: "founded_first", subject: Kind::Company, prefix: "Which was founded first ,", relation: R::FoundingYear },
+    CompareTemplate { name: "born_first", subject: Kind::Person, prefix: "Who was born first ,", relation: R::BirthYear },
+    CompareTemplate { name: "published_first", subject: Kind::Book, prefix: "Which was published first ,", relation: R::PublicationYear },
+];
+
+/// The canonical sub-task text for `(relation, entity)`.
+pub fn sub_task(relation: Relation, entity: &str) -> String {
+    format!("{} of {entity}", relation.phrase())
+}
+
+fn year(v: Option<Value>) -> Option<u32> {
+    match v? {
+        Value::Year(y) => Some(y),
+        Value::Entity(_) => None,
+    }
+}
+
+/// Which split each subject belongs to (70 / 10 / 20 %, per kind).
+pub fn subject_splits(k: &Knowledge, seed: u64) -> Vec<Option<Split>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5350_4c54);
+    let mut out = vec![None; k.entities.len()];
+    for kind in [Kind::Person, Kind::Company, Kind::Book] {
+        let mut ids: Vec<usize> = k.of_kind(kind).map(|e| e.id).collect();
+        ids.shuffle(&mut rng);
+        let n = ids.len();
+        for (i, id) in ids.into_iter().enumerate() {
+            out[id] = Some(if i * 10 < n * 7 {
+                Split::Train
+            } else if i * 10 < n * 8 {
+                Split::Dev
+            } else {
+                Split::Test
+            });
+        }
+    }
+    out
+}
+
+/// Generates the questions of every split.
+pub fn generate_questions(k: &Knowledge, config: &WorldConfig) -> [Vec<Question>; 3] {
+    let splits = subject_splits(k, config.seed);
+    let weights = [config.mix_hop1, config.mix_hop2, config.mix_hop3, config.mix_compare];
+    let total: f64 = weights.iter().sum();
+    let counts = [config.train_questions, config.dev_questions, config.test_questions];
+    let mut out: [Vec<Question>; 3] = Default::default();
+    for (si, split) in Split::ALL.into_iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5155_0000 ^ si as u64);
+        let subjects = |kind: Kind| -> Vec<usize> {
+            k.of_kind(kind)
+                .filter(|e| splits[e.id] == Some(split))
+                .map(|e| e.id)
+                .collect()
+        };
+        let pool = [subjects(Kind::Person), subjects(Kind::Company), subjects(Kind::Book)];
+        let pool_of = |kind: Kind| match kind {
+            Kind::Person => &pool[0],
+            Kind::Company => &pool[1],
+            _ => &pool[2],
+        };
+        let mut seen = BTreeSet::new();
+        let mut attempts = 0;
+        while out[si].len() < counts[si] && attempts < counts[si] * 50 {
+            attempts += 1;
+            let mut u = rng.random::<f64>() * total;
+            let mut kind = QuestionKind::Compare;
+            for (w, kd) in weights.iter().zip([
+                QuestionKind::Hop1,
+                QuestionKind::Hop2,
+                QuestionKind::Hop3,
+                QuestionKind::Compare,
+            ]) {
+                if u < *w {
+                    kind = kd;
+                    break;
+                }
+                u -= w;
+            }
+            let q = match kind {
+                QuestionKind::Compare => {
+                    let t = &COMPARES[rng.random_range(0..COMPARES.len())];
+                    let p = pool_of(t.subject);
+                    if p.len() < 2 {
+                        continue;
+                    }
+                    let a = p[rng.random_range(0..p.len())];
+                    let b = p[rng.random_range(0..p.len())];
+                    let (Some(ya), Some(yb)) = (year(k.fact(a, t.relation)), year(k.fact(b, t.relation))) else {
+                        continue;
+                    };
+                    if a == b || ya == yb {
+                        continue;
+                    }
+                    let (na, nb) = (&k.entities[a].name, &k.entities[b].name);
+                    Question {
+                        id: String::new(),
+                        split,
+                        kind,
+                        template: t.name.to_string(),
+                        hops: 2,
+                        text: format!("{} {na} or {nb} ?", t.prefix),
+                        answer: if ya < yb { na.clone() } else { nb.clone() },
+                        subs: vec![
+                            SubQuestion { entity: na.clone(), relation: t.relation, text: sub_task(t.relation, na), answer: ya.to_string() },
+                            SubQuestion { entity: nb.clone(), relation: t.relation, text: sub_task(t.relation, nb), answer: yb.to_string() },
+                        ],
+                    }
+                }
+                _ => {
+                    let hops = match kind {
+                        QuestionKind::Hop1 => 1,
+                        QuestionKind::Hop2 => 2,
+                        _ => 3,
+                    };
+                    let ts: Vec<&ChainTemplate> = CHAINS.iter().filter(|t| t.chain.len() == hops).collect();
+                    let t = ts[rng.random_range(0..ts.len())];
+                    let p = pool_of(t.subject);
+                    if p.is_empty() {
+                        continue;
+                    }
+                    let subject = p[rng.random_range(0..p.len())];
+                    let mut subs = Vec::new();
+                    let mut current = Value::Entity(subject);
+                    for &r in t.chain {
+                        let Value::Entity(e) = current else { break };
+                        let Some(v) = k.fact(e, r) else { break };
+                        let name = k.entities[e].name.clone();
+                        subs.push(SubQuestion { text: sub_task(r, &name), entity: name, relation: r, answer: k.render(v) });
+                        current = v;
+                    }
+                    if subs.len() != hops {
+                        continue;
+                    }
+                    Question {
+                        id: String::new(),
+                        split,
+                        kind,
+                        template: t.name.to_string(),
+                        hops,
+                        text: format!("{} {} {}", t.prefix, k.entities[subject].name, t.suffix),
+                        answer: k.render(current),
+                        subs,
+                    }
+                }
+            };
+            if seen.insert(q.text.clone()) {
+                out[si].push(q);
+            }
+        }
+        for (i, q) in out[si].iter_mut().enumerate() {
+            q.id = format!("{}-{i:05}", split.name());
+        }
+    }
+    out
+}
+
+/// The plan a question's text asks for, read back from its template (what the main expert
+/// does): the subject name(s) and the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Follow `chain` from `subject`; answer the last result.
+    Chain {
+        /// The subject's name.
+        subject: String,
+        /// Relations to follow.
+        chain: Vec<Relation>,
+    },
+    /// Look up `relation` of both; answer the one with the earlier year.
+    Compare {
+        /// First name.
+        a: String,
+        /// Second name.
+        b: String,
+        /// The year relation.
+        relation: Relation,
+    },
+}
+
+/// Parses a question's text back into its plan (longest matching template wins).
+pub fn parse_plan(text: &str) -> Option<Plan> {
+    let text = text.trim();
+    for t in COMPARES {
+        if let Some(rest) = text.strip_prefix(t.prefix).and_then(|r| r.strip_suffix(" ?")) {
+            let (a, b) = rest.trim().split_once(" or ")?;
+            return Some(Plan::Compare { a: a.trim().to_string(), b: b.trim().to_string(), relation: t.relation });
+        }
+    }
+    CHAINS
+        .iter()
+        .filter_map(|t| {
+            let rest = text.strip_prefix(t.prefix)?.strip_suffix(t.suffix)?;
+            let subject = rest.trim();
+            (!subject.is_empty()).then(|| (t.prefix.len() + t.suffix.len(), Plan::Chain { subject: subject.to_string(), chain: t.chain.to_vec() }))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, p)| p)
+}

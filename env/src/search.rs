@@ -1,0 +1,187 @@
+//! The tools: `search(query) → top-k (doc id, title, snippet)` ranked by BM25 with tantivy over
+//! an in-RAM index of the corpus's sentences, and `open(doc id) → text`. Output sizes are
+//! bounded by config.
+use std::collections::BTreeMap;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{INDEXED, IndexRecordOption, STORED, Schema, TEXT, Value};
+use tantivy::{Index, IndexReader, TantivyDocument, Term, doc};
+
+use crate::corpus::Document;
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// Document id (`d17`).
+    pub doc_id: String,
+    /// Document title.
+    pub title: String,
+    /// The matching sentence, bounded to `snippet_words` words.
+    pub snippet: String,
+}
+
+/// Why the index could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("search index: {0}")]
+pub struct SearchError(#[from] tantivy::TantivyError);
+
+/// The search and open tools over one corpus.
+pub struct Tools {
+    docs: Vec<Document>,
+    by_id: BTreeMap<String, usize>,
+    /// `(doc index, sentence index)` of each indexed passage.
+    passages: Vec<(usize, usize)>,
+    reader: IndexReader,
+    text_field: tantivy::schema::Field,
+    passage_field: tantivy::schema::Field,
+    top_k: usize,
+    snippet_words: usize,
+    doc_words: usize,
+}
+
+impl std::fmt::Debug for Tools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tools")
+            .field("docs", &self.docs.len())
+            .field("passages", &self.passages.len())
+            .finish()
+    }
+}
+
+/// Lower-cased alphanumeric words, as tantivy's default tokenizer splits them.
+fn query_terms(query: &str) -> Vec<String> {
+    let mut terms: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && w.len() < 40)
+        .map(str::to_lowercase)
+        .collect();
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
+fn bound(text: &str, words: usize) -> String {
+    text.split_whitespace().take(words).collect::<Vec<_>>().join(" ")
+}
+
+impl Tools {
+    /// Indexes the corpus (one passage per sentence, title included in each passage).
+    pub fn new(
+        docs: Vec<Document>,
+        top_k: usize,
+        snippet_words: usize,
+        doc_words: usize,
+    ) -> Result<Self, SearchError> {
+        let mut schema = Schema::builder();
+        let text_field = schema.add_text_field("text", TEXT);
+        let passage_field = schema.add_u64_field("passage", INDEXED | STORED);
+        let index = Index::create_in_ram(schema.build());
+        // One thread and one commit: a single segment, so ties break the same way every time.
+        let mut writer = index.writer_with_num_threads(1, 30_000_000)?;
+        let mut passages = Vec::new();
+        for (d, doc) in docs.iter().enumerate() {
+            for (s, sentence) in doc.sentences.iter().enumerate() {
+                let p = passages.len() as u64;
+                passages.push((d, s));
+                writer.add_document(doc!(
+                    text_field => format!("{} {}", doc.title, sentence),
+                    passage_field => p,
+                ))?;
+            }
+        }
+        writer.commit()?;
+        let reader = index.reader()?;
+        let by_id = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        Ok(Self {
+            docs,
+            by_id,
+            passages,
+            reader,
+            text_field,
+            passage_field,
+            top_k,
+            snippet_words,
+            doc_words,
+        })
+    }
+
+    /// The documents.
+    pub fn docs(&self) -> &[Document] {
+        &self.docs
+    }
+
+    /// Top-k passages for `query` by BM25 (ties by corpus order). Never fails: a query with no
+    /// usable word, or an index error, gives no hits.
+    pub fn search(&self, query: &str) -> Vec<SearchHit> {
+        let terms = query_terms(query);
+        if terms.is_empty() {
+            return Vec::new();
+        }
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(self.text_field, t),
+                    IndexRecordOption::WithFreqs,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let Ok(top) = searcher.search(&query, &TopDocs::with_limit(self.top_k * 4)) else {
+            return Vec::new();
+        };
+        let mut scored: Vec<(f32, usize)> = top
+            .into_iter()
+            .filter_map(|(score, addr)| {
+                let doc: TantivyDocument = searcher.doc(addr).ok()?;
+                let p = doc.get_first(self.passage_field)?.as_u64()? as usize;
+                Some((score, p))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored
+            .into_iter()
+            .take(self.top_k)
+            .map(|(_, p)| {
+                let (d, s) = self.passages[p];
+                let doc = &self.docs[d];
+                SearchHit {
+                    doc_id: doc.id.clone(),
+                    title: doc.title.clone(),
+                    snippet: bound(&doc.sentences[s], self.snippet_words),
+                }
+            })
+            .collect()
+    }
+
+    /// The search observation as the sub-agent sees it (inside `<results> … </results>`).
+    pub fn search_text(&self, query: &str) -> String {
+        let hits = self.search(query);
+        if hits.is_empty() {
+            return "no results".to_string();
+        }
+        hits.iter()
+            .map(|h| format!("{} {} : {}", h.doc_id, h.title, h.snippet))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    /// The document with this id, bounded to `doc_words` words.
+    pub fn open(&self, doc_id: &str) -> Option<String> {
+        let d = &self.docs[*self.by_id.get(doc_id.trim())?];
+        Some(bound(&format!("{} : {}", d.title, d.text()), self.doc_words))
+    }
+
+    /// The open observation (inside `<doc> … </doc>`).
+    pub fn open_text(&self, doc_id: &str) -> String {
+        self.open(doc_id)
+            .unwrap_or_else(|| format!("no document {}", bound(doc_id, 4)))
+    }
+}

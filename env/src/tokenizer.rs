@@ -1,0 +1,175 @@
+//! The tokenizer: a word-level Hugging Face tokenizer over the world's vocabulary and the
+//! protocol's tags, saved as a standard `tokenizer.json`.
+//!
+//! Every string the world, the tools and the experts produce is canonical (words separated by
+//! single spaces), so it round-trips exactly; and because segments are joined by single spaces,
+//! `encode(a + " " + b) == encode(a) ++ encode(b)` — a driver may tokenize segment by segment.
+use std::collections::BTreeSet;
+
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::Tokenizer;
+
+use crate::episode::NO_RESULT;
+use crate::generate::World;
+use crate::protocol::tags;
+use crate::questions::{CHAINS, COMPARES, Split};
+use crate::world::Relation;
+
+/// Padding token (id 0).
+pub const PAD: &str = "[PAD]";
+/// Unknown word (id 1).
+pub const UNK: &str = "[UNK]";
+
+/// Why a tokenizer could not be built or loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("tokenizer: {0}")]
+pub struct TokenizerError(String);
+
+/// Text ↔ token ids, with the ids the drivers need.
+#[derive(Clone)]
+pub struct TextCodec {
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    vocab_size: usize,
+    stop_ids: Vec<u32>,
+}
+
+impl std::fmt::Debug for TextCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextCodec").field("vocab_size", &self.vocab_size).finish()
+    }
+}
+
+/// Every word the world can produce, sorted (so ids do not depend on iteration order).
+fn vocabulary(world: &World) -> BTreeSet<String> {
+    let mut words = BTreeSet::new();
+    let mut add = |text: &str| {
+        for w in text.split_whitespace() {
+            words.insert(w.to_string());
+        }
+    };
+    for (open, close) in tags::ALL {
+        add(open);
+        add(close);
+    }
+    for doc in world.tools.docs() {
+        add(&doc.id);
+        add(&doc.title);
+        for s in &doc.sentences {
+            add(s);
+        }
+    }
+    for e in &world.knowledge.entities {
+        add(&e.name);
+    }
+    for split in Split::ALL {
+        for q in world.questions(split) {
+            add(&q.text);
+            add(&q.answer);
+            for s in &q.subs {
+                add(&s.text);
+            }
+        }
+    }
+    for t in CHAINS {
+        add(t.prefix);
+        add(t.suffix);
+    }
+    for t in COMPARES {
+        add(t.prefix);
+    }
+    for r in Relation::ALL {
+        add(r.phrase());
+    }
+    for y in 1800..2100 {
+        add(&y.to_string());
+    }
+    // Tool and protocol words: separators, empty results, unknown results, corpus templates.
+    add(&format!("{NO_RESULT} no results document | : . , ? or The of is the has as"));
+    words
+}
+
+impl TextCodec {
+    /// Builds the tokenizer of a world.
+    pub fn build(world: &World) -> Result<Self, TokenizerError> {
+        let mut vocab: Vec<String> = vec![PAD.into(), UNK.into()];
+        vocab.extend(vocabulary(world));
+        let map = vocab
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as u32))
+            .collect();
+        let model = WordLevel::builder()
+            .vocab(map)
+            .unk_token(UNK.into())
+            .build()
+            .map_err(|e| TokenizerError(e.to_string()))?;
+        let mut tokenizer = Tokenizer::new(model);
+        tokenizer.with_pre_tokenizer(Some(WhitespaceSplit));
+        Self::from_tokenizer(tokenizer)
+    }
+
+    fn from_tokenizer(tokenizer: Tokenizer) -> Result<Self, TokenizerError> {
+        let id = |w: &str| {
+            tokenizer
+                .token_to_id(w)
+                .ok_or_else(|| TokenizerError(format!("vocabulary lacks {w:?}")))
+        };
+        let pad_id = id(PAD)?;
+        let stop_ids = tags::STOPS.iter().map(|t| id(t)).collect::<Result<_, _>>()?;
+        Ok(Self {
+            vocab_size: tokenizer.get_vocab_size(true),
+            tokenizer,
+            pad_id,
+            stop_ids,
+        })
+    }
+
+    /// Loads a `tokenizer.json` (as saved by [`TextCodec::to_json`]).
+    pub fn from_json(json: &str) -> Result<Self, TokenizerError> {
+        let tokenizer: Tokenizer = json
+            .parse()
+            .map_err(|e: tokenizers::Error| TokenizerError(e.to_string()))?;
+        Self::from_tokenizer(tokenizer)
+    }
+
+    /// The standard `tokenizer.json` text.
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.tokenizer
+            .to_string(true)
+            .map_err(|e| TokenizerError(e.to_string()))
+    }
+
+    /// Token ids of `text` (unknown words map to `[UNK]`).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The text of `ids` (words joined by single spaces; padding and unknown ids included, so
+    /// a malformed generation stays visible and fails to parse rather than vanishing).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .map(|&i| self.tokenizer.id_to_token(i).unwrap_or_else(|| UNK.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The padding id.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Ids of the close tags that end an agent's turn.
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+}
