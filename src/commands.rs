@@ -1,13 +1,38 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
 mod plot;
+mod train;
 
-use anyhow::{Context, Result};
+use std::path::Path;
 
-use crate::cli::{BenchCommand, Cli, Command, StoreCommand};
+use anyhow::{Context, Result, bail};
+use mgrpo_actors::Config;
+use mgrpo_env::{Split, TextCodec, World, eval_experts, render_transcript, run_expert_episode};
+
+use crate::cli::{AlgoArgs, BenchCommand, Cli, Command, EvalArgs, SplitArg, StoreCommand, WorldArgs};
+
+impl From<SplitArg> for Split {
+    fn from(s: SplitArg) -> Self {
+        match s {
+            SplitArg::Train => Split::Train,
+            SplitArg::Dev => Split::Dev,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
+/// Loads the config file, with the file named in any error.
+pub fn load_config(path: &Path) -> Result<Config> {
+    Ok(Config::load(path)?)
+}
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::World(args) => world(&args),
+        Command::Eval(args) => eval(&args),
+        Command::Algo(args) => algo(&args),
+        Command::Warmup(args) => train::warmup(&args),
+        Command::Train(args) => train::train(&args),
         Command::Store {
             command: StoreCommand::Dump { run, json: _ },
         } => store_dump(&run),
@@ -16,24 +41,109 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", args.out.display());
             Ok(())
         }
-        Command::World(_)
-        | Command::Eval(_)
-        | Command::Algo(_)
-        | Command::Warmup(_)
-        | Command::Train(_)
-        | Command::Bench {
-            command: BenchCommand::Models { .. },
-        } => anyhow::bail!("not built yet"),
+        Command::Bench {
+            command: BenchCommand::Models { presets, backend, device, .. },
+        } => bench_models(&presets, &backend, &device),
     }
 }
 
-fn store_dump(run: &std::path::Path) -> Result<()> {
+fn world(args: &WorldArgs) -> Result<()> {
+    let config = load_config(&args.config.config)?;
+    let t = std::time::Instant::now();
+    let world = World::generate(&config.world)?;
+    let gen_ms = t.elapsed().as_secs_f64() * 1e3;
+    let codec = TextCodec::build(&world)?;
+    if let Some(path) = &args.tokenizer_out {
+        std::fs::write(path, codec.to_json()?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let k = &world.knowledge;
+    let words: usize = world.tools.docs().iter().map(|d| d.text().split_whitespace().count()).sum();
+    let mut mix = serde_json::Map::new();
+    for s in Split::ALL {
+        let mut m = std::collections::BTreeMap::new();
+        for q in world.questions(s) {
+            *m.entry(q.kind.name()).or_insert(0usize) += 1;
+        }
+        mix.insert(s.name().into(), serde_json::to_value(m)?);
+    }
+    let summary = serde_json::json!({
+        "seed": config.world.seed,
+        "entities": k.entities.len(),
+        "facts": k.facts.len(),
+        "documents": world.tools.docs().len(),
+        "corpus_words": words,
+        "vocab": codec.vocab_size(),
+        "questions": mix,
+        "generate_ms": gen_ms,
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "world seed {}: {} entities, {} facts, {} documents ({} words), vocabulary {} tokens, generated in {:.0} ms",
+            config.world.seed,
+            k.entities.len(),
+            k.facts.len(),
+            world.tools.docs().len(),
+            words,
+            codec.vocab_size(),
+            gen_ms
+        );
+        println!("questions: {}", serde_json::Value::Object(mix));
+    }
+    let split: Split = args.split.into();
+    for (i, q) in world.questions(split).iter().take(args.show).enumerate() {
+        let t = run_expert_episode(&world, q, 0.0, 0.0, i as u64);
+        println!("{}", render_transcript(&t));
+    }
+    Ok(())
+}
+
+fn eval(args: &EvalArgs) -> Result<()> {
+    let split: Split = args.split.into();
+    let report = if args.policy == "expert" {
+        let config = load_config(&args.config.config)?;
+        let world = World::generate(&config.world)?;
+        let noise = args.noise.unwrap_or(0.0);
+        eval_experts(&world, split, noise, noise, config.run.seed, args.limit)
+    } else if let Some(spec) = args.policy.strip_prefix("run:") {
+        let (dir, version) = match spec.rsplit_once('@') {
+            Some((d, v)) => (d, Some(v.parse::<u64>().with_context(|| format!("bad version {v:?} in --policy"))?)),
+            None => (spec, None),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let (report, v) = rt.block_on(mgrpo_actors::offline_eval::eval_run(Path::new(dir), version, split, args.limit))?;
+        if !args.json {
+            println!("{dir} version {v}");
+        }
+        report
+    } else {
+        bail!("--policy must be `expert` or `run:DIR[@VERSION]`, got {:?}", args.policy);
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn algo(args: &AlgoArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.input)
+        .with_context(|| format!("reading {}", args.input.display()))?;
+    let out = mgrpo_algo::inspect::run(&text).with_context(|| format!("in {}", args.input.display()))?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn bench_models(presets: &[String], backend: &str, device: &str) -> Result<()> {
+    let _ = (presets, backend, device);
+    bail!("mgrpo bench models: not wired yet")
+}
+
+fn store_dump(run: &Path) -> Result<()> {
     let path = run.join("store");
-    anyhow::ensure!(
-        path.is_dir(),
-        "{} has no store/ (is it a run directory?)",
-        run.display()
-    );
+    anyhow::ensure!(path.is_dir(), "{} has no store/ (is it a run directory?)", run.display());
     let store = mgrpo_store::Store::open(&path)
         .with_context(|| format!("opening the store of {}", run.display()))?;
     use std::io::Write;

@@ -1,0 +1,75 @@
+//! What every actor of a node shares, read-only: the config, the generated world, the
+//! tokenizer, the run directory and the process-group scope of this run.
+use std::sync::Arc;
+
+use mgrpo_env::{TextCodec, World};
+use mgrpo_models::{DeviceSpec, PolicyConfig};
+
+use crate::config::{Config, RoleModelConfig};
+use crate::run_dir::RunDir;
+
+/// The shared, immutable context of one node's actors.
+pub struct NodeContext {
+    /// The resolved config.
+    pub config: Config,
+    /// The task world (generated once per node from `[world]`).
+    pub world: World,
+    /// The world's tokenizer.
+    pub codec: TextCodec,
+    /// The tokenizer as `tokenizer.json` text (saved with every checkpoint).
+    pub tokenizer_json: String,
+    /// The run directory.
+    pub run_dir: RunDir,
+    /// The `ractor::pg` scope of this run, so that two runs in one process never meet.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("run_dir", &self.run_dir)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a node could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The world could not be generated.
+    #[error(transparent)]
+    World(#[from] mgrpo_env::WorldError),
+    /// The tokenizer could not be built.
+    #[error(transparent)]
+    Tokenizer(#[from] mgrpo_env::tokenizer::TokenizerError),
+    /// A model setting is invalid.
+    #[error(transparent)]
+    Model(#[from] mgrpo_models::ModelError),
+}
+
+impl NodeContext {
+    /// Generates the world and tokenizer for `config`.
+    pub fn new(config: Config, run_dir: RunDir, scope: String) -> Result<Arc<Self>, ContextError> {
+        let world = World::generate(&config.world)?;
+        let codec = TextCodec::build(&world)?;
+        let tokenizer_json = codec.to_json()?;
+        Ok(Arc::new(Self {
+            config,
+            world,
+            codec,
+            tokenizer_json,
+            run_dir,
+            scope,
+        }))
+    }
+
+    /// The model config of a role's settings for this world's vocabulary.
+    pub fn policy_config(&self, role: &RoleModelConfig, init_seed: u64) -> Result<PolicyConfig, ContextError> {
+        Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?.with_init_seed(init_seed))
+    }
+
+    /// The burn device of a role's settings.
+    pub fn device(&self, role: &RoleModelConfig) -> Result<burn::tensor::Device, ContextError> {
+        Ok(DeviceSpec::parse(&role.backend, &role.device)?.to_device()?)
+    }
+}

@@ -1,0 +1,87 @@
+//! The judge: scores main rollouts (format, correctness) and sub-agent calls (`r_expert`)
+//! against the task world's ground truth. Pluggable: any actor in the judge group that answers
+//! these messages can replace it.
+use std::sync::Arc;
+
+use mgrpo_algo::MainParts;
+use mgrpo_env::judge::{expert_score, main_parts};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+
+use crate::context::NodeContext;
+use crate::groups;
+
+/// One call to score: the sub-task, what the call returned, and its format.
+pub type CallToScore = (String, String, bool);
+
+/// One main rollout to score: question id, format, final answer.
+pub type RolloutToScore = (String, bool, Option<String>);
+
+/// Messages of the judge.
+#[derive(RactorMessage)]
+pub enum JudgeMsg {
+    /// `r_expert` of each call (0 for a call with a format error).
+    ScoreCalls {
+        /// The calls.
+        items: Vec<CallToScore>,
+        /// Scores in the same order.
+        reply: RpcReplyPort<Result<Vec<f32>, String>>,
+    },
+    /// Reward parts of each main rollout.
+    ScoreMain {
+        /// The rollouts.
+        items: Vec<RolloutToScore>,
+        /// Parts in the same order.
+        reply: RpcReplyPort<Result<Vec<MainParts>, String>>,
+    },
+}
+
+/// The judge actor.
+pub struct Judge;
+
+impl Actor for Judge {
+    type Msg = JudgeMsg;
+    type State = Arc<NodeContext>;
+    type Arguments = Arc<NodeContext>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JudgeMsg>,
+        ctx: Arc<NodeContext>,
+    ) -> Result<Arc<NodeContext>, ActorProcessingErr> {
+        groups::join(&ctx, groups::JUDGE, myself.get_cell());
+        Ok(ctx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<JudgeMsg>,
+        message: JudgeMsg,
+        ctx: &mut Arc<NodeContext>,
+    ) -> Result<(), ActorProcessingErr> {
+        let k = &ctx.world.knowledge;
+        match message {
+            JudgeMsg::ScoreCalls { items, reply } => {
+                let scores = items
+                    .iter()
+                    .map(|(task, result, format)| if *format { expert_score(k, task, result) } else { 0.0 })
+                    .collect();
+                let _ = reply.send(Ok(scores));
+            }
+            JudgeMsg::ScoreMain { items, reply } => {
+                let parts: Result<Vec<MainParts>, String> = items
+                    .iter()
+                    .map(|(qid, format, answer)| {
+                        let q = ctx
+                            .world
+                            .question(qid)
+                            .ok_or_else(|| format!("unknown question {qid}"))?;
+                        Ok(main_parts(*format, answer.as_deref(), &q.answer))
+                    })
+                    .collect();
+                let _ = reply.send(parts);
+            }
+        }
+        Ok(())
+    }
+}

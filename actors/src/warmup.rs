@@ -1,0 +1,119 @@
+//! The warm start: supervised fine-tuning of each role's policy on the noisy scripted experts'
+//! demonstrations, saved as version 0. Which models are warmed depends on the variant: `main`
+//! and `sub` (mgrpo, frozen-sub), one `main` model on both roles' demonstrations (shared), or
+//! one `main` single agent (single).
+use std::time::Instant;
+
+use mgrpo_algo::{Algo, BatchRow, Trajectory, assemble, derive_seed, salt};
+use mgrpo_env::{DemoRole, Split, demonstrations};
+use mgrpo_models::{Learner, LearnerConfig};
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::context::NodeContext;
+use crate::learner::{LearnerRole, TrainState, save_learner};
+use crate::run_dir::JsonLines;
+
+/// What the warm start did for one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarmupRole {
+    /// The model's role name.
+    pub role: String,
+    /// Demonstrations it trained on.
+    pub demos: usize,
+    /// Parameters.
+    pub params: usize,
+    /// Loss of the first and last batch.
+    pub first_loss: f32,
+    /// See `first_loss`.
+    pub last_loss: f32,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The models a variant warms up, and which demonstrations each learns from.
+pub fn warm_roles(variant: Algo) -> Vec<(LearnerRole, Vec<DemoRole>)> {
+    match variant {
+        Algo::Mgrpo | Algo::FrozenSub => vec![
+            (LearnerRole::Main, vec![DemoRole::Main]),
+            (LearnerRole::Sub, vec![DemoRole::Sub]),
+        ],
+        Algo::Shared => vec![(LearnerRole::Main, vec![DemoRole::Main, DemoRole::Sub])],
+        Algo::Single => vec![(LearnerRole::Main, vec![DemoRole::Single])],
+    }
+}
+
+/// Runs the warm start; `on_step(role, step, steps, loss)` reports progress.
+pub fn warmup(ctx: &NodeContext, mut on_step: impl FnMut(&str, usize, usize, f32)) -> Result<Vec<WarmupRole>, String> {
+    let cfg = &ctx.config;
+    let seed = cfg.run.seed;
+    let demos = demonstrations(&ctx.world, Split::Train, cfg.warmup.episodes, derive_seed(seed, &[salt::INIT, 0]));
+    let mut log = JsonLines::append(&ctx.run_dir.warmup_path()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, (role, kinds)) in warm_roles(cfg.algo.variant).into_iter().enumerate() {
+        let t0 = Instant::now();
+        let rows: Vec<Trajectory> = demos
+            .iter()
+            .filter(|d| kinds.contains(&d.role))
+            .map(|d| {
+                let mut t = Trajectory { tokens: Vec::new(), generated: Vec::new(), logprobs: Vec::new() };
+                for s in &d.segments {
+                    let ids = ctx.codec.encode(&s.text);
+                    t.generated.extend(std::iter::repeat_n(s.generated, ids.len()));
+                    t.logprobs.extend(std::iter::repeat_n(0.0, ids.len()));
+                    t.tokens.extend(ids);
+                }
+                t
+            })
+            .collect();
+        if rows.is_empty() {
+            return Err(format!("no demonstrations for the {} model", role.name()));
+        }
+        let settings = match role {
+            LearnerRole::Main => &cfg.models.main,
+            LearnerRole::Sub => &cfg.models.sub,
+        };
+        let policy_config = ctx
+            .policy_config(settings, derive_seed(seed, &[salt::INIT, 1, i as u64]))
+            .map_err(|e| e.to_string())?;
+        let device = ctx.device(settings).map_err(|e| e.to_string())?;
+        let mut learner = Learner::new(
+            policy_config,
+            &device,
+            LearnerConfig { lr: cfg.warmup.lr, ..LearnerConfig::default() },
+        )
+        .map_err(|e| e.to_string())?;
+        let params = learner.policy().num_params();
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[salt::INIT, 2, i as u64]));
+        let (mut first, mut last) = (0.0, 0.0);
+        let steps = cfg.warmup.steps;
+        for step in 0..steps {
+            let picks = sample(&mut rng, rows.len(), cfg.warmup.batch_size.min(rows.len()));
+            let batch_rows: Vec<BatchRow<'_>> = picks
+                .into_iter()
+                .map(|j| BatchRow { trajectory: Some(&rows[j]), advantage: 0.0 })
+                .collect();
+            let batch = assemble(&batch_rows, ctx.codec.pad_id(), None);
+            let loss = learner.sft_step(&batch).map_err(|e| e.to_string())?;
+            if step == 0 {
+                first = loss;
+            }
+            last = loss;
+            on_step(role.name(), step + 1, steps, loss);
+            log.write(&serde_json::json!({"role": role.name(), "step": step, "loss": loss}))
+                .map_err(|e| e.to_string())?;
+        }
+        save_learner(ctx, role, &learner, TrainState { next_step: 0, version: 0 }, false)?;
+        out.push(WarmupRole {
+            role: role.name().into(),
+            demos: rows.len(),
+            params,
+            first_loss: first,
+            last_loss: last,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,644 @@
+//! [`Learner`]: a policy on an autodiff device plus its AdamW state.
+//!
+//! One call is one optimiser update on one batch; μ epochs over a batch are the caller's loop.
+//! A batch with many rows can be split into micro-batches (`micro_batch_rows`): gradients are
+//! accumulated and the loss normalisation is global (see [`crate::loss`]), so the update equals
+//! the full-batch one while the activation memory is bounded.
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Bytes, Device, Tensor};
+use mgrpo_algo::TrainBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::config::PolicyConfig;
+use crate::error::{ModelError, Result};
+use crate::loss::{
+    Averaging, RatioStats, SurrogateConfig, SurrogateInputs, loss_weights, ratio_stats, sft_loss,
+    surrogate_loss,
+};
+use crate::policy::{Policy, selected_logprobs, trained_positions};
+use crate::tensors::{check_batch, float_tensor, read_f32};
+use crate::transformer::PolicyModel;
+
+/// Optimiser settings (ALGORITHM.md: Adam β = (0.9, 0.98), weight decay 0.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LearnerConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Adam β₁.
+    pub beta1: f32,
+    /// Adam β₂.
+    pub beta2: f32,
+    /// Adam ε.
+    pub epsilon: f32,
+    /// Decoupled (AdamW) weight decay.
+    pub weight_decay: f32,
+    /// Clip the global gradient L2 norm to this value (`None`: no clipping).
+    pub grad_clip_norm: Option<f32>,
+    /// Rows per micro-batch; 0 processes the whole batch at once.
+    pub micro_batch_rows: usize,
+}
+
+impl Default for LearnerConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.98,
+            epsilon: 1e-8,
+            weight_decay: 0.1,
+            grad_clip_norm: Some(1.0),
+            micro_batch_rows: 0,
+        }
+    }
+}
+
+/// Diagnostics of one surrogate update, measured before the update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// The loss value.
+    pub loss: f32,
+    /// Fraction of trained tokens whose clip was active.
+    pub clip_fraction: f32,
+    /// Mean k3 estimate of KL(π_old ‖ π_θ) over trained tokens.
+    pub approx_kl: f32,
+    /// Number of trained tokens (mask > 0 in rows of weight > 0).
+    pub tokens: usize,
+    /// Global gradient L2 norm before clipping.
+    pub grad_norm: f32,
+}
+
+/// A trainable policy: model on an autodiff device + AdamW state.
+pub struct Learner {
+    config: PolicyConfig,
+    model: PolicyModel,
+    optimizer: ModuleOptimizer,
+    settings: LearnerConfig,
+    device: Device,
+    reference: Option<Policy>,
+    updates: u64,
+}
+
+impl std::fmt::Debug for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Learner")
+            .field("config", &self.config)
+            .field("settings", &self.settings)
+            .field("updates", &self.updates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Learner {
+    /// A learner over a freshly initialised model on `device` (autodiff is added here).
+    pub fn new(config: PolicyConfig, device: &Device, settings: LearnerConfig) -> Result<Self> {
+        let policy = Policy::new(config, device)?;
+        Self::from_policy(policy, settings)
+    }
+
+    /// A learner that starts from `policy`'s weights (e.g. a warm-start checkpoint).
+    pub fn from_policy(policy: Policy, settings: LearnerConfig) -> Result<Self> {
+        if !(settings.lr.is_finite() && settings.lr > 0.0) {
+            return Err(ModelError::InvalidConfig(format!(
+                "learning rate {} must be positive",
+                settings.lr
+            )));
+        }
+        let (config, model, device) = policy.into_parts();
+        let device = device.autodiff();
+        let model = model.to_device(&device).train();
+        let optimizer = AdamWConfig::new()
+            .with_beta_1(settings.beta1)
+            .with_beta_2(settings.beta2)
+            .with_epsilon(settings.epsilon)
+            .with_weight_decay(settings.weight_decay)
+            .init();
+        Ok(Self {
+            config,
+            model,
+            optimizer,
+            settings,
+            device,
+            reference: None,
+            updates: 0,
+        })
+    }
+
+    /// The model's hyperparameters.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The optimiser settings.
+    pub fn settings(&self) -> &LearnerConfig {
+        &self.settings
+    }
+
+    /// Changes the learning rate of the following updates.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.settings.lr = lr;
+    }
+
+    /// Number of optimiser updates taken.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// An inference snapshot of the current weights (no autodiff; cheap, shares nothing
+    /// mutable with the learner).
+    pub fn policy(&self) -> Policy {
+        Policy::from_model(
+            self.config.clone(),
+            &self.model,
+            &self.device.clone().inner(),
+        )
+    }
+
+    /// Sets (or clears) the frozen reference policy of the KL penalty.
+    pub fn set_reference(&mut self, reference: Option<Policy>) -> Result<()> {
+        if let Some(reference) = &reference
+            && reference.config().vocab_size != self.config.vocab_size
+        {
+            return Err(ModelError::InvalidInput(format!(
+                "reference vocabulary {} differs from the learner's {}",
+                reference.config().vocab_size,
+                self.config.vocab_size
+            )));
+        }
+        self.reference = reference;
+        Ok(())
+    }
+
+    /// The AdamW state (moments and step counts, keyed by parameter id) as bytes, to resume
+    /// training later from a checkpoint of the same weights.
+    pub fn optimizer_state(&self) -> Result<Vec<u8>> {
+        let bytes = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| ModelError::Checkpoint(format!("encoding optimizer state: {e}")))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Restores [`Learner::optimizer_state`] output; on error the current state is kept.
+    pub fn load_optimizer_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let restored = self
+            .optimizer
+            .clone()
+            .from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+            .map_err(|e| ModelError::Checkpoint(format!("decoding optimizer state: {e}")))?;
+        self.optimizer = restored;
+        Ok(())
+    }
+
+    /// One SFT update (masked cross-entropy, mean over trained tokens); returns the loss
+    /// before the update. A batch with no trained token returns 0 and changes nothing.
+    pub fn sft_step(&mut self, batch: &TrainBatch) -> Result<f32> {
+        check_batch(batch, self.config.vocab_size, self.config.max_seq_len)?;
+        let weights = loss_weights(batch, Averaging::Token);
+        let mut total = 0.0f32;
+        let mut accumulator = GradientsAccumulator::<PolicyModel>::new();
+        let mut any = false;
+        for chunk in self.chunks(batch, &weights) {
+            let logprobs = chunk.logprobs(&self.model, batch, &self.device);
+            let loss = sft_loss(logprobs, chunk.gather(&weights, &self.device));
+            total += read_f32(loss.clone())?[0];
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            accumulator.accumulate(&self.model, grads);
+            any = true;
+        }
+        if any {
+            self.apply(accumulator.grads())?;
+        }
+        Ok(total)
+    }
+
+    /// The SFT loss of `batch` under the current weights, without updating.
+    pub fn sft_loss(&self, batch: &TrainBatch) -> Result<f32> {
+        let policy = self.policy();
+        let logprobs = policy.score_batch(batch)?;
+        let weights = loss_weights(batch, Averaging::Token);
+        Ok(-logprobs
+            .iter()
+            .zip(&weights)
+            .map(|(&lp, &w)| lp * w)
+            .sum::<f32>())
+    }
+
+    /// One clipped-surrogate update on `batch` (advantages and π_old taken from it).
+    pub fn surrogate_step(
+        &mut self,
+        batch: &TrainBatch,
+        config: &SurrogateConfig,
+    ) -> Result<StepStats> {
+        check_batch(batch, self.config.vocab_size, self.config.max_seq_len)?;
+        let ref_logprobs = if config.kl_coef > 0.0 {
+            let reference = self.reference.as_ref().ok_or_else(|| {
+                ModelError::InvalidInput(
+                    "kl_coef > 0 needs a reference policy (Learner::set_reference)".into(),
+                )
+            })?;
+            Some(reference.score_batch(batch)?)
+        } else {
+            None
+        };
+        let weights = loss_weights(batch, config.averaging);
+        let mut loss_total = 0.0f32;
+        let (mut tokens, mut clipped, mut kl) = (0usize, 0f64, 0f64);
+        let mut accumulator = GradientsAccumulator::<PolicyModel>::new();
+        for chunk in self.chunks(batch, &weights) {
+            let logprobs = chunk.logprobs(&self.model, batch, &self.device);
+            let n = chunk.positions.len();
+            let inputs = SurrogateInputs {
+                old_logprobs: chunk.gather(&batch.old_logprobs, &self.device),
+                advantages: chunk.gather(&batch.advantages, &self.device),
+                mask: float_tensor(vec![1.0; n], [1, n], &self.device),
+                weights: chunk.gather(&weights, &self.device),
+                ref_logprobs: ref_logprobs.as_ref().map(|r| chunk.gather(r, &self.device)),
+            };
+            let loss = surrogate_loss(logprobs.clone(), inputs, config);
+            let values = read_f32(logprobs.detach())?;
+            let (c, k) = ratio_stats(
+                &values,
+                &chunk.host(&batch.old_logprobs),
+                &chunk.host(&batch.advantages),
+                config,
+            );
+            tokens += n;
+            clipped += c;
+            kl += k;
+            loss_total += read_f32(loss.clone())?[0];
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            accumulator.accumulate(&self.model, grads);
+        }
+        if tokens == 0 {
+            return Ok(StepStats::default());
+        }
+        let grad_norm = self.apply(accumulator.grads())?;
+        let stats = RatioStats::from_sums(tokens, clipped, kl);
+        Ok(StepStats {
+            loss: loss_total,
+            clip_fraction: stats.clip_fraction,
+            approx_kl: stats.approx_kl,
+            tokens: stats.tokens,
+            grad_norm,
+        })
+    }
+
+    /// The micro-batches: row ranges with at least one weighted position.
+    fn chunks(&self, batch: &TrainBatch, weights: &[f32]) -> Vec<Chunk> {
+        if batch.seq_len < 2 {
+            return Vec::new();
+        }
+        let size = match self.settings.micro_batch_rows {
+            0 => batch.rows.max(1),
+            n => n,
+        };
+        let seq = batch.seq_len;
+        (0..batch.rows.div_ceil(size))
+            .map(|i| i * size..((i + 1) * size).min(batch.rows))
+            .filter_map(|rows| {
+                let local = trained_positions(&weights[rows.start * seq..rows.end * seq], seq);
+                (!local.is_empty()).then_some(Chunk {
+                    offset: rows.start * seq,
+                    rows,
+                    positions: local,
+                })
+            })
+            .collect()
+    }
+
+    /// Clips to the global norm (if configured) and takes one AdamW step; returns the norm.
+    fn apply(&mut self, mut grads: GradientsParams) -> Result<f32> {
+        let mut norm = SquaredNorm {
+            grads: &grads,
+            total: None,
+        };
+        self.model.visit(&mut norm);
+        let grad_norm = match norm.total {
+            Some(total) => read_f32(total)?[0].sqrt(),
+            None => 0.0,
+        };
+        if !grad_norm.is_finite() {
+            return Err(ModelError::Backend(format!(
+                "non-finite gradient norm {grad_norm}; update skipped"
+            )));
+        }
+        if let Some(max_norm) = self.settings.grad_clip_norm
+            && grad_norm > max_norm
+        {
+            let mut scale = ScaleGrads {
+                grads: &mut grads,
+                scale: max_norm / grad_norm,
+            };
+            self.model.visit(&mut scale);
+        }
+        self.model = self
+            .optimizer
+            .step(self.settings.lr, self.model.clone(), grads);
+        self.updates += 1;
+        Ok(grad_norm)
+    }
+}
+
+/// One micro-batch: a row range and its weighted positions (flat, relative to the range).
+struct Chunk {
+    rows: std::ops::Range<usize>,
+    /// `rows.start · seq_len`: where the chunk starts in batch-wide arrays.
+    offset: usize,
+    positions: Vec<usize>,
+}
+
+impl Chunk {
+    /// Current log-probs at the chunk's positions, `[1, N]`, on the learner's device.
+    fn logprobs(&self, model: &PolicyModel, batch: &TrainBatch, device: &Device) -> Tensor<2> {
+        let seq = batch.seq_len;
+        let tokens = &batch.tokens[self.rows.start * seq..self.rows.end * seq];
+        selected_logprobs(model, tokens, self.rows.len(), seq, &self.positions, device)
+    }
+
+    /// `values` (a batch-wide `rows · seq_len` array) at the chunk's positions, on the host.
+    fn host(&self, values: &[f32]) -> Vec<f32> {
+        self.positions
+            .iter()
+            .map(|&i| values[self.offset + i])
+            .collect()
+    }
+
+    /// `values` at the chunk's positions as a `[1, N]` tensor.
+    fn gather(&self, values: &[f32], device: &Device) -> Tensor<2> {
+        let n = self.positions.len();
+        float_tensor(self.host(values), [1, n], device)
+    }
+}
+
+/// Sums the squared entries of every parameter's gradient (stays on the device).
+struct SquaredNorm<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquaredNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let squares = grad.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + squares,
+                None => squares,
+            });
+        }
+    }
+}
+
+/// Multiplies every parameter's gradient by `scale`.
+struct ScaleGrads<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f32,
+}
+
+impl ModuleVisitor for ScaleGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad.mul_scalar(self.scale));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::SampleOptions;
+    use crate::test_support::{batch_from_rows, test_device, tiny_config};
+
+    /// Copy task rows: `[1, a, b, c, 2, a, b, c]`; the copy after the separator is trained.
+    fn copy_batch(n: usize, offset: u32) -> TrainBatch {
+        let rows: Vec<Vec<u32>> = (0..n as u32)
+            .map(|i| {
+                let payload = [
+                    3 + (i + offset) % 30,
+                    3 + (i * 7 + offset) % 30,
+                    3 + (i * 13 + 5) % 30,
+                ];
+                let mut row = vec![1];
+                row.extend(payload);
+                row.push(2);
+                row.extend(payload);
+                row
+            })
+            .collect();
+        batch_from_rows(&rows, &vec![5; n], &vec![0.0; n])
+    }
+
+    fn learner(settings: LearnerConfig) -> Learner {
+        Learner::new(tiny_config(), &test_device(), settings).unwrap()
+    }
+
+    #[test]
+    fn sft_learns_a_copy_task() {
+        let mut learner = learner(LearnerConfig {
+            lr: 3e-3,
+            ..LearnerConfig::default()
+        });
+        let eval = copy_batch(16, 100);
+        let before = learner.sft_loss(&eval).unwrap();
+        assert!((before - (40f32).ln()).abs() < 0.3, "initial loss {before}");
+        let mut last = 0.0;
+        for step in 0..60 {
+            last = learner.sft_step(&copy_batch(16, step)).unwrap();
+        }
+        let after = learner.sft_loss(&eval).unwrap();
+        assert!(
+            after < 0.5 * before,
+            "loss {before} -> {after} (last train {last})"
+        );
+        assert_eq!(learner.updates(), 60);
+    }
+
+    #[test]
+    fn surrogate_pushes_up_positive_and_down_negative_trajectories() {
+        let mut learner = learner(LearnerConfig {
+            lr: 1e-3,
+            ..LearnerConfig::default()
+        });
+        let policy = learner.policy();
+        let prompts = vec![vec![1, 2, 3], vec![4, 5]];
+        let opts = SampleOptions {
+            max_new_tokens: 6,
+            ..SampleOptions::default()
+        };
+        let sampled = policy.sample(&prompts, &opts, &[1, 2]).unwrap();
+        let rows: Vec<Vec<u32>> = prompts
+            .iter()
+            .zip(&sampled)
+            .map(|(p, s)| p.iter().chain(&s.tokens).copied().collect())
+            .collect();
+        let mut batch = batch_from_rows(&rows, &[3, 2], &[1.0, -1.0]);
+        batch.old_logprobs = policy.score_batch(&batch).unwrap();
+        let config = SurrogateConfig::default();
+        let first = learner.surrogate_step(&batch, &config).unwrap();
+        // π_θ = π_old at the first epoch: ratio 1, nothing clipped, KL 0, loss = −mean A = 0.
+        assert_eq!(first.tokens, 12);
+        assert_eq!(first.clip_fraction, 0.0);
+        assert!(first.approx_kl.abs() < 1e-6);
+        assert!(first.loss.abs() < 1e-5, "{}", first.loss);
+        assert!(first.grad_norm > 0.0);
+        for _ in 0..5 {
+            learner.surrogate_step(&batch, &config).unwrap();
+        }
+        let after = learner.policy().score_batch(&batch).unwrap();
+        let seq = batch.seq_len;
+        let row_sum = |v: &[f32], r: usize| v[r * seq..(r + 1) * seq].iter().sum::<f32>();
+        assert!(row_sum(&after, 0) > row_sum(&batch.old_logprobs, 0));
+        assert!(row_sum(&after, 1) < row_sum(&batch.old_logprobs, 1));
+        let later = learner.surrogate_step(&batch, &config).unwrap();
+        assert!(later.approx_kl > 0.0);
+    }
+
+    #[test]
+    fn micro_batches_and_padding_rows_do_not_change_the_update() {
+        let mut batch = copy_batch(4, 0);
+        batch.advantages = batch
+            .loss_mask
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m * if i < 16 { 1.0 } else { -0.5 })
+            .collect();
+        batch.old_logprobs = learner(LearnerConfig::default())
+            .policy()
+            .score_batch(&batch)
+            .unwrap();
+        let config = SurrogateConfig::default();
+        let mut whole = learner(LearnerConfig::default());
+        let whole_stats = whole.surrogate_step(&batch, &config).unwrap();
+        let mut micro = learner(LearnerConfig {
+            micro_batch_rows: 1,
+            ..LearnerConfig::default()
+        });
+        let micro_stats = micro.surrogate_step(&batch, &config).unwrap();
+        // The same batch plus a zero-weight padding row with garbage advantages.
+        let mut padded = batch.clone();
+        padded.rows += 1;
+        padded.tokens.extend([7; 8]);
+        padded.loss_mask.extend([1.0; 8]);
+        padded.advantages.extend([100.0; 8]);
+        padded.old_logprobs.extend([-3.0; 8]);
+        padded.row_weights.push(0.0);
+        let mut with_padding = learner(LearnerConfig::default());
+        let padded_stats = with_padding.surrogate_step(&padded, &config).unwrap();
+        assert_eq!(whole_stats.tokens, micro_stats.tokens);
+        assert_eq!(whole_stats.tokens, padded_stats.tokens);
+        assert!((whole_stats.loss - micro_stats.loss).abs() < 1e-5);
+        assert!((whole_stats.grad_norm - micro_stats.grad_norm).abs() < 1e-4);
+        assert!((whole_stats.grad_norm - padded_stats.grad_norm).abs() < 1e-4);
+        let a = whole.policy().score_batch(&batch).unwrap();
+        let b = micro.policy().score_batch(&batch).unwrap();
+        let c = with_padding.policy().score_batch(&batch).unwrap();
+        for ((x, y), z) in a.iter().zip(&b).zip(&c) {
+            assert!((x - y).abs() < 1e-4 && (x - z).abs() < 1e-4, "{x} {y} {z}");
+        }
+    }
+
+    #[test]
+    fn kl_needs_a_reference_and_a_policy_snapshot_is_frozen() {
+        let mut learner = learner(LearnerConfig::default());
+        let batch = copy_batch(2, 0);
+        let config = SurrogateConfig {
+            kl_coef: 0.1,
+            ..SurrogateConfig::default()
+        };
+        assert!(matches!(
+            learner.surrogate_step(&batch, &config),
+            Err(ModelError::InvalidInput(_))
+        ));
+        let snapshot = learner.policy();
+        learner.set_reference(Some(snapshot.clone())).unwrap();
+        let before = snapshot.score_batch(&batch).unwrap();
+        learner.sft_step(&batch).unwrap();
+        // KL against the reference, which the SFT step did not touch.
+        let mut kl_batch = batch.clone();
+        kl_batch.old_logprobs = learner.policy().score_batch(&batch).unwrap();
+        let stats = learner.surrogate_step(&kl_batch, &config).unwrap();
+        assert!(
+            stats.loss > 0.0,
+            "KL term of a moved policy is positive: {}",
+            stats.loss
+        );
+        assert_eq!(snapshot.score_batch(&batch).unwrap(), before);
+        let bad = Policy::new(PolicyConfig::preset("tiny", 41).unwrap(), &test_device()).unwrap();
+        assert!(learner.set_reference(Some(bad)).is_err());
+    }
+
+    #[test]
+    fn optimizer_state_resumes_training_exactly() {
+        let batch = copy_batch(4, 0);
+        let mut original = learner(LearnerConfig::default());
+        original.sft_step(&batch).unwrap();
+        original.sft_step(&batch).unwrap();
+        let weights = original.policy().to_bytes().unwrap();
+        let state = original.optimizer_state().unwrap();
+        let restore = |with_state: bool| {
+            let policy = Policy::from_bytes(&weights, &test_device()).unwrap();
+            let mut learner = Learner::from_policy(policy, LearnerConfig::default()).unwrap();
+            if with_state {
+                learner.load_optimizer_state(&state).unwrap();
+            }
+            learner.sft_step(&batch).unwrap();
+            learner.policy().score_batch(&batch).unwrap()
+        };
+        original.sft_step(&batch).unwrap();
+        let expected = original.policy().score_batch(&batch).unwrap();
+        let resumed = restore(true);
+        for (a, b) in expected.iter().zip(&resumed) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        let fresh_moments = restore(false);
+        assert!(
+            expected
+                .iter()
+                .zip(&fresh_moments)
+                .any(|(a, b)| (a - b).abs() > 1e-4)
+        );
+        assert!(original.load_optimizer_state(b"junk").is_err());
+    }
+
+    #[test]
+    fn bad_batches_and_settings_are_errors() {
+        let mut learner = learner(LearnerConfig::default());
+        let mut batch = copy_batch(2, 0);
+        batch.advantages.pop();
+        assert!(matches!(
+            learner.sft_step(&batch),
+            Err(ModelError::InvalidInput(_))
+        ));
+        let mut batch = copy_batch(2, 0);
+        batch.tokens[0] = 999;
+        assert!(
+            learner
+                .surrogate_step(&batch, &SurrogateConfig::default())
+                .is_err()
+        );
+        let mut batch = copy_batch(2, 0);
+        batch.old_logprobs[3] = f32::NAN;
+        assert!(
+            learner
+                .surrogate_step(&batch, &SurrogateConfig::default())
+                .is_err()
+        );
+        // Nothing trained: no update.
+        let mut batch = copy_batch(2, 0);
+        batch.row_weights = vec![0.0, 0.0];
+        assert_eq!(learner.sft_step(&batch).unwrap(), 0.0);
+        assert_eq!(learner.updates(), 0);
+        assert!(
+            Learner::new(
+                tiny_config(),
+                &test_device(),
+                LearnerConfig {
+                    lr: 0.0,
+                    ..LearnerConfig::default()
+                }
+            )
+            .is_err()
+        );
+    }
+}

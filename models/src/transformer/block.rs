@@ -1,0 +1,83 @@
+//! One pre-norm causal transformer block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::gelu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Tensor};
+
+use super::init::ParamInit;
+use super::kv_cache::KvCache;
+use crate::config::PolicyConfig;
+
+/// A pre-norm block with fused QKV projection and a GELU MLP (no biases in the projections).
+#[derive(Module, Debug)]
+pub struct Block {
+    attn_norm: LayerNorm,
+    qkv: Linear,
+    attn_out: Linear,
+    mlp_norm: LayerNorm,
+    mlp_in: Linear,
+    mlp_out: Linear,
+    n_heads: usize,
+}
+
+impl Block {
+    pub(crate) fn init(config: &PolicyConfig, init: &mut ParamInit, device: &Device) -> Self {
+        let d = config.d_model;
+        let std = config.init_std;
+        // GPT-2: residual-output projections scaled by 1/sqrt(2·n_layers) keep the residual
+        // stream's variance flat with depth.
+        let out_std = std / (2.0 * config.n_layers as f64).sqrt();
+        let norm = LayerNormConfig::new(d);
+        Self {
+            attn_norm: norm.init(device),
+            qkv: init.linear(d, 3 * d, std, device),
+            attn_out: init.linear(d, d, out_std, device),
+            mlp_norm: norm.init(device),
+            mlp_in: init.linear(d, config.d_ff, std, device),
+            mlp_out: init.linear(config.d_ff, d, out_std, device),
+            n_heads: config.n_heads,
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[B, T, d_model]` → `[B, T, d_model]`
+    ///
+    /// `bias`: `None` is plain causal masking (right-padded training rows, where padding sits
+    /// after every real token); `Some([B, 1, T_q, T_k])` is an additive bias (0 or a large
+    /// negative number) encoding causality and left padding (sampling).
+    /// With a cache, `x` holds only the new positions and attention covers cached + new keys.
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<3>,
+        bias: Option<Tensor<4>>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let [batch, seq, d_model] = x.dims();
+        let d_head = d_model / self.n_heads;
+        let qkv = self
+            .qkv
+            .forward(self.attn_norm.forward(x.clone()))
+            .reshape([batch, seq, 3 * self.n_heads, d_head])
+            .swap_dims(1, 2); // [B, 3H, T, d_head]
+        let heads = self.n_heads;
+        let query = qkv.clone().narrow(1, 0, heads);
+        let key = qkv.clone().narrow(1, heads, heads);
+        let value = qkv.narrow(1, 2 * heads, heads);
+        let (key, value) = match cache {
+            Some((cache, layer)) => cache.append(layer, key, value),
+            None => (key, value),
+        };
+        let options = AttentionModuleOptions {
+            is_causal: bias.is_none(),
+            ..Default::default()
+        };
+        let context = attention(query, key, value, None, bias, options)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, d_model]);
+        let x = x + self.attn_out.forward(context);
+        let hidden = gelu(self.mlp_in.forward(self.mlp_norm.forward(x.clone())));
+        x + self.mlp_out.forward(hidden)
+    }
+}

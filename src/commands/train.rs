@@ -1,0 +1,146 @@
+//! `mgrpo warmup` and `mgrpo train`: the main job, with progress bars and clean Ctrl-C.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use mgrpo_actors::{Config, Progress, RunDir};
+
+use crate::cli::{TrainArgs, WarmupArgs};
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+fn run_dir_for(config: &Config, run: Option<&std::path::Path>) -> RunDir {
+    match run {
+        Some(p) => RunDir::new(p),
+        None => RunDir::fresh_under(&config.run.root, config.algo.variant.name()),
+    }
+}
+
+fn warm_bar() -> (ProgressBar, impl FnMut(&str, usize, usize, f32)) {
+    let pb = bar(0, "warm-up {msg:>12} [{bar:30}] {pos}/{len} loss {prefix}");
+    let p = pb.clone();
+    let on_step = move |role: &str, step: usize, steps: usize, loss: f32| {
+        if step == 1 {
+            p.set_length(steps as u64);
+            p.set_position(0);
+            p.set_message(role.to_string());
+        }
+        p.set_position(step as u64);
+        p.set_prefix(format!("{loss:.3}"));
+    };
+    (pb, on_step)
+}
+
+/// `mgrpo warmup`.
+pub fn warmup(args: &WarmupArgs) -> Result<()> {
+    let config = super::load_config(&args.config.config)?;
+    let run_dir = run_dir_for(&config, args.run.as_deref());
+    let (pb, on_step) = warm_bar();
+    let (_ctx, _store, report) = mgrpo_actors::prepare(config, run_dir.clone(), true, on_step)?;
+    pb.finish_and_clear();
+    if report.is_empty() {
+        println!("{} already has warm checkpoints", run_dir.root().display());
+    }
+    for r in &report {
+        println!(
+            "{}: {} params, {} demos, loss {:.3} → {:.3} in {:.1}s",
+            r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
+        );
+    }
+    println!("run directory: {}", run_dir.root().display());
+    Ok(())
+}
+
+/// `mgrpo train`.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let mut config = if args.resume {
+        let dir = args.run.as_ref().context("--resume needs --run DIR")?;
+        super::load_config(&RunDir::new(dir).config_path())?
+    } else {
+        super::load_config(&args.config.config)?
+    };
+    if let Some(steps) = args.steps {
+        config.train.steps = steps;
+    }
+    if let Some(algo) = &args.algo {
+        config.algo.variant = algo.parse().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(seed) = args.seed {
+        config.run.seed = seed;
+    }
+    let run_dir = run_dir_for(&config, args.run.as_deref());
+    println!("run directory: {}", run_dir.root().display());
+    let (pb, on_step) = warm_bar();
+    let (ctx, store, report) = mgrpo_actors::prepare(config, run_dir, args.resume, on_step)?;
+    pb.finish_and_clear();
+    for r in &report {
+        println!(
+            "warm start {}: {} params, {} demos, loss {:.3} → {:.3} in {:.1}s",
+            r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+        let node = mgrpo_actors::start_node(ctx.clone(), &store, tx, stop.clone(), Some(ev_tx)).await?;
+        let s = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the current step (Ctrl-C again to abort)");
+                s.store(true, Ordering::SeqCst);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(e) = ev_rx.recv().await {
+                eprintln!("node: {e:?}");
+            }
+        });
+        let steps = ctx.config.train.steps;
+        let pb = bar(steps, "train [{bar:30}] step {pos}/{len} {msg}");
+        let p = pb.clone();
+        let printer = tokio::spawn(async move {
+            let mut last_dev = None;
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Progress::Step(m) => {
+                        p.set_position(m["step"].as_u64().unwrap_or(0) + 1);
+                        p.set_message(format!(
+                            "reward {:.3} acc {:.3} calls {:.2} {:.0} tok/s{}",
+                            m["reward"].as_f64().unwrap_or(0.0),
+                            m["accuracy"].as_f64().unwrap_or(0.0),
+                            m["calls_per_rollout"].as_f64().unwrap_or(0.0),
+                            m["tokens_per_s"].as_f64().unwrap_or(0.0),
+                            last_dev.map(|d: f64| format!(" dev {d:.3}")).unwrap_or_default()
+                        ));
+                    }
+                    Progress::Eval { step, report } => {
+                        last_dev = Some(report.accuracy);
+                        p.println(format!("dev accuracy after {step} steps: {:.3} ({} questions)", report.accuracy, report.n));
+                    }
+                    Progress::Finished { .. } | Progress::Failed(_) => break,
+                }
+            }
+        });
+        let result = mgrpo_actors::run_steps(&node).await;
+        let _ = printer.await;
+        pb.finish();
+        node.supervisor.stop(None);
+        let done = result?;
+        println!("trained {done} steps; metrics in {}", ctx.run_dir.metrics_path().display());
+        anyhow::Ok(())
+    })
+}
