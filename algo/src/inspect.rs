@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::advantages::StdKind;
+use crate::advantages::{GroupStats, StdKind};
 use crate::rewards::{MainParts, RewardWeights};
 use crate::stats::{
     STATS_VERSION, StatsError, SubCallStat, SubSettings, main_advantages, publish_main_group,
@@ -95,6 +95,19 @@ pub struct InputCall {
     pub expert: f32,
 }
 
+/// An `f32` as the JSON number with its shortest decimal form (0.1, not 0.10000000149011612).
+fn num(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+fn stats_json(s: &GroupStats) -> Value {
+    json!({ "mean": num(s.mean), "std": num(s.std), "count": s.count })
+}
+
 /// Computes rewards, alignment and advantages for every group of the input.
 pub fn run(input_json: &str) -> Result<Value, InspectError> {
     let input: InspectInput = serde_json::from_str(input_json)?;
@@ -154,15 +167,15 @@ pub fn run(input_json: &str) -> Result<Value, InspectError> {
                     .map(|(j, s)| {
                         json!({
                             "slot": s,
-                            "reward": sub.slot_rewards[k][j],
-                            "advantage": sub.slot_advantages[k][j],
+                            "reward": num(sub.slot_rewards[k][j]),
+                            "advantage": num(sub.slot_advantages[k][j]),
                         })
                     })
                     .collect();
                 json!({
                     "rollout": k,
-                    "reward": m.reward,
-                    "advantage": a,
+                    "reward": num(m.reward),
+                    "advantage": num(*a),
                     "calls": m.calls,
                     "dropped_calls": al.dropped,
                     "slots": slots,
@@ -171,8 +184,8 @@ pub fn run(input_json: &str) -> Result<Value, InspectError> {
             .collect();
         groups.push(json!({
             "query": q,
-            "main_stats": published.stats,
-            "sub_stats": sub.published.stats,
+            "main_stats": stats_json(&published.stats),
+            "sub_stats": stats_json(&sub.published.stats),
             "rollouts": rollouts,
         }));
     }
@@ -181,7 +194,14 @@ pub fn run(input_json: &str) -> Result<Value, InspectError> {
         "step": input.step,
         "d_max": input.d_max,
         "std": input.std,
-        "weights": input.weights,
+        "eps": num(input.eps),
+        "weights": {
+            "alpha_format": num(input.weights.alpha_format),
+            "alpha_correct": num(input.weights.alpha_correct),
+            "beta_format": num(input.weights.beta_format),
+            "beta_main_correct": num(input.weights.beta_main_correct),
+            "beta_expert": num(input.weights.beta_expert),
+        },
         "groups": groups,
     }))
 }
@@ -204,6 +224,33 @@ mod tests {
         assert!(g0["rollouts"][0]["advantage"].as_f64().unwrap() > 0.0);
         // Rollout with no call: all padding.
         assert_eq!(g0["rollouts"][3]["slots"][0]["slot"], "padding");
+        // Hand-computed: R_M = [1.0, 0.1, 0.0 (format error), 1.0], mean 0.525.
+        let rewards: Vec<f64> = g0["rollouts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reward"].as_f64().unwrap())
+            .collect();
+        assert_eq!(rewards, vec![1.0, 0.1, 0.0, 1.0]);
+        assert_eq!(g0["main_stats"]["mean"], 0.525);
+        // Rollout 1 made 6 calls: 4 kept, 2 dropped; rollout 2 made 1: duplicated 4 times.
+        assert_eq!(
+            g0["rollouts"][1]["dropped_calls"].as_array().unwrap().len(),
+            2
+        );
+        assert!(
+            g0["rollouts"][2]["slots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["slot"]["call"] == 0)
+        );
+        // 12 non-padding sub slots (4 + 4 + 4 + 0).
+        assert_eq!(g0["sub_stats"]["count"], 12);
+        // Group 1: all rewards equal → advantages 0, never NaN.
+        let g1 = &out["groups"][1];
+        assert_eq!(g1["rollouts"][0]["advantage"], 0.0);
+        assert_eq!(g1["rollouts"][1]["slots"][3]["advantage"], 0.0);
     }
 
     #[test]

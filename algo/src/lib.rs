@@ -29,4 +29,4 @@ pub use stats::{
     MainGroupStat, MainRolloutStat, SubCallStat, SubGroupAdvantages, SubGroupStat, SubSettings,
     main_advantages, publish_main_group, sub_advantages,
 };
-pub use variant::Algo;
+pub use variant::{Algo, BatchKind};

@@ -1,7 +1,7 @@
 //! Property tests of the M-GRPO maths (ALGORITHM.md's invariants).
 use mgrpo_algo::{
-    MainParts, RewardWeights, Slot, StdKind, SubCallStat, SubSettings, align_group,
-    group_advantages, main_advantages, publish_main_group, sub_advantages,
+    MainParts, RewardWeights, Slot, StdKind, SubCallStat, SubSettings, Trajectory, align_group,
+    group_advantages, main_advantages, main_batch, publish_main_group, sub_advantages, sub_batch,
 };
 use proptest::prelude::*;
 
@@ -27,9 +27,7 @@ fn group_strategy() -> impl Strategy<Value = Vec<RolloutSpec>> {
     )
 }
 
-fn build(
-    group: &[RolloutSpec],
-) -> (Vec<mgrpo_algo::MainRolloutStat>, Vec<SubCallStat>) {
+fn build(group: &[RolloutSpec]) -> (Vec<mgrpo_algo::MainRolloutStat>, Vec<SubCallStat>) {
     let parts: Vec<MainParts> = group
         .iter()
         .map(|(format, correct, _)| MainParts {
@@ -146,5 +144,71 @@ proptest! {
             main_advantages(&main, StdKind::Population, 1e-6).unwrap(),
             main_advantages(&main2, StdKind::Population, 1e-6).unwrap()
         );
+    }
+
+    #[test]
+    fn unbiased_advantages_have_unbiased_std_one(rewards in prop::collection::vec(0.0f32..1.0, 2..16)) {
+        let (a, s) = group_advantages(&rewards, StdKind::Unbiased, 1e-6);
+        prop_assume!(s.std > 1e-3);
+        let (m, sd) = mean_std(&a);
+        let n = a.len() as f64;
+        prop_assert!(m.abs() < 1e-4);
+        prop_assert!((sd * (n / (n - 1.0)).sqrt() - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn batch_shapes_are_bk_and_bkdmax(
+        groups in prop::collection::vec(group_strategy(), 1..4),
+        lens in prop::collection::vec(1usize..12, 64),
+        d_max in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        // Rollouts per group must be the same K in a real step; take the first group's K.
+        let k = groups[0].len();
+        let groups: Vec<Vec<RolloutSpec>> = groups
+            .into_iter()
+            .map(|mut g| { g.resize(k, (true, false, vec![])); g })
+            .collect();
+        let traj = |n: usize| Trajectory {
+            tokens: vec![7; n],
+            generated: (0..n).map(|t| t % 2 == 1).collect(),
+            logprobs: vec![-1.0; n],
+        };
+        let mut lens = lens.into_iter().cycle();
+        let main_t: Vec<Vec<Trajectory>> = groups.iter()
+            .map(|g| g.iter().map(|_| traj(lens.next().unwrap_or(1))).collect()).collect();
+        let sub_t: Vec<Vec<Vec<Trajectory>>> = groups.iter()
+            .map(|g| g.iter().map(|r| r.2.iter().map(|_| traj(lens.next().unwrap_or(1))).collect()).collect())
+            .collect();
+        let mut main_adv = Vec::new();
+        let mut aligns = Vec::new();
+        let mut slot_adv = Vec::new();
+        for g in &groups {
+            let (main, calls) = build(g);
+            main_adv.push(main_advantages(&main, StdKind::Population, 1e-6).unwrap().0);
+            let s = sub_advantages(&main, &calls, &settings(d_max, seed)).unwrap();
+            aligns.push(s.alignment);
+            slot_adv.push(s.slot_advantages);
+        }
+        let main_refs: Vec<Vec<&Trajectory>> = main_t.iter().map(|g| g.iter().collect()).collect();
+        let sub_refs: Vec<Vec<Vec<&Trajectory>>> = sub_t.iter()
+            .map(|g| g.iter().map(|r| r.iter().collect()).collect()).collect();
+        let mb = main_batch(&main_refs, &main_adv, 0, None);
+        let sb = sub_batch(&sub_refs, &aligns, &slot_adv, 0, None);
+        let b = groups.len();
+        prop_assert_eq!(mb.rows, b * k);
+        prop_assert_eq!(sb.rows, b * k * d_max);
+        for batch in [&mb, &sb] {
+            let n = batch.rows * batch.seq_len;
+            prop_assert_eq!(batch.tokens.len(), n);
+            prop_assert_eq!(batch.loss_mask.len(), n);
+            prop_assert_eq!(batch.advantages.len(), n);
+            prop_assert_eq!(batch.old_logprobs.len(), n);
+            prop_assert_eq!(batch.row_weights.len(), batch.rows);
+        }
+        // Padding rows (rollouts without calls) weigh 0 and carry no loss.
+        let padding: usize = aligns.iter().flatten()
+            .map(|a| a.slots.iter().filter(|s| **s == Slot::Padding).count()).sum();
+        prop_assert_eq!(sb.row_weights.iter().filter(|w| **w == 0.0).count(), padding);
     }
 }
