@@ -137,8 +137,16 @@ fn algo(args: &AlgoArgs) -> Result<()> {
 }
 
 fn bench_models(presets: &[String], backend: &str, device: &str) -> Result<()> {
-    let _ = (presets, backend, device);
-    bail!("mgrpo bench models: not wired yet")
+    use mgrpo_models::bench::{BenchOptions, format_table, run_bench};
+    let options = BenchOptions {
+        presets: presets.to_vec(),
+        device: mgrpo_models::DeviceSpec::parse(backend, device)?,
+        ..BenchOptions::default()
+    };
+    eprintln!("measuring {presets:?} on {backend}/{device} (medians; takes a minute)");
+    let rows = run_bench(&options)?;
+    print!("{}", format_table(&rows));
+    Ok(())
 }
 
 fn store_dump(run: &Path) -> Result<()> {

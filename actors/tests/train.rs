@@ -1,0 +1,161 @@
+//! Training through the real actors and the real sled store on a tiny configuration.
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use mgrpo_actors::executor::ExecutorMsg;
+use mgrpo_actors::node::NodeEvent;
+use mgrpo_actors::{Config, RunDir, groups, prepare, run_steps, start_node};
+use mgrpo_algo::{MainRolloutStat, SubCallStat, SubSettings, group_advantages, sub_advantages};
+use mgrpo_store::{GroupRecord, Store, SubSlot};
+
+fn tiny(steps: u64) -> Config {
+    let text = include_str!("../../examples/tiny.toml");
+    let mut c = Config::parse(text, Path::new("examples/tiny.toml")).unwrap();
+    c.train.steps = steps;
+    c
+}
+
+/// Trains `config` in `dir` to its step count; `inject` runs on the started node first.
+/// Returns the node events seen.
+async fn train(config: Config, dir: &Path, resume: bool, panic_executors: bool) -> Vec<NodeEvent> {
+    let (ctx, store, _) = prepare(config, RunDir::new(dir), resume, |_, _, _, _| {}).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = start_node(ctx.clone(), &store, tx, Arc::new(AtomicBool::new(false)), Some(ev_tx))
+        .await
+        .unwrap();
+    if panic_executors {
+        for e in groups::members::<ExecutorMsg>(&ctx, groups::EXECUTOR) {
+            e.cast(ExecutorMsg::PanicOnNextRequest).unwrap();
+        }
+    }
+    run_steps(&node).await.unwrap();
+    node.supervisor.stop(None);
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut events = Vec::new();
+    while let Ok(e) = ev_rx.try_recv() {
+        events.push(e);
+    }
+    events
+}
+
+fn groups_of(dir: &Path) -> Vec<GroupRecord> {
+    let store = Store::open(dir.join("store")).unwrap();
+    let steps = store.steps().unwrap();
+    steps.iter().flat_map(|s| store.groups(s.step).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trains_and_store_matches_recomputation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny(3);
+    train(config.clone(), dir.path(), false, false).await;
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let steps = store.steps().unwrap();
+    assert_eq!(steps.iter().map(|s| s.step).collect::<Vec<_>>(), vec![0, 1, 2], "exactly the steps run");
+    assert_eq!(steps[2].role_versions["main"], 3);
+    assert_eq!(steps[2].role_versions["sub"], 3);
+    assert_eq!(store.role_version("main").unwrap().unwrap().version, 3);
+    let a = &config.algo;
+    for s in &steps {
+        let groups = store.groups(s.step).unwrap();
+        assert_eq!(groups.len(), a.queries_per_step);
+        for g in &groups {
+            assert_eq!(g.main.len(), a.group_size);
+            // Main advantages = recomputation from the stored rewards.
+            let rewards: Vec<f32> = g.main.iter().map(|r| r.reward).collect();
+            let (adv, stats) = group_advantages(&rewards, a.std, a.eps);
+            for (r, x) in g.main.iter().zip(&adv) {
+                assert!((r.advantage - x).abs() < 1e-6, "main advantage");
+            }
+            assert!((g.main_mean - stats.mean).abs() < 1e-6);
+            // Sub alignment and advantages = recomputation from the stored call records.
+            let main: Vec<MainRolloutStat> = g
+                .main
+                .iter()
+                .map(|r| MainRolloutStat {
+                    version: 1,
+                    step: s.step,
+                    query: g.query,
+                    rollout: r.rollout,
+                    reward: r.reward,
+                    format: r.format,
+                    correct: r.correct,
+                    calls: r.calls,
+                })
+                .collect();
+            let calls: Vec<SubCallStat> = g
+                .calls
+                .iter()
+                .map(|c| SubCallStat {
+                    version: 1,
+                    step: s.step,
+                    query: g.query,
+                    rollout: c.rollout,
+                    call: c.call,
+                    format: c.format,
+                    expert: c.expert,
+                })
+                .collect();
+            let settings = SubSettings { d_max: a.d_max, run_seed: config.run.seed, weights: a.weights, std: a.std, eps: a.eps };
+            let sub = sub_advantages(&main, &calls, &settings).unwrap();
+            assert_eq!(g.alignment.len(), a.group_size);
+            for (k, al) in sub.alignment.iter().enumerate() {
+                assert_eq!(g.alignment[k].len(), a.d_max);
+                for (j, slot) in al.slots.iter().enumerate() {
+                    let stored = match g.alignment[k][j] {
+                        SubSlot::Call(i) => mgrpo_algo::Slot::Call(i),
+                        SubSlot::Padding => mgrpo_algo::Slot::Padding,
+                    };
+                    assert_eq!(stored, *slot);
+                    assert!((g.sub_advantages[k][j] - sub.slot_advantages[k][j]).abs() < 1e-6);
+                }
+            }
+        }
+        assert_eq!(s.metrics["main_rows"] as usize, a.queries_per_step * a.group_size);
+        assert_eq!(s.metrics["sub_rows"] as usize, a.queries_per_step * a.group_size * a.d_max);
+    }
+    assert!(dir.path().join("metrics.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_run_equals_uninterrupted() {
+    let whole = tempfile::tempdir().unwrap();
+    train(tiny(4), whole.path(), false, false).await;
+    let parts = tempfile::tempdir().unwrap();
+    train(tiny(2), parts.path(), false, false).await;
+    train(tiny(4), parts.path(), true, false).await;
+    let (a, b) = (groups_of(whole.path()), groups_of(parts.path()));
+    assert_eq!(a.len(), 4 * 2);
+    assert_eq!(a, b, "rewards, alignment and advantages identical after resume");
+}
+
+/// A tiny config warmed up long enough that the main agent delegates.
+fn delegating(steps: u64) -> Config {
+    let mut c = tiny(steps);
+    c.warmup.steps = 150;
+    c.warmup.batch_size = 16;
+    c.warmup.lr = 3e-3;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_panic_mid_step_is_counted_once() {
+    let clean = tempfile::tempdir().unwrap();
+    train(delegating(2), clean.path(), false, false).await;
+    let faulty = tempfile::tempdir().unwrap();
+    let events = train(delegating(2), faulty.path(), false, true).await;
+    assert!(
+        events.iter().any(|e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))),
+        "an executor was restarted: {events:?}"
+    );
+    let (a, b) = (groups_of(clean.path()), groups_of(faulty.path()));
+    assert!(a.iter().map(|g| g.calls.len()).sum::<usize>() > 0, "the warmed-up main agent delegates");
+    for g in &b {
+        let d: u32 = g.main.iter().map(|r| r.calls).sum();
+        assert_eq!(g.calls.len() as u32, d, "each call counted once");
+    }
+    assert_eq!(a, b, "the faulty run's steps equal the clean run's");
+}
