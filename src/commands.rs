@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use mgrpo_actors::Config;
 use mgrpo_env::{Split, TextCodec, World, eval_experts, render_transcript, run_expert_episode};
 
-use crate::cli::{AlgoArgs, BenchCommand, Cli, Command, EvalArgs, SplitArg, StoreCommand, WorldArgs};
+use crate::cli::{
+    AlgoArgs, BenchCommand, Cli, Command, EvalArgs, SplitArg, StoreCommand, WorldArgs,
+};
 
 impl From<SplitArg> for Split {
     fn from(s: SplitArg) -> Self {
@@ -42,7 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Models { presets, backend, device, .. },
+            command:
+                BenchCommand::Models {
+                    presets,
+                    backend,
+                    device,
+                    ..
+                },
         } => bench_models(&presets, &backend, &device),
     }
 }
@@ -54,10 +62,16 @@ fn world(args: &WorldArgs) -> Result<()> {
     let gen_ms = t.elapsed().as_secs_f64() * 1e3;
     let codec = TextCodec::build(&world)?;
     if let Some(path) = &args.tokenizer_out {
-        std::fs::write(path, codec.to_json()?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, codec.to_json()?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let k = &world.knowledge;
-    let words: usize = world.tools.docs().iter().map(|d| d.text().split_whitespace().count()).sum();
+    let words: usize = world
+        .tools
+        .docs()
+        .iter()
+        .map(|d| d.text().split_whitespace().count())
+        .sum();
     let mut mix = serde_json::Map::new();
     for s in Split::ALL {
         let mut m = std::collections::BTreeMap::new();
@@ -108,17 +122,33 @@ fn eval(args: &EvalArgs) -> Result<()> {
         eval_experts(&world, split, noise, noise, config.run.seed, args.limit)
     } else if let Some(spec) = args.policy.strip_prefix("run:") {
         let (dir, version) = match spec.rsplit_once('@') {
-            Some((d, v)) => (d, Some(v.parse::<u64>().with_context(|| format!("bad version {v:?} in --policy"))?)),
+            Some((d, v)) => (
+                d,
+                Some(
+                    v.parse::<u64>()
+                        .with_context(|| format!("bad version {v:?} in --policy"))?,
+                ),
+            ),
             None => (spec, None),
         };
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let (report, v) = rt.block_on(mgrpo_actors::offline_eval::eval_run(Path::new(dir), version, split, args.limit))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let (report, v) = rt.block_on(mgrpo_actors::offline_eval::eval_run(
+            Path::new(dir),
+            version,
+            split,
+            args.limit,
+        ))?;
         if !args.json {
             println!("{dir} version {v}");
         }
         report
     } else {
-        bail!("--policy must be `expert` or `run:DIR[@VERSION]`, got {:?}", args.policy);
+        bail!(
+            "--policy must be `expert` or `run:DIR[@VERSION]`, got {:?}",
+            args.policy
+        );
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -131,7 +161,8 @@ fn eval(args: &EvalArgs) -> Result<()> {
 fn algo(args: &AlgoArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("reading {}", args.input.display()))?;
-    let out = mgrpo_algo::inspect::run(&text).with_context(|| format!("in {}", args.input.display()))?;
+    let out =
+        mgrpo_algo::inspect::run(&text).with_context(|| format!("in {}", args.input.display()))?;
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
@@ -151,7 +182,11 @@ fn bench_models(presets: &[String], backend: &str, device: &str) -> Result<()> {
 
 fn store_dump(run: &Path) -> Result<()> {
     let path = run.join("store");
-    anyhow::ensure!(path.is_dir(), "{} has no store/ (is it a run directory?)", run.display());
+    anyhow::ensure!(
+        path.is_dir(),
+        "{} has no store/ (is it a run directory?)",
+        run.display()
+    );
     let store = mgrpo_store::Store::open(&path)
         .with_context(|| format!("opening the store of {}", run.display()))?;
     use std::io::Write;

@@ -40,7 +40,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where runs go and the run seed.
@@ -59,21 +59,6 @@ pub struct Config {
     pub warmup: WarmupConfig,
     /// Actor supervision and request handling.
     pub actors: ActorsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            run: RunConfig::default(),
-            world: WorldConfig::default(),
-            models: ModelsConfig::default(),
-            algo: AlgoConfig::default(),
-            sampling: SamplingConfig::default(),
-            train: TrainConfig::default(),
-            warmup: WarmupConfig::default(),
-            actors: ActorsConfig::default(),
-        }
-    }
 }
 
 /// `[run]`.
@@ -96,22 +81,13 @@ impl Default for RunConfig {
 }
 
 /// `[models]`: one table per role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
     /// The main agent (planner); also the single agent and the shared model.
     pub main: RoleModelConfig,
     /// The sub-agents (executors).
     pub sub: RoleModelConfig,
-}
-
-impl Default for ModelsConfig {
-    fn default() -> Self {
-        Self {
-            main: RoleModelConfig::default(),
-            sub: RoleModelConfig::default(),
-        }
-    }
 }
 
 /// `[models.<role>]`.
@@ -369,17 +345,20 @@ impl Config {
         if !(0.0..1.0).contains(&a.clip_low) || a.clip_high < 0.0 {
             p.push("algo.clip_low must be in [0, 1) and algo.clip_high >= 0".into());
         }
-        if !(a.eps > 0.0) {
+        if a.eps.is_nan() || a.eps <= 0.0 {
             p.push(format!("algo.eps = {}: must be > 0", a.eps));
         }
-        if !(self.sampling.temperature > 0.0) {
+        if self.sampling.temperature.is_nan() || self.sampling.temperature <= 0.0 {
             p.push(format!(
                 "sampling.temperature = {}: must be > 0",
                 self.sampling.temperature
             ));
         }
         if !(self.sampling.top_p > 0.0 && self.sampling.top_p <= 1.0) {
-            p.push(format!("sampling.top_p = {}: must be in (0, 1]", self.sampling.top_p));
+            p.push(format!(
+                "sampling.top_p = {}: must be in (0, 1]",
+                self.sampling.top_p
+            ));
         }
         if self.actors.request_attempts == 0 {
             p.push("actors.request_attempts = 0: must be at least 1".into());
@@ -403,7 +382,10 @@ mod tests {
     fn unknown_key_is_named_with_file() {
         let err = Config::parse("[algo]\ngroup_sise = 8\n", Path::new("x.toml")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("x.toml") && msg.contains("group_sise"), "{msg}");
+        assert!(
+            msg.contains("x.toml") && msg.contains("group_sise"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -414,7 +396,10 @@ mod tests {
         )
         .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("algo.group_size") && msg.contains("models.main.preset"), "{msg}");
+        assert!(
+            msg.contains("algo.group_size") && msg.contains("models.main.preset"),
+            "{msg}"
+        );
     }
 
     #[test]

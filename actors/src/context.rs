@@ -64,7 +64,11 @@ impl NodeContext {
     }
 
     /// The model config of a role's settings for this world's vocabulary.
-    pub fn policy_config(&self, role: &RoleModelConfig, init_seed: u64) -> Result<PolicyConfig, ContextError> {
+    pub fn policy_config(
+        &self,
+        role: &RoleModelConfig,
+        init_seed: u64,
+    ) -> Result<PolicyConfig, ContextError> {
         Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?.with_init_seed(init_seed))
     }
 

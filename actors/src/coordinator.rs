@@ -13,11 +13,11 @@ use mgrpo_algo::{
 };
 use mgrpo_env::{EvalReport, Question, Split};
 use mgrpo_store::{GroupRecord, MainRolloutEntry, StepCommit, StepRecord, SubCallEntry, SubSlot};
-use rand::seq::index::sample;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -129,12 +129,17 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
             break;
         }
         let last = step + 1 == to;
-        let checkpoint = last || (train.checkpoint_every > 0 && (step + 1) % train.checkpoint_every == 0);
-        let mut metrics = run_step(ctx, step, checkpoint || state.stop.load(Ordering::SeqCst)).await?;
+        let checkpoint =
+            last || (train.checkpoint_every > 0 && (step + 1) % train.checkpoint_every == 0);
+        let mut metrics =
+            run_step(ctx, step, checkpoint || state.stop.load(Ordering::SeqCst)).await?;
         if train.eval_every > 0 && ((step + 1) % train.eval_every == 0 || last) {
             let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
             metrics["dev_accuracy"] = report.accuracy.into();
-            let _ = state.progress.send(Progress::Eval { step: step + 1, report });
+            let _ = state.progress.send(Progress::Eval {
+                step: step + 1,
+                report,
+            });
         }
         crate::run_dir::JsonLines::append(&ctx.run_dir.metrics_path())
             .and_then(|mut f| f.write(&metrics))
@@ -166,7 +171,8 @@ fn learner_groups(variant: Algo) -> Vec<&'static str> {
 pub fn step_questions(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
     let qs = ctx.world.questions(Split::Train);
     let b = ctx.config.algo.queries_per_step.min(qs.len());
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(ctx.config.run.seed, &[salt::QUESTIONS, step]));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(derive_seed(ctx.config.run.seed, &[salt::QUESTIONS, step]));
     sample(&mut rng, qs.len(), b)
         .into_iter()
         .enumerate()
@@ -178,25 +184,36 @@ pub fn step_questions(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
 }
 
 /// Rolls out `specs` over the planners (round robin), `k` rollouts each.
-async fn roll_out(ctx: &NodeContext, step: u64, specs: Vec<GroupSpec>, k: u32, mode: Mode) -> Result<Vec<GroupResult>, String> {
-    let n = groups::wait_member::<PlannerMsg>(ctx, groups::PLANNER, std::time::Duration::from_secs(60))
-        .await
-        .map_err(|e| e.to_string())?
-        .len();
+async fn roll_out(
+    ctx: &NodeContext,
+    step: u64,
+    specs: Vec<GroupSpec>,
+    k: u32,
+    mode: Mode,
+) -> Result<Vec<GroupResult>, String> {
+    let n =
+        groups::wait_member::<PlannerMsg>(ctx, groups::PLANNER, std::time::Duration::from_secs(60))
+            .await
+            .map_err(|e| e.to_string())?
+            .len();
     let mut chunks: Vec<Vec<GroupSpec>> = vec![Vec::new(); n];
     for (i, s) in specs.into_iter().enumerate() {
         chunks[i % n].push(s);
     }
-    let calls = chunks.into_iter().enumerate().filter(|(_, c)| !c.is_empty()).map(|(i, chunk)| async move {
-        groups::request(ctx, groups::PLANNER, i, |reply| PlannerMsg::RunGroups {
-            step,
-            groups: chunk.clone(),
-            k,
-            mode,
-            reply,
-        })
-        .await
-    });
+    let calls = chunks
+        .into_iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(i, chunk)| async move {
+            groups::request(ctx, groups::PLANNER, i, |reply| PlannerMsg::RunGroups {
+                step,
+                groups: chunk.clone(),
+                k,
+                mode,
+                reply,
+            })
+            .await
+        });
     let mut out = Vec::new();
     for r in join_all(calls).await {
         out.extend(r.map_err(|e| e.to_string())?);
@@ -211,15 +228,22 @@ pub async fn evaluate(ctx: &NodeContext, split: Split, n: usize) -> Result<EvalR
     let specs = qs
         .iter()
         .enumerate()
-        .map(|(i, q)| GroupSpec { query: i as u32, question_id: q.id.clone() })
+        .map(|(i, q)| GroupSpec {
+            query: i as u32,
+            question_id: q.id.clone(),
+        })
         .collect();
     let results = roll_out(ctx, u64::MAX / 2, specs, 1, Mode::Eval).await?;
-    Ok(EvalReport::from_outcomes(
-        results.iter().zip(&qs).map(|(g, q)| (*q, g.rollouts.first().is_some_and(|r| r.parts.correct))),
-    ))
+    Ok(EvalReport::from_outcomes(results.iter().zip(&qs).map(
+        |(g, q)| (*q, g.rollouts.first().is_some_and(|r| r.parts.correct)),
+    )))
 }
 
-async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serde_json::Value, String> {
+async fn run_step(
+    ctx: &NodeContext,
+    step: u64,
+    checkpoint: bool,
+) -> Result<serde_json::Value, String> {
     let t0 = Instant::now();
     let cfg = &ctx.config.algo;
     let specs = step_questions(ctx, step);
@@ -233,7 +257,8 @@ async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serd
     for g in &results {
         let parts: Vec<_> = g.rollouts.iter().map(|r| r.parts).collect();
         let d: Vec<u32> = g.rollouts.iter().map(|r| r.calls.len() as u32).collect();
-        let (rollouts, group) = publish_main_group(step, g.spec.query, &parts, &d, &cfg.weights, cfg.std);
+        let (rollouts, group) =
+            publish_main_group(step, g.spec.query, &parts, &d, &cfg.weights, cfg.std);
         main_stats.push(rollouts);
         main_groups.push(group);
         call_stats.push(
@@ -254,30 +279,46 @@ async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serd
         );
     }
     let stats = (main_stats.clone(), call_stats.clone());
-    let stats_bytes = groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Stage { step, stats: stats.clone(), reply })
-        .await
-        .map_err(|e| e.to_string())?;
+    let stats_bytes = groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Stage {
+        step,
+        stats: stats.clone(),
+        reply,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
 
     // Each learner takes its update.
     let t1 = Instant::now();
     let n = results.len() as u32;
-    let reports: Vec<TrainReport> = join_all(learner_groups(cfg.variant).into_iter().map(|group| async move {
-        groups::request(ctx, group, 0, |reply| LearnerMsg::Train { step, groups: n, checkpoint, reply }).await
-    }))
+    let reports: Vec<TrainReport> = join_all(learner_groups(cfg.variant).into_iter().map(
+        |group| async move {
+            groups::request(ctx, group, 0, |reply| LearnerMsg::Train {
+                step,
+                groups: n,
+                checkpoint,
+                reply,
+            })
+            .await
+        },
+    ))
     .await
     .into_iter()
     .collect::<Result<_, _>>()
     .map_err(|e| e.to_string())?;
     let train_time = t1.elapsed().as_secs_f64();
-    let main_report = reports.iter().find(|r| r.role == crate::learner::LearnerRole::Main);
-    let sub_report = reports
+    let main_report = reports
         .iter()
-        .find(|r| !r.sub.is_empty())
-        .or_else(|| reports.iter().find(|r| r.role == crate::learner::LearnerRole::Sub));
+        .find(|r| r.role == crate::learner::LearnerRole::Main);
+    let sub_report = reports.iter().find(|r| !r.sub.is_empty()).or_else(|| {
+        reports
+            .iter()
+            .find(|r| r.role == crate::learner::LearnerRole::Sub)
+    });
 
     // The step's records.
     let mut group_records = Vec::new();
-    let (mut n_rollouts, mut reward, mut correct, mut format, mut calls) = (0usize, 0f64, 0usize, 0usize, 0usize);
+    let (mut n_rollouts, mut reward, mut correct, mut format, mut calls) =
+        (0usize, 0f64, 0usize, 0usize, 0usize);
     let (mut n_calls, mut sub_reward, mut sub_format, mut expert) = (0usize, 0f64, 0usize, 0f64);
     let mut tokens = 0usize;
     let main_version = main_report.map_or(0, |r| r.version);
@@ -305,7 +346,13 @@ async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serd
                     call: c.call,
                     format: c.format,
                     expert: c.expert,
-                    reward: cfg.weights.sub_reward(&SubParts { format: c.format, expert: c.expert }, main_correct),
+                    reward: cfg.weights.sub_reward(
+                        &SubParts {
+                            format: c.format,
+                            expert: c.expert,
+                        },
+                        main_correct,
+                    ),
                     role_version: 0,
                 }
             })
@@ -316,7 +363,8 @@ async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serd
             correct += usize::from(s.correct);
             format += usize::from(s.format);
             calls += s.calls as usize;
-            tokens += r.generated_tokens + r.calls.iter().map(|c| c.generated_tokens).sum::<usize>();
+            tokens +=
+                r.generated_tokens + r.calls.iter().map(|c| c.generated_tokens).sum::<usize>();
         }
         for c in &call_entries {
             n_calls += 1;
@@ -364,17 +412,26 @@ async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serd
     m.insert("sub_format_rate".into(), sub_format as f64 / nc);
     m.insert("expert_rate".into(), expert / nc);
     m.insert("tokens".into(), tokens as f64);
-    m.insert("tokens_per_s".into(), tokens as f64 / rollout_time.max(1e-9));
+    m.insert(
+        "tokens_per_s".into(),
+        tokens as f64 / rollout_time.max(1e-9),
+    );
     m.insert("rollout_time_s".into(), rollout_time);
     m.insert("train_time_s".into(), train_time);
     m.insert("step_time_s".into(), step_time);
     m.insert("stats_bytes".into(), stats_bytes as f64);
     for r in &reports {
         m.insert(format!("{}_loss", r.role.name()), r.stats.loss as f64);
-        m.insert(format!("{}_clip_fraction", r.role.name()), r.stats.clip_fraction as f64);
+        m.insert(
+            format!("{}_clip_fraction", r.role.name()),
+            r.stats.clip_fraction as f64,
+        );
         m.insert(format!("{}_rows", r.role.name()), r.rows as f64);
     }
-    let role_versions: BTreeMap<String, u64> = reports.iter().map(|r| (r.role.name().to_string(), r.version)).collect();
+    let role_versions: BTreeMap<String, u64> = reports
+        .iter()
+        .map(|r| (r.role.name().to_string(), r.version))
+        .collect();
     let commit = StepCommit {
         record: StepRecord {
             step,
@@ -403,9 +460,12 @@ async fn run_step(ctx: &NodeContext, step: u64, checkpoint: bool) -> Result<serd
             })
             .collect(),
     };
-    groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Commit { commit: Box::new(commit.clone()), reply })
-        .await
-        .map_err(|e| e.to_string())?;
+    groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Commit {
+        commit: Box::new(commit.clone()),
+        reply,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let mut line = serde_json::json!({ "step": step, "main_version": main_version });
     for (k, v) in m {
         line[k] = v.into();

@@ -74,7 +74,10 @@ impl Actor for Executor {
         args: ExecutorArgs,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         // Whatever version the owner holds now is the one to serve (also after a restart).
-        let (version, bytes) = groups::request(&args.ctx, args.owner, 0, |reply| LearnerMsg::GetPolicy { reply }).await?;
+        let (version, bytes) = groups::request(&args.ctx, args.owner, 0, |reply| {
+            LearnerMsg::GetPolicy { reply }
+        })
+        .await?;
         let device = args.ctx.device(&args.ctx.config.models.sub)?;
         let policy = Policy::from_bytes(&bytes, &device)?;
         groups::join(&args.ctx, groups::EXECUTOR, myself.get_cell());
@@ -93,7 +96,11 @@ impl Actor for Executor {
         state: &mut ExecutorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            ExecutorMsg::LoadPolicy { version, bytes, reply } => {
+            ExecutorMsg::LoadPolicy {
+                version,
+                bytes,
+                reply,
+            } => {
                 let device = state.args.ctx.device(&state.args.ctx.config.models.sub)?;
                 match Policy::from_bytes(&bytes, &device) {
                     Ok(p) => {
@@ -119,19 +126,34 @@ impl Actor for Executor {
     }
 }
 
-async fn run_calls(state: &ExecutorState, mode: Mode, jobs: &[SubJob]) -> Result<Vec<SubOutcome>, String> {
+async fn run_calls(
+    state: &ExecutorState,
+    mode: Mode,
+    jobs: &[SubJob],
+) -> Result<Vec<SubOutcome>, String> {
     let ctx = &state.args.ctx;
     let ran = tokio::task::block_in_place(|| {
-        run_sub_jobs(&state.policy, &ctx.codec, &ctx.world, &ctx.config.sampling, ctx.config.run.seed, mode, jobs)
+        run_sub_jobs(
+            &state.policy,
+            &ctx.codec,
+            &ctx.world,
+            &ctx.config.sampling,
+            ctx.config.run.seed,
+            mode,
+            jobs,
+        )
     })
     .map_err(|e| e.to_string())?;
     let items: Vec<(String, String, bool)> = ran
         .iter()
         .map(|(o, _)| (o.task.clone(), o.result.clone(), o.format))
         .collect();
-    let scores = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreCalls { items: items.clone(), reply })
-        .await
-        .map_err(|e| e.to_string())?;
+    let scores = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreCalls {
+        items: items.clone(),
+        reply,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let mut outcomes = Vec::with_capacity(ran.len());
     let mut trajectories: Vec<(CallKey, Trajectory)> = Vec::new();
     for ((mut o, t), s) in ran.into_iter().zip(scores) {
@@ -142,11 +164,17 @@ async fn run_calls(state: &ExecutorState, mode: Mode, jobs: &[SubJob]) -> Result
         outcomes.push(o);
     }
     if !trajectories.is_empty() {
-        let owner = groups::wait_member::<LearnerMsg>(ctx, state.args.owner, std::time::Duration::from_secs(30))
-            .await
-            .map_err(|e| e.to_string())?;
+        let owner = groups::wait_member::<LearnerMsg>(
+            ctx,
+            state.args.owner,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         owner[0]
-            .cast(LearnerMsg::AddSub { items: trajectories })
+            .cast(LearnerMsg::AddSub {
+                items: trajectories,
+            })
             .map_err(|e| e.to_string())?;
     }
     Ok(outcomes)

@@ -112,7 +112,9 @@ where
         let actor = &m[(pick + attempt as usize) % m.len()];
         match actor.call(&make, Some(timeout)).await {
             Ok(CallResult::Success(Ok(r))) => return Ok(r),
-            Ok(CallResult::Success(Err(message))) => return Err(RequestError::Failed { group, message }),
+            Ok(CallResult::Success(Err(message))) => {
+                return Err(RequestError::Failed { group, message });
+            }
             Ok(CallResult::Timeout) => last = format!("timed out after {timeout:?}"),
             Ok(CallResult::SenderError) => last = "the actor stopped before replying".into(),
             Err(e) => last = e.to_string(),

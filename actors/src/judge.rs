@@ -64,7 +64,13 @@ impl Actor for Judge {
             JudgeMsg::ScoreCalls { items, reply } => {
                 let scores = items
                     .iter()
-                    .map(|(task, result, format)| if *format { expert_score(k, task, result) } else { 0.0 })
+                    .map(|(task, result, format)| {
+                        if *format {
+                            expert_score(k, task, result)
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect();
                 let _ = reply.send(Ok(scores));
             }

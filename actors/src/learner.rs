@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mgrpo_algo::{
-    Algo, MainRolloutStat, SubCallStat, SubGroupAdvantages, SubSettings, Trajectory, concat_batches, main_advantages,
-    main_batch, sub_advantages, sub_batch,
+    Algo, MainRolloutStat, SubCallStat, SubGroupAdvantages, SubSettings, Trajectory,
+    concat_batches, main_advantages, main_batch, sub_advantages, sub_batch,
 };
 use mgrpo_models::{
     Averaging, CheckpointMeta, Learner, LearnerConfig, StepStats, SurrogateConfig, load_checkpoint,
@@ -26,6 +26,9 @@ use crate::groups;
 use crate::planner::PlannerMsg;
 use crate::rollout::{CallKey, RolloutKey};
 use crate::store_actor::StoreMsg;
+
+/// A policy version and its weights (`Policy::to_bytes`), shared without copying.
+pub type VersionedWeights = (u64, Arc<Vec<u8>>);
 
 /// Which role a learner trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +104,7 @@ pub enum LearnerMsg {
     /// The current version and weights (for inference actors that start or restart).
     GetPolicy {
         /// `(version, Policy::to_bytes)`.
-        reply: RpcReplyPort<Result<(u64, Arc<Vec<u8>>), String>>,
+        reply: RpcReplyPort<Result<VersionedWeights, String>>,
     },
     /// The learner's progress.
     GetState {
@@ -143,10 +146,13 @@ pub fn load_learner(ctx: &NodeContext, role: LearnerRole) -> Result<(Learner, Tr
         LearnerRole::Sub => &ctx.config.models.sub,
     };
     let device = ctx.device(settings).map_err(|e| e.to_string())?;
-    let version = ctx
-        .run_dir
-        .latest_checkpoint(role.name())
-        .ok_or_else(|| format!("no {} checkpoint in {} (run warmup first)", role.name(), ctx.run_dir.root().display()))?;
+    let version = ctx.run_dir.latest_checkpoint(role.name()).ok_or_else(|| {
+        format!(
+            "no {} checkpoint in {} (run warmup first)",
+            role.name(),
+            ctx.run_dir.root().display()
+        )
+    })?;
     let dir = ctx.run_dir.checkpoint_path(role.name(), version);
     let ck = load_checkpoint(&dir, &device, None).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut learner = Learner::from_policy(
@@ -159,29 +165,55 @@ pub fn load_learner(ctx: &NodeContext, role: LearnerRole) -> Result<(Learner, Tr
     .map_err(|e| e.to_string())?;
     let state = match std::fs::read(dir.join("train_state.json")) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string())?,
-        Err(_) => TrainState { next_step: 0, version },
+        Err(_) => TrainState {
+            next_step: 0,
+            version,
+        },
     };
     if let Ok(opt) = std::fs::read(dir.join("optimizer.bin")) {
-        learner.load_optimizer_state(&opt).map_err(|e| e.to_string())?;
+        learner
+            .load_optimizer_state(&opt)
+            .map_err(|e| e.to_string())?;
     }
     Ok((learner, state))
 }
 
 /// Saves weights, tokenizer, optimizer state and progress.
-pub fn save_learner(ctx: &NodeContext, role: LearnerRole, learner: &Learner, state: TrainState, with_optimizer: bool) -> Result<String, String> {
+pub fn save_learner(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    learner: &Learner,
+    state: TrainState,
+    with_optimizer: bool,
+) -> Result<String, String> {
     let dir = ctx.run_dir.checkpoint_path(role.name(), state.version);
-    save_checkpoint(&dir, &learner.policy(), ctx.tokenizer_json.as_bytes(), &CheckpointMeta::new(role.name(), state.version))
-        .map_err(|e| e.to_string())?;
+    save_checkpoint(
+        &dir,
+        &learner.policy(),
+        ctx.tokenizer_json.as_bytes(),
+        &CheckpointMeta::new(role.name(), state.version),
+    )
+    .map_err(|e| e.to_string())?;
     if with_optimizer {
-        std::fs::write(dir.join("optimizer.bin"), learner.optimizer_state().map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            dir.join("optimizer.bin"),
+            learner.optimizer_state().map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
     }
     write_json(&dir.join("train_state.json"), &state)?;
-    Ok(crate::run_dir::RunDir::checkpoint_rel(role.name(), state.version))
+    Ok(crate::run_dir::RunDir::checkpoint_rel(
+        role.name(),
+        state.version,
+    ))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    std::fs::write(path, serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    std::fs::write(
+        path,
+        serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())
 }
 
 impl Actor for LearnerActor {
@@ -220,7 +252,11 @@ impl Actor for LearnerActor {
             LearnerMsg::AddMain { items } => s.main.extend(items),
             LearnerMsg::AddSub { items } => s.sub.extend(items),
             LearnerMsg::GetPolicy { reply } => {
-                let r = s.learner.policy().to_bytes().map(|b| (s.state.version, Arc::new(b)));
+                let r = s
+                    .learner
+                    .policy()
+                    .to_bytes()
+                    .map(|b| (s.state.version, Arc::new(b)));
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LearnerMsg::GetState { reply } => {
@@ -230,7 +266,12 @@ impl Actor for LearnerActor {
                 let r = save_learner(&s.ctx, s.role, &s.learner, s.state, true);
                 let _ = reply.send(r);
             }
-            LearnerMsg::Train { step, groups: n, checkpoint, reply } => {
+            LearnerMsg::Train {
+                step,
+                groups: n,
+                checkpoint,
+                reply,
+            } => {
                 let r = train(s, step, n, checkpoint).await;
                 let _ = reply.send(r);
             }
@@ -239,19 +280,31 @@ impl Actor for LearnerActor {
     }
 }
 
-async fn train(s: &mut LearnerState, step: u64, n_groups: u32, checkpoint: bool) -> Result<TrainReport, String> {
+async fn train(
+    s: &mut LearnerState,
+    step: u64,
+    n_groups: u32,
+    checkpoint: bool,
+) -> Result<TrainReport, String> {
     let ctx = s.ctx.clone();
     let algo = &ctx.config.algo;
     let variant = algo.variant;
     let trains_main = s.role == LearnerRole::Main;
-    let trains_sub = (s.role == LearnerRole::Sub) || (variant == Algo::Shared && s.role == LearnerRole::Main);
+    let trains_sub =
+        (s.role == LearnerRole::Sub) || (variant == Algo::Shared && s.role == LearnerRole::Main);
     let pad = ctx.codec.pad_id();
     let (main_stats, call_stats): (Vec<Vec<MainRolloutStat>>, Vec<Vec<SubCallStat>>) =
-        groups::request(&ctx, groups::STORE, 0, |reply| StoreMsg::Statistics { step, reply })
-            .await
-            .map_err(|e| e.to_string())?;
+        groups::request(&ctx, groups::STORE, 0, |reply| StoreMsg::Statistics {
+            step,
+            reply,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     if main_stats.len() != n_groups as usize {
-        return Err(format!("store has {} groups for step {step}, expected {n_groups}", main_stats.len()));
+        return Err(format!(
+            "store has {} groups for step {step}, expected {n_groups}",
+            main_stats.len()
+        ));
     }
     let mut batches = Vec::new();
     let mut main_adv_all = Vec::new();
@@ -262,7 +315,11 @@ async fn train(s: &mut LearnerState, step: u64, n_groups: u32, checkpoint: bool)
             let row: Vec<&Trajectory> = (0..group.len())
                 .map(|k| {
                     s.main
-                        .get(&RolloutKey { step, query: q as u32, rollout: k as u32 })
+                        .get(&RolloutKey {
+                            step,
+                            query: q as u32,
+                            rollout: k as u32,
+                        })
                         .ok_or_else(|| format!("missing main trajectory ({step}, {q}, {k})"))
                 })
                 .collect::<Result<_, _>>()?;
@@ -288,8 +345,17 @@ async fn train(s: &mut LearnerState, step: u64, n_groups: u32, checkpoint: bool)
                 .map(|r| {
                     (0..r.calls)
                         .map(|i| {
-                            let key = CallKey { rollout: RolloutKey { step, query: q as u32, rollout: r.rollout }, call: i };
-                            s.sub.get(&key).ok_or_else(|| format!("missing sub trajectory {key:?}"))
+                            let key = CallKey {
+                                rollout: RolloutKey {
+                                    step,
+                                    query: q as u32,
+                                    rollout: r.rollout,
+                                },
+                                call: i,
+                            };
+                            s.sub
+                                .get(&key)
+                                .ok_or_else(|| format!("missing sub trajectory {key:?}"))
                         })
                         .collect::<Result<Vec<_>, _>>()
                 })
@@ -309,14 +375,22 @@ async fn train(s: &mut LearnerState, step: u64, n_groups: u32, checkpoint: bool)
     let config = SurrogateConfig {
         eps_low: algo.clip_low,
         eps_high: algo.clip_high,
-        averaging: if algo.token_level { Averaging::Token } else { Averaging::Sequence },
+        averaging: if algo.token_level {
+            Averaging::Token
+        } else {
+            Averaging::Sequence
+        },
         kl_coef: algo.kl_coef,
     };
     let mut stats = StepStats::default();
     for _ in 0..algo.epochs {
-        stats = tokio::task::block_in_place(|| s.learner.surrogate_step(&batch, &config)).map_err(|e| e.to_string())?;
+        stats = tokio::task::block_in_place(|| s.learner.surrogate_step(&batch, &config))
+            .map_err(|e| e.to_string())?;
     }
-    s.state = TrainState { next_step: step + 1, version: s.state.version + 1 };
+    s.state = TrainState {
+        next_step: step + 1,
+        version: s.state.version + 1,
+    };
     s.main.retain(|k, _| k.step > step);
     s.sub.retain(|k, _| k.rollout.step > step);
     publish(s).await?;
@@ -341,19 +415,39 @@ async fn publish(s: &LearnerState) -> Result<(), String> {
     let ctx = &s.ctx;
     let bytes = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);
     let version = s.state.version;
-    let timeout = Some(std::time::Duration::from_secs(ctx.config.actors.request_timeout_s));
+    let timeout = Some(std::time::Duration::from_secs(
+        ctx.config.actors.request_timeout_s,
+    ));
     let to_planners = s.role == LearnerRole::Main;
     let to_executors = s.role == LearnerRole::Sub || ctx.config.algo.variant == Algo::Shared;
     if to_planners {
         for p in groups::members::<PlannerMsg>(ctx, groups::PLANNER) {
             let b = bytes.clone();
-            let _ = p.call(|reply| PlannerMsg::LoadPolicy { version, bytes: b, reply }, timeout).await;
+            let _ = p
+                .call(
+                    |reply| PlannerMsg::LoadPolicy {
+                        version,
+                        bytes: b,
+                        reply,
+                    },
+                    timeout,
+                )
+                .await;
         }
     }
     if to_executors {
         for e in groups::members::<ExecutorMsg>(ctx, groups::EXECUTOR) {
             let b = bytes.clone();
-            let _ = e.call(|reply| ExecutorMsg::LoadPolicy { version, bytes: b, reply }, timeout).await;
+            let _ = e
+                .call(
+                    |reply| ExecutorMsg::LoadPolicy {
+                        version,
+                        bytes: b,
+                        reply,
+                    },
+                    timeout,
+                )
+                .await;
         }
     }
     Ok(())

@@ -100,8 +100,10 @@ impl Actor for Planner {
         myself: ActorRef<PlannerMsg>,
         ctx: Arc<NodeContext>,
     ) -> Result<PlannerState, ActorProcessingErr> {
-        let (version, bytes) =
-            groups::request(&ctx, groups::MAIN_LEARNER, 0, |reply| LearnerMsg::GetPolicy { reply }).await?;
+        let (version, bytes) = groups::request(&ctx, groups::MAIN_LEARNER, 0, |reply| {
+            LearnerMsg::GetPolicy { reply }
+        })
+        .await?;
         let device = ctx.device(&ctx.config.models.main)?;
         let policy = Policy::from_bytes(&bytes, &device)?;
         groups::join(&ctx, groups::PLANNER, myself.get_cell());
@@ -120,7 +122,11 @@ impl Actor for Planner {
         state: &mut PlannerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            PlannerMsg::LoadPolicy { version, bytes, reply } => {
+            PlannerMsg::LoadPolicy {
+                version,
+                bytes,
+                reply,
+            } => {
                 let device = state.ctx.device(&state.ctx.config.models.main)?;
                 let r = Policy::from_bytes(&bytes, &device).map(|p| {
                     state.policy = p;
@@ -128,7 +134,13 @@ impl Actor for Planner {
                 });
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
-            PlannerMsg::RunGroups { step, groups, k, mode, reply } => {
+            PlannerMsg::RunGroups {
+                step,
+                groups,
+                k,
+                mode,
+                reply,
+            } => {
                 let r = run_groups(state, step, &groups, k, mode).await;
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
@@ -160,31 +172,65 @@ async fn run_groups(
     let ctx = &state.ctx;
     let questions: Vec<&Question> = specs
         .iter()
-        .map(|s| ctx.world.question(&s.question_id).ok_or_else(|| RolloutError::Question(s.question_id.clone())))
+        .map(|s| {
+            ctx.world
+                .question(&s.question_id)
+                .ok_or_else(|| RolloutError::Question(s.question_id.clone()))
+        })
         .collect::<Result<_, _>>()?;
     let jobs: Vec<(RolloutKey, &Question)> = specs
         .iter()
         .zip(&questions)
-        .flat_map(|(s, q)| (0..k).map(move |r| (RolloutKey { step, query: s.query, rollout: r }, *q)))
+        .flat_map(|(s, q)| {
+            (0..k).map(move |r| {
+                (
+                    RolloutKey {
+                        step,
+                        query: s.query,
+                        rollout: r,
+                    },
+                    *q,
+                )
+            })
+        })
         .collect();
     let seed = ctx.config.run.seed;
     let sampling = &ctx.config.sampling;
     let ran: Vec<(MainOutcome, Trajectory)> = if ctx.config.algo.variant == Algo::Single {
-        tokio::task::block_in_place(|| run_single_jobs(&state.policy, &ctx.codec, &ctx.world, sampling, seed, mode, &jobs))?
+        tokio::task::block_in_place(|| {
+            run_single_jobs(
+                &state.policy,
+                &ctx.codec,
+                &ctx.world,
+                sampling,
+                seed,
+                mode,
+                &jobs,
+            )
+        })?
     } else {
         let counter = state.next_executor.clone();
-        run_main_jobs(&state.policy, &ctx.codec, &ctx.world, sampling, seed, mode, &jobs, |subs| {
-            let pick = counter.fetch_add(1, Ordering::Relaxed);
-            async move {
-                groups::request(ctx, groups::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
-                    mode,
-                    jobs: subs.clone(),
-                    reply,
-                })
-                .await
-                .map_err(RolloutError::from)
-            }
-        })
+        run_main_jobs(
+            &state.policy,
+            &ctx.codec,
+            &ctx.world,
+            sampling,
+            seed,
+            mode,
+            &jobs,
+            |subs| {
+                let pick = counter.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    groups::request(ctx, groups::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
+                        mode,
+                        jobs: subs.clone(),
+                        reply,
+                    })
+                    .await
+                    .map_err(RolloutError::from)
+                }
+            },
+        )
         .await?
     };
     let items = ran
@@ -192,14 +238,24 @@ async fn run_groups(
         .zip(&jobs)
         .map(|((o, _), (_, q))| (q.id.clone(), o.format, o.answer.clone()))
         .collect::<Vec<_>>();
-    let parts = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreMain { items: items.clone(), reply }).await?;
+    let parts = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreMain {
+        items: items.clone(),
+        reply,
+    })
+    .await?;
     let mut results: Vec<GroupResult> = specs
         .iter()
-        .map(|s| GroupResult { spec: s.clone(), rollouts: Vec::new() })
+        .map(|s| GroupResult {
+            spec: s.clone(),
+            rollouts: Vec::new(),
+        })
         .collect();
     let mut trajectories = Vec::new();
     for (((o, t), p), (key, _)) in ran.into_iter().zip(parts).zip(&jobs) {
-        let g = results.iter_mut().find(|g| g.spec.query == key.query).expect("group of a job");
+        let g = results
+            .iter_mut()
+            .find(|g| g.spec.query == key.query)
+            .expect("group of a job");
         g.rollouts.push(RolloutResult {
             rollout: key.rollout,
             parts: p,
@@ -212,9 +268,16 @@ async fn run_groups(
         }
     }
     if !trajectories.is_empty() {
-        let learner = groups::wait_member::<LearnerMsg>(ctx, groups::MAIN_LEARNER, std::time::Duration::from_secs(30)).await?;
+        let learner = groups::wait_member::<LearnerMsg>(
+            ctx,
+            groups::MAIN_LEARNER,
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
         learner[0]
-            .cast(LearnerMsg::AddMain { items: trajectories })
+            .cast(LearnerMsg::AddMain {
+                items: trajectories,
+            })
             .map_err(|e| RolloutError::Learner(e.to_string()))?;
     }
     Ok(results)

@@ -8,7 +8,9 @@
 use std::future::Future;
 
 use mgrpo_algo::{Trajectory, derive_seed, salt};
-use mgrpo_env::{MainEpisode, MainStep, Question, SingleEpisode, SubEpisode, TextCodec, ToolStep, World};
+use mgrpo_env::{
+    MainEpisode, MainStep, Question, SingleEpisode, SubEpisode, TextCodec, ToolStep, World,
+};
 use mgrpo_models::{Policy, SampleOptions, Sampled};
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +104,8 @@ impl Trace {
 
     fn sampled(&mut self, s: &Sampled) {
         self.tokens.extend(&s.tokens);
-        self.generated.extend(std::iter::repeat_n(true, s.tokens.len()));
+        self.generated
+            .extend(std::iter::repeat_n(true, s.tokens.len()));
         self.logprobs.extend(&s.logprobs);
     }
 
@@ -118,7 +121,11 @@ impl Trace {
 fn options(codec: &TextCodec, sampling: &SamplingConfig, mode: Mode) -> SampleOptions {
     SampleOptions {
         max_new_tokens: sampling.max_turn_tokens,
-        temperature: if mode == Mode::Eval { 0.0 } else { sampling.temperature },
+        temperature: if mode == Mode::Eval {
+            0.0
+        } else {
+            sampling.temperature
+        },
         top_p: sampling.top_p,
         stop_tokens: codec.stop_ids().to_vec(),
         use_kv_cache: true,
@@ -170,9 +177,9 @@ pub fn run_sub_jobs(
             .filter(|&i| !eps[i].is_done() && fits(&traces[i], policy, sampling))
             .collect();
         // Episodes out of room end with a format error.
-        for i in 0..eps.len() {
-            if !eps[i].is_done() && !active.contains(&i) {
-                eps[i].apply("", &world.tools);
+        for (i, ep) in eps.iter_mut().enumerate() {
+            if !ep.is_done() && !active.contains(&i) {
+                ep.apply("", &world.tools);
             }
         }
         if active.is_empty() {
@@ -182,7 +189,17 @@ pub fn run_sub_jobs(
             .iter()
             .map(|&i| {
                 let k = jobs[i].key;
-                derive_seed(run_seed, &[salt::SUB, k.rollout.step, k.rollout.query as u64, k.rollout.rollout as u64, k.call as u64, turn])
+                derive_seed(
+                    run_seed,
+                    &[
+                        salt::SUB,
+                        k.rollout.step,
+                        k.rollout.query as u64,
+                        k.rollout.rollout as u64,
+                        k.call as u64,
+                        turn,
+                    ],
+                )
             })
             .collect();
         let refs: Vec<&Trace> = active.iter().map(|&i| &traces[i]).collect();
@@ -221,6 +238,7 @@ pub fn run_sub_jobs(
 /// Runs main-agent rollouts in lockstep; at each turn the delegations of all rollouts go to
 /// `run_subs` as one batch (an executor call, or a local driver) and the results come back in
 /// the same order.
+#[allow(clippy::too_many_arguments)] // one driver's whole input; a struct would only rename it
 pub async fn run_main_jobs<F, Fut, E>(
     policy: &Policy,
     codec: &TextCodec,
@@ -238,7 +256,10 @@ where
 {
     let opts = options(codec, sampling, mode);
     let max_turns = world.config.max_main_turns;
-    let mut eps: Vec<MainEpisode> = jobs.iter().map(|(_, q)| MainEpisode::new(&q.text, max_turns)).collect();
+    let mut eps: Vec<MainEpisode> = jobs
+        .iter()
+        .map(|(_, q)| MainEpisode::new(&q.text, max_turns))
+        .collect();
     let mut traces: Vec<Trace> = eps
         .iter()
         .map(|e| {
@@ -253,9 +274,9 @@ where
         let active: Vec<usize> = (0..eps.len())
             .filter(|&i| !eps[i].is_done() && fits(&traces[i], policy, sampling))
             .collect();
-        for i in 0..eps.len() {
-            if !eps[i].is_done() && !active.contains(&i) {
-                eps[i].apply("");
+        for (i, ep) in eps.iter_mut().enumerate() {
+            if !ep.is_done() && !active.contains(&i) {
+                ep.apply("");
             }
         }
         if active.is_empty() {
@@ -265,7 +286,10 @@ where
             .iter()
             .map(|&i| {
                 let k = jobs[i].0;
-                derive_seed(run_seed, &[salt::MAIN, k.step, k.query as u64, k.rollout as u64, turn])
+                derive_seed(
+                    run_seed,
+                    &[salt::MAIN, k.step, k.query as u64, k.rollout as u64, turn],
+                )
             })
             .collect();
         let refs: Vec<&Trace> = active.iter().map(|&i| &traces[i]).collect();
@@ -290,7 +314,11 @@ where
             let results = run_subs(subs).await?;
             for (i, r) in waiting.into_iter().zip(results) {
                 eps[i].deliver_result(&r.result);
-                let seg = eps[i].segments().last().map(|s| s.text.clone()).unwrap_or_default();
+                let seg = eps[i]
+                    .segments()
+                    .last()
+                    .map(|s| s.text.clone())
+                    .unwrap_or_default();
                 traces[i].context(codec, &seg);
                 calls[i].push(r);
             }
@@ -329,7 +357,10 @@ pub fn run_single_jobs(
 ) -> Result<Vec<(MainOutcome, Trajectory)>, mgrpo_models::ModelError> {
     let opts = options(codec, sampling, mode);
     let max_turns = world.config.max_single_turns;
-    let mut eps: Vec<SingleEpisode> = jobs.iter().map(|(_, q)| SingleEpisode::new(&q.text, max_turns)).collect();
+    let mut eps: Vec<SingleEpisode> = jobs
+        .iter()
+        .map(|(_, q)| SingleEpisode::new(&q.text, max_turns))
+        .collect();
     let mut traces: Vec<Trace> = eps
         .iter()
         .map(|e| {
@@ -343,9 +374,9 @@ pub fn run_single_jobs(
         let active: Vec<usize> = (0..eps.len())
             .filter(|&i| !eps[i].is_done() && fits(&traces[i], policy, sampling))
             .collect();
-        for i in 0..eps.len() {
-            if !eps[i].is_done() && !active.contains(&i) {
-                eps[i].apply("", &world.tools);
+        for (i, ep) in eps.iter_mut().enumerate() {
+            if !ep.is_done() && !active.contains(&i) {
+                ep.apply("", &world.tools);
             }
         }
         if active.is_empty() {
@@ -355,7 +386,10 @@ pub fn run_single_jobs(
             .iter()
             .map(|&i| {
                 let k = jobs[i].0;
-                derive_seed(run_seed, &[salt::MAIN, k.step, k.query as u64, k.rollout as u64, turn])
+                derive_seed(
+                    run_seed,
+                    &[salt::MAIN, k.step, k.query as u64, k.rollout as u64, turn],
+                )
             })
             .collect();
         let refs: Vec<&Trace> = active.iter().map(|&i| &traces[i]).collect();

@@ -61,7 +61,10 @@ impl RunDir {
 
     /// `checkpoints/<role>/<version>/`.
     pub fn checkpoint_path(&self, role: &str, version: u64) -> PathBuf {
-        self.root.join("checkpoints").join(role).join(version.to_string())
+        self.root
+            .join("checkpoints")
+            .join(role)
+            .join(version.to_string())
     }
 
     /// The same, relative to the run directory (what the store records).

@@ -35,7 +35,9 @@ pub enum TrainError {
     #[error("run directory: {0}")]
     Io(#[from] std::io::Error),
     /// The run already has steps and `--resume` was not given.
-    #[error("{dir} already has {steps} committed steps: pass --resume to continue it, or choose a new --run")]
+    #[error(
+        "{dir} already has {steps} committed steps: pass --resume to continue it, or choose a new --run"
+    )]
     NotResuming {
         /// The run directory.
         dir: String,
@@ -62,14 +64,22 @@ pub struct TrainOptions {
 
 /// Prepares the run directory: resolved config, store, warm start if no checkpoint exists.
 /// Returns the node context, the store and the warm start's report (empty if reused).
-pub fn prepare(config: Config, run_dir: RunDir, resume: bool, on_warmup: impl FnMut(&str, usize, usize, f32)) -> Result<(Arc<NodeContext>, Store, Vec<WarmupRole>), TrainError> {
+pub fn prepare(
+    config: Config,
+    run_dir: RunDir,
+    resume: bool,
+    on_warmup: impl FnMut(&str, usize, usize, f32),
+) -> Result<(Arc<NodeContext>, Store, Vec<WarmupRole>), TrainError> {
     run_dir.create()?;
     let toml = config.to_toml();
     let store = Store::open(run_dir.store_path())?;
     if let Some(last) = store.last_step()?
         && !resume
     {
-        return Err(TrainError::NotResuming { dir: run_dir.root().display().to_string(), steps: last + 1 });
+        return Err(TrainError::NotResuming {
+            dir: run_dir.root().display().to_string(),
+            steps: last + 1,
+        });
     }
     std::fs::write(run_dir.config_path(), &toml)?;
     store.put_config(&toml)?;
@@ -82,7 +92,12 @@ pub fn prepare(config: Config, run_dir: RunDir, resume: bool, on_warmup: impl Fn
     if needs_warmup {
         report = warmup(&ctx, on_warmup).map_err(TrainError::Warmup)?;
         for (role, _) in warm_roles(ctx.config.algo.variant) {
-            store.set_role_version(&RoleVersion { role: role.name().into(), version: 0, step: 0, source: "warmup".into() })?;
+            store.set_role_version(&RoleVersion {
+                role: role.name().into(),
+                version: 0,
+                step: 0,
+                source: "warmup".into(),
+            })?;
             store.add_checkpoint(&CheckpointEntry {
                 role: role.name().into(),
                 version: 0,
@@ -114,19 +129,42 @@ where
 }
 
 /// The children of a single node holding every role, in start order.
-fn children(ctx: &Arc<NodeContext>, store: &Store, progress: UnboundedSender<Progress>, stop: Arc<AtomicBool>) -> Vec<ChildSpec> {
+fn children(
+    ctx: &Arc<NodeContext>,
+    store: &Store,
+    progress: UnboundedSender<Progress>,
+    stop: Arc<AtomicBool>,
+) -> Vec<ChildSpec> {
     let variant = ctx.config.algo.variant;
     let mut out = Vec::new();
     let (c, s) = (ctx.clone(), store.clone());
-    out.push(spec("store".into(), move || (StoreActor, (c.clone(), s.clone()))));
+    out.push(spec("store".into(), move || {
+        (StoreActor, (c.clone(), s.clone()))
+    }));
     let c = ctx.clone();
     out.push(spec("judge".into(), move || (Judge, c.clone())));
     let c = ctx.clone();
-    out.push(spec("main-learner".into(), move || (LearnerActor, LearnerArgs { ctx: c.clone(), role: LearnerRole::Main })));
+    out.push(spec("main-learner".into(), move || {
+        (
+            LearnerActor,
+            LearnerArgs {
+                ctx: c.clone(),
+                role: LearnerRole::Main,
+            },
+        )
+    }));
     let separate_sub = matches!(variant, Algo::Mgrpo | Algo::FrozenSub);
     if separate_sub {
         let c = ctx.clone();
-        out.push(spec("sub-learner".into(), move || (LearnerActor, LearnerArgs { ctx: c.clone(), role: LearnerRole::Sub })));
+        out.push(spec("sub-learner".into(), move || {
+            (
+                LearnerActor,
+                LearnerArgs {
+                    ctx: c.clone(),
+                    role: LearnerRole::Sub,
+                },
+            )
+        }));
     }
     if variant.uses_sub_agents() {
         for i in 0..ctx.config.actors.executors {
@@ -136,7 +174,11 @@ fn children(ctx: &Arc<NodeContext>, store: &Store, progress: UnboundedSender<Pro
                     Executor,
                     ExecutorArgs {
                         ctx: c.clone(),
-                        owner: if separate_sub { groups::SUB_LEARNER } else { groups::MAIN_LEARNER },
+                        owner: if separate_sub {
+                            groups::SUB_LEARNER
+                        } else {
+                            groups::MAIN_LEARNER
+                        },
                         trained: variant.sub_is_trained(),
                     },
                 )
@@ -149,7 +191,14 @@ fn children(ctx: &Arc<NodeContext>, store: &Store, progress: UnboundedSender<Pro
     }
     let c = ctx.clone();
     out.push(spec("coordinator".into(), move || {
-        (Coordinator, CoordinatorArgs { ctx: c.clone(), progress: progress.clone(), stop: stop.clone() })
+        (
+            Coordinator,
+            CoordinatorArgs {
+                ctx: c.clone(),
+                progress: progress.clone(),
+                stop: stop.clone(),
+            },
+        )
     }));
     out
 }
@@ -189,19 +238,25 @@ pub async fn start_node(
 /// Runs training steps on a started node until `config.train.steps` (or a stop).
 pub async fn run_steps(node: &Node) -> Result<u64, TrainError> {
     let ctx = &node.ctx;
-    let state = groups::request(ctx, groups::MAIN_LEARNER, 0, |reply| LearnerMsg::GetState { reply })
-        .await
-        .map_err(|e| TrainError::Actors(e.to_string()))?;
+    let state = groups::request(ctx, groups::MAIN_LEARNER, 0, |reply| LearnerMsg::GetState {
+        reply,
+    })
+    .await
+    .map_err(|e| TrainError::Actors(e.to_string()))?;
     let from = state.next_step;
     let to = ctx.config.train.steps;
     if from >= to {
         return Ok(0);
     }
-    let coord = groups::wait_member::<CoordinatorMsg>(ctx, groups::COORDINATOR, Duration::from_secs(60))
+    let coord =
+        groups::wait_member::<CoordinatorMsg>(ctx, groups::COORDINATOR, Duration::from_secs(60))
+            .await
+            .map_err(|e| TrainError::Actors(e.to_string()))?
+            .remove(0);
+    match coord
+        .call(|reply| CoordinatorMsg::Run { from, to, reply }, None)
         .await
-        .map_err(|e| TrainError::Actors(e.to_string()))?
-        .remove(0);
-    match coord.call(|reply| CoordinatorMsg::Run { from, to, reply }, None).await {
+    {
         Ok(ractor::rpc::CallResult::Success(r)) => r.map_err(TrainError::Training),
         Ok(_) => Err(TrainError::Actors("the coordinator stopped".into())),
         Err(e) => Err(TrainError::Actors(e.to_string())),

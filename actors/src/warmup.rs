@@ -46,10 +46,18 @@ pub fn warm_roles(variant: Algo) -> Vec<(LearnerRole, Vec<DemoRole>)> {
 }
 
 /// Runs the warm start; `on_step(role, step, steps, loss)` reports progress.
-pub fn warmup(ctx: &NodeContext, mut on_step: impl FnMut(&str, usize, usize, f32)) -> Result<Vec<WarmupRole>, String> {
+pub fn warmup(
+    ctx: &NodeContext,
+    mut on_step: impl FnMut(&str, usize, usize, f32),
+) -> Result<Vec<WarmupRole>, String> {
     let cfg = &ctx.config;
     let seed = cfg.run.seed;
-    let demos = demonstrations(&ctx.world, Split::Train, cfg.warmup.episodes, derive_seed(seed, &[salt::INIT, 0]));
+    let demos = demonstrations(
+        &ctx.world,
+        Split::Train,
+        cfg.warmup.episodes,
+        derive_seed(seed, &[salt::INIT, 0]),
+    );
     let mut log = JsonLines::append(&ctx.run_dir.warmup_path()).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (i, (role, kinds)) in warm_roles(cfg.algo.variant).into_iter().enumerate() {
@@ -58,10 +66,15 @@ pub fn warmup(ctx: &NodeContext, mut on_step: impl FnMut(&str, usize, usize, f32
             .iter()
             .filter(|d| kinds.contains(&d.role))
             .map(|d| {
-                let mut t = Trajectory { tokens: Vec::new(), generated: Vec::new(), logprobs: Vec::new() };
+                let mut t = Trajectory {
+                    tokens: Vec::new(),
+                    generated: Vec::new(),
+                    logprobs: Vec::new(),
+                };
                 for s in &d.segments {
                     let ids = ctx.codec.encode(&s.text);
-                    t.generated.extend(std::iter::repeat_n(s.generated, ids.len()));
+                    t.generated
+                        .extend(std::iter::repeat_n(s.generated, ids.len()));
                     t.logprobs.extend(std::iter::repeat_n(0.0, ids.len()));
                     t.tokens.extend(ids);
                 }
@@ -82,7 +95,10 @@ pub fn warmup(ctx: &NodeContext, mut on_step: impl FnMut(&str, usize, usize, f32
         let mut learner = Learner::new(
             policy_config,
             &device,
-            LearnerConfig { lr: cfg.warmup.lr, ..LearnerConfig::default() },
+            LearnerConfig {
+                lr: cfg.warmup.lr,
+                ..LearnerConfig::default()
+            },
         )
         .map_err(|e| e.to_string())?;
         let params = learner.policy().num_params();
@@ -93,7 +109,10 @@ pub fn warmup(ctx: &NodeContext, mut on_step: impl FnMut(&str, usize, usize, f32
             let picks = sample(&mut rng, rows.len(), cfg.warmup.batch_size.min(rows.len()));
             let batch_rows: Vec<BatchRow<'_>> = picks
                 .into_iter()
-                .map(|j| BatchRow { trajectory: Some(&rows[j]), advantage: 0.0 })
+                .map(|j| BatchRow {
+                    trajectory: Some(&rows[j]),
+                    advantage: 0.0,
+                })
                 .collect();
             let batch = assemble(&batch_rows, ctx.codec.pad_id(), None);
             let loss = learner.sft_step(&batch).map_err(|e| e.to_string())?;
@@ -105,7 +124,16 @@ pub fn warmup(ctx: &NodeContext, mut on_step: impl FnMut(&str, usize, usize, f32
             log.write(&serde_json::json!({"role": role.name(), "step": step, "loss": loss}))
                 .map_err(|e| e.to_string())?;
         }
-        save_learner(ctx, role, &learner, TrainState { next_step: 0, version: 0 }, false)?;
+        save_learner(
+            ctx,
+            role,
+            &learner,
+            TrainState {
+                next_step: 0,
+                version: 0,
+            },
+            false,
+        )?;
         out.push(WarmupRole {
             role: role.name().into(),
             demos: rows.len(),

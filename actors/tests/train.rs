@@ -22,9 +22,15 @@ async fn train(config: Config, dir: &Path, resume: bool, panic_executors: bool) 
     let (ctx, store, _) = prepare(config, RunDir::new(dir), resume, |_, _, _, _| {}).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let node = start_node(ctx.clone(), &store, tx, Arc::new(AtomicBool::new(false)), Some(ev_tx))
-        .await
-        .unwrap();
+    let node = start_node(
+        ctx.clone(),
+        &store,
+        tx,
+        Arc::new(AtomicBool::new(false)),
+        Some(ev_tx),
+    )
+    .await
+    .unwrap();
     if panic_executors {
         for e in groups::members::<ExecutorMsg>(&ctx, groups::EXECUTOR) {
             e.cast(ExecutorMsg::PanicOnNextRequest).unwrap();
@@ -44,7 +50,10 @@ async fn train(config: Config, dir: &Path, resume: bool, panic_executors: bool) 
 fn groups_of(dir: &Path) -> Vec<GroupRecord> {
     let store = Store::open(dir.join("store")).unwrap();
     let steps = store.steps().unwrap();
-    steps.iter().flat_map(|s| store.groups(s.step).unwrap()).collect()
+    steps
+        .iter()
+        .flat_map(|s| store.groups(s.step).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +63,11 @@ async fn trains_and_store_matches_recomputation() {
     train(config.clone(), dir.path(), false, false).await;
     let store = Store::open(dir.path().join("store")).unwrap();
     let steps = store.steps().unwrap();
-    assert_eq!(steps.iter().map(|s| s.step).collect::<Vec<_>>(), vec![0, 1, 2], "exactly the steps run");
+    assert_eq!(
+        steps.iter().map(|s| s.step).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "exactly the steps run"
+    );
     assert_eq!(steps[2].role_versions["main"], 3);
     assert_eq!(steps[2].role_versions["sub"], 3);
     assert_eq!(store.role_version("main").unwrap().unwrap().version, 3);
@@ -99,7 +112,13 @@ async fn trains_and_store_matches_recomputation() {
                     expert: c.expert,
                 })
                 .collect();
-            let settings = SubSettings { d_max: a.d_max, run_seed: config.run.seed, weights: a.weights, std: a.std, eps: a.eps };
+            let settings = SubSettings {
+                d_max: a.d_max,
+                run_seed: config.run.seed,
+                weights: a.weights,
+                std: a.std,
+                eps: a.eps,
+            };
             let sub = sub_advantages(&main, &calls, &settings).unwrap();
             assert_eq!(g.alignment.len(), a.group_size);
             for (k, al) in sub.alignment.iter().enumerate() {
@@ -114,8 +133,14 @@ async fn trains_and_store_matches_recomputation() {
                 }
             }
         }
-        assert_eq!(s.metrics["main_rows"] as usize, a.queries_per_step * a.group_size);
-        assert_eq!(s.metrics["sub_rows"] as usize, a.queries_per_step * a.group_size * a.d_max);
+        assert_eq!(
+            s.metrics["main_rows"] as usize,
+            a.queries_per_step * a.group_size
+        );
+        assert_eq!(
+            s.metrics["sub_rows"] as usize,
+            a.queries_per_step * a.group_size * a.d_max
+        );
     }
     assert!(dir.path().join("metrics.jsonl").exists());
 }
@@ -129,7 +154,10 @@ async fn resumed_run_equals_uninterrupted() {
     train(tiny(4), parts.path(), true, false).await;
     let (a, b) = (groups_of(whole.path()), groups_of(parts.path()));
     assert_eq!(a.len(), 4 * 2);
-    assert_eq!(a, b, "rewards, alignment and advantages identical after resume");
+    assert_eq!(
+        a, b,
+        "rewards, alignment and advantages identical after resume"
+    );
 }
 
 /// A tiny config warmed up long enough that the main agent delegates.
@@ -148,11 +176,16 @@ async fn executor_panic_mid_step_is_counted_once() {
     let faulty = tempfile::tempdir().unwrap();
     let events = train(delegating(2), faulty.path(), false, true).await;
     assert!(
-        events.iter().any(|e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))),
+        events.iter().any(
+            |e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))
+        ),
         "an executor was restarted: {events:?}"
     );
     let (a, b) = (groups_of(clean.path()), groups_of(faulty.path()));
-    assert!(a.iter().map(|g| g.calls.len()).sum::<usize>() > 0, "the warmed-up main agent delegates");
+    assert!(
+        a.iter().map(|g| g.calls.len()).sum::<usize>() > 0,
+        "the warmed-up main agent delegates"
+    );
     for g in &b {
         let d: u32 = g.main.iter().map(|r| r.calls).sum();
         assert_eq!(g.calls.len() as u32, d, "each call counted once");

@@ -27,7 +27,7 @@ pub struct WorldConfig {
     pub cities: usize,
     /// Number of countries.
     pub countries: usize,
-    /// Distractor documents (mention entities, state no asked fact).
+    /// Distractor documents (mention entities, state no asked fact); at most `3 × people`.
     pub distractors: usize,
     /// Relative weight of 1-hop questions.
     pub mix_hop1: f64,
@@ -117,7 +117,16 @@ impl WorldConfig {
             }
         }
         if self.people > 1600 || self.companies > 900 || self.books > 900 {
-            return bad("people", "the name pools allow at most 1600 people, 900 companies and 900 books");
+            return bad(
+                "people",
+                "the name pools allow at most 1600 people, 900 companies and 900 books",
+            );
+        }
+        if self.distractors > 3 * self.people {
+            return bad(
+                "distractors",
+                "at most 3 per person (distractor titles are distinct)",
+            );
         }
         if self.cities > 60 || self.countries > 20 {
             return bad("cities", "at most 60 cities and 20 countries");
@@ -125,15 +134,83 @@ impl WorldConfig {
         if self.countries > self.cities {
             return bad("countries", "needs at least as many cities as countries");
         }
-        let mix = [self.mix_hop1, self.mix_hop2, self.mix_hop3, self.mix_compare];
+        let mix = [
+            self.mix_hop1,
+            self.mix_hop2,
+            self.mix_hop3,
+            self.mix_compare,
+        ];
         if mix.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || mix.iter().sum::<f64>() <= 0.0 {
-            return bad("mix_hop1", "question mix weights must be >= 0 and not all 0");
+            return bad(
+                "mix_hop1",
+                "question mix weights must be >= 0 and not all 0",
+            );
         }
-        for (key, p) in [("main_noise", self.main_noise), ("sub_noise", self.sub_noise)] {
+        for (key, p) in [
+            ("main_noise", self.main_noise),
+            ("sub_noise", self.sub_noise),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 return bad(key, &format!("{p} is not a probability"));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        assert_eq!(WorldConfig::default().validate(), Ok(()));
+        let key = |c: WorldConfig| c.validate().unwrap_err().key;
+        assert_eq!(
+            key(WorldConfig {
+                top_k: 0,
+                ..Default::default()
+            }),
+            "top_k"
+        );
+        assert_eq!(
+            key(WorldConfig {
+                sub_noise: 1.5,
+                ..Default::default()
+            }),
+            "sub_noise"
+        );
+        assert_eq!(
+            key(WorldConfig {
+                countries: 30,
+                ..Default::default()
+            }),
+            "cities"
+        );
+        let e = WorldConfig {
+            max_main_turns: 0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "world.max_main_turns: 0 is too small (at least 1)"
+        );
+    }
+
+    #[test]
+    fn partial_tables_fill_defaults_and_unknown_keys_fail() {
+        let c: WorldConfig = serde_json::from_str(r#"{"seed": 3, "top_k": 5}"#).unwrap();
+        assert_eq!(
+            c,
+            WorldConfig {
+                seed: 3,
+                top_k: 5,
+                ..Default::default()
+            }
+        );
+        let err = serde_json::from_str::<WorldConfig>(r#"{"topk": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `topk`"), "{err}");
     }
 }

@@ -132,7 +132,8 @@ impl MainEpisode {
                 MainStep::Delegate(task)
             }
             Ok(MainAction::Delegate(_)) => {
-                self.ending = Ending::FormatError(format!("no answer within {} turns", self.max_turns));
+                self.ending =
+                    Ending::FormatError(format!("no answer within {} turns", self.max_turns));
                 MainStep::Done
             }
             Err(e) => {
@@ -372,5 +373,182 @@ impl SingleEpisode {
             generated: false,
         });
         ToolStep::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WorldConfig;
+    use crate::generate::World;
+
+    fn world() -> World {
+        World::generate(&WorldConfig {
+            people: 40,
+            companies: 20,
+            books: 20,
+            distractors: 10,
+            train_questions: 20,
+            dev_questions: 5,
+            test_questions: 5,
+            ..WorldConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn joined(segments: &[Segment]) -> String {
+        segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn main_episode_delegates_receives_and_answers() {
+        let mut ep = MainEpisode::new("Where was Alma Voss born ?", 6);
+        assert_eq!(
+            ep.context(),
+            "<question> Where was Alma Voss born ? </question>"
+        );
+        let step = ep.apply("<delegate>  birthplace of Alma Voss </delegate>");
+        assert_eq!(step, MainStep::Delegate("birthplace of Alma Voss".into()));
+        assert_eq!(ep.pending(), Some("birthplace of Alma Voss"));
+        assert_eq!(
+            ep.apply("<answer> x </answer>"),
+            MainStep::Done,
+            "no turn while a call is pending"
+        );
+        assert!(!ep.is_done());
+        ep.deliver_result("  Tarsk <doc> \n");
+        assert_eq!(
+            ep.calls,
+            vec![("birthplace of Alma Voss".to_string(), "Tarsk".to_string())]
+        );
+        assert_eq!(ep.apply("<answer> Tarsk </answer>"), MainStep::Done);
+        assert!(ep.format_ok());
+        assert_eq!(ep.answer(), Some("Tarsk"));
+        assert_eq!(
+            ep.context(),
+            "<question> Where was Alma Voss born ? </question> <delegate> birthplace of Alma Voss </delegate> \
+             <result> Tarsk </result> <answer> Tarsk </answer>"
+        );
+        assert_eq!(ep.context(), joined(ep.segments()));
+        let generated: Vec<bool> = ep.segments().iter().map(|s| s.generated).collect();
+        assert_eq!(generated, vec![false, true, false, true]);
+        assert_eq!(ep.apply("<answer> again </answer>"), MainStep::Done);
+        assert_eq!(
+            ep.segments().len(),
+            4,
+            "a finished episode takes no more turns"
+        );
+    }
+
+    #[test]
+    fn main_turn_limit_and_format_errors_end_the_episode() {
+        let mut ep = MainEpisode::new("q", 2);
+        assert!(matches!(
+            ep.apply("<delegate> a of b </delegate>"),
+            MainStep::Delegate(_)
+        ));
+        ep.deliver_result("");
+        assert_eq!(
+            ep.calls[0].1, NO_RESULT,
+            "an empty result is shown as {NO_RESULT}"
+        );
+        assert_eq!(ep.apply("<delegate> c of d </delegate>"), MainStep::Done);
+        assert_eq!(
+            ep.ending(),
+            &Ending::FormatError("no answer within 2 turns".into())
+        );
+        assert!(!ep.format_ok() && ep.answer().is_none());
+
+        let mut ep = MainEpisode::new("q", 6);
+        assert_eq!(ep.apply("I think <answer> x </answer>"), MainStep::Done);
+        assert!(matches!(ep.ending(), Ending::FormatError(r) if r.contains("expected one of")));
+        assert_eq!(
+            ep.segments()[1].text,
+            "I think <answer> x </answer>",
+            "bad turns stay in the transcript"
+        );
+    }
+
+    #[test]
+    fn sub_episode_runs_tools_and_bounds_turns() {
+        let w = world();
+        let q = &w.questions(crate::Split::Train)[0];
+        let task = &q.subs[0].text;
+        let mut ep = SubEpisode::new(task, 3);
+        assert_eq!(
+            ep.apply(&format!("<search> {task} </search>"), &w.tools),
+            ToolStep::Continue
+        );
+        let obs = &ep.segments().last().unwrap().text;
+        assert!(
+            obs.starts_with(&format!("<results> {} : ", q.subs[0].entity))
+                && obs.ends_with(" </results>"),
+            "{obs}"
+        );
+        assert_eq!(
+            ep.apply("<open> nothing </open>", &w.tools),
+            ToolStep::Continue
+        );
+        assert_eq!(
+            ep.segments().last().unwrap().text,
+            "<doc> no document nothing </doc>"
+        );
+        assert_eq!(
+            ep.apply("<open> d0 </open>", &w.tools),
+            ToolStep::Done,
+            "the third tool call is past the limit"
+        );
+        assert_eq!(
+            ep.ending(),
+            &Ending::FormatError("no return within 3 turns".into())
+        );
+        assert_eq!(ep.result(), NO_RESULT);
+        assert_eq!(ep.context(), joined(ep.segments()));
+
+        let mut ep = SubEpisode::new(task, 3);
+        assert_eq!(
+            ep.apply("<return> 1954 </return>", &w.tools),
+            ToolStep::Done
+        );
+        assert!(ep.format_ok());
+        assert_eq!(ep.result(), "1954");
+        let mut ep = SubEpisode::new(task, 3);
+        assert_eq!(
+            ep.apply("<answer> 1954 </answer>", &w.tools),
+            ToolStep::Done
+        );
+        assert!(!ep.format_ok(), "a sub-agent cannot answer");
+        assert_eq!(SubEpisode::new("  ", 3).task(), NO_RESULT);
+    }
+
+    #[test]
+    fn single_episode_searches_and_answers() {
+        let w = world();
+        let mut ep = SingleEpisode::new("Who wrote The X Y ?", 2);
+        assert_eq!(
+            ep.apply("<search> author of The X Y </search>", &w.tools),
+            ToolStep::Continue
+        );
+        assert_eq!(
+            ep.apply("<answer> Alma Voss </answer>", &w.tools),
+            ToolStep::Done
+        );
+        assert_eq!(ep.answer(), Some("Alma Voss"));
+        let mut ep = SingleEpisode::new("q", 2);
+        ep.apply("<search> a </search>", &w.tools);
+        assert_eq!(ep.apply("<open> d1 </open>", &w.tools), ToolStep::Done);
+        assert!(!ep.format_ok());
+        assert_eq!(ep.turns(), 2);
+        let mut ep = SingleEpisode::new("q", 2);
+        assert_eq!(
+            ep.apply("<delegate> a </delegate>", &w.tools),
+            ToolStep::Done,
+            "no delegation here"
+        );
+        assert!(!ep.format_ok());
     }
 }

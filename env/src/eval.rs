@@ -46,8 +46,16 @@ impl EvalReport {
         let mut report = Self::default();
         for (q, correct) in outcomes {
             all.add(correct);
-            report.by_kind.entry(q.kind.name().to_string()).or_default().add(correct);
-            report.by_hops.entry(q.hops.to_string()).or_default().add(correct);
+            report
+                .by_kind
+                .entry(q.kind.name().to_string())
+                .or_default()
+                .add(correct);
+            report
+                .by_hops
+                .entry(q.hops.to_string())
+                .or_default()
+                .add(correct);
         }
         report.accuracy = all.accuracy;
         report.n = all.n;
@@ -68,14 +76,27 @@ impl EvalReport {
 }
 
 /// The scripted experts' accuracy on (the first `limit` questions of) a split.
-pub fn eval_experts(world: &World, split: Split, main_noise: f64, sub_noise: f64, seed: u64, limit: Option<usize>) -> EvalReport {
+pub fn eval_experts(
+    world: &World,
+    split: Split,
+    main_noise: f64,
+    sub_noise: f64,
+    seed: u64,
+    limit: Option<usize>,
+) -> EvalReport {
     let qs = world.questions(split);
     let qs = &qs[..limit.unwrap_or(qs.len()).min(qs.len())];
     let outcomes: Vec<(&Question, bool)> = qs
         .iter()
         .enumerate()
         .map(|(i, q)| {
-            let t = run_expert_episode(world, q, main_noise, sub_noise, mgrpo_algo::derive_seed(seed, &[i as u64]));
+            let t = run_expert_episode(
+                world,
+                q,
+                main_noise,
+                sub_noise,
+                mgrpo_algo::derive_seed(seed, &[i as u64]),
+            );
             (q, t.correct)
         })
         .collect();

@@ -7,7 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::read_fact;
-use crate::episode::{MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep};
+use crate::episode::{
+    MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep,
+};
 use crate::generate::World;
 use crate::judge::{answers_match, read_task};
 use crate::protocol::{tags, wrap};
@@ -28,7 +30,10 @@ fn random_relation(rng: &mut ChaCha8Rng) -> Relation {
 fn next_move(plan: &Plan, results: &[String]) -> Result<String, (Relation, String)> {
     match plan {
         Plan::Chain { subject, chain } => match chain.get(results.len()) {
-            Some(&r) => Err((r, results.last().cloned().unwrap_or_else(|| subject.clone()))),
+            Some(&r) => Err((
+                r,
+                results.last().cloned().unwrap_or_else(|| subject.clone()),
+            )),
             None => Ok(results.last().cloned().unwrap_or_default()),
         },
         Plan::Compare { a, b, relation } => match results.len() {
@@ -75,7 +80,13 @@ impl MainExpert {
             Ok(answer) if noisy => {
                 // Answer the other candidate of a comparison, or a random name.
                 let wrong = match plan {
-                    Plan::Compare { a, b, .. } => if answer == *a { b.clone() } else { a.clone() },
+                    Plan::Compare { a, b, .. } => {
+                        if answer == *a {
+                            b.clone()
+                        } else {
+                            a.clone()
+                        }
+                    }
                     Plan::Chain { .. } => random_name(world, &mut self.rng),
                 };
                 wrap(tags::ANSWER, &wrong)
@@ -83,11 +94,16 @@ impl MainExpert {
             Ok(answer) => wrap(tags::ANSWER, &answer),
             Err((relation, arg)) if noisy => match self.rng.random_range(0..3) {
                 0 => wrap(tags::ANSWER, &random_name(world, &mut self.rng)), // early guess
-                1 => wrap(tags::DELEGATE, &sub_task(random_relation(&mut self.rng), &arg)),
+                1 => wrap(
+                    tags::DELEGATE,
+                    &sub_task(random_relation(&mut self.rng), &arg),
+                ),
                 _ => {
                     // A dropped hop: ask the next relation of the chain about the current entity.
                     let skipped = match plan {
-                        Plan::Chain { chain, .. } => chain.get(results.len() + 1).copied().unwrap_or(relation),
+                        Plan::Chain { chain, .. } => {
+                            chain.get(results.len() + 1).copied().unwrap_or(relation)
+                        }
                         Plan::Compare { .. } => relation,
                     };
                     wrap(tags::DELEGATE, &sub_task(skipped, &arg))
@@ -99,7 +115,12 @@ impl MainExpert {
 }
 
 /// Reads `(entity, relation)`'s value from an observation's sentences.
-fn read_observation(world: &World, observation: &str, entity: usize, relation: Relation) -> Option<String> {
+fn read_observation(
+    world: &World,
+    observation: &str,
+    entity: usize,
+    relation: Relation,
+) -> Option<String> {
     let name = &world.knowledge.entities[entity].name;
     observation
         .split(" | ")
@@ -108,52 +129,143 @@ fn read_observation(world: &World, observation: &str, entity: usize, relation: R
         .find_map(|s| read_fact(&format!("{} .", s.trim_end_matches(" .")), name, relation))
 }
 
-/// The first document id in a search observation.
-fn first_doc(observation: &str) -> Option<String> {
-    let inner = observation.strip_prefix(tags::RESULTS.0)?.trim_start();
-    let id = inner.split_whitespace().next()?;
-    (id.starts_with('d') && id[1..].chars().all(|c| c.is_ascii_digit()) && id.len() > 1).then(|| id.to_string())
+/// The mistake a noisy sub expert makes in one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubMistake {
+    /// None: search the task, return the fact.
+    None,
+    /// Returns another name or year seen in the observation.
+    WrongReturn,
+    /// Searches only the entity's name, then opens its document and reads the fact there (a
+    /// detour that still finds it).
+    VagueSearch,
+    /// Searches another relation of the entity, then opens its document (a detour).
+    WrongSearch,
+}
+
+/// The document to open after a search: the hit titled `name`, else the first hit.
+fn pick_doc(observation: &str, name: &str) -> Option<String> {
+    let inner = observation.strip_prefix(tags::RESULTS.0)?;
+    let titles: Vec<&str> = inner
+        .split(" | ")
+        .filter_map(|h| Some(h.trim().split_once(" : ")?.0))
+        .collect();
+    titles
+        .iter()
+        .find(|t| **t == name)
+        .or(titles.first())
+        .map(|t| t.to_string())
+}
+
+/// Names and years that occur in `text`, in order, without repeats.
+fn values_in(world: &World, text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let hit = (1..=crate::world::MAX_NAME_WORDS.min(words.len() - i))
+            .rev()
+            .find_map(|n| {
+                let w = words[i..i + n].join(" ");
+                (world.knowledge.by_name.contains_key(&w)
+                    || (n == 1 && w.len() == 4 && w.parse::<u32>().is_ok()))
+                .then_some((n, w))
+            });
+        match hit {
+            Some((n, w)) => {
+                if !out.contains(&w) {
+                    out.push(w);
+                }
+                i += n;
+            }
+            None => i += 1,
+        }
+    }
+    out
 }
 
 /// The sub-agent's expert.
 #[derive(Debug)]
 pub struct SubExpert {
-    wrong: bool,
+    mistake: SubMistake,
     rng: ChaCha8Rng,
 }
 
 impl SubExpert {
-    /// An expert for one call; with probability `noise` the call returns a wrong value.
+    /// An expert for one call; with probability `noise` the call goes wrong: half of those
+    /// return a wrong value, the other half take a detour (a vague or wrong search, then an
+    /// open) that still finds the fact.
     pub fn new(noise: f64, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Self {
-            wrong: rng.random_bool(noise),
-            rng,
-        }
+        let mistake = if rng.random_bool(noise) {
+            match rng.random_range(0..4) {
+                0 | 1 => SubMistake::WrongReturn,
+                2 => SubMistake::VagueSearch,
+                _ => SubMistake::WrongSearch,
+            }
+        } else {
+            SubMistake::None
+        };
+        Self { mistake, rng }
     }
 
     /// The next turn.
     pub fn act(&mut self, world: &World, episode: &SubEpisode) -> String {
+        let k = &world.knowledge;
         let segments = episode.segments();
-        let Some((entity, relation)) = read_task(&world.knowledge, episode.task()) else {
-            return wrap(tags::RETURN, NO_RESULT);
+        let Some((entity, relation)) = read_task(k, episode.task()) else {
+            // No such fact: look once, then report that nothing was found.
+            return if segments.len() == 1 {
+                wrap(tags::SEARCH, episode.task())
+            } else {
+                wrap(tags::RETURN, NO_RESULT)
+            };
         };
+        let name = &k.entities[entity].name;
         let last = segments.last().map(|s| s.text.as_str()).unwrap_or("");
         if segments.len() == 1 {
-            return wrap(tags::SEARCH, episode.task());
+            let query = match self.mistake {
+                SubMistake::VagueSearch => name.clone(),
+                SubMistake::WrongSearch => {
+                    let others: Vec<Relation> = Relation::ALL
+                        .into_iter()
+                        .filter(|r| *r != relation && r.subject_kind() == relation.subject_kind())
+                        .collect();
+                    let other = others
+                        .get(self.rng.random_range(0..others.len().max(1)))
+                        .copied()
+                        .unwrap_or(relation);
+                    sub_task(other, name)
+                }
+                _ => episode.task().to_string(),
+            };
+            return wrap(tags::SEARCH, &query);
         }
-        if self.wrong {
-            // Return some other word-group of the observation: a plausible wrong value.
-            let words: Vec<&str> = last.split_whitespace().filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit())).collect();
-            let gold = world.knowledge.fact(entity, relation).map(|v| world.knowledge.render(v)).unwrap_or_default();
-            let candidates: Vec<&&str> = words.iter().filter(|w| !answers_match(w, &gold) && !gold.contains(**w)).collect();
-            let pick = if candidates.is_empty() { NO_RESULT.to_string() } else { candidates[self.rng.random_range(0..candidates.len())].to_string() };
+        if self.mistake == SubMistake::WrongReturn {
+            let gold = k
+                .fact(entity, relation)
+                .map(|v| k.render(v))
+                .unwrap_or_default();
+            let wrong: Vec<String> = values_in(world, last)
+                .into_iter()
+                .filter(|v| !answers_match(v, &gold) && v != name)
+                .collect();
+            let pick = wrong
+                .get(self.rng.random_range(0..wrong.len().max(1)))
+                .cloned()
+                .unwrap_or_else(|| NO_RESULT.to_string());
             return wrap(tags::RETURN, &pick);
         }
-        if let Some(v) = read_observation(world, last, entity, relation) {
+        let detour = matches!(
+            self.mistake,
+            SubMistake::VagueSearch | SubMistake::WrongSearch
+        );
+        if !(detour && segments.len() == 3)
+            && let Some(v) = read_observation(world, last, entity, relation)
+        {
             return wrap(tags::RETURN, &v);
         }
-        match first_doc(last) {
+        match pick_doc(last, name) {
             Some(doc) => wrap(tags::OPEN, &doc),
             None => wrap(tags::RETURN, NO_RESULT),
         }
@@ -185,7 +297,11 @@ impl SingleExpert {
         let Some(plan) = self.plan.clone() else {
             return wrap(tags::ANSWER, NO_RESULT);
         };
-        let last = episode.segments().last().map(|s| s.text.clone()).unwrap_or_default();
+        let last = episode
+            .segments()
+            .last()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
         if episode.segments().len() > 1
             && let Err((relation, arg)) = next_move(&plan, &self.results)
         {
@@ -193,7 +309,7 @@ impl SingleExpert {
             if let Some(e) = world.knowledge.by_name.get(&arg) {
                 if let Some(v) = read_observation(world, &last, *e, relation) {
                     self.results.push(v);
-                } else if let Some(doc) = first_doc(&last) {
+                } else if let Some(doc) = pick_doc(&last, &arg) {
                     return wrap(tags::OPEN, &doc);
                 } else {
                     self.results.push(NO_RESULT.to_string());
@@ -206,9 +322,15 @@ impl SingleExpert {
         match next_move(&plan, &self.results) {
             Ok(_) if noisy => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
             Ok(answer) => wrap(tags::ANSWER, &answer),
-            Err(_) if noisy && self.rng.random_bool(0.5) => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
+            Err(_) if noisy && self.rng.random_bool(0.5) => {
+                wrap(tags::ANSWER, &random_name(world, &mut self.rng))
+            }
             Err((relation, arg)) if noisy => {
-                let arg = if self.rng.random_bool(0.5) { random_name(world, &mut self.rng) } else { arg };
+                let arg = if self.rng.random_bool(0.5) {
+                    random_name(world, &mut self.rng)
+                } else {
+                    arg
+                };
                 wrap(tags::SEARCH, &sub_task(relation, &arg))
             }
             Err((relation, arg)) => wrap(tags::SEARCH, &sub_task(relation, &arg)),
@@ -230,7 +352,13 @@ pub struct Transcript {
 }
 
 /// Runs the main and sub experts on one question through the real protocol and tools.
-pub fn run_expert_episode(world: &World, q: &Question, main_noise: f64, sub_noise: f64, seed: u64) -> Transcript {
+pub fn run_expert_episode(
+    world: &World,
+    q: &Question,
+    main_noise: f64,
+    sub_noise: f64,
+    seed: u64,
+) -> Transcript {
     let cfg = &world.config;
     let mut main = MainEpisode::new(&q.text, cfg.max_main_turns);
     let mut expert = MainExpert::new(&q.text, main_noise, seed);
@@ -239,7 +367,10 @@ pub fn run_expert_episode(world: &World, q: &Question, main_noise: f64, sub_nois
         let out = expert.act(world, &main);
         if let MainStep::Delegate(task) = main.apply(&out) {
             let mut sub = SubEpisode::new(&task, cfg.max_sub_turns);
-            let mut sx = SubExpert::new(sub_noise, mgrpo_algo::derive_seed(seed, &[calls.len() as u64]));
+            let mut sx = SubExpert::new(
+                sub_noise,
+                mgrpo_algo::derive_seed(seed, &[calls.len() as u64]),
+            );
             while !sub.is_done() {
                 let out = sx.act(world, &sub);
                 sub.apply(&out, &world.tools);
@@ -249,11 +380,21 @@ pub fn run_expert_episode(world: &World, q: &Question, main_noise: f64, sub_nois
         }
     }
     let correct = main.format_ok() && main.answer().is_some_and(|a| answers_match(a, &q.answer));
-    Transcript { question: q.clone(), main, calls, correct }
+    Transcript {
+        question: q.clone(),
+        main,
+        calls,
+        correct,
+    }
 }
 
 /// Runs the single-agent expert on one question; returns the episode and correctness.
-pub fn run_single_expert(world: &World, q: &Question, noise: f64, seed: u64) -> (SingleEpisode, bool) {
+pub fn run_single_expert(
+    world: &World,
+    q: &Question,
+    noise: f64,
+    seed: u64,
+) -> (SingleEpisode, bool) {
     let mut ep = SingleEpisode::new(&q.text, world.config.max_single_turns);
     let mut expert = SingleExpert::new(&q.text, noise, seed);
     while !ep.is_done() {
@@ -332,12 +473,22 @@ pub fn demonstrations(world: &World, split: Split, n: usize, seed: u64) -> Vec<D
         let q = &qs[i % qs.len()];
         let s = mgrpo_algo::derive_seed(seed, &[i as u64]);
         let t = run_expert_episode(world, q, cfg.main_noise, cfg.sub_noise, s);
-        out.push(Demo { role: DemoRole::Main, segments: t.main.segments().to_vec() });
+        out.push(Demo {
+            role: DemoRole::Main,
+            segments: t.main.segments().to_vec(),
+        });
         for c in &t.calls {
-            out.push(Demo { role: DemoRole::Sub, segments: c.segments().to_vec() });
+            out.push(Demo {
+                role: DemoRole::Sub,
+                segments: c.segments().to_vec(),
+            });
         }
-        let (single, _) = run_single_expert(world, q, cfg.main_noise, mgrpo_algo::derive_seed(s, &[1]));
-        out.push(Demo { role: DemoRole::Single, segments: single.segments().to_vec() });
+        let (single, _) =
+            run_single_expert(world, q, cfg.main_noise, mgrpo_algo::derive_seed(s, &[1]));
+        out.push(Demo {
+            role: DemoRole::Single,
+            segments: single.segments().to_vec(),
+        });
     }
     out
 }

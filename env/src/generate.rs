@@ -2,7 +2,7 @@
 //! questions — generated deterministically from `[world]`.
 use crate::config::{ConfigError, WorldConfig};
 use crate::corpus::build_corpus;
-use crate::questions::{Question, Split, generate_questions};
+use crate::questions::{Question, Split, generate_questions, subject_splits};
 use crate::search::{SearchError, Tools};
 use crate::world::Knowledge;
 
@@ -33,7 +33,9 @@ impl World {
     /// Generates the world (validates the config first).
     pub fn generate(config: &WorldConfig) -> Result<Self, WorldError> {
         config.validate()?;
-        let knowledge = Knowledge::generate(config);
+        let mut knowledge = Knowledge::generate(config);
+        let splits = subject_splits(&knowledge, config.seed);
+        knowledge.share_years(|e| splits[e] == Some(Split::Train), config.seed);
         let corpus = build_corpus(&knowledge, config);
         let tools = Tools::new(corpus, config.top_k, config.snippet_words, config.doc_words)?;
         let questions = generate_questions(&knowledge, config);

@@ -6,10 +6,7 @@ use crate::world::{Knowledge, Relation};
 
 /// Normalised form for exact match: lower case, single spaces, no trailing period.
 pub fn normalise(answer: &str) -> String {
-    let words: Vec<String> = answer
-        .split_whitespace()
-        .map(str::to_lowercase)
-        .collect();
+    let words: Vec<String> = answer.split_whitespace().map(str::to_lowercase).collect();
     let mut s = words.join(" ");
     while s.ends_with(" .") || s.ends_with('.') {
         s.pop();
@@ -79,11 +76,27 @@ mod tests {
         let k = Knowledge::generate(&WorldConfig::default());
         let p = k.of_kind(Kind::Person).next().unwrap();
         let city = k.render(k.fact(p.id, Relation::Birthplace).unwrap());
-        assert_eq!(expert_score(&k, &format!("birthplace of {}", p.name), &city), 1.0);
-        assert_eq!(expert_score(&k, &format!("find the birthplace of {} please", p.name), &city), 1.0);
-        assert_eq!(expert_score(&k, &format!("birth year of {}", p.name), &city), 0.0);
+        assert_eq!(
+            expert_score(&k, &format!("birthplace of {}", p.name), &city),
+            1.0
+        );
+        assert_eq!(
+            expert_score(
+                &k,
+                &format!("find the birthplace of {} please", p.name),
+                &city
+            ),
+            1.0
+        );
+        assert_eq!(
+            expert_score(&k, &format!("birth year of {}", p.name), &city),
+            0.0
+        );
         assert_eq!(expert_score(&k, "birthplace of nobody", &city), 0.0);
-        assert_eq!(expert_score(&k, &format!("capital of {}", p.name), &city), 0.0);
+        assert_eq!(
+            expert_score(&k, &format!("capital of {}", p.name), &city),
+            0.0
+        );
     }
 
     #[test]
@@ -95,7 +108,11 @@ mod tests {
         let gold = k.render(k.fact(p.id, Relation::Birthplace).unwrap());
         for format in [false, true] {
             for correct in [false, true] {
-                let answer = if correct { gold.clone() } else { "wrong".into() };
+                let answer = if correct {
+                    gold.clone()
+                } else {
+                    "wrong".into()
+                };
                 let parts = main_parts(format, Some(&answer), &gold);
                 let expected = match (format, correct) {
                     (false, _) => 0.0,

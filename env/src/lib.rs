@@ -4,7 +4,7 @@
 //! search with BM25 and read ([`search`]); multi-hop and comparison questions with gold
 //! sub-questions, split by held-out subjects ([`questions`]); the call-return protocol and its
 //! strict parsers ([`protocol`]); episodes as state machines ([`episode`]); the judge
-//! ([`judge`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
+//! ([`judge`]) and the reward formulas ([`rewards`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
 //! ([`eval`]). Pure and deterministic: no actors, no tensors.
 #![warn(missing_docs)]
 
@@ -17,15 +17,22 @@ pub mod generate;
 pub mod judge;
 pub mod protocol;
 pub mod questions;
+pub mod rewards;
 pub mod search;
 pub mod tokenizer;
 pub mod world;
 
 pub use config::WorldConfig;
-pub use episode::{Ending, MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep};
+pub use episode::{
+    Ending, MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep,
+};
 pub use eval::{EvalReport, SliceStats, eval_experts};
-pub use experts::{Demo, DemoRole, Transcript, demonstrations, render_transcript, run_expert_episode, run_single_expert};
+pub use experts::{
+    Demo, DemoRole, Transcript, demonstrations, render_transcript, run_expert_episode,
+    run_single_expert,
+};
 pub use generate::{World, WorldError};
 pub use questions::{Question, QuestionKind, Split};
-pub use search::{SearchHit, Tools};
+pub use rewards::{MainParts, RewardWeights, SubParts};
+pub use search::{SearchHit, ToolError, Tools};
 pub use tokenizer::TextCodec;

@@ -156,10 +156,22 @@ mod tests {
             parse_main_action("<delegate> birthplace of Alma Voss </delegate>"),
             Ok(MainAction::Delegate("birthplace of Alma Voss".into()))
         );
-        assert_eq!(parse_main_action("  <answer> Tarsk </answer> "), Ok(MainAction::Answer("Tarsk".into())));
-        assert_eq!(parse_sub_action("<open> d17 </open>"), Ok(SubAction::Open("d17".into())));
-        assert_eq!(parse_sub_action("<return> 1954 </return>"), Ok(SubAction::Return("1954".into())));
-        assert_eq!(parse_single_action("<search> x y </search>"), Ok(SingleAction::Search("x y".into())));
+        assert_eq!(
+            parse_main_action("  <answer> Tarsk </answer> "),
+            Ok(MainAction::Answer("Tarsk".into()))
+        );
+        assert_eq!(
+            parse_sub_action("<open> d17 </open>"),
+            Ok(SubAction::Open("d17".into()))
+        );
+        assert_eq!(
+            parse_sub_action("<return> 1954 </return>"),
+            Ok(SubAction::Return("1954".into()))
+        );
+        assert_eq!(
+            parse_single_action("<search> x y </search>"),
+            Ok(SingleAction::Search("x y".into()))
+        );
     }
 
     #[test]
@@ -172,7 +184,10 @@ mod tests {
         assert!(reason("<delegate> </delegate>").contains("empty"));
         assert!(reason("<delegate> x </delegate> y").contains("text after"));
         assert!(reason("<delegate> a <answer> b </delegate>").contains("expected </delegate>"));
-        assert!(parse_main_action("<search> x </search>").is_err(), "a sub action is not a main action");
+        assert!(
+            parse_main_action("<search> x </search>").is_err(),
+            "a sub action is not a main action"
+        );
         assert!(parse_sub_action("<answer> x </answer>").is_err());
         assert!(parse_single_action("<return> x </return>").is_err());
     }

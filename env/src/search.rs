@@ -1,5 +1,5 @@
 //! The tools: `search(query) → top-k (doc id, title, snippet)` ranked by BM25 with tantivy over
-//! an in-RAM index of the corpus's sentences, and `open(doc id) → text`. Output sizes are
+//! an in-RAM index of the corpus's sentences, and `open(title or id) → text`. Output sizes are
 //! bounded by config.
 use std::collections::BTreeMap;
 
@@ -26,10 +26,19 @@ pub struct SearchHit {
 #[error("search index: {0}")]
 pub struct SearchError(#[from] tantivy::TantivyError);
 
+/// A tool call that cannot be served; its text is what the agent is shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// `open` of an id no document has.
+    #[error("no document {0}")]
+    UnknownDoc(String),
+}
+
 /// The search and open tools over one corpus.
 pub struct Tools {
     docs: Vec<Document>,
     by_id: BTreeMap<String, usize>,
+    by_title: BTreeMap<String, usize>,
     /// `(doc index, sentence index)` of each indexed passage.
     passages: Vec<(usize, usize)>,
     reader: IndexReader,
@@ -62,7 +71,10 @@ fn query_terms(query: &str) -> Vec<String> {
 }
 
 fn bound(text: &str, words: usize) -> String {
-    text.split_whitespace().take(words).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(words)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Tools {
@@ -97,9 +109,15 @@ impl Tools {
             .enumerate()
             .map(|(i, d)| (d.id.clone(), i))
             .collect();
+        let by_title = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.title.clone(), i))
+            .collect();
         Ok(Self {
             docs,
             by_id,
+            by_title,
             passages,
             reader,
             text_field,
@@ -161,27 +179,38 @@ impl Tools {
             .collect()
     }
 
-    /// The search observation as the sub-agent sees it (inside `<results> … </results>`).
+    /// The search observation as the agent sees it (inside `<results> … </results>`):
+    /// `title : snippet` per hit, hits separated by ` | `, or `no results`. Documents are shown
+    /// and opened by title, whose words are entity-name words the models know (a per-document
+    /// id would be a token of its own that held-out questions alone would use).
     pub fn search_text(&self, query: &str) -> String {
         let hits = self.search(query);
         if hits.is_empty() {
             return "no results".to_string();
         }
         hits.iter()
-            .map(|h| format!("{} {} : {}", h.doc_id, h.title, h.snippet))
+            .map(|h| format!("{} : {}", h.title, h.snippet))
             .collect::<Vec<_>>()
             .join(" | ")
     }
 
-    /// The document with this id, bounded to `doc_words` words.
-    pub fn open(&self, doc_id: &str) -> Option<String> {
-        let d = &self.docs[*self.by_id.get(doc_id.trim())?];
-        Some(bound(&format!("{} : {}", d.title, d.text()), self.doc_words))
+    /// The document with this title or id (`title : text`), bounded to `doc_words` words.
+    /// Whitespace in `doc` is normalised first.
+    pub fn open(&self, doc: &str) -> Result<String, ToolError> {
+        let key = bound(doc, usize::MAX);
+        let Some(&d) = self.by_title.get(&key).or_else(|| self.by_id.get(&key)) else {
+            return Err(ToolError::UnknownDoc(bound(doc, 4)));
+        };
+        let d = &self.docs[d];
+        Ok(bound(
+            &format!("{} : {}", d.title, d.text()),
+            self.doc_words,
+        ))
     }
 
-    /// The open observation (inside `<doc> … </doc>`).
-    pub fn open_text(&self, doc_id: &str) -> String {
-        self.open(doc_id)
-            .unwrap_or_else(|| format!("no document {}", bound(doc_id, 4)))
+    /// The open observation (inside `<doc> … </doc>`): the document, or the error's text
+    /// (`no document <first words>`).
+    pub fn open_text(&self, doc: &str) -> String {
+        self.open(doc).unwrap_or_else(|e| e.to_string())
     }
 }

@@ -6,9 +6,9 @@
 //! `encode(a + " " + b) == encode(a) ++ encode(b)` — a driver may tokenize segment by segment.
 use std::collections::BTreeSet;
 
+use tokenizers::Tokenizer;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
-use tokenizers::Tokenizer;
 
 use crate::episode::NO_RESULT;
 use crate::generate::World;
@@ -37,7 +37,9 @@ pub struct TextCodec {
 
 impl std::fmt::Debug for TextCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextCodec").field("vocab_size", &self.vocab_size).finish()
+        f.debug_struct("TextCodec")
+            .field("vocab_size", &self.vocab_size)
+            .finish()
     }
 }
 
@@ -54,7 +56,6 @@ fn vocabulary(world: &World) -> BTreeSet<String> {
         add(close);
     }
     for doc in world.tools.docs() {
-        add(&doc.id);
         add(&doc.title);
         for s in &doc.sentences {
             add(s);
@@ -82,11 +83,10 @@ fn vocabulary(world: &World) -> BTreeSet<String> {
     for r in Relation::ALL {
         add(r.phrase());
     }
-    for y in 1800..2100 {
-        add(&y.to_string());
-    }
     // Tool and protocol words: separators, empty results, unknown results, corpus templates.
-    add(&format!("{NO_RESULT} no results document | : . , ? or The of is the has as"));
+    add(&format!(
+        "{NO_RESULT} no results document | : . , ? or The of is the has as"
+    ));
     words
 }
 
@@ -117,7 +117,10 @@ impl TextCodec {
                 .ok_or_else(|| TokenizerError(format!("vocabulary lacks {w:?}")))
         };
         let pad_id = id(PAD)?;
-        let stop_ids = tags::STOPS.iter().map(|t| id(t)).collect::<Result<_, _>>()?;
+        let stop_ids = tags::STOPS
+            .iter()
+            .map(|t| id(t))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             vocab_size: tokenizer.get_vocab_size(true),
             tokenizer,
@@ -153,7 +156,11 @@ impl TextCodec {
     /// a malformed generation stays visible and fails to parse rather than vanishing).
     pub fn decode(&self, ids: &[u32]) -> String {
         ids.iter()
-            .map(|&i| self.tokenizer.id_to_token(i).unwrap_or_else(|| UNK.to_string()))
+            .map(|&i| {
+                self.tokenizer
+                    .id_to_token(i)
+                    .unwrap_or_else(|| UNK.to_string())
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }

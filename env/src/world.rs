@@ -18,7 +18,7 @@ pub enum Kind {
     Person,
     /// A company (founded by a person, in a year, headquartered in a city).
     Company,
-    /// A book (written by a person, published in a year).
+    /// A book (written by a person, published by a company in a year).
     Book,
     /// A city (in a country).
     City,
@@ -48,11 +48,13 @@ pub enum Relation {
     Author,
     /// Book → year.
     PublicationYear,
+    /// Book → company.
+    Publisher,
 }
 
 impl Relation {
     /// Every relation.
-    pub const ALL: [Relation; 9] = [
+    pub const ALL: [Relation; 10] = [
         Relation::Birthplace,
         Relation::BirthYear,
         Relation::Country,
@@ -62,6 +64,7 @@ impl Relation {
         Relation::Headquarters,
         Relation::Author,
         Relation::PublicationYear,
+        Relation::Publisher,
     ];
 
     /// The words that name the relation in sub-tasks and in documents.
@@ -76,6 +79,7 @@ impl Relation {
             Relation::Headquarters => "headquarters",
             Relation::Author => "author",
             Relation::PublicationYear => "publication year",
+            Relation::Publisher => "publisher",
         }
     }
 
@@ -86,7 +90,7 @@ impl Relation {
             Relation::Country => Kind::City,
             Relation::Capital => Kind::Country,
             Relation::Founder | Relation::FoundingYear | Relation::Headquarters => Kind::Company,
-            Relation::Author | Relation::PublicationYear => Kind::Book,
+            Relation::Author | Relation::PublicationYear | Relation::Publisher => Kind::Book,
         }
     }
 }
@@ -123,8 +127,18 @@ pub struct Knowledge {
     pub by_name: BTreeMap<String, usize>,
 }
 
+/// The most words an entity name has (`The Red Lamp`).
+pub const MAX_NAME_WORDS: usize = 3;
+
 const SUFFIXES: [&str; 8] = [
-    "Dynamics", "Works", "Labs", "Group", "Systems", "Holdings", "Industries", "Partners",
+    "Dynamics",
+    "Works",
+    "Labs",
+    "Group",
+    "Systems",
+    "Holdings",
+    "Industries",
+    "Partners",
 ];
 
 /// Invented capitalised words, unique, from a fixed generator (the pools do not depend on the
@@ -186,7 +200,13 @@ fn pools() -> Pools {
 }
 
 /// Draws `n` distinct names from the cartesian product of two pools.
-fn combos(rng: &mut ChaCha8Rng, a: &[String], b: &[String], n: usize, fmt: impl Fn(&str, &str) -> String) -> Vec<String> {
+fn combos(
+    rng: &mut ChaCha8Rng,
+    a: &[String],
+    b: &[String],
+    n: usize,
+    fmt: impl Fn(&str, &str) -> String,
+) -> Vec<String> {
     let mut all: Vec<String> = a
         .iter()
         .flat_map(|x| b.iter().map(|y| fmt(x, y)).collect::<Vec<_>>())
@@ -216,7 +236,9 @@ impl Knowledge {
         cities_pool.shuffle(&mut rng);
         let mut countries_pool = p.countries.clone();
         countries_pool.shuffle(&mut rng);
-        let people_names = combos(&mut rng, &p.first, &p.last, config.people, |a, b| format!("{a} {b}"));
+        let people_names = combos(&mut rng, &p.first, &p.last, config.people, |a, b| {
+            format!("{a} {b}")
+        });
         let company_names = combos(
             &mut rng,
             &p.roots,
@@ -257,19 +279,30 @@ impl Knowledge {
         for &person in &people {
             let city = cities[rng.random_range(0..cities.len())];
             facts.insert((person, Relation::Birthplace), Value::Entity(city));
-            facts.insert((person, Relation::BirthYear), Value::Year(rng.random_range(1900..2000)));
+            facts.insert(
+                (person, Relation::BirthYear),
+                Value::Year(rng.random_range(1900..2000)),
+            );
         }
         for &company in &companies {
             let founder = people[rng.random_range(0..people.len())];
             facts.insert((company, Relation::Founder), Value::Entity(founder));
-            facts.insert((company, Relation::FoundingYear), Value::Year(rng.random_range(1850..2016)));
+            facts.insert(
+                (company, Relation::FoundingYear),
+                Value::Year(rng.random_range(1850..2016)),
+            );
             let city = cities[rng.random_range(0..cities.len())];
             facts.insert((company, Relation::Headquarters), Value::Entity(city));
         }
         for &book in &books {
             let author = people[rng.random_range(0..people.len())];
             facts.insert((book, Relation::Author), Value::Entity(author));
-            facts.insert((book, Relation::PublicationYear), Value::Year(rng.random_range(1900..2021)));
+            facts.insert(
+                (book, Relation::PublicationYear),
+                Value::Year(rng.random_range(1900..2021)),
+            );
+            let publisher = companies[rng.random_range(0..companies.len())];
+            facts.insert((book, Relation::Publisher), Value::Entity(publisher));
         }
         let by_name = entities.iter().map(|e| (e.name.clone(), e.id)).collect();
         Self {
@@ -292,25 +325,76 @@ impl Knowledge {
         }
     }
 
+    /// Every year a fact holds, sorted.
+    pub fn years(&self) -> BTreeSet<u32> {
+        self.facts
+            .values()
+            .filter_map(|v| match v {
+                Value::Year(y) => Some(*y),
+                Value::Entity(_) => None,
+            })
+            .collect()
+    }
+
+    /// Gives every held-out (`!in_train`) subject's year facts a year that some train subject
+    /// also holds (redrawn, seeded, when it does not), so no year token is test-only.
+    pub fn share_years(&mut self, in_train: impl Fn(usize) -> bool, seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5945_4152);
+        let seen: Vec<u32> = self
+            .facts
+            .iter()
+            .filter(|((s, _), _)| in_train(*s))
+            .filter_map(|(_, v)| match v {
+                Value::Year(y) => Some(*y),
+                Value::Entity(_) => None,
+            })
+            .collect::<BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        if seen.is_empty() {
+            return;
+        }
+        let set: BTreeSet<u32> = seen.iter().copied().collect();
+        for ((s, _), v) in self.facts.iter_mut() {
+            if let Value::Year(y) = v
+                && !in_train(*s)
+                && !set.contains(y)
+            {
+                *v = Value::Year(seen[rng.random_range(0..seen.len())]);
+            }
+        }
+    }
+
     /// Entities of one kind.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Entity> {
         self.entities.iter().filter(move |e| e.kind == kind)
     }
 
-    /// The longest entity name that occurs as whole words in `text`.
+    /// The longest entity name that occurs as whole words in `text` (names have at most
+    /// [`MAX_NAME_WORDS`] words, so this looks up word windows rather than scanning names).
     pub fn find_entity(&self, text: &str) -> Option<usize> {
-        let padded = format!(" {} ", text.split_whitespace().collect::<Vec<_>>().join(" "));
-        self.by_name
-            .iter()
-            .filter(|(name, _)| padded.contains(&format!(" {name} ")))
-            .max_by_key(|(name, _)| name.len())
-            .map(|(_, &id)| id)
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let mut best: Option<(usize, usize)> = None;
+        for n in 1..=MAX_NAME_WORDS.min(words.len()) {
+            for window in words.windows(n) {
+                let candidate = window.join(" ");
+                if let Some(&id) = self.by_name.get(&candidate)
+                    && best.is_none_or(|(len, _)| candidate.len() > len)
+                {
+                    best = Some((candidate.len(), id));
+                }
+            }
+        }
+        best.map(|(_, id)| id)
     }
 
     /// The relation whose phrase occurs in `text` (the longest, so "birth year" beats
     /// nothing and "founding year" is not read as "founder").
     pub fn find_relation(text: &str) -> Option<Relation> {
-        let padded = format!(" {} ", text.split_whitespace().collect::<Vec<_>>().join(" "));
+        let padded = format!(
+            " {} ",
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
         Relation::ALL
             .into_iter()
             .filter(|r| padded.contains(&format!(" {} ", r.phrase())))
@@ -332,7 +416,9 @@ mod tests {
         assert_ne!(a.facts, other.facts);
         // Every country's capital lies in it.
         for e in a.of_kind(Kind::Country) {
-            let Some(Value::Entity(cap)) = a.fact(e.id, Relation::Capital) else { panic!() };
+            let Some(Value::Entity(cap)) = a.fact(e.id, Relation::Capital) else {
+                panic!()
+            };
             assert_eq!(a.fact(cap, Relation::Country), Some(Value::Entity(e.id)));
         }
     }
@@ -344,8 +430,14 @@ mod tests {
         let text = format!("birth year of {}", p.name);
         assert_eq!(k.find_entity(&text), Some(p.id));
         assert_eq!(Knowledge::find_relation(&text), Some(Relation::BirthYear));
-        assert_eq!(Knowledge::find_relation("founding year of X"), Some(Relation::FoundingYear));
-        assert_eq!(Knowledge::find_relation("founder of X"), Some(Relation::Founder));
+        assert_eq!(
+            Knowledge::find_relation("founding year of X"),
+            Some(Relation::FoundingYear)
+        );
+        assert_eq!(
+            Knowledge::find_relation("founder of X"),
+            Some(Relation::Founder)
+        );
         assert_eq!(Knowledge::find_relation("nothing here"), None);
     }
 }

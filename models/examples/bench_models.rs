@@ -15,9 +15,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // BENCH_BATCHES=1,8 picks sampling batch sizes ("" skips sampling); BENCH_REPEATS=n.
     if let Ok(batches) = std::env::var("BENCH_BATCHES") {
-        options.batch_sizes = batches.split(',').filter_map(|b| b.trim().parse().ok()).collect();
+        options.batch_sizes = batches
+            .split(',')
+            .filter_map(|b| b.trim().parse().ok())
+            .collect();
     }
-    if let Some(repeats) = std::env::var("BENCH_REPEATS").ok().and_then(|r| r.parse().ok()) {
+    if let Some(repeats) = std::env::var("BENCH_REPEATS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
         options.repeats = repeats;
     }
     if let Ok(threads) = std::env::var("RAYON_NUM_THREADS") {

@@ -18,13 +18,18 @@ fn read_curves(run: &Path) -> Result<Curves> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (is it a run directory?)", path.display()))?;
     let mut curves = Curves {
-        label: run
-            .file_name()
-            .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        label: run.file_name().map_or_else(
+            || run.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
         reward: Vec::new(),
         dev_accuracy: Vec::new(),
     };
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
         let Some(step) = v["step"].as_f64() else {
@@ -48,7 +53,10 @@ pub fn plot(runs: &[PathBuf], out: &Path) -> Result<()> {
         include_bytes!("../../assets/DejaVuSans.ttf"),
     )
     .map_err(|_| anyhow::anyhow!("could not load the bundled font"))?;
-    let curves = runs.iter().map(|r| read_curves(r)).collect::<Result<Vec<_>>>()?;
+    let curves = runs
+        .iter()
+        .map(|r| read_curves(r))
+        .collect::<Result<Vec<_>>>()?;
     if curves.iter().all(|c| c.reward.is_empty()) {
         bail!("no step metrics in any of the runs");
     }
@@ -63,8 +71,12 @@ pub fn plot(runs: &[PathBuf], out: &Path) -> Result<()> {
         .flat_map(|c| c.reward.iter().chain(&c.dev_accuracy))
         .map(|p| p.0)
         .fold(1.0, f64::max);
-    panel(&left, "train reward (mean R_M)", max_step, &curves, |c| &c.reward)?;
-    panel(&right, "dev accuracy", max_step, &curves, |c| &c.dev_accuracy)?;
+    panel(&left, "train reward (mean R_M)", max_step, &curves, |c| {
+        &c.reward
+    })?;
+    panel(&right, "dev accuracy", max_step, &curves, |c| {
+        &c.dev_accuracy
+    })?;
     root.present()
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
@@ -95,8 +107,14 @@ fn panel(
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
             .label(c.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, color.filled())))?;
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 2, color.filled())),
+        )?;
     }
     chart
         .configure_series_labels()

@@ -88,12 +88,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-        let node = mgrpo_actors::start_node(ctx.clone(), &store, tx, stop.clone(), Some(ev_tx)).await?;
+        let node =
+            mgrpo_actors::start_node(ctx.clone(), &store, tx, stop.clone(), Some(ev_tx)).await?;
         let s = stop.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -124,12 +127,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                             m["accuracy"].as_f64().unwrap_or(0.0),
                             m["calls_per_rollout"].as_f64().unwrap_or(0.0),
                             m["tokens_per_s"].as_f64().unwrap_or(0.0),
-                            last_dev.map(|d: f64| format!(" dev {d:.3}")).unwrap_or_default()
+                            last_dev
+                                .map(|d: f64| format!(" dev {d:.3}"))
+                                .unwrap_or_default()
                         ));
                     }
                     Progress::Eval { step, report } => {
                         last_dev = Some(report.accuracy);
-                        p.println(format!("dev accuracy after {step} steps: {:.3} ({} questions)", report.accuracy, report.n));
+                        p.println(format!(
+                            "dev accuracy after {step} steps: {:.3} ({} questions)",
+                            report.accuracy, report.n
+                        ));
                     }
                     Progress::Finished { .. } | Progress::Failed(_) => break,
                 }
@@ -140,7 +148,10 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         pb.finish();
         node.supervisor.stop(None);
         let done = result?;
-        println!("trained {done} steps; metrics in {}", ctx.run_dir.metrics_path().display());
+        println!(
+            "trained {done} steps; metrics in {}",
+            ctx.run_dir.metrics_path().display()
+        );
         anyhow::Ok(())
     })
 }

@@ -24,7 +24,10 @@ pub enum CodecError {
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![FORMAT_VERSION];
-    out.extend(bincode::serde::encode_to_vec(value, bincode::config::standard())?);
+    out.extend(bincode::serde::encode_to_vec(
+        value,
+        bincode::config::standard(),
+    )?);
     Ok(out)
 }
 
@@ -48,7 +51,10 @@ mod tests {
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode::<(u64, String, Vec<f32>)>(&bytes).unwrap(), v);
         assert!(matches!(decode::<u64>(&[]), Err(CodecError::Empty)));
-        assert!(matches!(decode::<u64>(&[99, 1]), Err(CodecError::Version(99))));
+        assert!(matches!(
+            decode::<u64>(&[99, 1]),
+            Err(CodecError::Version(99))
+        ));
         assert!(decode::<(u64, String)>(&[FORMAT_VERSION, 0xff, 0xff]).is_err());
     }
 }

@@ -18,9 +18,9 @@ mod keys;
 mod records;
 mod store;
 
+pub use codec::CodecError;
 pub use records::{
     CheckpointEntry, Event, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit, StepRecord,
     SubCallEntry, SubSlot,
 };
-pub use codec::CodecError;
 pub use store::{CommitOutcome, Store, StoreError};

@@ -12,7 +12,9 @@ use crate::records::{CheckpointEntry, Event, GroupRecord, RoleVersion, StepCommi
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled could not open, read or write (disk full, permissions, another process holds it).
-    #[error("store I/O error (is another process using this run directory, or is the disk full?): {0}")]
+    #[error(
+        "store I/O error (is another process using this run directory, or is the disk full?): {0}"
+    )]
     Sled(#[from] sled::Error),
     /// A stored value could not be decoded: the store was written by an incompatible build.
     #[error("corrupt or incompatible value under key {key}: {source}")]
@@ -165,7 +167,10 @@ impl Store {
 
     /// The last committed step, if any.
     pub fn last_step(&self) -> Result<Option<u64>, StoreError> {
-        let last = self.db.scan_prefix(keys::STEP_PREFIX.as_bytes()).next_back();
+        let last = self
+            .db
+            .scan_prefix(keys::STEP_PREFIX.as_bytes())
+            .next_back();
         match last {
             None => Ok(None),
             Some(item) => {

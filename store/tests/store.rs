@@ -35,7 +35,9 @@ fn group(step: u64, query: u32, k: u32) -> GroupRecord {
                 role_version: step,
             })
             .collect(),
-        alignment: (0..k).map(|_| vec![SubSlot::Call(0), SubSlot::Call(0)]).collect(),
+        alignment: (0..k)
+            .map(|_| vec![SubSlot::Call(0), SubSlot::Call(0)])
+            .collect(),
         sub_advantages: (0..k).map(|_| vec![0.0, 0.0]).collect(),
         main_mean: 0.55,
         main_std: 0.45,
@@ -77,7 +79,10 @@ fn commits_read_back_and_survive_reopen() {
         let store = Store::open(dir.path()).unwrap();
         store.put_config("seed = 1\n").unwrap();
         for s in 0..3 {
-            assert_eq!(store.commit_step(&commit(s, 2)).unwrap(), CommitOutcome::Written);
+            assert_eq!(
+                store.commit_step(&commit(s, 2)).unwrap(),
+                CommitOutcome::Written
+            );
         }
         store
             .record_event(&Event {
@@ -91,7 +96,10 @@ fn commits_read_back_and_survive_reopen() {
     assert_eq!(store.config().unwrap().as_deref(), Some("seed = 1\n"));
     assert_eq!(store.last_step().unwrap(), Some(2));
     assert_eq!(store.steps().unwrap().len(), 3);
-    assert_eq!(store.groups(1).unwrap(), vec![group(1, 0, 4), group(1, 1, 4)]);
+    assert_eq!(
+        store.groups(1).unwrap(),
+        vec![group(1, 0, 4), group(1, 1, 4)]
+    );
     assert_eq!(store.role_version("main").unwrap().unwrap().version, 3);
     assert_eq!(store.checkpoints("main").unwrap().len(), 3);
     assert_eq!(store.events().unwrap().len(), 1);
@@ -115,11 +123,20 @@ fn retries_are_idempotent_and_conflicts_refused() {
     );
     let mut changed = commit(0, 2);
     changed.groups[1].main[0].reward = 0.0;
-    assert!(matches!(store.commit_step(&changed), Err(StoreError::Conflict(0))));
-    assert!(matches!(store.commit_step(&commit(0, 3)), Err(StoreError::Conflict(0))));
+    assert!(matches!(
+        store.commit_step(&changed),
+        Err(StoreError::Conflict(0))
+    ));
+    assert!(matches!(
+        store.commit_step(&commit(0, 3)),
+        Err(StoreError::Conflict(0))
+    ));
     assert!(matches!(
         store.commit_step(&commit(5, 1)),
-        Err(StoreError::OutOfOrder { got: 5, last: Some(0) })
+        Err(StoreError::OutOfOrder {
+            got: 5,
+            last: Some(0)
+        })
     ));
     assert_eq!(store.steps().unwrap().len(), 1);
 }
@@ -154,7 +171,10 @@ fn crash_mid_commit_leaves_whole_steps() {
         let store = Store::open(dir.path()).unwrap();
         let steps = store.steps().unwrap();
         for (i, s) in steps.iter().enumerate() {
-            assert_eq!(s.step, i as u64, "round {round} delay {delay_ms}ms: steps contiguous");
+            assert_eq!(
+                s.step, i as u64,
+                "round {round} delay {delay_ms}ms: steps contiguous"
+            );
             assert_eq!(
                 store.groups(s.step).unwrap().len(),
                 16,
@@ -165,5 +185,8 @@ fn crash_mid_commit_leaves_whole_steps() {
         eprintln!("round {round}: {delay_ms} ms → {} whole steps", steps.len());
     }
     let store = Store::open(dir.path()).unwrap();
-    assert!(store.last_step().unwrap().is_some(), "the child committed something");
+    assert!(
+        store.last_step().unwrap().is_some(),
+        "the child committed something"
+    );
 }
