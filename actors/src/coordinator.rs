@@ -26,6 +26,7 @@ use crate::groups;
 use crate::learner::{LearnerMsg, TrainReport};
 use crate::planner::{GroupResult, GroupSpec, PlannerMsg};
 use crate::rollout::Mode;
+use crate::run_dir::Best;
 use crate::store_actor::StoreMsg;
 
 /// Progress the coordinator reports to whoever started the run.
@@ -121,6 +122,16 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
     let train = &ctx.config.train;
     if from == 0 && train.eval_every > 0 {
         let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
+        log_eval(ctx, 0, &report)?;
+        if train.keep_best {
+            ctx.run_dir
+                .set_best(&Best {
+                    step: 0,
+                    version: 0,
+                    dev_accuracy: report.accuracy,
+                })
+                .map_err(|e| format!("writing best.json: {e}"))?;
+        }
         let _ = state.progress.send(Progress::Eval { step: 0, report });
     }
     let mut done = 0;
@@ -136,6 +147,10 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
         if train.eval_every > 0 && ((step + 1) % train.eval_every == 0 || last) {
             let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
             metrics["dev_accuracy"] = report.accuracy.into();
+            log_eval(ctx, step + 1, &report)?;
+            if train.keep_best {
+                keep_if_best(ctx, step + 1, &metrics, report.accuracy).await?;
+            }
             let _ = state.progress.send(Progress::Eval {
                 step: step + 1,
                 report,
@@ -156,6 +171,43 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
         }
     }
     Ok(done)
+}
+
+/// Appends one dev evaluation to `eval.jsonl` (the step-0 one has no metrics line of its own).
+fn log_eval(ctx: &NodeContext, step: u64, report: &EvalReport) -> Result<(), String> {
+    let line = serde_json::json!({ "step": step, "split": "dev", "report": report });
+    crate::run_dir::JsonLines::append(&ctx.run_dir.eval_path())
+        .and_then(|mut f| f.write(&line))
+        .map_err(|e| format!("writing eval.jsonl: {e}"))
+}
+
+/// Checkpoints the learners and records them in `best.json` when `accuracy` beats the best.
+async fn keep_if_best(
+    ctx: &NodeContext,
+    steps: u64,
+    metrics: &serde_json::Value,
+    accuracy: f64,
+) -> Result<(), String> {
+    if ctx
+        .run_dir
+        .best()
+        .is_some_and(|b| b.dev_accuracy >= accuracy)
+    {
+        return Ok(());
+    }
+    for group in learner_groups(ctx.config.algo.variant) {
+        groups::request(ctx, group, 0, |reply| LearnerMsg::Checkpoint { reply })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let version = metrics["main_version"].as_u64().unwrap_or(steps);
+    ctx.run_dir
+        .set_best(&Best {
+            step: steps,
+            version,
+            dev_accuracy: accuracy,
+        })
+        .map_err(|e| format!("writing best.json: {e}"))
 }
 
 /// Learner groups that train under a variant.

@@ -85,6 +85,29 @@ impl RunDir {
         self.root.join("metrics.jsonl")
     }
 
+    /// `eval.jsonl`: every dev-split evaluation, including the one before the first step.
+    pub fn eval_path(&self) -> PathBuf {
+        self.root.join("eval.jsonl")
+    }
+
+    /// `best.json`: the policy version with the best dev accuracy so far ([`Best`]).
+    pub fn best_path(&self) -> PathBuf {
+        self.root.join("best.json")
+    }
+
+    /// The recorded best version, if the run has one.
+    pub fn best(&self) -> Option<Best> {
+        let text = std::fs::read_to_string(self.best_path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Records `best` (write to a temporary file, then rename: never half a file).
+    pub fn set_best(&self, best: &Best) -> std::io::Result<()> {
+        let tmp = self.root.join("best.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(best)?)?;
+        std::fs::rename(tmp, self.best_path())
+    }
+
     /// `warmup.jsonl`.
     pub fn warmup_path(&self) -> PathBuf {
         self.root.join("warmup.jsonl")
@@ -112,4 +135,16 @@ impl JsonLines {
         writeln!(self.file, "{value}")?;
         self.file.flush()
     }
+}
+
+/// The checkpoint with the best dev accuracy: RL on small models peaks and then drifts, so the
+/// run keeps the dev-selected version (`--policy run:DIR@best`) next to the latest.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Best {
+    /// Steps trained when it was evaluated.
+    pub step: u64,
+    /// The policy version (checkpoint directory) of every trained role at that step.
+    pub version: u64,
+    /// Its dev accuracy.
+    pub dev_accuracy: f64,
 }

@@ -71,6 +71,34 @@ async fn trains_and_store_matches_recomputation() {
     assert_eq!(steps[2].role_versions["main"], 3);
     assert_eq!(steps[2].role_versions["sub"], 3);
     assert_eq!(store.role_version("main").unwrap().unwrap().version, 3);
+    // Every dev evaluation, the one before the first step included, is in eval.jsonl, and
+    // best.json names the first version with the highest of them, checkpointed for both roles.
+    let evals: Vec<(u64, f64)> = std::fs::read_to_string(dir.path().join("eval.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["step"].as_u64().unwrap(),
+                v["report"]["accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let eval_steps: Vec<u64> = evals.iter().map(|e| e.0).collect();
+    assert_eq!(eval_steps, vec![0, 2, 3]);
+    let best = RunDir::new(dir.path()).best().expect("best.json");
+    let top = evals.iter().map(|e| e.1).fold(f64::MIN, f64::max);
+    let first_top = evals.iter().find(|e| e.1 == top).unwrap();
+    assert_eq!((best.step, best.dev_accuracy), *first_top);
+    assert_eq!(best.version, best.step);
+    for role in ["main", "sub"] {
+        assert!(
+            RunDir::new(dir.path())
+                .checkpoint_path(role, best.version)
+                .join("model.bpk")
+                .exists()
+        );
+    }
     let a = &config.algo;
     for s in &steps {
         let groups = store.groups(s.step).unwrap();

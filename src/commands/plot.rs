@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 use plotters::prelude::*;
 use plotters::style::{FontFamily, register_font};
 
-/// One run's curves, read from its `metrics.jsonl`.
+/// One run's curves, read from its `metrics.jsonl` (and `eval.jsonl`, which also holds the
+/// dev accuracy before the first step).
 struct Curves {
     label: String,
     reward: Vec<(f64, f64)>,
@@ -40,6 +41,24 @@ fn read_curves(run: &Path) -> Result<Curves> {
         }
         if let Some(a) = v["dev_accuracy"].as_f64() {
             curves.dev_accuracy.push((step, a));
+        }
+    }
+    let evals = run.join("eval.jsonl");
+    if let Ok(text) = std::fs::read_to_string(&evals) {
+        let mut dev = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{} line {}: not JSON", evals.display(), i + 1))?;
+            if let (Some(step), Some(a)) = (v["step"].as_f64(), v["report"]["accuracy"].as_f64()) {
+                dev.push((step, a));
+            }
+        }
+        if !dev.is_empty() {
+            curves.dev_accuracy = dev;
         }
     }
     Ok(curves)

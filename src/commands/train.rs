@@ -134,10 +134,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                     }
                     Progress::Eval { step, report } => {
                         last_dev = Some(report.accuracy);
-                        p.println(format!(
+                        let line = format!(
                             "dev accuracy after {step} steps: {:.3} ({} questions)",
                             report.accuracy, report.n
-                        ));
+                        );
+                        // A hidden bar (output not a terminal) drops println: keep the line.
+                        if p.is_hidden() {
+                            eprintln!("{line}");
+                        } else {
+                            p.println(line);
+                        }
                     }
                     Progress::Finished { .. } | Progress::Failed(_) => break,
                 }
