@@ -164,11 +164,7 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
     }
     if state.stop.load(Ordering::SeqCst) && done > 0 {
         // A clean stop: checkpoint the last committed step so --resume continues exactly.
-        for group in learner_groups(ctx.config.algo.variant) {
-            groups::request(ctx, group, 0, |reply| LearnerMsg::Checkpoint { reply })
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        checkpoint_learners(ctx).await?;
     }
     Ok(done)
 }
@@ -195,11 +191,7 @@ async fn keep_if_best(
     {
         return Ok(());
     }
-    for group in learner_groups(ctx.config.algo.variant) {
-        groups::request(ctx, group, 0, |reply| LearnerMsg::Checkpoint { reply })
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    checkpoint_learners(ctx).await?;
     let version = metrics["main_version"].as_u64().unwrap_or(steps);
     ctx.run_dir
         .set_best(&Best {
@@ -208,6 +200,16 @@ async fn keep_if_best(
             dev_accuracy: accuracy,
         })
         .map_err(|e| format!("writing best.json: {e}"))
+}
+
+/// Asks every training learner to checkpoint its current version.
+async fn checkpoint_learners(ctx: &NodeContext) -> Result<(), String> {
+    for group in learner_groups(ctx.config.algo.variant) {
+        groups::request(ctx, group, 0, |reply| LearnerMsg::Checkpoint { reply })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Learner groups that train under a variant.

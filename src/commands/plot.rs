@@ -14,6 +14,18 @@ struct Curves {
     dev_accuracy: Vec<(f64, f64)>,
 }
 
+/// The non-empty lines of a JSON-lines file, parsed; a bad line is an error naming file and line.
+fn json_lines(path: &Path, text: &str) -> Result<Vec<serde_json::Value>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
+        })
+        .collect()
+}
+
 fn read_curves(run: &Path) -> Result<Curves> {
     let path = run.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path)
@@ -26,13 +38,7 @@ fn read_curves(run: &Path) -> Result<Curves> {
         reward: Vec::new(),
         dev_accuracy: Vec::new(),
     };
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
+    for v in json_lines(&path, &text)? {
         let Some(step) = v["step"].as_f64() else {
             continue;
         };
@@ -45,18 +51,10 @@ fn read_curves(run: &Path) -> Result<Curves> {
     }
     let evals = run.join("eval.jsonl");
     if let Ok(text) = std::fs::read_to_string(&evals) {
-        let mut dev = Vec::new();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("{} line {}: not JSON", evals.display(), i + 1))?;
-            if let (Some(step), Some(a)) = (v["step"].as_f64(), v["report"]["accuracy"].as_f64()) {
-                dev.push((step, a));
-            }
-        }
+        let dev: Vec<(f64, f64)> = json_lines(&evals, &text)?
+            .iter()
+            .filter_map(|v| Some((v["step"].as_f64()?, v["report"]["accuracy"].as_f64()?)))
+            .collect();
         if !dev.is_empty() {
             curves.dev_accuracy = dev;
         }
