@@ -42,6 +42,14 @@ pub enum Command {
     /// with a progress bar, writing metrics.jsonl, checkpoints and the store under the run
     /// directory. Ctrl-C stops cleanly after the current step; `--resume` continues.
     Train(TrainArgs),
+    /// Start one node of a cluster (`[[cluster.nodes]]` in the config): its node server, links
+    /// to its peers (retried until they are up), and the roles placed on it. The coordinator's
+    /// node trains once every placed role is present, then stops every node. A node restarted
+    /// with the same command rejoins and the run continues. Ctrl-C stops the node cleanly.
+    Node(NodeArgs),
+    /// Join a cluster as a short-lived client and print its nodes, which roles run where, each
+    /// learner's version, the current step and the last metrics.
+    Status(StatusArgs),
     /// Read a run's store.
     Store {
         #[command(subcommand)]
@@ -137,6 +145,30 @@ pub struct TrainArgs {
     /// Continue a stopped run from its last checkpoint and the store.
     #[arg(long)]
     pub resume: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// This node's name in `[[cluster.nodes]]`.
+    #[arg(long)]
+    pub node: String,
+    /// Run directory on this host (default: `<run.root>/<cluster.name>`).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print one JSON object (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the nodes to answer, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Subcommand)]

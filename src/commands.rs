@@ -1,4 +1,5 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
+mod cluster;
 mod plot;
 mod train;
 
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Algo(args) => algo(&args),
         Command::Warmup(args) => train::warmup(&args),
         Command::Train(args) => train::train(&args),
+        Command::Node(args) => cluster::node(&args),
+        Command::Status(args) => cluster::status(&args),
         Command::Store {
             command: StoreCommand::Dump { run, json: _ },
         } => store_dump(&run),

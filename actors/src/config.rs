@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use mgrpo_algo::{Algo, RewardWeights, StdKind};
 use mgrpo_env::WorldConfig;
 
+use crate::placement::{ClusterConfig, NodePlacement};
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -59,6 +61,8 @@ pub struct Config {
     pub warmup: WarmupConfig,
     /// Actor supervision and request handling.
     pub actors: ActorsConfig,
+    /// Nodes, cookie and role placement (none listed: one process).
+    pub cluster: ClusterConfig,
 }
 
 /// `[run]`.
@@ -201,6 +205,10 @@ pub struct TrainConfig {
     pub eval_questions: usize,
     /// Save checkpoints every N steps (and always at the end).
     pub checkpoint_every: u64,
+    /// Also save each learner after every update and keep the last two such saves, so that a
+    /// learner that dies (or a node killed mid-step) rolls back to exactly the last committed
+    /// step. Off: a dead learner restarts from its last milestone and replays.
+    pub recovery_checkpoints: bool,
     /// Also checkpoint whenever dev accuracy beats the best so far, recorded in `best.json`.
     pub keep_best: bool,
 }
@@ -212,6 +220,7 @@ impl Default for TrainConfig {
             eval_every: 25,
             eval_questions: 200,
             checkpoint_every: 50,
+            recovery_checkpoints: true,
             keep_best: true,
         }
     }
@@ -369,7 +378,17 @@ impl Config {
         if self.actors.request_attempts == 0 {
             p.push("actors.request_attempts = 0: must be at least 1".into());
         }
+        p.extend(self.cluster.problems(a.variant));
         p
+    }
+
+    /// Which roles run on which node (one node with every role when no nodes are listed).
+    pub fn placement(&self) -> Vec<NodePlacement> {
+        self.cluster.placement(
+            self.algo.variant,
+            self.actors.planners,
+            self.actors.executors,
+        )
     }
 }
 
@@ -406,6 +425,66 @@ mod tests {
             msg.contains("algo.group_size") && msg.contains("models.main.preset"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn three_node_example_places_every_role() {
+        let text = include_str!("../../examples/cluster-3node.toml");
+        let c = Config::parse(text, Path::new("cluster-3node.toml")).unwrap();
+        let p = c.placement();
+        assert_eq!(
+            p.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(),
+            ["hub", "main", "sub"]
+        );
+        let t = crate::placement::totals(&p);
+        assert_eq!(t[&crate::placement::Role::LearnerSub], 1);
+        assert!(
+            !c.to_toml().contains("cookie ="),
+            "the cookie is never written back"
+        );
+    }
+
+    #[test]
+    fn cluster_problems_are_all_named() {
+        let text = r#"
+[cluster]
+cookie = "a"
+cookie_env = "B"
+[[cluster.nodes]]
+name = "a"
+listen = "127.0.0.1:7000"
+roles = { coordinator = 1, store = 1, judge = 1, learner-main = 1, planner = 1, wizard = 1 }
+[[cluster.nodes]]
+name = "b"
+listen = "127.0.0.1:7000"
+roles = { learner-main = 1, executor = 2 }
+[[cluster.nodes]]
+name = "b"
+listen = "nowhere"
+"#;
+        let msg = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "only one of cookie",
+            "roles.wizard: unknown role",
+            "port 7000 clashes with node \"a\"",
+            "learner-main must run once",
+            "learner-sub is placed on no node",
+            "already used by cluster.nodes[1]",
+            "cluster.nodes[2].listen = \"nowhere\"",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn embedded_default_is_one_node_with_every_role() {
+        let c = Config::default();
+        let p = c.placement();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].roles[&crate::placement::Role::Executor], 2);
+        assert!(c.cluster.problems(c.algo.variant).is_empty());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::planner::{GroupResult, GroupSpec, PlannerMsg};
 use crate::rollout::Mode;
 use crate::run_dir::Best;
 use crate::store_actor::StoreMsg;
+use crate::wire::Wire;
 
 /// Progress the coordinator reports to whoever started the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,10 +56,8 @@ pub enum Progress {
 /// Messages of the coordinator.
 #[derive(RactorMessage)]
 pub enum CoordinatorMsg {
-    /// Run steps `from..to`; replies when done.
+    /// Run the steps from the last committed one up to `to`; replies when done.
     Run {
-        /// First step.
-        from: u64,
         /// One past the last step.
         to: u64,
         /// Done (or the error).
@@ -99,8 +98,8 @@ impl Actor for Coordinator {
         message: CoordinatorMsg,
         state: &mut CoordinatorArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let CoordinatorMsg::Run { from, to, reply } = message;
-        let r = run(state, from, to).await;
+        let CoordinatorMsg::Run { to, reply } = message;
+        let r = run(state, to).await;
         match &r {
             Ok(done) => {
                 let _ = state.progress.send(Progress::Finished {
@@ -117,9 +116,52 @@ impl Actor for Coordinator {
     }
 }
 
-async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String> {
+/// Brings the cluster to a consistent point and returns the step to run next: waits for every
+/// placed role, reads the committed steps from the store, and restores each learner to the
+/// last committed step (a learner that trained on a step that was never committed, or that
+/// restarted from an older checkpoint, is rolled to it). A learner that cannot reach it (no
+/// checkpoint there) makes every learner go back to the oldest common step, and the steps from
+/// there are replayed: rollouts are seeded, so the replay commits identical records, which the
+/// store takes as no-ops (and refuses with a conflict if they differed).
+async fn recover(ctx: &NodeContext) -> Result<u64, String> {
+    let within = std::time::Duration::from_secs(ctx.config.cluster.wait_roles_s);
+    groups::wait_roles(ctx, &ctx.config.placement(), within).await?;
+    let (committed, _) =
+        groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Progress { reply })
+            .await
+            .map_err(|e| e.to_string())?;
+    let mut states = Vec::new();
+    for group in learner_groups(ctx.config.algo.variant) {
+        let s = groups::request(ctx, group, 0, |reply| LearnerMsg::GetState { reply })
+            .await
+            .map_err(|e| e.to_string())?;
+        states.push((group, s.next_step));
+    }
+    let target = states
+        .iter()
+        .map(|(_, s)| *s)
+        .min()
+        .unwrap_or(committed)
+        .min(committed);
+    for (group, at) in states {
+        if at != target {
+            tracing::warn!(learner = group, at, target, committed, "restoring learner");
+        }
+        // Also when already there: drops half-received trajectories and republishes weights.
+        groups::request(ctx, group, 0, |reply| LearnerMsg::Restore {
+            next_step: target,
+            reply,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(target)
+}
+
+async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
     let ctx = &state.ctx;
     let train = &ctx.config.train;
+    let from = recover(ctx).await?;
     if from == 0 && train.eval_every > 0 {
         let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
         log_eval(ctx, 0, &report)?;
@@ -135,15 +177,49 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
         let _ = state.progress.send(Progress::Eval { step: 0, report });
     }
     let mut done = 0;
-    for step in from..to {
+    let mut step = from;
+    let mut failures = 0u32;
+    while step < to {
         if state.stop.load(Ordering::SeqCst) {
             break;
         }
+        match step_and_report(state, step, to).await {
+            Ok(committed) => {
+                done += u64::from(committed);
+                step += 1;
+                failures = 0;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > ctx.config.actors.request_attempts {
+                    return Err(format!("step {step} failed {failures} times; last: {e}"));
+                }
+                tracing::warn!(step, error = %e, "step failed; waiting for every role, then retrying from the last committed step");
+                step = recover(ctx).await?;
+            }
+        }
+    }
+    if state.stop.load(Ordering::SeqCst) && done > 0 {
+        // A clean stop: checkpoint the last committed step so --resume continues exactly.
+        checkpoint_learners(ctx).await?;
+    }
+    Ok(done)
+}
+
+/// Runs one step, evaluates if due, and writes its metrics line. Returns false when the step
+/// was already committed (a replay after recovery: nothing new to report).
+async fn step_and_report(state: &CoordinatorArgs, step: u64, to: u64) -> Result<bool, String> {
+    let ctx = &state.ctx;
+    let train = &ctx.config.train;
+    {
         let last = step + 1 == to;
         let checkpoint =
             last || (train.checkpoint_every > 0 && (step + 1) % train.checkpoint_every == 0);
-        let mut metrics =
-            run_step(ctx, step, checkpoint || state.stop.load(Ordering::SeqCst)).await?;
+        let Some(mut metrics) =
+            run_step(ctx, step, checkpoint || state.stop.load(Ordering::SeqCst)).await?
+        else {
+            return Ok(false);
+        };
         if train.eval_every > 0 && ((step + 1) % train.eval_every == 0 || last) {
             let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
             metrics["dev_accuracy"] = report.accuracy.into();
@@ -160,13 +236,8 @@ async fn run(state: &CoordinatorArgs, from: u64, to: u64) -> Result<u64, String>
             .and_then(|mut f| f.write(&metrics))
             .map_err(|e| format!("writing metrics.jsonl: {e}"))?;
         let _ = state.progress.send(Progress::Step(metrics));
-        done += 1;
     }
-    if state.stop.load(Ordering::SeqCst) && done > 0 {
-        // A clean stop: checkpoint the last committed step so --resume continues exactly.
-        checkpoint_learners(ctx).await?;
-    }
-    Ok(done)
+    Ok(true)
 }
 
 /// Appends one dev evaluation to `eval.jsonl` (the step-0 one has no metrics line of its own).
@@ -261,9 +332,9 @@ async fn roll_out(
         .map(|(i, chunk)| async move {
             groups::request(ctx, groups::PLANNER, i, |reply| PlannerMsg::RunGroups {
                 step,
-                groups: chunk.clone(),
+                groups: Wire(chunk.clone()),
                 k,
-                mode,
+                mode: Wire(mode),
                 reply,
             })
             .await
@@ -297,8 +368,9 @@ async fn run_step(
     ctx: &NodeContext,
     step: u64,
     checkpoint: bool,
-) -> Result<serde_json::Value, String> {
+) -> Result<Option<serde_json::Value>, String> {
     let t0 = Instant::now();
+    let link0 = crate::cluster::cluster_link_bytes(ctx).await;
     let cfg = &ctx.config.algo;
     let specs = step_questions(ctx, step);
     let results = roll_out(ctx, step, specs, cfg.group_size as u32, Mode::Train).await?;
@@ -335,7 +407,7 @@ async fn run_step(
     let stats = (main_stats.clone(), call_stats.clone());
     let stats_bytes = groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Stage {
         step,
-        stats: stats.clone(),
+        stats: Wire(stats.clone()),
         reply,
     })
     .await
@@ -455,6 +527,10 @@ async fn run_step(
         });
     }
     let step_time = t0.elapsed().as_secs_f64();
+    let cross_node = crate::cluster::cluster_link_bytes(ctx)
+        .await
+        .saturating_sub(link0);
+    let trajectory_bytes: u64 = reports.iter().map(|r| r.trajectory_bytes).sum();
     let nr = n_rollouts.max(1) as f64;
     let nc = n_calls.max(1) as f64;
     let mut m: BTreeMap<String, f64> = BTreeMap::new();
@@ -474,6 +550,8 @@ async fn run_step(
     m.insert("train_time_s".into(), train_time);
     m.insert("step_time_s".into(), step_time);
     m.insert("stats_bytes".into(), stats_bytes as f64);
+    m.insert("cross_node_bytes".into(), cross_node as f64);
+    m.insert("trajectory_bytes".into(), trajectory_bytes as f64);
     for r in &reports {
         m.insert(format!("{}_loss", r.role.name()), r.stats.loss as f64);
         m.insert(
@@ -514,12 +592,16 @@ async fn run_step(
             })
             .collect(),
     };
-    groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Commit {
-        commit: Box::new(commit.clone()),
+    let written = groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Commit {
+        commit: Wire(Box::new(commit.clone())),
         reply,
     })
     .await
     .map_err(|e| e.to_string())?;
+    if !written {
+        tracing::info!(step, "replayed step matches the committed one");
+        return Ok(None);
+    }
     let mut line = serde_json::json!({ "step": step, "main_version": main_version });
     for (k, v) in m {
         line[k] = v.into();
@@ -527,5 +609,5 @@ async fn run_step(
     for (k, v) in role_versions {
         line[format!("{k}_version")] = v.into();
     }
-    Ok(line)
+    Ok(Some(line))
 }

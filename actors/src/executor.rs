@@ -8,34 +8,36 @@ use std::sync::Arc;
 use mgrpo_algo::Trajectory;
 use mgrpo_models::Policy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use ractor_cluster::RactorClusterMessage;
 
 use crate::context::NodeContext;
 use crate::groups;
 use crate::judge::JudgeMsg;
-use crate::learner::LearnerMsg;
+use crate::learner::{LearnerMsg, fetch_policy};
+use crate::policy_transfer::{Assembler, PolicyChunk};
 use crate::rollout::{CallKey, Mode, SubJob, SubOutcome, run_sub_jobs};
+use crate::wire::{Reply, Wire};
 
 /// Messages of an executor.
-#[derive(RactorMessage)]
+#[derive(RactorClusterMessage)]
 pub enum ExecutorMsg {
     /// Run a batch of sub-agent calls; reply with their outcomes (judged).
+    #[rpc]
     RunCalls {
         /// Sampling mode.
-        mode: Mode,
+        mode: Wire<Mode>,
         /// The calls.
-        jobs: Vec<SubJob>,
+        jobs: Wire<Vec<SubJob>>,
         /// Outcomes in the same order.
-        reply: RpcReplyPort<Result<Vec<SubOutcome>, String>>,
+        reply: RpcReplyPort<Reply<Vec<SubOutcome>>>,
     },
-    /// Use a new version of the sub policy.
+    /// A chunk of a new version of the sub policy; loaded once every chunk is in.
+    #[rpc]
     LoadPolicy {
-        /// The version.
-        version: u64,
-        /// `Policy::to_bytes` output.
-        bytes: Arc<Vec<u8>>,
-        /// Acknowledged once loaded.
-        reply: RpcReplyPort<Result<(), String>>,
+        /// The chunk.
+        chunk: Wire<PolicyChunk>,
+        /// Acknowledged once stored (and, for the last chunk, loaded).
+        reply: RpcReplyPort<Reply<()>>,
     },
     /// Fault injection: panic while handling the next `RunCalls`, after its trajectories went
     /// to the learner and before replying (the worst moment for double counting).
@@ -61,6 +63,7 @@ pub struct ExecutorState {
     policy: Policy,
     version: u64,
     panic_next: bool,
+    incoming: Assembler,
 }
 
 impl Actor for Executor {
@@ -74,10 +77,7 @@ impl Actor for Executor {
         args: ExecutorArgs,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         // Whatever version the owner holds now is the one to serve (also after a restart).
-        let (version, bytes) = groups::request(&args.ctx, args.owner, 0, |reply| {
-            LearnerMsg::GetPolicy { reply }
-        })
-        .await?;
+        let (version, bytes) = fetch_policy(&args.ctx, args.owner).await?;
         let device = args.ctx.device(&args.ctx.config.models.sub)?;
         let policy = Policy::from_bytes(&bytes, &device)?;
         groups::join(&args.ctx, groups::EXECUTOR, myself.get_cell());
@@ -86,6 +86,7 @@ impl Actor for Executor {
             policy,
             version,
             panic_next: false,
+            incoming: Assembler::default(),
         })
     }
 
@@ -97,29 +98,35 @@ impl Actor for Executor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ExecutorMsg::LoadPolicy {
-                version,
-                bytes,
+                chunk: Wire(chunk),
                 reply,
             } => {
-                let device = state.args.ctx.device(&state.args.ctx.config.models.sub)?;
-                match Policy::from_bytes(&bytes, &device) {
-                    Ok(p) => {
-                        state.policy = p;
-                        state.version = version;
-                        let _ = reply.send(Ok(()));
+                let r = match state.incoming.push(chunk) {
+                    Ok(Some((version, bytes))) => {
+                        let device = state.args.ctx.device(&state.args.ctx.config.models.sub)?;
+                        Policy::from_bytes(&bytes, &device)
+                            .map(|p| {
+                                state.policy = p;
+                                state.version = version;
+                            })
+                            .map_err(|e| e.to_string())
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
-                    }
-                }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(Wire(r));
             }
             ExecutorMsg::PanicOnNextRequest => state.panic_next = true,
-            ExecutorMsg::RunCalls { mode, jobs, reply } => {
+            ExecutorMsg::RunCalls {
+                mode: Wire(mode),
+                jobs: Wire(jobs),
+                reply,
+            } => {
                 let result = run_calls(state, mode, &jobs).await;
                 if state.panic_next {
                     panic!("injected executor fault");
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(Wire(result));
             }
         }
         Ok(())
@@ -149,7 +156,7 @@ async fn run_calls(
         .map(|(o, _)| (o.task.clone(), o.result.clone(), o.format))
         .collect();
     let scores = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreCalls {
-        items: items.clone(),
+        items: Wire(items.clone()),
         reply,
     })
     .await
@@ -173,7 +180,7 @@ async fn run_calls(
         .map_err(|e| e.to_string())?;
         owner[0]
             .cast(LearnerMsg::AddSub {
-                items: trajectories,
+                items: Wire(trajectories),
             })
             .map_err(|e| e.to_string())?;
     }

@@ -7,6 +7,8 @@ use ractor::rpc::CallResult;
 use ractor::{ActorCell, ActorRef, Message, RpcReplyPort};
 
 use crate::context::NodeContext;
+use crate::placement::{NodePlacement, Role, totals};
+use crate::wire::{Reply, Wire};
 
 /// Planners (main-agent inference).
 pub const PLANNER: &str = "role/planner";
@@ -22,6 +24,8 @@ pub const SUB_LEARNER: &str = "role/learner-sub";
 pub const STORE: &str = "role/store";
 /// The coordinator.
 pub const COORDINATOR: &str = "role/coordinator";
+/// One node agent per node (what runs where, link counters, shutdown).
+pub const NODE_AGENT: &str = "node/agent";
 
 /// A request between roles that did not succeed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -97,7 +101,7 @@ pub async fn request<M, R>(
     ctx: &NodeContext,
     group: &'static str,
     pick: usize,
-    make: impl Fn(RpcReplyPort<Result<R, String>>) -> M,
+    make: impl Fn(RpcReplyPort<Reply<R>>) -> M,
 ) -> Result<R, RequestError>
 where
     M: Message,
@@ -111,8 +115,8 @@ where
         let m = wait_member::<M>(ctx, group, Duration::from_secs(30)).await?;
         let actor = &m[(pick + attempt as usize) % m.len()];
         match actor.call(&make, Some(timeout)).await {
-            Ok(CallResult::Success(Ok(r))) => return Ok(r),
-            Ok(CallResult::Success(Err(message))) => {
+            Ok(CallResult::Success(Wire(Ok(r)))) => return Ok(r),
+            Ok(CallResult::Success(Wire(Err(message)))) => {
                 return Err(RequestError::Failed { group, message });
             }
             Ok(CallResult::Timeout) => last = format!("timed out after {timeout:?}"),
@@ -127,4 +131,49 @@ where
         attempts,
         last,
     })
+}
+
+/// Instances of each role currently present in the cluster (local and remote members).
+pub fn present(ctx: &NodeContext) -> std::collections::BTreeMap<Role, usize> {
+    Role::ALL
+        .into_iter()
+        .map(|r| {
+            let n = ractor::pg::get_scoped_members(&ctx.scope, &r.group().to_string()).len();
+            (r, n)
+        })
+        .collect()
+}
+
+/// Waits until every role of the placement has all its instances present; logs what is
+/// missing every few seconds. Returns what is still missing after `within`.
+pub async fn wait_roles(
+    ctx: &NodeContext,
+    placement: &[NodePlacement],
+    within: Duration,
+) -> Result<(), String> {
+    let want = totals(placement);
+    let start = std::time::Instant::now();
+    let mut last_log = start;
+    loop {
+        let have = present(ctx);
+        let missing: Vec<String> = want
+            .iter()
+            .filter(|(r, n)| have.get(r).copied().unwrap_or(0) < **n)
+            .map(|(r, n)| format!("{} {}/{n}", r.name(), have.get(r).copied().unwrap_or(0)))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > within {
+            return Err(format!(
+                "roles still missing after {within:?}: {}",
+                missing.join(", ")
+            ));
+        }
+        if last_log.elapsed() > Duration::from_secs(5) {
+            tracing::info!(missing = %missing.join(", "), "waiting for roles");
+            last_log = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use mgrpo_algo::MainParts;
 use mgrpo_env::judge::{expert_score, main_parts};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use ractor_cluster::RactorClusterMessage;
 
 use crate::context::NodeContext;
 use crate::groups;
+use crate::wire::{Reply, Wire};
 
 /// One call to score: the sub-task, what the call returned, and its format.
 pub type CallToScore = (String, String, bool);
@@ -18,21 +19,23 @@ pub type CallToScore = (String, String, bool);
 pub type RolloutToScore = (String, bool, Option<String>);
 
 /// Messages of the judge.
-#[derive(RactorMessage)]
+#[derive(RactorClusterMessage)]
 pub enum JudgeMsg {
     /// `r_expert` of each call (0 for a call with a format error).
+    #[rpc]
     ScoreCalls {
         /// The calls.
-        items: Vec<CallToScore>,
+        items: Wire<Vec<CallToScore>>,
         /// Scores in the same order.
-        reply: RpcReplyPort<Result<Vec<f32>, String>>,
+        reply: RpcReplyPort<Reply<Vec<f32>>>,
     },
     /// Reward parts of each main rollout.
+    #[rpc]
     ScoreMain {
         /// The rollouts.
-        items: Vec<RolloutToScore>,
+        items: Wire<Vec<RolloutToScore>>,
         /// Parts in the same order.
-        reply: RpcReplyPort<Result<Vec<MainParts>, String>>,
+        reply: RpcReplyPort<Reply<Vec<MainParts>>>,
     },
 }
 
@@ -61,7 +64,10 @@ impl Actor for Judge {
     ) -> Result<(), ActorProcessingErr> {
         let k = &ctx.world.knowledge;
         match message {
-            JudgeMsg::ScoreCalls { items, reply } => {
+            JudgeMsg::ScoreCalls {
+                items: Wire(items),
+                reply,
+            } => {
                 let scores = items
                     .iter()
                     .map(|(task, result, format)| {
@@ -72,9 +78,12 @@ impl Actor for Judge {
                         }
                     })
                     .collect();
-                let _ = reply.send(Ok(scores));
+                let _ = reply.send(Wire(Ok(scores)));
             }
-            JudgeMsg::ScoreMain { items, reply } => {
+            JudgeMsg::ScoreMain {
+                items: Wire(items),
+                reply,
+            } => {
                 let parts: Result<Vec<MainParts>, String> = items
                     .iter()
                     .map(|(qid, format, answer)| {
@@ -85,7 +94,7 @@ impl Actor for Judge {
                         Ok(main_parts(*format, answer.as_deref(), &q.answer))
                     })
                     .collect();
-                let _ = reply.send(parts);
+                let _ = reply.send(Wire(parts));
             }
         }
         Ok(())

@@ -9,15 +9,17 @@ use mgrpo_algo::{Algo, MainParts, Trajectory};
 use mgrpo_env::Question;
 use mgrpo_models::Policy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
 use crate::executor::ExecutorMsg;
 use crate::groups::{self, RequestError};
 use crate::judge::JudgeMsg;
-use crate::learner::LearnerMsg;
+use crate::learner::{LearnerMsg, fetch_policy};
+use crate::policy_transfer::{Assembler, PolicyChunk};
 use crate::rollout::{MainOutcome, Mode, RolloutKey, SubOutcome, run_main_jobs, run_single_jobs};
+use crate::wire::{Reply, Wire};
 
 /// One query group to roll out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,29 +55,29 @@ pub struct GroupResult {
 }
 
 /// Messages of a planner.
-#[derive(RactorMessage)]
+#[derive(RactorClusterMessage)]
 pub enum PlannerMsg {
     /// Roll out `k` rollouts of each group.
+    #[rpc]
     RunGroups {
         /// Step (or evaluation pseudo-step) the rollouts belong to.
         step: u64,
         /// The groups.
-        groups: Vec<GroupSpec>,
+        groups: Wire<Vec<GroupSpec>>,
         /// Rollouts per group.
         k: u32,
         /// Train (sample, send trajectories) or eval (greedy, nothing kept).
-        mode: Mode,
+        mode: Wire<Mode>,
         /// The groups' results, in order.
-        reply: RpcReplyPort<Result<Vec<GroupResult>, String>>,
+        reply: RpcReplyPort<Reply<Vec<GroupResult>>>,
     },
-    /// Use a new version of the main policy.
+    /// A chunk of a new version of the main policy; loaded once every chunk is in.
+    #[rpc]
     LoadPolicy {
-        /// The version.
-        version: u64,
-        /// `Policy::to_bytes` output.
-        bytes: Arc<Vec<u8>>,
-        /// Acknowledged once loaded.
-        reply: RpcReplyPort<Result<(), String>>,
+        /// The chunk.
+        chunk: Wire<PolicyChunk>,
+        /// Acknowledged once stored (and, for the last chunk, loaded).
+        reply: RpcReplyPort<Reply<()>>,
     },
 }
 
@@ -88,6 +90,7 @@ pub struct PlannerState {
     policy: Policy,
     version: u64,
     next_executor: Arc<AtomicUsize>,
+    incoming: Assembler,
 }
 
 impl Actor for Planner {
@@ -100,10 +103,7 @@ impl Actor for Planner {
         myself: ActorRef<PlannerMsg>,
         ctx: Arc<NodeContext>,
     ) -> Result<PlannerState, ActorProcessingErr> {
-        let (version, bytes) = groups::request(&ctx, groups::MAIN_LEARNER, 0, |reply| {
-            LearnerMsg::GetPolicy { reply }
-        })
-        .await?;
+        let (version, bytes) = fetch_policy(&ctx, groups::MAIN_LEARNER).await?;
         let device = ctx.device(&ctx.config.models.main)?;
         let policy = Policy::from_bytes(&bytes, &device)?;
         groups::join(&ctx, groups::PLANNER, myself.get_cell());
@@ -112,6 +112,7 @@ impl Actor for Planner {
             policy,
             version,
             next_executor: Arc::new(AtomicUsize::new(0)),
+            incoming: Assembler::default(),
         })
     }
 
@@ -123,26 +124,33 @@ impl Actor for Planner {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             PlannerMsg::LoadPolicy {
-                version,
-                bytes,
+                chunk: Wire(chunk),
                 reply,
             } => {
-                let device = state.ctx.device(&state.ctx.config.models.main)?;
-                let r = Policy::from_bytes(&bytes, &device).map(|p| {
-                    state.policy = p;
-                    state.version = version;
-                });
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let r = match state.incoming.push(chunk) {
+                    Ok(Some((version, bytes))) => {
+                        let device = state.ctx.device(&state.ctx.config.models.main)?;
+                        Policy::from_bytes(&bytes, &device)
+                            .map(|p| {
+                                state.policy = p;
+                                state.version = version;
+                            })
+                            .map_err(|e| e.to_string())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(Wire(r));
             }
             PlannerMsg::RunGroups {
                 step,
-                groups,
+                groups: Wire(groups),
                 k,
-                mode,
+                mode: Wire(mode),
                 reply,
             } => {
                 let r = run_groups(state, step, &groups, k, mode).await;
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
         }
         Ok(())
@@ -222,8 +230,8 @@ async fn run_groups(
                 let pick = counter.fetch_add(1, Ordering::Relaxed);
                 async move {
                     groups::request(ctx, groups::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
-                        mode,
-                        jobs: subs.clone(),
+                        mode: Wire(mode),
+                        jobs: Wire(subs.clone()),
                         reply,
                     })
                     .await
@@ -239,7 +247,7 @@ async fn run_groups(
         .map(|((o, _), (_, q))| (q.id.clone(), o.format, o.answer.clone()))
         .collect::<Vec<_>>();
     let parts = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreMain {
-        items: items.clone(),
+        items: Wire(items.clone()),
         reply,
     })
     .await?;
@@ -276,7 +284,7 @@ async fn run_groups(
         .await?;
         learner[0]
             .cast(LearnerMsg::AddMain {
-                items: trajectories,
+                items: Wire(trajectories),
             })
             .map_err(|e| RolloutError::Learner(e.to_string()))?;
     }

@@ -80,6 +80,18 @@ impl RunDir {
             .max()
     }
 
+    /// Every saved version of a role, ascending.
+    pub fn checkpoint_versions(&self, role: &str) -> Vec<u64> {
+        let mut v: Vec<u64> = std::fs::read_dir(self.root.join("checkpoints").join(role))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
     /// `metrics.jsonl`.
     pub fn metrics_path(&self) -> PathBuf {
         self.root.join("metrics.jsonl")

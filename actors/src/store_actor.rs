@@ -5,41 +5,51 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mgrpo_algo::{MainRolloutStat, SubCallStat};
-use mgrpo_store::{CommitOutcome, StepCommit, Store};
+use mgrpo_store::{CommitOutcome, StepCommit, StepRecord, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use ractor_cluster::RactorClusterMessage;
 
 use crate::context::NodeContext;
 use crate::groups;
+use crate::wire::{Reply, Wire};
 
 /// One step's published statistics: per group, the main rollouts and the sub calls.
 pub type StepStatistics = (Vec<Vec<MainRolloutStat>>, Vec<Vec<SubCallStat>>);
 
 /// Messages of the store actor.
-#[derive(RactorMessage)]
+#[derive(RactorClusterMessage)]
 pub enum StoreMsg {
     /// Publish a step's statistics (idempotent: a repeat replaces identical data).
+    #[rpc]
     Stage {
         /// The step.
         step: u64,
         /// The statistics.
-        stats: StepStatistics,
-        /// Size of the statistics in bytes (JSON), for the bytes-exchanged metric.
-        reply: RpcReplyPort<Result<usize, String>>,
+        stats: Wire<StepStatistics>,
+        /// Size of the statistics in bytes (the wire codec's), for the bytes-exchanged metric.
+        reply: RpcReplyPort<Reply<u64>>,
     },
     /// Read a step's published statistics.
+    #[rpc]
     Statistics {
         /// The step.
         step: u64,
         /// The statistics.
-        reply: RpcReplyPort<Result<StepStatistics, String>>,
+        reply: RpcReplyPort<Reply<StepStatistics>>,
     },
     /// Commit a step atomically; drops its staged statistics.
+    #[rpc]
     Commit {
         /// The step's records.
-        commit: Box<StepCommit>,
+        commit: Wire<Box<StepCommit>>,
         /// Whether it was written (false: identical step already there).
-        reply: RpcReplyPort<Result<bool, String>>,
+        reply: RpcReplyPort<Reply<bool>>,
+    },
+    /// The number of committed steps (the next step to run) and the last step's record.
+    #[rpc]
+    Progress {
+        /// `(committed steps, last record)`.
+        reply: RpcReplyPort<Reply<(u64, Option<StepRecord>)>>,
     },
 }
 
@@ -76,10 +86,25 @@ impl Actor for StoreActor {
         state: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            StoreMsg::Stage { step, stats, reply } => {
-                let bytes = serde_json::to_vec(&stats).map(|b| b.len()).unwrap_or(0);
+            StoreMsg::Stage {
+                step,
+                stats: Wire(stats),
+                reply,
+            } => {
+                let bytes = mgrpo_store::codec::encode(&stats).map_or(0, |b| b.len() as u64);
                 state.staged.insert(step, Arc::new(stats));
-                let _ = reply.send(Ok(bytes));
+                let _ = reply.send(Wire(Ok(bytes)));
+            }
+            StoreMsg::Progress { reply } => {
+                let r = tokio::task::block_in_place(|| {
+                    let last = state.store.last_step()?;
+                    let record = match last {
+                        Some(s) => state.store.step(s)?,
+                        None => None,
+                    };
+                    Ok::<_, mgrpo_store::StoreError>((last.map_or(0, |s| s + 1), record))
+                });
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
             StoreMsg::Statistics { step, reply } => {
                 let r = state
@@ -87,9 +112,12 @@ impl Actor for StoreActor {
                     .get(&step)
                     .map(|s| (**s).clone())
                     .ok_or_else(|| format!("no statistics staged for step {step}"));
-                let _ = reply.send(r);
+                let _ = reply.send(Wire(r));
             }
-            StoreMsg::Commit { commit, reply } => {
+            StoreMsg::Commit {
+                commit: Wire(commit),
+                reply,
+            } => {
                 let step = commit.record.step;
                 let r = tokio::task::block_in_place(|| state.store.commit_step(&commit))
                     .map(|o| o == CommitOutcome::Written)
@@ -97,7 +125,7 @@ impl Actor for StoreActor {
                 if r.is_ok() {
                     state.staged.remove(&step);
                 }
-                let _ = reply.send(r);
+                let _ = reply.send(Wire(r));
             }
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! Starting a node's supervision tree for a run and driving it to the end: the library side of
 //! `mgrpo train` (and of the integration tests).
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -9,18 +10,20 @@ use mgrpo_store::{CheckpointEntry, RoleVersion, Store};
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::cluster::{NodeAgent, NodeAgentArgs};
 use crate::config::Config;
 use crate::context::NodeContext;
 use crate::coordinator::{Coordinator, CoordinatorArgs, CoordinatorMsg, Progress};
 use crate::executor::{Executor, ExecutorArgs};
 use crate::groups;
 use crate::judge::Judge;
-use crate::learner::{LearnerActor, LearnerArgs, LearnerMsg, LearnerRole};
+use crate::learner::{LearnerActor, LearnerArgs, LearnerRole};
 use crate::node::{ChildSpec, NodeArgs, NodeEvent, NodeMsg, NodeSupervisor, RestartPolicy};
+use crate::placement::Role;
 use crate::planner::Planner;
 use crate::run_dir::RunDir;
 use crate::store_actor::StoreActor;
-use crate::warmup::{WarmupRole, warm_roles, warmup};
+use crate::warmup::{WarmupRole, warm_roles, warmup, warmup_roles};
 
 /// Why a run could not train.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,51 @@ pub fn prepare(
     Ok((ctx, store, report))
 }
 
+/// The `ractor::pg` scope of a cluster's roles.
+pub fn cluster_scope(config: &Config) -> String {
+    format!("mgrpo/{}", config.cluster.name)
+}
+
+/// Prepares a cluster node (`mgrpo node`): the run directory and resolved config, the store
+/// if the node hosts it, and the warm start of the learners it hosts that have no checkpoint
+/// yet. A node always continues the run in its directory: restarting a node is how it rejoins.
+pub fn prepare_node(
+    config: Config,
+    run_dir: RunDir,
+    roles: &BTreeMap<Role, usize>,
+    on_warmup: impl FnMut(&str, usize, usize, f32),
+) -> Result<(Arc<NodeContext>, Option<Store>, Vec<WarmupRole>), TrainError> {
+    run_dir.create()?;
+    let toml = config.to_toml();
+    std::fs::write(run_dir.config_path(), &toml)?;
+    let store = if roles.contains_key(&Role::Store) {
+        let store = Store::open(run_dir.store_path())?;
+        store.put_config(&toml)?;
+        Some(store)
+    } else {
+        None
+    };
+    let scope = cluster_scope(&config);
+    let ctx = NodeContext::new(config, run_dir, scope)?;
+    let cold: Vec<LearnerRole> = warm_roles(ctx.config.algo.variant)
+        .into_iter()
+        .map(|(r, _)| r)
+        .filter(|r| {
+            let role = match r {
+                LearnerRole::Main => Role::LearnerMain,
+                LearnerRole::Sub => Role::LearnerSub,
+            };
+            roles.contains_key(&role) && ctx.run_dir.latest_checkpoint(r.name()).is_none()
+        })
+        .collect();
+    let report = if cold.is_empty() {
+        Vec::new()
+    } else {
+        warmup_roles(&ctx, &cold, on_warmup).map_err(TrainError::Warmup)?
+    };
+    Ok((ctx, store, report))
+}
+
 type StartFn = Arc<dyn Fn(ActorCell) -> crate::node::StartFuture + Send + Sync>;
 
 fn spec<A, F>(name: String, make: F) -> ChildSpec
@@ -128,79 +176,115 @@ where
     ChildSpec { name, start }
 }
 
-/// The children of a single node holding every role, in start order.
-fn children(
-    ctx: &Arc<NodeContext>,
-    store: &Store,
-    progress: UnboundedSender<Progress>,
-    stop: Arc<AtomicBool>,
-) -> Vec<ChildSpec> {
+/// What one node hosts and how it reports.
+pub struct NodeSpec {
+    /// The node's name (`local` for the embedded default).
+    pub name: String,
+    /// The roles it hosts, with instance counts.
+    pub roles: BTreeMap<Role, usize>,
+    /// The store, when it hosts the store role.
+    pub store: Option<Store>,
+    /// Progress of the coordinator, when it hosts it.
+    pub progress: UnboundedSender<Progress>,
+    /// Set to stop after the current step.
+    pub stop: Arc<AtomicBool>,
+    /// Restarts and meltdowns.
+    pub events: Option<UnboundedSender<NodeEvent>>,
+    /// Ready peers (cluster nodes).
+    pub peers: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+    /// Where a shutdown request from the coordinator's node goes.
+    pub shutdown: Option<UnboundedSender<String>>,
+}
+
+/// The children of a node, in start order: its agent, then its roles.
+fn children(ctx: &Arc<NodeContext>, spec_: &NodeSpec) -> Result<Vec<ChildSpec>, TrainError> {
     let variant = ctx.config.algo.variant;
+    let separate_sub = matches!(variant, Algo::Mgrpo | Algo::FrozenSub);
     let mut out = Vec::new();
-    let (c, s) = (ctx.clone(), store.clone());
-    out.push(spec("store".into(), move || {
-        (StoreActor, (c.clone(), s.clone()))
-    }));
-    let c = ctx.clone();
-    out.push(spec("judge".into(), move || (Judge, c.clone())));
-    let c = ctx.clone();
-    out.push(spec("main-learner".into(), move || {
+    let (c, node, peers, shutdown) = (
+        ctx.clone(),
+        spec_.name.clone(),
+        spec_.peers.clone(),
+        spec_.shutdown.clone(),
+    );
+    let roles: BTreeMap<String, usize> = spec_
+        .roles
+        .iter()
+        .map(|(r, n)| (r.name().to_string(), *n))
+        .collect();
+    out.push(spec("agent".into(), move || {
         (
-            LearnerActor,
-            LearnerArgs {
+            NodeAgent,
+            NodeAgentArgs {
                 ctx: c.clone(),
-                role: LearnerRole::Main,
+                node: node.clone(),
+                roles: roles.clone(),
+                peers: peers.clone(),
+                shutdown: shutdown.clone(),
             },
         )
     }));
-    let separate_sub = matches!(variant, Algo::Mgrpo | Algo::FrozenSub);
-    if separate_sub {
-        let c = ctx.clone();
-        out.push(spec("sub-learner".into(), move || {
-            (
-                LearnerActor,
-                LearnerArgs {
-                    ctx: c.clone(),
-                    role: LearnerRole::Sub,
-                },
-            )
-        }));
-    }
-    if variant.uses_sub_agents() {
-        for i in 0..ctx.config.actors.executors {
+    for role in Role::ALL {
+        let n = spec_.roles.get(&role).copied().unwrap_or(0);
+        for i in 0..n {
             let c = ctx.clone();
-            out.push(spec(format!("executor-{i}"), move || {
-                (
-                    Executor,
-                    ExecutorArgs {
-                        ctx: c.clone(),
-                        owner: if separate_sub {
-                            groups::SUB_LEARNER
-                        } else {
-                            groups::MAIN_LEARNER
+            let child = match role {
+                Role::Store => {
+                    let s = spec_.store.clone().ok_or_else(|| {
+                        TrainError::Actors("the store role needs the store open".into())
+                    })?;
+                    spec("store".into(), move || (StoreActor, (c.clone(), s.clone())))
+                }
+                Role::Judge => spec(format!("judge-{i}"), move || (Judge, c.clone())),
+                Role::LearnerMain | Role::LearnerSub => {
+                    let r = if role == Role::LearnerMain {
+                        LearnerRole::Main
+                    } else {
+                        LearnerRole::Sub
+                    };
+                    spec(format!("{}-learner", r.name()), move || {
+                        (
+                            LearnerActor,
+                            LearnerArgs {
+                                ctx: c.clone(),
+                                role: r,
+                            },
+                        )
+                    })
+                }
+                Role::Executor => spec(format!("executor-{i}"), move || {
+                    (
+                        Executor,
+                        ExecutorArgs {
+                            ctx: c.clone(),
+                            owner: if separate_sub {
+                                groups::SUB_LEARNER
+                            } else {
+                                groups::MAIN_LEARNER
+                            },
+                            trained: variant.sub_is_trained(),
                         },
-                        trained: variant.sub_is_trained(),
-                    },
-                )
-            }));
+                    )
+                }),
+                Role::Planner => spec(format!("planner-{i}"), move || (Planner, c.clone())),
+                Role::Coordinator => {
+                    let (progress, stop) = (spec_.progress.clone(), spec_.stop.clone());
+                    spec("coordinator".into(), move || {
+                        (
+                            Coordinator,
+                            CoordinatorArgs {
+                                ctx: c.clone(),
+                                progress: progress.clone(),
+                                stop: stop.clone(),
+                            },
+                        )
+                    })
+                }
+            };
+            out.push(child);
         }
     }
-    for i in 0..ctx.config.actors.planners {
-        let c = ctx.clone();
-        out.push(spec(format!("planner-{i}"), move || (Planner, c.clone())));
-    }
-    let c = ctx.clone();
-    out.push(spec("coordinator".into(), move || {
-        (
-            Coordinator,
-            CoordinatorArgs {
-                ctx: c.clone(),
-                progress: progress.clone(),
-                stop: stop.clone(),
-            },
-        )
-    }));
-    out
+    Ok(out)
 }
 
 /// A running node: its supervisor and coordinator.
@@ -211,7 +295,7 @@ pub struct Node {
     pub ctx: Arc<NodeContext>,
 }
 
-/// Starts the supervision tree of a node holding every role.
+/// Starts the supervision tree of a node holding every role (the embedded default).
 pub async fn start_node(
     ctx: Arc<NodeContext>,
     store: &Store,
@@ -219,15 +303,41 @@ pub async fn start_node(
     stop: Arc<AtomicBool>,
     events: Option<UnboundedSender<NodeEvent>>,
 ) -> Result<Node, TrainError> {
+    let roles = crate::placement::ClusterConfig::default()
+        .placement(
+            ctx.config.algo.variant,
+            ctx.config.actors.planners,
+            ctx.config.actors.executors,
+        )
+        .remove(0)
+        .roles;
+    start_placed_node(
+        ctx,
+        NodeSpec {
+            name: crate::placement::LOCAL_NODE.into(),
+            roles,
+            store: Some(store.clone()),
+            progress,
+            stop,
+            events,
+            peers: None,
+            shutdown: None,
+        },
+    )
+    .await
+}
+
+/// Starts the supervision tree of a node hosting `spec.roles`.
+pub async fn start_placed_node(ctx: Arc<NodeContext>, spec: NodeSpec) -> Result<Node, TrainError> {
     let a = &ctx.config.actors;
     let args = NodeArgs {
-        children: children(&ctx, store, progress, stop),
+        children: children(&ctx, &spec)?,
         policy: RestartPolicy {
             max_restarts: a.max_restarts,
             window: Duration::from_secs(a.restart_window_s),
             backoff: Duration::from_millis(a.restart_backoff_ms),
         },
-        events,
+        events: spec.events,
     };
     let (supervisor, _) = Actor::spawn(None, NodeSupervisor, args)
         .await
@@ -235,26 +345,18 @@ pub async fn start_node(
     Ok(Node { supervisor, ctx })
 }
 
-/// Runs training steps on a started node until `config.train.steps` (or a stop).
+/// Runs training steps on a started node that hosts the coordinator, from the last committed
+/// step until `config.train.steps` (or a stop).
 pub async fn run_steps(node: &Node) -> Result<u64, TrainError> {
     let ctx = &node.ctx;
-    let state = groups::request(ctx, groups::MAIN_LEARNER, 0, |reply| LearnerMsg::GetState {
-        reply,
-    })
-    .await
-    .map_err(|e| TrainError::Actors(e.to_string()))?;
-    let from = state.next_step;
     let to = ctx.config.train.steps;
-    if from >= to {
-        return Ok(0);
-    }
     let coord =
         groups::wait_member::<CoordinatorMsg>(ctx, groups::COORDINATOR, Duration::from_secs(60))
             .await
             .map_err(|e| TrainError::Actors(e.to_string()))?
             .remove(0);
     match coord
-        .call(|reply| CoordinatorMsg::Run { from, to, reply }, None)
+        .call(|reply| CoordinatorMsg::Run { to, reply }, None)
         .await
     {
         Ok(ractor::rpc::CallResult::Success(r)) => r.map_err(TrainError::Training),

@@ -48,6 +48,21 @@ pub fn warm_roles(variant: Algo) -> Vec<(LearnerRole, Vec<DemoRole>)> {
 /// Runs the warm start; `on_step(role, step, steps, loss)` reports progress.
 pub fn warmup(
     ctx: &NodeContext,
+    on_step: impl FnMut(&str, usize, usize, f32),
+) -> Result<Vec<WarmupRole>, String> {
+    let all: Vec<LearnerRole> = warm_roles(ctx.config.algo.variant)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    warmup_roles(ctx, &all, on_step)
+}
+
+/// Warms up only `roles` (what a cluster node does for the learners it hosts). Each model's
+/// initialisation and data depend only on the run seed and its role, so warming the roles on
+/// different nodes gives the same weights as warming them together.
+pub fn warmup_roles(
+    ctx: &NodeContext,
+    roles: &[LearnerRole],
     mut on_step: impl FnMut(&str, usize, usize, f32),
 ) -> Result<Vec<WarmupRole>, String> {
     let cfg = &ctx.config;
@@ -61,6 +76,9 @@ pub fn warmup(
     let mut log = JsonLines::append(&ctx.run_dir.warmup_path()).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (i, (role, kinds)) in warm_roles(cfg.algo.variant).into_iter().enumerate() {
+        if !roles.contains(&role) {
+            continue;
+        }
         let t0 = Instant::now();
         let rows: Vec<Trajectory> = demos
             .iter()
@@ -133,6 +151,7 @@ pub fn warmup(
                 version: 0,
             },
             false,
+            true,
         )?;
         out.push(WarmupRole {
             role: role.name().into(),

@@ -1,9 +1,11 @@
-//! The one versioned value codec of the store: `[FORMAT_VERSION] ++ bincode(value)`.
+//! The one versioned value codec of the project: `[FORMAT_VERSION] ++ bincode(value)`. The store
+//! writes every value with it, and every payload that crosses a node goes through it too
+//! (`mgrpo_actors::wire`), so there is one format to version.
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Version byte written before every value. Bump it when a stored type changes shape, and
 /// teach [`decode`] to read the older layout.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 1;
 
 /// Why a stored value could not be read back (an incompatible or corrupt value).
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +24,8 @@ pub enum CodecError {
     Decode(#[from] bincode::error::DecodeError),
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+/// Encodes `value` as `[FORMAT_VERSION] ++ bincode(value)`.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![FORMAT_VERSION];
     out.extend(bincode::serde::encode_to_vec(
         value,
@@ -31,7 +34,8 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Decodes what [`encode`] wrote; refuses another format version or bytes that do not decode.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != FORMAT_VERSION {
         return Err(CodecError::Version(version));

@@ -13,7 +13,7 @@
 //! - every value is encoded with a one-byte format version ahead of its bincode body.
 #![warn(missing_docs)]
 
-mod codec;
+pub mod codec;
 mod keys;
 mod records;
 mod store;

@@ -136,12 +136,15 @@ impl Store {
             entries.push((key.clone(), encoded(&key, c)?));
         }
 
-        if self.db.contains_key(step_key.as_bytes())? {
-            // A retry: the step and each of its groups must be stored byte for byte.
+        if let Some(stored) = self.db.get(step_key.as_bytes())? {
+            // A retry or a replay: each group (rewards, alignment, advantages) must be stored
+            // byte for byte and the step must have produced the same role versions. Timings
+            // and other metrics of the summary may differ between two runs of a step.
+            let stored: StepRecord = decode_at(&step_key, &stored)?;
             let n_step_entries = 1 + commit.groups.len();
-            let mut identical =
-                self.db.scan_prefix(keys::group_prefix(step)).count() == commit.groups.len();
-            for (k, v) in &entries[..n_step_entries] {
+            let mut identical = stored.role_versions == commit.record.role_versions
+                && self.db.scan_prefix(keys::group_prefix(step)).count() == commit.groups.len();
+            for (k, v) in &entries[1..n_step_entries] {
                 identical &= self.db.get(k.as_bytes())?.as_deref() == Some(v.as_slice());
             }
             return if identical {

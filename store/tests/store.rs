@@ -121,6 +121,13 @@ fn retries_are_idempotent_and_conflicts_refused() {
         store.commit_step(&commit(0, 2)).unwrap(),
         CommitOutcome::AlreadyCommitted
     );
+    // A replay of the step with other timings is the same step.
+    let mut replay = commit(0, 2);
+    replay.record.metrics.insert("step_time_s".into(), 99.0);
+    assert_eq!(
+        store.commit_step(&replay).unwrap(),
+        CommitOutcome::AlreadyCommitted
+    );
     let mut changed = commit(0, 2);
     changed.groups[1].main[0].reward = 0.0;
     assert!(matches!(

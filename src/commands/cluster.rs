@@ -1,0 +1,316 @@
+//! `mgrpo node` and `mgrpo status`: a cluster node's lifetime, and a short-lived client that
+//! reports on the cluster.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use mgrpo_actors::cluster::{self, NodeInfo};
+use mgrpo_actors::groups;
+use mgrpo_actors::learner::{LearnerMsg, TrainState};
+use mgrpo_actors::node::NodeEvent;
+use mgrpo_actors::placement::Role;
+use mgrpo_actors::store_actor::StoreMsg;
+use mgrpo_actors::wire::Wire;
+use mgrpo_actors::{Config, NodeContext, NodeSpec, Progress, RunDir};
+use ractor::rpc::CallResult;
+use serde_json::json;
+
+use crate::cli::{NodeArgs, StatusArgs};
+
+/// `mgrpo node`.
+pub fn node(args: &NodeArgs) -> Result<()> {
+    let config = super::load_config(&args.config.config)?;
+    let c = &config.cluster;
+    if !c.is_distributed() {
+        bail!(
+            "{} lists no [[cluster.nodes]]: use `mgrpo train` for one process, or see examples/cluster-3node.toml",
+            args.config.config.display()
+        );
+    }
+    let me = c.node(&args.node).cloned().with_context(|| {
+        let known: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!(
+            "no node named {:?} in [[cluster.nodes]] (known: {})",
+            args.node,
+            known.join(", ")
+        )
+    })?;
+    let listen: SocketAddr = me.listen.parse().context("listen address")?;
+    let position = c.nodes.iter().position(|n| n.name == me.name).unwrap_or(0);
+    // Each pair of nodes has one link, dialled by the node listed later.
+    let dial: Vec<(String, String)> = c.nodes[..position]
+        .iter()
+        .map(|n| (n.name.clone(), n.dial_address().to_string()))
+        .collect();
+    let roles = config
+        .placement()
+        .into_iter()
+        .find(|p| p.node == me.name)
+        .map(|p| p.roles)
+        .unwrap_or_default();
+    // Fail early on the cookie, before the warm start.
+    c.resolve_cookie().map_err(anyhow::Error::msg)?;
+    let run_dir = RunDir::new(
+        args.run
+            .clone()
+            .unwrap_or_else(|| config.run.root.join(&config.cluster.name)),
+    );
+    let role_names: Vec<String> = roles
+        .iter()
+        .map(|(r, n)| format!("{}×{n}", r.name()))
+        .collect();
+    eprintln!(
+        "node {} on {} hosting {}; run directory {}",
+        me.name,
+        me.listen,
+        role_names.join(", "),
+        run_dir.root().display()
+    );
+    let (ctx, store, report) =
+        mgrpo_actors::prepare_node(config, run_dir, &roles, |role, step, steps, loss| {
+            if step == steps {
+                eprintln!("warm start {role}: {steps} steps, loss {loss:.3}");
+            }
+        })?;
+    for r in &report {
+        eprintln!(
+            "warm start {}: {} params, {} demos, loss {:.3} → {:.3} in {:.1}s",
+            r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
+        );
+    }
+    let hosts_coordinator = roles.contains_key(&Role::Coordinator);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        mgrpo_actors::wire::quiet_decode_panics();
+        let link = cluster::join(&ctx.config, &me.name, listen, dial).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let node = mgrpo_actors::start_placed_node(
+            ctx.clone(),
+            NodeSpec {
+                name: me.name.clone(),
+                roles,
+                store,
+                progress: progress_tx,
+                stop: stop.clone(),
+                events: Some(events_tx),
+                peers: Some(link.peers_fn()),
+                shutdown: Some(shutdown_tx.clone()),
+            },
+        )
+        .await?;
+        let (s, tx) = (stop.clone(), shutdown_tx.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                if hosts_coordinator {
+                    eprintln!("stopping after the current step (Ctrl-C again to abort)");
+                    s.store(true, Ordering::SeqCst);
+                } else {
+                    let _ = tx.send("Ctrl-C".into());
+                }
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let tx = shutdown_tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = events_rx.recv().await {
+                eprintln!("node: {e:?}");
+                if let NodeEvent::Meltdown { name, reason } = e {
+                    let _ = tx.send(format!("meltdown of {name}: {reason}"));
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(p) = progress_rx.recv().await {
+                match p {
+                    Progress::Step(m) => eprintln!(
+                        "step {} reward {:.3} acc {:.3} {:.2}s cross-node {} B (trajectories {} B)",
+                        m["step"],
+                        m["reward"].as_f64().unwrap_or(0.0),
+                        m["accuracy"].as_f64().unwrap_or(0.0),
+                        m["step_time_s"].as_f64().unwrap_or(0.0),
+                        m["cross_node_bytes"],
+                        m["trajectory_bytes"],
+                    ),
+                    Progress::Eval { step, report } => {
+                        eprintln!("dev accuracy after {step} steps: {:.3}", report.accuracy)
+                    }
+                    Progress::Finished { .. } | Progress::Failed(_) => {}
+                }
+            }
+        });
+        let outcome = if hosts_coordinator {
+            let r = mgrpo_actors::run_steps(&node).await;
+            match &r {
+                Ok(done) if !stop.load(Ordering::SeqCst) => {
+                    eprintln!("trained {done} steps; stopping every node");
+                    cluster::shutdown_all(&ctx, "training finished");
+                    // Let the shutdown casts leave before the links close.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Ok(done) => eprintln!("stopped after {done} steps"),
+                Err(e) => eprintln!("training failed: {e}"),
+            }
+            r.map(|_| ()).map_err(anyhow::Error::from)
+        } else {
+            let reason = shutdown_rx.recv().await.unwrap_or_default();
+            eprintln!("node {} stopping: {reason}", me.name);
+            if reason.starts_with("meltdown") {
+                Err(anyhow::anyhow!(reason))
+            } else {
+                Ok(())
+            }
+        };
+        node.supervisor.stop(Some("node stopping".into()));
+        link.stop();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        outcome
+    })
+}
+
+/// `mgrpo status`.
+pub fn status(args: &StatusArgs) -> Result<()> {
+    let config = super::load_config(&args.config.config)?;
+    if !config.cluster.is_distributed() {
+        bail!(
+            "{} lists no [[cluster.nodes]]; for a one-process run read its store: mgrpo store dump --run DIR",
+            args.config.config.display()
+        );
+    }
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(gather(config, timeout))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_status(&report);
+    }
+    Ok(())
+}
+
+async fn gather(config: Config, timeout: Duration) -> Result<serde_json::Value> {
+    mgrpo_actors::wire::quiet_decode_panics();
+    let names: Vec<String> = config
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let dial = config
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.dial_address().to_string()))
+        .collect();
+    let me = format!("status-{}", std::process::id());
+    let link = cluster::join(&config, &me, "127.0.0.1:0".parse()?, dial).await?;
+    let down = link.wait_peers(&names, timeout).await;
+    // Group membership arrives with each session; give the last one a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let scope = mgrpo_actors::cluster_scope(&config);
+    let ctx = NodeContext::new(config, RunDir::new("."), scope)?;
+    let infos = cluster::node_infos(&ctx, timeout).await;
+    let mut learners = BTreeMap::new();
+    for (name, group) in [
+        ("learner-main", groups::MAIN_LEARNER),
+        ("learner-sub", groups::SUB_LEARNER),
+    ] {
+        if let Some(l) = groups::members::<LearnerMsg>(&ctx, group).first() {
+            let r = l
+                .call(|reply| LearnerMsg::GetState { reply }, Some(timeout))
+                .await;
+            let state: Option<TrainState> = match r {
+                Ok(CallResult::Success(Wire(Ok(s)))) => Some(s),
+                _ => None,
+            };
+            learners.insert(name, json!(state));
+        }
+    }
+    let mut progress = serde_json::Value::Null;
+    if let Some(s) = groups::members::<StoreMsg>(&ctx, groups::STORE).first()
+        && let Ok(CallResult::Success(Wire(Ok((committed, last))))) = s
+            .call(|reply| StoreMsg::Progress { reply }, Some(timeout))
+            .await
+    {
+        progress = json!({ "committed_steps": committed, "last": last });
+    }
+    link.stop();
+    let nodes: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            let info: Option<&NodeInfo> = infos.iter().find(|i| &i.node == n);
+            json!({
+                "node": n,
+                "up": info.is_some() && !down.contains(n),
+                "info": info,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "cluster": ctx.config.cluster.name,
+        "nodes": nodes,
+        "learners": learners,
+        "progress": progress,
+    }))
+}
+
+fn print_status(r: &serde_json::Value) {
+    println!("cluster {}", r["cluster"].as_str().unwrap_or("?"));
+    for n in r["nodes"].as_array().into_iter().flatten() {
+        let info = &n["info"];
+        if n["up"].as_bool() != Some(true) {
+            println!("  {:<8} DOWN", n["node"].as_str().unwrap_or("?"));
+            continue;
+        }
+        let roles: Vec<String> = info["roles"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect();
+        println!(
+            "  {:<8} up  pid {:<7} roles {:<40} link bytes {}",
+            n["node"].as_str().unwrap_or("?"),
+            info["pid"],
+            roles.join(", "),
+            info["link_bytes"]
+        );
+    }
+    for (name, s) in r["learners"].as_object().into_iter().flatten() {
+        println!(
+            "  {name}: version {} (next step {})",
+            s["version"], s["next_step"]
+        );
+    }
+    let p = &r["progress"];
+    if p.is_null() {
+        println!("  store: not reachable");
+    } else {
+        println!("  committed steps: {}", p["committed_steps"]);
+        if let Some(m) = p["last"]["metrics"].as_object() {
+            let keys = [
+                "reward",
+                "accuracy",
+                "step_time_s",
+                "cross_node_bytes",
+                "dev_accuracy",
+            ];
+            let line: Vec<String> = keys
+                .iter()
+                .filter_map(|k| m.get(*k).map(|v| format!("{k} {v}")))
+                .collect();
+            println!("  last step: {}", line.join(", "));
+        }
+    }
+}
