@@ -8,7 +8,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.verbose);
+    // A cluster node reports peers joining and leaving (info); ractor_cluster's own session
+    // chatter is left to -vv.
+    let node = matches!(cli.command, cli::Command::Node(_));
+    init_tracing(cli.verbose, node);
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -18,16 +21,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+fn init_tracing(verbose: u8, node: bool) {
+    let default = match (verbose, node) {
+        (0, false) => "warn,ractor_cluster=error",
+        (0, true) | (1, _) => "info,ractor=warn,ractor_cluster=error,tantivy=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MGRPO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -141,8 +141,11 @@ fn session_key(ses: &NodeServerSessionInformation) -> String {
     format!("{:?}", ses.node_id)
 }
 
+/// The peer's node name as in `cluster.toml` (ractor_cluster names it `NAME@HOSTNAME`).
 fn peer_name(ses: &NodeServerSessionInformation) -> Option<String> {
-    ses.peer_name.as_ref().map(|n| n.name.clone())
+    ses.peer_name
+        .as_ref()
+        .map(|n| n.name.split('@').next().unwrap_or(&n.name).to_string())
 }
 
 impl NodeEventSubscription for Watcher {
@@ -432,11 +435,12 @@ pub enum NodeAgentMsg {
         /// The answer.
         reply: RpcReplyPort<Reply<NodeInfo>>,
     },
-    /// Bytes over the links this node dialled so far.
+    /// Bytes over the links this node dialled so far, with the node's name and process id
+    /// (a restarted node counts from zero again).
     #[rpc]
     LinkBytes {
-        /// The count.
-        reply: RpcReplyPort<Reply<u64>>,
+        /// `(node, pid, bytes)`.
+        reply: RpcReplyPort<Reply<(String, u32, u64)>>,
     },
     /// The run is over (sent by the coordinator's node): stop this node.
     Shutdown {
@@ -495,7 +499,11 @@ impl Actor for NodeAgent {
                 let _ = reply.send(Wire(Ok(info)));
             }
             NodeAgentMsg::LinkBytes { reply } => {
-                let _ = reply.send(Wire(Ok(link_bytes())));
+                let _ = reply.send(Wire(Ok((
+                    state.node.clone(),
+                    std::process::id(),
+                    link_bytes(),
+                ))));
             }
             NodeAgentMsg::Shutdown { reason: Wire(r) } => {
                 tracing::info!(reason = %r, "shutdown requested");
@@ -529,8 +537,11 @@ pub async fn node_infos(ctx: &NodeContext, timeout: Duration) -> Vec<NodeInfo> {
     out
 }
 
-/// Sum of every node's link bytes (each link is counted by the node that dialled it).
-pub async fn cluster_link_bytes(ctx: &NodeContext) -> u64 {
+/// Each node's link-byte counter: node name → `(pid, bytes)`.
+pub type LinkCounters = BTreeMap<String, (u32, u64)>;
+
+/// Every node's link-byte counter now (each link is counted by the node that dialled it).
+pub async fn link_counters(ctx: &NodeContext) -> LinkCounters {
     let agents = groups::members::<NodeAgentMsg>(ctx, groups::NODE_AGENT);
     let calls = agents.iter().map(|a| async move {
         match a
@@ -540,11 +551,29 @@ pub async fn cluster_link_bytes(ctx: &NodeContext) -> u64 {
             )
             .await
         {
-            Ok(ractor::rpc::CallResult::Success(Wire(Ok(b)))) => b,
-            _ => 0,
+            Ok(ractor::rpc::CallResult::Success(Wire(Ok((node, pid, bytes))))) => {
+                Some((node, (pid, bytes)))
+            }
+            _ => None,
         }
     });
-    futures::future::join_all(calls).await.into_iter().sum()
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Bytes that crossed between nodes from `before` to `after`: per node, the growth of its
+/// counter, or the whole counter of a node that restarted in between (new pid).
+pub fn crossed(before: &LinkCounters, after: &LinkCounters) -> u64 {
+    after
+        .iter()
+        .map(|(node, (pid, bytes))| match before.get(node) {
+            Some((p, b)) if p == pid => bytes.saturating_sub(*b),
+            _ => *bytes,
+        })
+        .sum()
 }
 
 /// Asks every node agent to stop its node (the run is over).

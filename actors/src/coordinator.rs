@@ -370,7 +370,7 @@ async fn run_step(
     checkpoint: bool,
 ) -> Result<Option<serde_json::Value>, String> {
     let t0 = Instant::now();
-    let link0 = crate::cluster::cluster_link_bytes(ctx).await;
+    let link0 = crate::cluster::link_counters(ctx).await;
     let cfg = &ctx.config.algo;
     let specs = step_questions(ctx, step);
     let results = roll_out(ctx, step, specs, cfg.group_size as u32, Mode::Train).await?;
@@ -527,9 +527,7 @@ async fn run_step(
         });
     }
     let step_time = t0.elapsed().as_secs_f64();
-    let cross_node = crate::cluster::cluster_link_bytes(ctx)
-        .await
-        .saturating_sub(link0);
+    let cross_node = crate::cluster::crossed(&link0, &crate::cluster::link_counters(ctx).await);
     let trajectory_bytes: u64 = reports.iter().map(|r| r.trajectory_bytes).sum();
     let nr = n_rollouts.max(1) as f64;
     let nc = n_calls.max(1) as f64;

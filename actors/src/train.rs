@@ -295,7 +295,8 @@ pub struct Node {
     pub ctx: Arc<NodeContext>,
 }
 
-/// Starts the supervision tree of a node holding every role (the embedded default).
+/// Starts the supervision tree of a node holding every role (the embedded default; with a
+/// cluster config, every placed instance of every node).
 pub async fn start_node(
     ctx: Arc<NodeContext>,
     store: &Store,
@@ -303,14 +304,8 @@ pub async fn start_node(
     stop: Arc<AtomicBool>,
     events: Option<UnboundedSender<NodeEvent>>,
 ) -> Result<Node, TrainError> {
-    let roles = crate::placement::ClusterConfig::default()
-        .placement(
-            ctx.config.algo.variant,
-            ctx.config.actors.planners,
-            ctx.config.actors.executors,
-        )
-        .remove(0)
-        .roles;
+    // A cluster config run in one process hosts every placed instance here.
+    let roles = crate::placement::totals(&ctx.config.placement());
     start_placed_node(
         ctx,
         NodeSpec {

@@ -1,0 +1,389 @@
+//! The cluster with real `mgrpo node` processes on loopback (examples/cluster-3node.toml with
+//! free ports and the tiny model config): placement invariance against one process, the
+//! cross-node bytes, a node started before its peers, a peer killed with SIGKILL and
+//! restarted, a wrong cookie, and garbage on a node's port.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const COOKIE: &str = "cluster-test-cookie";
+const STEPS: u64 = 12;
+
+/// Cluster tests share the machine's two cores: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn mgrpo() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mgrpo"));
+    c.env("MGRPO_COOKIE", COOKIE);
+    c
+}
+
+fn free_ports() -> Vec<u16> {
+    let listeners: Vec<_> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// examples/tiny.toml with a warm start long enough to learn the protocol (so rollouts make
+/// calls and rewards differ), then examples/cluster-3node.toml on the given ports.
+fn write_config(dir: &Path, ports: &[u16]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
+    let tiny = tiny
+        .replace(
+            "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60",
+            "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3",
+        )
+        .replace("steps = 3\n", &format!("steps = {STEPS}\n"))
+        .replace("eval_every = 2", "eval_every = 4");
+    assert!(tiny.contains("lr = 3e-3") && tiny.contains(&format!("steps = {STEPS}")));
+    let mut cluster = std::fs::read_to_string(root.join("examples/cluster-3node.toml")).unwrap();
+    for (i, p) in ports.iter().enumerate() {
+        cluster = cluster.replace(
+            &format!("127.0.0.1:710{}", i + 1),
+            &format!("127.0.0.1:{p}"),
+        );
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, format!("{tiny}\n{cluster}")).unwrap();
+    path
+}
+
+/// A warm-started single-process run of the config: the reference.
+struct Reference {
+    _dir: tempfile::TempDir,
+    run: PathBuf,
+    config: PathBuf,
+}
+
+fn reference() -> &'static Reference {
+    static REF: OnceLock<Reference> = OnceLock::new();
+    REF.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &free_ports());
+        let run = dir.path().join("ref");
+        let out = mgrpo()
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Reference {
+            _dir: dir,
+            run,
+            config,
+        }
+    })
+}
+
+/// The run's group records (rewards, alignment, advantages) and the role versions of each
+/// step, as the store dump prints them.
+fn store_records(run: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    let out = mgrpo()
+        .args(["store", "dump", "--json", "--run"])
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut groups = Vec::new();
+    let mut steps = Vec::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        match v["type"].as_str() {
+            Some("group") => groups.push(line.to_string()),
+            Some("step") => steps.push(serde_json::json!([v["step"], v["role_versions"]])),
+            _ => {}
+        }
+    }
+    (groups, steps)
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// One `mgrpo node` process; killed if still running when dropped.
+struct NodeProc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl NodeProc {
+    fn start(config: &Path, name: &str, run: &Path, dir: &Path, tag: &str) -> Self {
+        let log = dir.join(format!("{name}{tag}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = mgrpo()
+            .args(["node", "--node", name, "--config"])
+            .arg(config)
+            .arg("--run")
+            .arg(run)
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Self {
+            name: name.into(),
+            child,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn wait_success(&mut self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "node {} failed:\n{}",
+                    self.name,
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "node {} still running after {within:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sigkill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cluster run directory with the reference's warm start copied in (as if each host had
+/// warmed its own role: the warm start is deterministic per role).
+fn cluster_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let r = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &free_ports());
+    let run = dir.path().join("run");
+    for role in ["main", "sub"] {
+        let from = r.run.join("checkpoints").join(role).join("0");
+        let to = run.join("checkpoints").join(role).join("0");
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    (dir, config, run)
+}
+
+#[test]
+fn three_processes_train_exactly_like_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reference();
+    let (dir, config, run) = cluster_dir();
+    // The hub starts first and waits for its peers.
+    let mut hub = NodeProc::start(&config, "hub", &run, dir.path(), "");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        hub.running(),
+        "the hub must wait for its peers:\n{}",
+        hub.log()
+    );
+    assert!(
+        metrics(&run).is_empty(),
+        "no step before every role is present"
+    );
+    let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut sub = NodeProc::start(&config, "sub", &run, dir.path(), "");
+    hub.wait_success(Duration::from_secs(240));
+    main.wait_success(Duration::from_secs(20));
+    sub.wait_success(Duration::from_secs(20));
+
+    let (ref_groups, ref_steps) = store_records(&r.run);
+    let (groups, steps) = store_records(&run);
+    assert_eq!(ref_groups.len() as u64, STEPS * 2);
+    assert_eq!(steps, ref_steps, "role versions per step");
+    assert_eq!(
+        groups, ref_groups,
+        "rewards, alignment and advantages, bit for bit"
+    );
+    assert!(
+        ref_groups.iter().any(|g| g.contains("\"calls\":[{")),
+        "the reference makes sub-agent calls"
+    );
+
+    let m = metrics(&run);
+    assert_eq!(m.len() as u64, STEPS);
+    let cross: Vec<f64> = m
+        .iter()
+        .map(|l| l["cross_node_bytes"].as_f64().unwrap())
+        .collect();
+    let traj: Vec<f64> = m
+        .iter()
+        .map(|l| l["trajectory_bytes"].as_f64().unwrap())
+        .collect();
+    assert!(
+        cross.iter().all(|b| *b > 0.0),
+        "links carry the step: {cross:?}"
+    );
+    assert!(metrics(&r.run).iter().all(|l| l["cross_node_bytes"] == 0.0));
+    let (c, t) = (cross.iter().sum::<f64>(), traj.iter().sum::<f64>());
+    println!(
+        "cross-node bytes per step {:.0}, trajectory bytes per step {:.0} (ratio {:.3})",
+        c / STEPS as f64,
+        t / STEPS as f64,
+        c / t
+    );
+}
+
+#[test]
+fn a_peer_killed_with_sigkill_rejoins_and_no_step_is_lost_or_doubled() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reference();
+    let (dir, config, run) = cluster_dir();
+    let mut hub = NodeProc::start(&config, "hub", &run, dir.path(), "");
+    let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
+    let mut sub = NodeProc::start(&config, "sub", &run, dir.path(), "");
+    let start = Instant::now();
+    while metrics(&run).len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(180), "{}", hub.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sub.sigkill();
+    let killed_at = metrics(&run).len();
+    assert!(killed_at < STEPS as usize, "the kill must land mid-run");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sub2 = NodeProc::start(&config, "sub", &run, dir.path(), "-restarted");
+    hub.wait_success(Duration::from_secs(300));
+    main.wait_success(Duration::from_secs(20));
+    sub2.wait_success(Duration::from_secs(20));
+    assert!(
+        hub.log().contains("lost peer") && hub.log().contains("peer=sub"),
+        "{}",
+        hub.log()
+    );
+
+    let steps: Vec<u64> = metrics(&run)
+        .iter()
+        .map(|l| l["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        (0..STEPS).collect::<Vec<_>>(),
+        "each step once, in order"
+    );
+    let (ref_groups, ref_steps) = store_records(&r.run);
+    let (groups, steps) = store_records(&run);
+    assert_eq!(steps, ref_steps);
+    assert_eq!(
+        groups, ref_groups,
+        "recovery rolls back to the last committed step, so the run equals an uninterrupted one"
+    );
+}
+
+#[test]
+fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &free_ports());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let hub_addr = text
+        .lines()
+        .find(|l| l.starts_with("listen = "))
+        .map(|l| {
+            l.trim_start_matches("listen = ")
+                .trim_matches('"')
+                .to_string()
+        })
+        .unwrap();
+    let mut hub = NodeProc::start(&config, "hub", &dir.path().join("run"), dir.path(), "");
+    let status = |cookie: &str| {
+        let out = mgrpo()
+            .env("MGRPO_COOKIE", cookie)
+            .args(["status", "--json", "--timeout", "3", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Wait for the hub to listen.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&hub_addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", hub.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (v, stderr) = status("not-the-cookie");
+    assert_eq!(v["nodes"][0]["up"], false, "{v}");
+    assert!(
+        stderr.contains("authentication failed"),
+        "client side: {stderr}"
+    );
+    assert!(
+        hub.log().contains("authentication failed"),
+        "hub side: {}",
+        hub.log()
+    );
+
+    // Garbage, then a frame header announcing 1 GiB, on the node's port.
+    let mut s = std::net::TcpStream::connect(&hub_addr).unwrap();
+    let garbage: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&garbage);
+    drop(s);
+    let mut s = std::net::TcpStream::connect(&hub_addr).unwrap();
+    let _ = s.write_all(&(1u64 << 30).to_be_bytes());
+    let _ = s.write_all(&[0u8; 1024]);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(hub.running(), "garbage took the node down:\n{}", hub.log());
+
+    let (v, _) = status(COOKIE);
+    let hub_info = &v["nodes"][0];
+    assert_eq!(hub_info["up"], true, "{v}");
+    assert_eq!(hub_info["info"]["roles"]["coordinator"], 1, "{v}");
+    assert_eq!(v["nodes"][1]["up"], false, "main was never started: {v}");
+}
