@@ -24,7 +24,9 @@ fn main() -> std::process::ExitCode {
 fn init_tracing(verbose: u8, node: bool) {
     let default = match (verbose, node) {
         (0, false) => "warn,ractor_cluster=error",
-        (0, true) | (1, _) => "info,ractor=warn,ractor_cluster=error,tantivy=warn",
+        (0, true) | (1, _) => {
+            "info,ractor=warn,ractor_cluster=error,ractor_cluster::net=warn,tantivy=warn"
+        }
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MGRPO_LOG")

@@ -387,3 +387,124 @@ fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
     assert_eq!(hub_info["info"]["roles"]["coordinator"], 1, "{v}");
     assert_eq!(v["nodes"][1]["up"], false, "main was never started: {v}");
 }
+
+/// A CA and one node certificate for `mgrpo.test`, made with openssl.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the TLS test (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=mgrpo-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=mgrpo.test",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:mgrpo.test\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "node.pem",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn tls_links_work_and_a_plain_client_is_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let plain = write_config(dir.path(), &free_ports());
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let d = dir.path().display();
+    let tls = dir.path().join("tls.toml");
+    std::fs::write(
+        &tls,
+        format!(
+            "{text}\n[cluster.tls]\ncert = \"{d}/node.pem\"\nkey = \"{d}/node.key\"\nca = \"{d}/ca.pem\"\nserver_name = \"mgrpo.test\"\n"
+        ),
+    )
+    .unwrap();
+    let mut hub = NodeProc::start(&tls, "hub", &dir.path().join("run"), dir.path(), "");
+    let status = |config: &Path| {
+        let out = mgrpo()
+            .args(["status", "--json", "--timeout", "3", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let start = Instant::now();
+    loop {
+        let v = status(&tls);
+        if v["nodes"][0]["up"] == true {
+            assert_eq!(v["nodes"][0]["info"]["roles"]["store"], 1, "{v}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{v}\n{}",
+            hub.log()
+        );
+    }
+    let v = status(&plain);
+    assert_eq!(
+        v["nodes"][0]["up"], false,
+        "a client without TLS must not join: {v}"
+    );
+    assert!(hub.running());
+    assert!(
+        hub.log().contains("Error establishing secure socket"),
+        "the hub logs the refusal:\n{}",
+        hub.log()
+    );
+}

@@ -165,6 +165,8 @@ async fn run_calls(
     let mut trajectories: Vec<(CallKey, Trajectory)> = Vec::new();
     for ((mut o, t), s) in ran.into_iter().zip(scores) {
         o.expert = s;
+        // The caller knows the sub-task it sent: only the result goes back.
+        o.task.clear();
         if mode == Mode::Train && state.args.trained {
             trajectories.push((o.key, t));
         }

@@ -267,7 +267,16 @@ async fn run_groups(
         g.rollouts.push(RolloutResult {
             rollout: key.rollout,
             parts: p,
-            calls: o.calls,
+            // The coordinator needs each call's statistics, not its texts.
+            calls: o
+                .calls
+                .into_iter()
+                .map(|c| SubOutcome {
+                    task: String::new(),
+                    result: String::new(),
+                    ..c
+                })
+                .collect(),
             generated_tokens: o.generated_tokens,
             version: state.version,
         });

@@ -172,9 +172,34 @@ pub fn node(args: &NodeArgs) -> Result<()> {
         };
         node.supervisor.stop(Some("node stopping".into()));
         link.stop();
+        print_payloads(&me.name);
         tokio::time::sleep(Duration::from_millis(100)).await;
         outcome
     })
+}
+
+/// What this node sent to and received from other nodes, by payload type, largest first.
+fn print_payloads(node: &str) {
+    let mut rows: Vec<_> = mgrpo_actors::wire::counters().into_iter().collect();
+    rows.sort_by_key(|(_, c)| std::cmp::Reverse(c.sent_bytes + c.received_bytes));
+    eprintln!(
+        "node {node}: link bytes {} (links it dialled); payloads sent / received:",
+        cluster::link_bytes()
+    );
+    for (kind, c) in rows {
+        eprintln!(
+            "  {kind:<60} {:>6} × {:>9} B sent  {:>6} × {:>9} B received{}",
+            c.sent,
+            c.sent_bytes,
+            c.received,
+            c.received_bytes,
+            if c.rejected > 0 {
+                format!("  {} rejected", c.rejected)
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 /// `mgrpo status`.
