@@ -508,3 +508,39 @@ fn tls_links_work_and_a_plain_client_is_refused() {
         hub.log()
     );
 }
+
+#[test]
+fn planners_away_from_their_learner_get_each_version_in_chunks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reference();
+    let (dir, config, run) = cluster_dir();
+    // Planners on the hub, their learner on `main`; a frame limit under the tiny model's
+    // ~0.5 MB of weights, so every new version crosses in several chunks.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_frame_bytes = 16777216", "max_frame_bytes = 262144")
+        .replace(
+            "roles = { coordinator = 1, store = 1, judge = 1 }",
+            "roles = { coordinator = 1, store = 1, judge = 1, planner = 1 }",
+        )
+        .replace("roles = { planner = 1, learner-main = 1 }", "roles = { learner-main = 1 }");
+    assert!(text.contains("planner = 1 }") && text.contains("262144"));
+    std::fs::write(&config, text).unwrap();
+    let mut nodes: Vec<NodeProc> = ["hub", "main", "sub"]
+        .iter()
+        .map(|n| NodeProc::start(&config, n, &run, dir.path(), ""))
+        .collect();
+    for n in &mut nodes {
+        n.wait_success(Duration::from_secs(240));
+    }
+    let main_log = nodes[1].log();
+    let sent = main_log
+        .lines()
+        .find(|l| l.contains("PolicyChunk"))
+        .unwrap_or_else(|| panic!("main sent no policy chunks:\n{main_log}"));
+    println!("main learner → hub planners: {sent}");
+    let (ref_groups, ref_steps) = store_records(&r.run);
+    let (groups, steps) = store_records(&run);
+    assert_eq!(steps, ref_steps);
+    assert_eq!(groups, ref_groups, "the planners used exactly the learner's weights");
+}
