@@ -123,9 +123,9 @@ impl Actor for Coordinator {
 /// checkpoint there) makes every learner go back to the oldest common step, and the steps from
 /// there are replayed: rollouts are seeded, so the replay commits identical records, which the
 /// store takes as no-ops (and refuses with a conflict if they differed).
-async fn recover(ctx: &NodeContext) -> Result<u64, String> {
+async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String> {
     let within = std::time::Duration::from_secs(ctx.config.cluster.wait_roles_s);
-    groups::wait_roles(ctx, &ctx.config.placement(), within).await?;
+    groups::wait_roles(ctx, &ctx.config.placement(), within, stop).await?;
     let (committed, _) =
         groups::request(ctx, groups::STORE, 0, |reply| StoreMsg::Progress { reply })
             .await
@@ -161,7 +161,10 @@ async fn recover(ctx: &NodeContext) -> Result<u64, String> {
 async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
     let ctx = &state.ctx;
     let train = &ctx.config.train;
-    let from = recover(ctx).await?;
+    let from = match recover(ctx, &state.stop).await {
+        Err(e) if e == groups::STOPPED => return Ok(0),
+        r => r?,
+    };
     if from == 0 && train.eval_every > 0 {
         let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
         log_eval(ctx, 0, &report)?;
@@ -195,7 +198,10 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
                     return Err(format!("step {step} failed {failures} times; last: {e}"));
                 }
                 tracing::warn!(step, error = %e, "step failed; waiting for every role, then retrying from the last committed step");
-                step = recover(ctx).await?;
+                step = match recover(ctx, &state.stop).await {
+                    Err(e) if e == groups::STOPPED => break,
+                    r => r?,
+                };
             }
         }
     }

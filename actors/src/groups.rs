@@ -144,12 +144,16 @@ pub fn present(ctx: &NodeContext) -> std::collections::BTreeMap<Role, usize> {
         .collect()
 }
 
+/// The error of a wait cut short by a stop request.
+pub const STOPPED: &str = "stopped while waiting for roles";
+
 /// Waits until every role of the placement has all its instances present; logs what is
 /// missing every few seconds. Returns what is still missing after `within`.
 pub async fn wait_roles(
     ctx: &NodeContext,
     placement: &[NodePlacement],
     within: Duration,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), String> {
     let want = totals(placement);
     let start = std::time::Instant::now();
@@ -163,6 +167,9 @@ pub async fn wait_roles(
             .collect();
         if missing.is_empty() {
             return Ok(());
+        }
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(STOPPED.into());
         }
         if start.elapsed() > within {
             return Err(format!(
