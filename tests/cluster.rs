@@ -523,7 +523,10 @@ fn planners_away_from_their_learner_get_each_version_in_chunks() {
             "roles = { coordinator = 1, store = 1, judge = 1 }",
             "roles = { coordinator = 1, store = 1, judge = 1, planner = 1 }",
         )
-        .replace("roles = { planner = 1, learner-main = 1 }", "roles = { learner-main = 1 }");
+        .replace(
+            "roles = { planner = 1, learner-main = 1 }",
+            "roles = { learner-main = 1 }",
+        );
     assert!(text.contains("planner = 1 }") && text.contains("262144"));
     std::fs::write(&config, text).unwrap();
     let mut nodes: Vec<NodeProc> = ["hub", "main", "sub"]
@@ -542,5 +545,8 @@ fn planners_away_from_their_learner_get_each_version_in_chunks() {
     let (ref_groups, ref_steps) = store_records(&r.run);
     let (groups, steps) = store_records(&run);
     assert_eq!(steps, ref_steps);
-    assert_eq!(groups, ref_groups, "the planners used exactly the learner's weights");
+    assert_eq!(
+        groups, ref_groups,
+        "the planners used exactly the learner's weights"
+    );
 }
