@@ -59,7 +59,6 @@ fn write_config(dir: &Path, ports: &[u16]) -> PathBuf {
 struct Reference {
     _dir: tempfile::TempDir,
     run: PathBuf,
-    config: PathBuf,
 }
 
 fn reference() -> &'static Reference {
@@ -80,11 +79,7 @@ fn reference() -> &'static Reference {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Reference {
-            _dir: dir,
-            run,
-            config,
-        }
+        Reference { _dir: dir, run }
     })
 }
 

@@ -219,14 +219,14 @@ async fn step_and_report(state: &CoordinatorArgs, step: u64, to: u64) -> Result<
     let train = &ctx.config.train;
     {
         let last = step + 1 == to;
-        let checkpoint =
-            last || (train.checkpoint_every > 0 && (step + 1) % train.checkpoint_every == 0);
+        let checkpoint = last
+            || (train.checkpoint_every > 0 && (step + 1).is_multiple_of(train.checkpoint_every));
         let Some(mut metrics) =
             run_step(ctx, step, checkpoint || state.stop.load(Ordering::SeqCst)).await?
         else {
             return Ok(false);
         };
-        if train.eval_every > 0 && ((step + 1) % train.eval_every == 0 || last) {
+        if train.eval_every > 0 && ((step + 1).is_multiple_of(train.eval_every) || last) {
             let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
             metrics["dev_accuracy"] = report.accuracy.into();
             log_eval(ctx, step + 1, &report)?;

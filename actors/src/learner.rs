@@ -270,10 +270,11 @@ fn prune(ctx: &NodeContext, role: LearnerRole) {
     let recent: Vec<u64> = versions.iter().rev().take(2).copied().collect();
     for v in versions {
         let dir = ctx.run_dir.checkpoint_path(role.name(), v);
-        if !recent.contains(&v) && !dir.join(KEEP_MARKER).exists() {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not prune a recovery checkpoint");
-            }
+        if !recent.contains(&v)
+            && !dir.join(KEEP_MARKER).exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not prune a recovery checkpoint");
         }
     }
 }

@@ -72,6 +72,9 @@ pub fn chunk(
     })
 }
 
+/// A version number and its complete weights.
+pub type Assembled = (u64, Arc<Vec<u8>>);
+
 /// Reassembles chunks into a version's weights. A chunk of another version starts over, so
 /// an interrupted transfer followed by a newer one never mixes the two.
 #[derive(Debug, Default)]
@@ -82,7 +85,7 @@ pub struct Assembler {
 
 impl Assembler {
     /// Adds a chunk; returns the version and its whole bytes once every chunk is in.
-    pub fn push(&mut self, c: PolicyChunk) -> Result<Option<(u64, Arc<Vec<u8>>)>, String> {
+    pub fn push(&mut self, c: PolicyChunk) -> Result<Option<Assembled>, String> {
         if c.total == 0 || c.index >= c.total {
             return Err(format!("chunk {} of {} is out of range", c.index, c.total));
         }

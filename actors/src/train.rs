@@ -117,6 +117,10 @@ pub fn cluster_scope(config: &Config) -> String {
     format!("mgrpo/{}", config.cluster.name)
 }
 
+/// What [`prepare_node`] hands the node: its context, the store if it hosts one, and the
+/// learners it must warm up first.
+pub type PreparedNode = (Arc<NodeContext>, Option<Store>, Vec<WarmupRole>);
+
 /// Prepares a cluster node (`mgrpo node`): the run directory and resolved config, the store
 /// if the node hosts it, and the warm start of the learners it hosts that have no checkpoint
 /// yet. A node always continues the run in its directory: restarting a node is how it rejoins.
@@ -125,7 +129,7 @@ pub fn prepare_node(
     run_dir: RunDir,
     roles: &BTreeMap<Role, usize>,
     on_warmup: impl FnMut(&str, usize, usize, f32),
-) -> Result<(Arc<NodeContext>, Option<Store>, Vec<WarmupRole>), TrainError> {
+) -> Result<PreparedNode, TrainError> {
     run_dir.create()?;
     let toml = config.to_toml();
     std::fs::write(run_dir.config_path(), &toml)?;
