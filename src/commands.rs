@@ -142,7 +142,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let (report, v) = rt.block_on(mgrpo_actors::offline_eval::eval_run(
+        let (report, v) = rt.block_on(mgrpo_actors::eval::eval_run(
             Path::new(dir),
             version,
             split,

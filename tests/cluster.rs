@@ -109,12 +109,38 @@ fn store_records(run: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
     (groups, steps)
 }
 
+/// The metrics lines so far (the hub may be appending: a partial last line is skipped).
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
+    let path = run.join("metrics.jsonl");
+    if !path.exists() {
+        return Vec::new();
+    }
+    mgrpo_actors::run_dir::read_json_lines(&path).unwrap()
+}
+
+/// Waits until `addr` accepts TCP connections (the node listens).
+fn wait_listening(addr: &str, node: &mut NodeProc) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(node.running(), "node {} died:\n{}", node.name, node.log());
+        assert!(start.elapsed() < Duration::from_secs(120), "{}", node.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `listen` address of node `i` in a written config.
+fn listen_addr(config: &Path, i: usize) -> String {
+    std::fs::read_to_string(config)
+        .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .filter(|l| l.starts_with("listen = "))
+        .nth(i)
+        .map(|l| {
+            l.trim_start_matches("listen = ")
+                .trim_matches('"')
+                .to_string()
+        })
+        .unwrap()
 }
 
 /// One `mgrpo node` process; killed if still running when dropped.
@@ -146,6 +172,20 @@ impl NodeProc {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the node's log contains `needle`.
+    fn wait_log(&mut self, needle: &str, within: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < within,
+                "node {} never logged {needle:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn running(&mut self) -> bool {
@@ -213,7 +253,7 @@ fn three_processes_train_exactly_like_one() {
     let (dir, config, run) = cluster_dir();
     // The hub starts first and waits for its peers.
     let mut hub = NodeProc::start(&config, "hub", &run, dir.path(), "");
-    std::thread::sleep(Duration::from_millis(1500));
+    hub.wait_log("waiting for roles", Duration::from_secs(120));
     assert!(
         hub.running(),
         "the hub must wait for its peers:\n{}",
@@ -224,7 +264,6 @@ fn three_processes_train_exactly_like_one() {
         "no step before every role is present"
     );
     let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
-    std::thread::sleep(Duration::from_millis(500));
     let mut sub = NodeProc::start(&config, "sub", &run, dir.path(), "");
     hub.wait_success(Duration::from_secs(240));
     main.wait_success(Duration::from_secs(20));
@@ -282,8 +321,9 @@ fn a_peer_killed_with_sigkill_rejoins_and_no_step_is_lost_or_doubled() {
     }
     sub.sigkill();
     let killed_at = metrics(&run).len();
+    println!("seed 3: SIGKILL of node sub after {killed_at} committed steps");
     assert!(killed_at < STEPS as usize, "the kill must land mid-run");
-    std::thread::sleep(Duration::from_millis(300));
+    hub.wait_log("lost peer", Duration::from_secs(30));
     let mut sub2 = NodeProc::start(&config, "sub", &run, dir.path(), "-restarted");
     hub.wait_success(Duration::from_secs(300));
     main.wait_success(Duration::from_secs(20));
@@ -317,16 +357,7 @@ fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &free_ports());
-    let text = std::fs::read_to_string(&config).unwrap();
-    let hub_addr = text
-        .lines()
-        .find(|l| l.starts_with("listen = "))
-        .map(|l| {
-            l.trim_start_matches("listen = ")
-                .trim_matches('"')
-                .to_string()
-        })
-        .unwrap();
+    let hub_addr = listen_addr(&config, 0);
     let mut hub = NodeProc::start(&config, "hub", &dir.path().join("run"), dir.path(), "");
     let status = |cookie: &str| {
         let out = mgrpo()
@@ -343,12 +374,7 @@ fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (v, String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    // Wait for the hub to listen.
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&hub_addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(60), "{}", hub.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&hub_addr, &mut hub);
 
     let (v, stderr) = status("not-the-cookie");
     assert_eq!(v["nodes"][0]["up"], false, "{v}");
@@ -373,10 +399,10 @@ fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
     let _ = s.write_all(&(1u64 << 30).to_be_bytes());
     let _ = s.write_all(&[0u8; 1024]);
     drop(s);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(hub.running(), "garbage took the node down:\n{}", hub.log());
 
+    // The node still answers (the status client connects after the garbage was sent).
     let (v, _) = status(COOKIE);
+    assert!(hub.running(), "garbage took the node down:\n{}", hub.log());
     let hub_info = &v["nodes"][0];
     assert_eq!(hub_info["up"], true, "{v}");
     assert_eq!(hub_info["info"]["roles"]["coordinator"], 1, "{v}");

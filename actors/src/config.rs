@@ -2,6 +2,9 @@
 //!
 //! Every table rejects unknown keys, and [`Config::load`] names the file and the key of any
 //! problem, so a typo is an error at start-up rather than a silently ignored setting.
+//! `[cluster]` (nodes, placement, cookie, TLS) has its own file, [`cluster`].
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use mgrpo_algo::{Algo, RewardWeights, StdKind};
 use mgrpo_env::WorldConfig;
 
-use crate::placement::{ClusterConfig, NodePlacement};
+use crate::config::cluster::{ClusterConfig, NodePlacement};
+use crate::role::LearnerRole;
 
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,16 @@ pub struct ModelsConfig {
     pub main: RoleModelConfig,
     /// The sub-agents (executors).
     pub sub: RoleModelConfig,
+}
+
+impl ModelsConfig {
+    /// The settings of a learner's model.
+    pub fn of(&self, role: LearnerRole) -> &RoleModelConfig {
+        match role {
+            LearnerRole::Main => &self.main,
+            LearnerRole::Sub => &self.sub,
+        }
+    }
 }
 
 /// `[models.<role>]`.
@@ -436,8 +450,8 @@ mod tests {
             p.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(),
             ["hub", "main", "sub"]
         );
-        let t = crate::placement::totals(&p);
-        assert_eq!(t[&crate::placement::Role::LearnerSub], 1);
+        let t = crate::config::cluster::totals(&p);
+        assert_eq!(t[&crate::role::Role::LearnerSub], 1);
         assert!(
             !c.to_toml().contains("cookie ="),
             "the cookie is never written back"
@@ -483,7 +497,7 @@ listen = "nowhere"
         let c = Config::default();
         let p = c.placement();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].roles[&crate::placement::Role::Executor], 2);
+        assert_eq!(p[0].roles[&crate::role::Role::Executor], 2);
         assert!(c.cluster.problems(c.algo.variant).is_empty());
     }
 

@@ -1,11 +1,12 @@
-//! What every actor of a node shares, read-only: the config, the generated world, the
-//! tokenizer, the run directory and the process-group scope of this run.
+//! What every actor of a node shares: the config, the generated world, the tokenizer, the run
+//! directory, the process-group scope of this run, and the node's armed faults.
 use std::sync::Arc;
 
 use mgrpo_env::{TextCodec, World};
 use mgrpo_models::{DeviceSpec, PolicyConfig};
 
 use crate::config::{Config, RoleModelConfig};
+use crate::faults::Faults;
 use crate::run_dir::RunDir;
 
 /// The shared, immutable context of one node's actors.
@@ -22,6 +23,8 @@ pub struct NodeContext {
     pub run_dir: RunDir,
     /// The `ractor::pg` scope of this run, so that two runs in one process never meet.
     pub scope: String,
+    /// Faults armed on this node (none unless a test or a chaos plan arms some).
+    pub faults: Faults,
 }
 
 impl std::fmt::Debug for NodeContext {
@@ -60,6 +63,7 @@ impl NodeContext {
             tokenizer_json,
             run_dir,
             scope,
+            faults: Faults::default(),
         }))
     }
 

@@ -6,17 +6,20 @@
 use std::sync::Arc;
 
 use mgrpo_algo::Trajectory;
-use mgrpo_models::Policy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::context::NodeContext;
-use crate::groups;
+use crate::faults::FaultPoint;
 use crate::judge::JudgeMsg;
-use crate::learner::{LearnerMsg, fetch_policy};
-use crate::policy_transfer::{Assembler, PolicyChunk};
-use crate::rollout::{CallKey, Mode, SubJob, SubOutcome, run_sub_jobs};
-use crate::wire::{Reply, Wire};
+use crate::learner::LearnerMsg;
+use crate::policy::chunks::PolicyChunk;
+use crate::policy::replica::Replica;
+use crate::policy::sink::PolicySink;
+use crate::role::{Role, group, sub_model};
+use crate::rollout::dispatch::Rollouts;
+use crate::rollout::keys::{CallKey, Mode, SubJob, SubOutcome};
+use crate::rpc::{self, Reply, Wire};
 
 /// Messages of an executor.
 #[derive(RactorClusterMessage)]
@@ -39,19 +42,15 @@ pub enum ExecutorMsg {
         /// Acknowledged once stored (and, for the last chunk, loaded).
         reply: RpcReplyPort<Reply<()>>,
     },
-    /// Fault injection: panic while handling the next `RunCalls`, after its trajectories went
-    /// to the learner and before replying (the worst moment for double counting).
-    PanicOnNextRequest,
 }
 
-/// Arguments of an executor.
-pub struct ExecutorArgs {
-    /// Shared node context.
-    pub ctx: Arc<NodeContext>,
-    /// The learner group that owns the sub policy (sub learner, or the shared learner).
-    pub owner: &'static str,
-    /// Whether calls are trained on (send trajectories to the owner).
-    pub trained: bool,
+impl PolicySink for ExecutorMsg {
+    fn load_policy(chunk: PolicyChunk, reply: RpcReplyPort<Reply<()>>) -> Self {
+        ExecutorMsg::LoadPolicy {
+            chunk: Wire(chunk),
+            reply,
+        }
+    }
 }
 
 /// The executor actor.
@@ -59,35 +58,25 @@ pub struct Executor;
 
 /// Its state.
 pub struct ExecutorState {
-    args: ExecutorArgs,
-    policy: Policy,
-    version: u64,
-    panic_next: bool,
-    incoming: Assembler,
+    ctx: Arc<NodeContext>,
+    replica: Replica,
 }
 
 impl Actor for Executor {
     type Msg = ExecutorMsg;
     type State = ExecutorState;
-    type Arguments = ExecutorArgs;
+    type Arguments = Arc<NodeContext>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<ExecutorMsg>,
-        args: ExecutorArgs,
+        ctx: Arc<NodeContext>,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         // Whatever version the owner holds now is the one to serve (also after a restart).
-        let (version, bytes) = fetch_policy(&args.ctx, args.owner).await?;
-        let device = args.ctx.device(&args.ctx.config.models.sub)?;
-        let policy = Policy::from_bytes(&bytes, &device)?;
-        groups::join(&args.ctx, groups::EXECUTOR, myself.get_cell());
-        Ok(ExecutorState {
-            args,
-            policy,
-            version,
-            panic_next: false,
-            incoming: Assembler::default(),
-        })
+        let owner = sub_model(ctx.config.algo.variant).group();
+        let replica = Replica::start::<LearnerMsg>(&ctx, owner, &ctx.config.models.sub).await?;
+        rpc::join(&ctx, group::EXECUTOR, myself.get_cell());
+        Ok(ExecutorState { ctx, replica })
     }
 
     async fn handle(
@@ -101,31 +90,21 @@ impl Actor for Executor {
                 chunk: Wire(chunk),
                 reply,
             } => {
-                let r = match state.incoming.push(chunk) {
-                    Ok(Some((version, bytes))) => {
-                        let device = state.args.ctx.device(&state.args.ctx.config.models.sub)?;
-                        Policy::from_bytes(&bytes, &device)
-                            .map(|p| {
-                                state.policy = p;
-                                state.version = version;
-                            })
-                            .map_err(|e| e.to_string())
-                    }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(Wire(r));
+                let _ = reply.send(Wire(state.replica.receive(chunk)));
             }
-            ExecutorMsg::PanicOnNextRequest => state.panic_next = true,
             ExecutorMsg::RunCalls {
                 mode: Wire(mode),
                 jobs: Wire(jobs),
                 reply,
             } => {
                 let result = run_calls(state, mode, &jobs).await;
-                if state.panic_next {
-                    panic!("injected executor fault");
-                }
+                // After the trajectories went to the learner, before the reply: the worst
+                // moment for double counting.
+                state
+                    .ctx
+                    .faults
+                    .strike(FaultPoint::Reply(Role::Executor))
+                    .await?;
                 let _ = reply.send(Wire(result));
             }
         }
@@ -138,53 +117,44 @@ async fn run_calls(
     mode: Mode,
     jobs: &[SubJob],
 ) -> Result<Vec<SubOutcome>, String> {
-    let ctx = &state.args.ctx;
-    let ran = tokio::task::block_in_place(|| {
-        run_sub_jobs(
-            &state.policy,
-            &ctx.codec,
-            &ctx.world,
-            &ctx.config.sampling,
-            ctx.config.run.seed,
-            mode,
-            jobs,
-        )
-    })
-    .map_err(|e| e.to_string())?;
+    let ctx = &state.ctx;
+    let ran = Rollouts::new(ctx, mode)
+        .sub(state.replica.policy(), state.replica.id(), jobs)
+        .await
+        .map_err(|e| e.to_string())?;
     let items: Vec<(String, String, bool)> = ran
         .iter()
         .map(|(o, _)| (o.task.clone(), o.result.clone(), o.format))
         .collect();
-    let scores = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreCalls {
+    let scores = rpc::request(ctx, group::JUDGE, 0, |reply| JudgeMsg::ScoreCalls {
         items: Wire(items.clone()),
         reply,
     })
     .await
     .map_err(|e| e.to_string())?;
+    let trained = mode == Mode::Train && ctx.config.algo.variant.sub_is_trained();
     let mut outcomes = Vec::with_capacity(ran.len());
     let mut trajectories: Vec<(CallKey, Trajectory)> = Vec::new();
     for ((mut o, t), s) in ran.into_iter().zip(scores) {
         o.expert = s;
         // The caller knows the sub-task it sent: only the result goes back.
         o.task.clear();
-        if mode == Mode::Train && state.args.trained {
+        if trained {
             trajectories.push((o.key, t));
         }
         outcomes.push(o);
     }
     if !trajectories.is_empty() {
-        let owner = groups::wait_member::<LearnerMsg>(
+        let owner = sub_model(ctx.config.algo.variant).group();
+        rpc::cast(
             ctx,
-            state.args.owner,
-            std::time::Duration::from_secs(30),
+            owner,
+            LearnerMsg::AddSub {
+                items: Wire(trajectories),
+            },
         )
         .await
         .map_err(|e| e.to_string())?;
-        owner[0]
-            .cast(LearnerMsg::AddSub {
-                items: Wire(trajectories),
-            })
-            .map_err(|e| e.to_string())?;
     }
     Ok(outcomes)
 }

@@ -9,8 +9,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::context::NodeContext;
-use crate::groups;
-use crate::wire::{Reply, Wire};
+use crate::faults::FaultPoint;
+use crate::role::{Role, group};
+use crate::rpc::{self, Reply, Wire};
 
 /// One call to score: the sub-task, what the call returned, and its format.
 pub type CallToScore = (String, String, bool);
@@ -39,6 +40,27 @@ pub enum JudgeMsg {
     },
 }
 
+/// `r_expert` of one call (0 for a call with a format error).
+pub fn score_call(ctx: &NodeContext, (task, result, format): &CallToScore) -> f32 {
+    if *format {
+        expert_score(&ctx.world.knowledge, task, result)
+    } else {
+        0.0
+    }
+}
+
+/// Reward parts of one main rollout.
+pub fn score_rollout(
+    ctx: &NodeContext,
+    (qid, format, answer): &RolloutToScore,
+) -> Result<MainParts, String> {
+    let q = ctx
+        .world
+        .question(qid)
+        .ok_or_else(|| format!("unknown question {qid}"))?;
+    Ok(main_parts(*format, answer.as_deref(), &q.answer))
+}
+
 /// The judge actor.
 pub struct Judge;
 
@@ -52,7 +74,7 @@ impl Actor for Judge {
         myself: ActorRef<JudgeMsg>,
         ctx: Arc<NodeContext>,
     ) -> Result<Arc<NodeContext>, ActorProcessingErr> {
-        groups::join(&ctx, groups::JUDGE, myself.get_cell());
+        rpc::join(&ctx, group::JUDGE, myself.get_cell());
         Ok(ctx)
     }
 
@@ -62,38 +84,20 @@ impl Actor for Judge {
         message: JudgeMsg,
         ctx: &mut Arc<NodeContext>,
     ) -> Result<(), ActorProcessingErr> {
-        let k = &ctx.world.knowledge;
+        ctx.faults.strike(FaultPoint::Reply(Role::Judge)).await?;
         match message {
             JudgeMsg::ScoreCalls {
                 items: Wire(items),
                 reply,
             } => {
-                let scores = items
-                    .iter()
-                    .map(|(task, result, format)| {
-                        if *format {
-                            expert_score(k, task, result)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+                let scores = items.iter().map(|c| score_call(ctx, c)).collect();
                 let _ = reply.send(Wire(Ok(scores)));
             }
             JudgeMsg::ScoreMain {
                 items: Wire(items),
                 reply,
             } => {
-                let parts: Result<Vec<MainParts>, String> = items
-                    .iter()
-                    .map(|(qid, format, answer)| {
-                        let q = ctx
-                            .world
-                            .question(qid)
-                            .ok_or_else(|| format!("unknown question {qid}"))?;
-                        Ok(main_parts(*format, answer.as_deref(), &q.answer))
-                    })
-                    .collect();
+                let parts = items.iter().map(|r| score_rollout(ctx, r)).collect();
                 let _ = reply.send(Wire(parts));
             }
         }

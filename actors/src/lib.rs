@@ -1,38 +1,53 @@
 //! The actors of the M-GRPO system and the training loop they run.
 //!
-//! One supervision tree per node (see [`node`]): a store actor over sled, a judge, a learner
-//! per trained role, a pool of executors (sub-agents), planners (main agents) and the
-//! coordinator. Roles find each other through `ractor::pg` groups scoped to the run
-//! ([`groups`]); every request carries a timeout and is idempotent, so a retry after a crash
-//! cannot double-count. Each actor's file holds its state, its messages and its handler.
+//! One supervision tree per node ([`node`]): a node agent, a store actor over sled, a judge, a
+//! learner per model, a pool of executors (sub-agents), planners (main agents) and the
+//! coordinator, each placed by `[cluster]` ([`config::cluster`]). Roles find each other through
+//! `ractor::pg` groups scoped to the run, and every message between roles goes through
+//! [`rpc`] (request id, timeout, idempotent retry), where faults ([`faults`]) can be injected.
+//!
+//! Layout, by concern (no two files import each other, directly or through a circle):
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`role`] | roles, learners, their groups and what each variant runs (a leaf) |
+//! | [`config`] | `cluster.toml`; [`config::cluster`] the `[cluster]` table |
+//! | [`context`], [`run_dir`] | what a node's actors share; the run directory's layout |
+//! | [`rpc`] | the one send path: groups, requests, casts, the wire codec |
+//! | [`policy`] | versions on the wire, who receives them, replicas, checkpoints |
+//! | [`rollout`] | the one lockstep driver and the one per-variant dispatch |
+//! | [`coordinator`], [`planner`], [`executor`], [`judge`], [`learner`], [`store_actor`] | the actors: state + messages + handler |
+//! | [`node`] | the supervision tree of a node |
+//! | [`cluster`] | links, membership, node agent, TLS |
+//! | [`control`] | what `mgrpo status` asks |
+//! | [`faults`] | faults armed on a node and where they strike |
+//! | [`run`], [`warmup`], [`eval`] | run entry points, warm start, evaluation |
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod config;
 pub mod context;
+pub mod control;
 pub mod coordinator;
+pub mod eval;
 pub mod executor;
-pub mod groups;
+pub mod faults;
 pub mod judge;
 pub mod learner;
 pub mod node;
-pub mod offline_eval;
-pub mod placement;
 pub mod planner;
-pub mod policy_transfer;
+pub mod policy;
+pub mod role;
 pub mod rollout;
+pub mod rpc;
+pub mod run;
 pub mod run_dir;
 pub mod store_actor;
-pub mod tls;
-pub mod train;
 pub mod warmup;
-pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use context::NodeContext;
 pub use coordinator::Progress;
+pub use node::{Node, NodeSpec, start_placed_node};
+pub use run::{TrainError, cluster_scope, prepare, prepare_node, run_steps, start_node};
 pub use run_dir::RunDir;
-pub use train::{
-    Node, NodeSpec, TrainError, cluster_scope, prepare, prepare_node, run_steps, start_node,
-    start_placed_node,
-};

@@ -5,21 +5,24 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mgrpo_algo::{Algo, MainParts, Trajectory};
+use mgrpo_algo::{MainParts, Trajectory};
 use mgrpo_env::Question;
-use mgrpo_models::Policy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
 use crate::executor::ExecutorMsg;
-use crate::groups::{self, RequestError};
+use crate::faults::FaultPoint;
 use crate::judge::JudgeMsg;
-use crate::learner::{LearnerMsg, fetch_policy};
-use crate::policy_transfer::{Assembler, PolicyChunk};
-use crate::rollout::{MainOutcome, Mode, RolloutKey, SubOutcome, run_main_jobs, run_single_jobs};
-use crate::wire::{Reply, Wire};
+use crate::learner::LearnerMsg;
+use crate::policy::chunks::{PolicyChunk, PolicyId};
+use crate::policy::replica::Replica;
+use crate::policy::sink::PolicySink;
+use crate::role::{Role, group};
+use crate::rollout::dispatch::Rollouts;
+use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubOutcome};
+use crate::rpc::{self, Reply, RequestError, Wire};
 
 /// One query group to roll out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,12 +40,12 @@ pub struct RolloutResult {
     pub rollout: u32,
     /// Reward parts.
     pub parts: MainParts,
-    /// Its calls, in order.
+    /// Its calls, in order (statistics only: no texts).
     pub calls: Vec<SubOutcome>,
     /// Tokens the main agent generated.
     pub generated_tokens: usize,
-    /// Main policy version that produced it.
-    pub version: u64,
+    /// The main policy that produced it.
+    pub policy: PolicyId,
 }
 
 /// One group's results.
@@ -81,16 +84,23 @@ pub enum PlannerMsg {
     },
 }
 
+impl PolicySink for PlannerMsg {
+    fn load_policy(chunk: PolicyChunk, reply: RpcReplyPort<Reply<()>>) -> Self {
+        PlannerMsg::LoadPolicy {
+            chunk: Wire(chunk),
+            reply,
+        }
+    }
+}
+
 /// The planner actor.
 pub struct Planner;
 
 /// Its state.
 pub struct PlannerState {
     ctx: Arc<NodeContext>,
-    policy: Policy,
-    version: u64,
+    replica: Replica,
     next_executor: Arc<AtomicUsize>,
-    incoming: Assembler,
 }
 
 impl Actor for Planner {
@@ -103,16 +113,14 @@ impl Actor for Planner {
         myself: ActorRef<PlannerMsg>,
         ctx: Arc<NodeContext>,
     ) -> Result<PlannerState, ActorProcessingErr> {
-        let (version, bytes) = fetch_policy(&ctx, groups::MAIN_LEARNER).await?;
-        let device = ctx.device(&ctx.config.models.main)?;
-        let policy = Policy::from_bytes(&bytes, &device)?;
-        groups::join(&ctx, groups::PLANNER, myself.get_cell());
+        let replica =
+            Replica::start::<LearnerMsg>(&ctx, group::MAIN_LEARNER, &ctx.config.models.main)
+                .await?;
+        rpc::join(&ctx, group::PLANNER, myself.get_cell());
         Ok(PlannerState {
             ctx,
-            policy,
-            version,
+            replica,
             next_executor: Arc::new(AtomicUsize::new(0)),
-            incoming: Assembler::default(),
         })
     }
 
@@ -127,29 +135,21 @@ impl Actor for Planner {
                 chunk: Wire(chunk),
                 reply,
             } => {
-                let r = match state.incoming.push(chunk) {
-                    Ok(Some((version, bytes))) => {
-                        let device = state.ctx.device(&state.ctx.config.models.main)?;
-                        Policy::from_bytes(&bytes, &device)
-                            .map(|p| {
-                                state.policy = p;
-                                state.version = version;
-                            })
-                            .map_err(|e| e.to_string())
-                    }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(Wire(r));
+                let _ = reply.send(Wire(state.replica.receive(chunk)));
             }
             PlannerMsg::RunGroups {
                 step,
-                groups: Wire(groups),
+                groups,
                 k,
                 mode: Wire(mode),
                 reply,
             } => {
-                let r = run_groups(state, step, &groups, k, mode).await;
+                let r = run_groups(state, step, &groups.0, k, mode).await;
+                state
+                    .ctx
+                    .faults
+                    .strike(FaultPoint::Reply(Role::Planner))
+                    .await?;
                 let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
         }
@@ -166,8 +166,6 @@ enum RolloutError {
     Request(#[from] RequestError),
     #[error("unknown question {0}")]
     Question(String),
-    #[error("main learner unavailable: {0}")]
-    Learner(String),
 }
 
 async fn run_groups(
@@ -202,34 +200,16 @@ async fn run_groups(
             })
         })
         .collect();
-    let seed = ctx.config.run.seed;
-    let sampling = &ctx.config.sampling;
-    let ran: Vec<(MainOutcome, Trajectory)> = if ctx.config.algo.variant == Algo::Single {
-        tokio::task::block_in_place(|| {
-            run_single_jobs(
-                &state.policy,
-                &ctx.codec,
-                &ctx.world,
-                sampling,
-                seed,
-                mode,
-                &jobs,
-            )
-        })?
-    } else {
-        let counter = state.next_executor.clone();
-        run_main_jobs(
-            &state.policy,
-            &ctx.codec,
-            &ctx.world,
-            sampling,
-            seed,
-            mode,
+    let counter = state.next_executor.clone();
+    let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)
+        .of_variant(
+            ctx.config.algo.variant,
+            state.replica.policy(),
             &jobs,
             |subs| {
                 let pick = counter.fetch_add(1, Ordering::Relaxed);
                 async move {
-                    groups::request(ctx, groups::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
+                    rpc::request(ctx, group::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
                         mode: Wire(mode),
                         jobs: Wire(subs.clone()),
                         reply,
@@ -239,14 +219,13 @@ async fn run_groups(
                 }
             },
         )
-        .await?
-    };
+        .await?;
     let items = ran
         .iter()
         .zip(&jobs)
         .map(|((o, _), (_, q))| (q.id.clone(), o.format, o.answer.clone()))
         .collect::<Vec<_>>();
-    let parts = groups::request(ctx, groups::JUDGE, 0, |reply| JudgeMsg::ScoreMain {
+    let parts = rpc::request(ctx, group::JUDGE, 0, |reply| JudgeMsg::ScoreMain {
         items: Wire(items.clone()),
         reply,
     })
@@ -278,24 +257,21 @@ async fn run_groups(
                 })
                 .collect(),
             generated_tokens: o.generated_tokens,
-            version: state.version,
+            policy: state.replica.id(),
         });
         if mode == Mode::Train {
             trajectories.push((*key, t));
         }
     }
     if !trajectories.is_empty() {
-        let learner = groups::wait_member::<LearnerMsg>(
+        rpc::cast(
             ctx,
-            groups::MAIN_LEARNER,
-            std::time::Duration::from_secs(30),
+            group::MAIN_LEARNER,
+            LearnerMsg::AddMain {
+                items: Wire(trajectories),
+            },
         )
         .await?;
-        learner[0]
-            .cast(LearnerMsg::AddMain {
-                items: Wire(trajectories),
-            })
-            .map_err(|e| RolloutError::Learner(e.to_string()))?;
     }
     Ok(results)
 }

@@ -6,8 +6,14 @@
 //!   store/                          sled store (steps, groups, role versions, checkpoints)
 //!   checkpoints/<role>/<version>/   burn record + model config + tokenizer.json
 //!   metrics.jsonl                   one JSON object per training step
+//!   eval.jsonl                      every dev evaluation
+//!   best.json                       the dev-selected version
 //!   warmup.jsonl                    the warm start's loss curve
 //! ```
+//!
+//! JSON-lines files are appended while others read them (`status`, `plot`, tests, dashboards):
+//! each line is written with one `write`, and [`read_json_lines`] ignores a trailing line that
+//! is not finished yet.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -142,11 +148,73 @@ impl JsonLines {
         Ok(Self { file })
     }
 
-    /// Writes one value as one line.
+    /// Writes one value as one line, in one `write` (an `O_APPEND` write of a line lands
+    /// whole: a concurrent reader sees the line or nothing of it, never a torn middle).
     pub fn write(&mut self, value: &serde_json::Value) -> std::io::Result<()> {
-        writeln!(self.file, "{value}")?;
+        let mut line = serde_json::to_vec(value)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
         self.file.flush()
     }
+}
+
+/// Why a JSON-lines file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonLinesError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A complete line is not JSON.
+    #[error("{path} line {line}: not JSON: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// serde_json's reason.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads a JSON-lines file that may be growing: every complete line must be JSON; a last line
+/// without its newline (a writer mid-append) is skipped if it does not parse yet. Blank lines
+/// are skipped.
+pub fn read_json_lines(path: &Path) -> Result<Vec<serde_json::Value>, JsonLinesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JsonLinesError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_json_lines(path, &text)
+}
+
+fn parse_json_lines(path: &Path, text: &str) -> Result<Vec<serde_json::Value>, JsonLinesError> {
+    let finished = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() && !finished => {}
+            Err(source) => {
+                return Err(JsonLinesError::Json {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The checkpoint with the best dev accuracy: RL on small models peaks and then drifts, so the
@@ -159,4 +227,40 @@ pub struct Best {
     pub version: u64,
     /// Its dev accuracy.
     pub dev_accuracy: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_partial_line_is_skipped_but_a_bad_complete_line_is_an_error() {
+        let p = Path::new("m.jsonl");
+        let v = parse_json_lines(p, "{\"step\":0}\n{\"step\":1}\n{\"st").unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(parse_json_lines(p, "{\"step\":0}\n\n").unwrap().len(), 1);
+        let e = parse_json_lines(p, "{\"step\":0}\n{\"st\n{\"step\":2}\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(
+            parse_json_lines(p, "{\"st\n").is_err(),
+            "finished but broken"
+        );
+    }
+
+    #[test]
+    fn lines_written_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        let mut w = JsonLines::append(&path).unwrap();
+        for i in 0..3 {
+            w.write(&serde_json::json!({ "step": i })).unwrap();
+        }
+        let v = read_json_lines(&path).unwrap();
+        assert_eq!(
+            v.iter()
+                .map(|l| l["step"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
 }

@@ -8,13 +8,23 @@ use mgrpo_algo::{MainRolloutStat, SubCallStat};
 use mgrpo_store::{CommitOutcome, StepCommit, StepRecord, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
+use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
-use crate::groups;
-use crate::wire::{Reply, Wire};
+use crate::faults::FaultPoint;
+use crate::role::{Role, group};
+use crate::rpc::{self, Reply, Wire};
 
-/// One step's published statistics: per group, the main rollouts and the sub calls.
-pub type StepStatistics = (Vec<Vec<MainRolloutStat>>, Vec<Vec<SubCallStat>>);
+/// One step's published statistics: per group (in query order), the main rollouts' and the
+/// sub calls'. Shared, never copied, between the coordinator, the store actor and the learners
+/// of one node; encoded once for a learner on another node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStatistics {
+    /// Per group, `(R_M, r_format, r_correct, d_k)` of each rollout.
+    pub main: Vec<Vec<MainRolloutStat>>,
+    /// Per group, `(r_format, r_expert)` of each call, ordered by `(rollout, call)`.
+    pub calls: Vec<Vec<SubCallStat>>,
+}
 
 /// Messages of the store actor.
 #[derive(RactorClusterMessage)]
@@ -25,7 +35,7 @@ pub enum StoreMsg {
         /// The step.
         step: u64,
         /// The statistics.
-        stats: Wire<StepStatistics>,
+        stats: Wire<Arc<StepStatistics>>,
         /// Size of the statistics in bytes (the wire codec's), for the bytes-exchanged metric.
         reply: RpcReplyPort<Reply<u64>>,
     },
@@ -35,13 +45,13 @@ pub enum StoreMsg {
         /// The step.
         step: u64,
         /// The statistics.
-        reply: RpcReplyPort<Reply<StepStatistics>>,
+        reply: RpcReplyPort<Reply<Arc<StepStatistics>>>,
     },
     /// Commit a step atomically; drops its staged statistics.
     #[rpc]
     Commit {
         /// The step's records.
-        commit: Wire<Box<StepCommit>>,
+        commit: Wire<Arc<StepCommit>>,
         /// Whether it was written (false: identical step already there).
         reply: RpcReplyPort<Reply<bool>>,
     },
@@ -58,6 +68,7 @@ pub struct StoreActor;
 
 /// Its state.
 pub struct StoreState {
+    ctx: Arc<NodeContext>,
     store: Store,
     staged: BTreeMap<u64, Arc<StepStatistics>>,
 }
@@ -72,8 +83,9 @@ impl Actor for StoreActor {
         myself: ActorRef<StoreMsg>,
         (ctx, store): (Arc<NodeContext>, Store),
     ) -> Result<StoreState, ActorProcessingErr> {
-        groups::join(&ctx, groups::STORE, myself.get_cell());
+        rpc::join(&ctx, group::STORE, myself.get_cell());
         Ok(StoreState {
+            ctx,
             store,
             staged: BTreeMap::new(),
         })
@@ -92,7 +104,7 @@ impl Actor for StoreActor {
                 reply,
             } => {
                 let bytes = mgrpo_store::codec::encode(&stats).map_or(0, |b| b.len() as u64);
-                state.staged.insert(step, Arc::new(stats));
+                state.staged.insert(step, stats);
                 let _ = reply.send(Wire(Ok(bytes)));
             }
             StoreMsg::Progress { reply } => {
@@ -110,7 +122,7 @@ impl Actor for StoreActor {
                 let r = state
                     .staged
                     .get(&step)
-                    .map(|s| (**s).clone())
+                    .cloned()
                     .ok_or_else(|| format!("no statistics staged for step {step}"));
                 let _ = reply.send(Wire(r));
             }
@@ -125,6 +137,11 @@ impl Actor for StoreActor {
                 if r.is_ok() {
                     state.staged.remove(&step);
                 }
+                state
+                    .ctx
+                    .faults
+                    .strike(FaultPoint::Reply(Role::Store))
+                    .await?;
                 let _ = reply.send(Wire(r));
             }
         }

@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
-use crate::learner::{LearnerRole, TrainState, save_learner};
+use crate::policy::checkpoints::{TrainState, save_learner};
+use crate::role::{LearnerRole, models};
 use crate::run_dir::JsonLines;
 
 /// What the warm start did for one model.
@@ -33,28 +34,15 @@ pub struct WarmupRole {
     pub seconds: f64,
 }
 
-/// The models a variant warms up, and which demonstrations each learns from.
-pub fn warm_roles(variant: Algo) -> Vec<(LearnerRole, Vec<DemoRole>)> {
-    match variant {
-        Algo::Mgrpo | Algo::FrozenSub => vec![
-            (LearnerRole::Main, vec![DemoRole::Main]),
-            (LearnerRole::Sub, vec![DemoRole::Sub]),
-        ],
-        Algo::Shared => vec![(LearnerRole::Main, vec![DemoRole::Main, DemoRole::Sub])],
-        Algo::Single => vec![(LearnerRole::Main, vec![DemoRole::Single])],
+/// The demonstrations a model learns from under a variant: its own role's, both roles' for
+/// the shared model, the single agent's for `single`.
+fn demos_of(model: LearnerRole, variant: Algo) -> Vec<DemoRole> {
+    match (model, variant) {
+        (LearnerRole::Sub, _) => vec![DemoRole::Sub],
+        (LearnerRole::Main, Algo::Shared) => vec![DemoRole::Main, DemoRole::Sub],
+        (LearnerRole::Main, Algo::Single) => vec![DemoRole::Single],
+        (LearnerRole::Main, _) => vec![DemoRole::Main],
     }
-}
-
-/// Runs the warm start; `on_step(role, step, steps, loss)` reports progress.
-pub fn warmup(
-    ctx: &NodeContext,
-    on_step: impl FnMut(&str, usize, usize, f32),
-) -> Result<Vec<WarmupRole>, String> {
-    let all: Vec<LearnerRole> = warm_roles(ctx.config.algo.variant)
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    warmup_roles(ctx, &all, on_step)
 }
 
 /// Warms up only `roles` (what a cluster node does for the learners it hosts). Each model's
@@ -75,10 +63,11 @@ pub fn warmup_roles(
     );
     let mut log = JsonLines::append(&ctx.run_dir.warmup_path()).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for (i, (role, kinds)) in warm_roles(cfg.algo.variant).into_iter().enumerate() {
+    for (i, role) in models(cfg.algo.variant).into_iter().enumerate() {
         if !roles.contains(&role) {
             continue;
         }
+        let kinds = demos_of(role, cfg.algo.variant);
         let t0 = Instant::now();
         let rows: Vec<Trajectory> = demos
             .iter()
@@ -102,10 +91,7 @@ pub fn warmup_roles(
         if rows.is_empty() {
             return Err(format!("no demonstrations for the {} model", role.name()));
         }
-        let settings = match role {
-            LearnerRole::Main => &cfg.models.main,
-            LearnerRole::Sub => &cfg.models.sub,
-        };
+        let settings = cfg.models.of(role);
         let policy_config = ctx
             .policy_config(settings, derive_seed(seed, &[salt::INIT, 1, i as u64]))
             .map_err(|e| e.to_string())?;
@@ -149,6 +135,7 @@ pub fn warmup_roles(
             TrainState {
                 next_step: 0,
                 version: 0,
+                generation: 0,
             },
             false,
             true,

@@ -3,11 +3,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use mgrpo_actors::executor::ExecutorMsg;
+use mgrpo_actors::cluster::agent::NodeAgentMsg;
+use mgrpo_actors::faults::{Fault, FaultAction, FaultPoint};
 use mgrpo_actors::node::NodeEvent;
-use mgrpo_actors::{Config, RunDir, groups, prepare, run_steps, start_node};
+use mgrpo_actors::role::{Role, group};
+use mgrpo_actors::rpc;
+use mgrpo_actors::{Config, RunDir, prepare, run_steps, start_node};
 use mgrpo_algo::{MainRolloutStat, SubCallStat, SubSettings, group_advantages, sub_advantages};
-use mgrpo_store::{GroupRecord, Store, SubSlot};
+use mgrpo_store::{GroupRecord, Store};
 
 fn tiny(steps: u64) -> Config {
     let text = include_str!("../../examples/tiny.toml");
@@ -16,9 +19,9 @@ fn tiny(steps: u64) -> Config {
     c
 }
 
-/// Trains `config` in `dir` to its step count; `inject` runs on the started node first.
-/// Returns the node events seen.
-async fn train(config: Config, dir: &Path, resume: bool, panic_executors: bool) -> Vec<NodeEvent> {
+/// Trains `config` in `dir` to its step count; `fault` is armed on the started node first,
+/// through its node agent (as a fault plan would). Returns the node events seen.
+async fn train(config: Config, dir: &Path, resume: bool, fault: Option<Fault>) -> Vec<NodeEvent> {
     let (ctx, store, _) = prepare(config, RunDir::new(dir), resume, |_, _, _, _| {}).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -31,10 +34,22 @@ async fn train(config: Config, dir: &Path, resume: bool, panic_executors: bool) 
     )
     .await
     .unwrap();
-    if panic_executors {
-        for e in groups::members::<ExecutorMsg>(&ctx, groups::EXECUTOR) {
-            e.cast(ExecutorMsg::PanicOnNextRequest).unwrap();
-        }
+    if let Some(fault) = fault {
+        println!(
+            "seed {}: arming {fault:?} before step 0",
+            ctx.config.run.seed
+        );
+        let agents = rpc::members::<NodeAgentMsg>(&ctx, group::NODE_AGENT);
+        rpc::call_member(
+            &agents[0],
+            |reply| NodeAgentMsg::InjectFault {
+                fault: rpc::Wire(fault),
+                reply,
+            },
+            None,
+        )
+        .await
+        .unwrap();
     }
     run_steps(&node).await.unwrap();
     node.supervisor.stop(None);
@@ -60,7 +75,7 @@ fn groups_of(dir: &Path) -> Vec<GroupRecord> {
 async fn trains_and_store_matches_recomputation() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny(3);
-    train(config.clone(), dir.path(), false, false).await;
+    train(config.clone(), dir.path(), false, None).await;
     let store = Store::open(dir.path().join("store")).unwrap();
     let steps = store.steps().unwrap();
     assert_eq!(
@@ -152,11 +167,7 @@ async fn trains_and_store_matches_recomputation() {
             for (k, al) in sub.alignment.iter().enumerate() {
                 assert_eq!(g.alignment[k].len(), a.d_max);
                 for (j, slot) in al.slots.iter().enumerate() {
-                    let stored = match g.alignment[k][j] {
-                        SubSlot::Call(i) => mgrpo_algo::Slot::Call(i),
-                        SubSlot::Padding => mgrpo_algo::Slot::Padding,
-                    };
-                    assert_eq!(stored, *slot);
+                    assert_eq!(mgrpo_algo::Slot::from(g.alignment[k][j]), *slot);
                     assert!((g.sub_advantages[k][j] - sub.slot_advantages[k][j]).abs() < 1e-6);
                 }
             }
@@ -176,10 +187,10 @@ async fn trains_and_store_matches_recomputation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumed_run_equals_uninterrupted() {
     let whole = tempfile::tempdir().unwrap();
-    train(tiny(4), whole.path(), false, false).await;
+    train(tiny(4), whole.path(), false, None).await;
     let parts = tempfile::tempdir().unwrap();
-    train(tiny(2), parts.path(), false, false).await;
-    train(tiny(4), parts.path(), true, false).await;
+    train(tiny(2), parts.path(), false, None).await;
+    train(tiny(4), parts.path(), true, None).await;
     let (a, b) = (groups_of(whole.path()), groups_of(parts.path()));
     assert_eq!(a.len(), 4 * 2);
     assert_eq!(
@@ -200,9 +211,16 @@ fn delegating(steps: u64) -> Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executor_panic_mid_step_is_counted_once() {
     let clean = tempfile::tempdir().unwrap();
-    train(delegating(2), clean.path(), false, false).await;
+    train(delegating(2), clean.path(), false, None).await;
     let faulty = tempfile::tempdir().unwrap();
-    let events = train(delegating(2), faulty.path(), false, true).await;
+    // The first executor request of the run panics after its trajectories went to the learner
+    // and before its reply: the worst moment for double counting.
+    let fault = Fault {
+        point: FaultPoint::Reply(Role::Executor),
+        action: FaultAction::Panic,
+        times: 1,
+    };
+    let events = train(delegating(2), faulty.path(), false, Some(fault)).await;
     assert!(
         events.iter().any(
             |e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))
@@ -219,4 +237,41 @@ async fn executor_panic_mid_step_is_counted_once() {
         assert_eq!(g.calls.len() as u32, d, "each call counted once");
     }
     assert_eq!(a, b, "the faulty run's steps equal the clean run's");
+}
+
+/// Every stored rollout and call records the version of the policy that produced it: version
+/// `s` at step `s` (each step's updates publish the next), generation 0 (no swap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rollout_and_call_records_the_version_that_produced_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = delegating(3);
+    println!("seed {}", config.run.seed);
+    train(config, dir.path(), false, None).await;
+    let groups = groups_of(dir.path());
+    let calls: usize = groups.iter().map(|g| g.calls.len()).sum();
+    assert!(calls > 0, "the warmed-up main agent delegates");
+    for g in &groups {
+        for r in &g.main {
+            assert_eq!(
+                (r.role_version, r.role_generation),
+                (g.step, 0),
+                "main, step {}",
+                g.step
+            );
+        }
+        for c in &g.calls {
+            assert_eq!(
+                (c.role_version, c.role_generation),
+                (g.step, 0),
+                "sub, step {}",
+                g.step
+            );
+        }
+    }
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.step >= 1 && g.calls.iter().any(|c| c.role_version >= 1)),
+        "sub calls after step 0 record a trained version"
+    );
 }

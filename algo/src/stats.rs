@@ -80,6 +80,18 @@ pub struct SubCallStat {
     pub expert: f32,
 }
 
+impl SubCallStat {
+    /// `R_S` of this call (ALGORITHM.md): its own format and expert score, and the correctness
+    /// of the main rollout `main` that made it. The one place the sub reward is computed.
+    pub fn reward(&self, weights: &RewardWeights, main: &MainRolloutStat) -> f32 {
+        let parts = SubParts {
+            format: self.format,
+            expert: self.expert,
+        };
+        weights.sub_reward(&parts, main.correct)
+    }
+}
+
 /// Per query group after alignment: `(mean R_S, std R_S)` over non-padding slots.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SubGroupStat {
@@ -274,12 +286,7 @@ pub fn sub_advantages(
                 .iter()
                 .map(|s| match s {
                     Slot::Call(i) => {
-                        let c = &per_rollout[a.rollout as usize][*i as usize];
-                        let parts = SubParts {
-                            format: c.format,
-                            expert: c.expert,
-                        };
-                        settings.weights.sub_reward(&parts, r.correct)
+                        per_rollout[a.rollout as usize][*i as usize].reward(&settings.weights, r)
                     }
                     Slot::Padding => 0.0,
                 })

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    MainAction, SingleAction, SubAction, parse_main_action, parse_single_action, parse_sub_action,
-    tags, wrap,
+    FormatError, MainAction, SingleAction, SubAction, parse_main_action, parse_single_action,
+    parse_sub_action, tags, wrap,
 };
 use crate::search::Tools;
 
@@ -183,29 +183,122 @@ pub enum ToolStep {
     Done,
 }
 
-/// A sub-agent's call.
+/// What a tool-using agent's turn asked for, whatever its protocol (sub-agent or single agent).
+enum ToolAction {
+    /// End the episode with this content (the sub-agent's return, the single agent's answer).
+    Finish(String),
+    /// Search the corpus.
+    Search(String),
+    /// Open a document.
+    Open(String),
+}
+
+impl From<SubAction> for ToolAction {
+    fn from(a: SubAction) -> Self {
+        match a {
+            SubAction::Return(r) => ToolAction::Finish(r),
+            SubAction::Search(q) => ToolAction::Search(q),
+            SubAction::Open(d) => ToolAction::Open(d),
+        }
+    }
+}
+
+impl From<SingleAction> for ToolAction {
+    fn from(a: SingleAction) -> Self {
+        match a {
+            SingleAction::Answer(r) => ToolAction::Finish(r),
+            SingleAction::Search(q) => ToolAction::Search(q),
+            SingleAction::Open(d) => ToolAction::Open(d),
+        }
+    }
+}
+
+/// The transcript of a tool-using episode and the one tool turn the sub-agent's call and the
+/// single agent's episode share: record the turn, run the tool it asks for, append the
+/// observation, or end the episode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubEpisode {
-    task: String,
+struct ToolTurns {
     segments: Vec<Segment>,
     turns: usize,
     max_turns: usize,
     ending: Ending,
 }
 
+impl ToolTurns {
+    fn new(first: Segment, max_turns: usize) -> Self {
+        Self {
+            segments: vec![first],
+            turns: 0,
+            max_turns,
+            ending: Ending::Running,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.ending != Ending::Running
+    }
+
+    /// Applies one generated turn, `parsed` by the episode's protocol; `unfinished` names what
+    /// was missing when the turn limit runs out ("return", "answer").
+    fn apply(
+        &mut self,
+        output: &str,
+        parsed: Result<ToolAction, FormatError>,
+        tools: &Tools,
+        unfinished: &str,
+    ) -> ToolStep {
+        if self.is_done() {
+            return ToolStep::Done;
+        }
+        self.segments.push(Segment {
+            text: output.split_whitespace().collect::<Vec<_>>().join(" "),
+            generated: true,
+        });
+        self.turns += 1;
+        let observation = match parsed {
+            Ok(ToolAction::Finish(r)) => {
+                self.ending = Ending::Finished(r);
+                return ToolStep::Done;
+            }
+            Ok(ToolAction::Search(q)) => wrap(tags::RESULTS, &tools.search_text(&q)),
+            Ok(ToolAction::Open(d)) => wrap(tags::DOC, &tools.open_text(&d)),
+            Err(e) => {
+                self.ending = Ending::FormatError(e.0);
+                return ToolStep::Done;
+            }
+        };
+        if self.turns >= self.max_turns {
+            self.ending =
+                Ending::FormatError(format!("no {unfinished} within {} turns", self.max_turns));
+            return ToolStep::Done;
+        }
+        self.segments.push(Segment {
+            text: observation,
+            generated: false,
+        });
+        ToolStep::Continue
+    }
+}
+
+/// A sub-agent's call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubEpisode {
+    task: String,
+    #[serde(flatten)]
+    tool: ToolTurns,
+}
+
 impl SubEpisode {
     /// Starts a call on a delegated sub-task.
     pub fn new(task: &str, max_turns: usize) -> Self {
         let task = canonical(task);
+        let first = Segment {
+            text: wrap(tags::TASK, &task),
+            generated: false,
+        };
         Self {
-            segments: vec![Segment {
-                text: wrap(tags::TASK, &task),
-                generated: false,
-            }],
             task,
-            turns: 0,
-            max_turns,
-            ending: Ending::Running,
+            tool: ToolTurns::new(first, max_turns),
         }
     }
 
@@ -216,32 +309,32 @@ impl SubEpisode {
 
     /// The context the agent continues.
     pub fn context(&self) -> String {
-        context_of(&self.segments)
+        context_of(&self.tool.segments)
     }
 
     /// The transcript.
     pub fn segments(&self) -> &[Segment] {
-        &self.segments
+        &self.tool.segments
     }
 
     /// Whether the call is over.
     pub fn is_done(&self) -> bool {
-        self.ending != Ending::Running
+        self.tool.is_done()
     }
 
     /// How it ended.
     pub fn ending(&self) -> &Ending {
-        &self.ending
+        &self.tool.ending
     }
 
     /// `r_format` of the call: every turn parsed and it returned within the turn limit.
     pub fn format_ok(&self) -> bool {
-        matches!(self.ending, Ending::Finished(_))
+        matches!(self.tool.ending, Ending::Finished(_))
     }
 
     /// What goes back to the main agent ([`NO_RESULT`] if the call failed).
     pub fn result(&self) -> &str {
-        match &self.ending {
+        match &self.tool.ending {
             Ending::Finished(r) => r,
             _ => NO_RESULT,
         }
@@ -249,89 +342,58 @@ impl SubEpisode {
 
     /// Applies one generated turn, running the tool it asks for.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        if self.is_done() {
-            return ToolStep::Done;
-        }
-        self.segments.push(Segment {
-            text: output.split_whitespace().collect::<Vec<_>>().join(" "),
-            generated: true,
-        });
-        self.turns += 1;
-        let observation = match parse_sub_action(output) {
-            Ok(SubAction::Return(r)) => {
-                self.ending = Ending::Finished(r);
-                return ToolStep::Done;
-            }
-            Ok(SubAction::Search(q)) => wrap(tags::RESULTS, &tools.search_text(&q)),
-            Ok(SubAction::Open(d)) => wrap(tags::DOC, &tools.open_text(&d)),
-            Err(e) => {
-                self.ending = Ending::FormatError(e.0);
-                return ToolStep::Done;
-            }
-        };
-        if self.turns >= self.max_turns {
-            self.ending = Ending::FormatError(format!("no return within {} turns", self.max_turns));
-            return ToolStep::Done;
-        }
-        self.segments.push(Segment {
-            text: observation,
-            generated: false,
-        });
-        ToolStep::Continue
+        let parsed = parse_sub_action(output).map(ToolAction::from);
+        self.tool.apply(output, parsed, tools, "return")
     }
 }
 
 /// The single agent's episode (the `single` baseline): tools and answer, no delegation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SingleEpisode {
-    segments: Vec<Segment>,
-    turns: usize,
-    max_turns: usize,
-    ending: Ending,
+    #[serde(flatten)]
+    tool: ToolTurns,
 }
 
 impl SingleEpisode {
     /// Starts an episode on a question.
     pub fn new(question: &str, max_turns: usize) -> Self {
+        let first = Segment {
+            text: wrap(tags::QUESTION, question),
+            generated: false,
+        };
         Self {
-            segments: vec![Segment {
-                text: wrap(tags::QUESTION, question),
-                generated: false,
-            }],
-            turns: 0,
-            max_turns,
-            ending: Ending::Running,
+            tool: ToolTurns::new(first, max_turns),
         }
     }
 
     /// The context the agent continues.
     pub fn context(&self) -> String {
-        context_of(&self.segments)
+        context_of(&self.tool.segments)
     }
 
     /// The transcript.
     pub fn segments(&self) -> &[Segment] {
-        &self.segments
+        &self.tool.segments
     }
 
     /// Whether the episode is over.
     pub fn is_done(&self) -> bool {
-        self.ending != Ending::Running
+        self.tool.is_done()
     }
 
     /// How it ended.
     pub fn ending(&self) -> &Ending {
-        &self.ending
+        &self.tool.ending
     }
 
     /// `r_format`.
     pub fn format_ok(&self) -> bool {
-        matches!(self.ending, Ending::Finished(_))
+        matches!(self.tool.ending, Ending::Finished(_))
     }
 
     /// The final answer, if any.
     pub fn answer(&self) -> Option<&str> {
-        match &self.ending {
+        match &self.tool.ending {
             Ending::Finished(a) => Some(a),
             _ => None,
         }
@@ -339,40 +401,13 @@ impl SingleEpisode {
 
     /// Number of tool calls made so far.
     pub fn turns(&self) -> usize {
-        self.turns
+        self.tool.turns
     }
 
     /// Applies one generated turn, running the tool it asks for.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        if self.is_done() {
-            return ToolStep::Done;
-        }
-        self.segments.push(Segment {
-            text: output.split_whitespace().collect::<Vec<_>>().join(" "),
-            generated: true,
-        });
-        self.turns += 1;
-        let observation = match parse_single_action(output) {
-            Ok(SingleAction::Answer(a)) => {
-                self.ending = Ending::Finished(a);
-                return ToolStep::Done;
-            }
-            Ok(SingleAction::Search(q)) => wrap(tags::RESULTS, &tools.search_text(&q)),
-            Ok(SingleAction::Open(d)) => wrap(tags::DOC, &tools.open_text(&d)),
-            Err(e) => {
-                self.ending = Ending::FormatError(e.0);
-                return ToolStep::Done;
-            }
-        };
-        if self.turns >= self.max_turns {
-            self.ending = Ending::FormatError(format!("no answer within {} turns", self.max_turns));
-            return ToolStep::Done;
-        }
-        self.segments.push(Segment {
-            text: observation,
-            generated: false,
-        });
-        ToolStep::Continue
+        let parsed = parse_single_action(output).map(ToolAction::from);
+        self.tool.apply(output, parsed, tools, "answer")
     }
 }
 

@@ -1,22 +1,16 @@
 //! `mgrpo node` and `mgrpo status`: a cluster node's lifetime, and a short-lived client that
 //! reports on the cluster.
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use mgrpo_actors::cluster::{self, NodeInfo};
-use mgrpo_actors::groups;
-use mgrpo_actors::learner::{LearnerMsg, TrainState};
+use mgrpo_actors::cluster::{self, agent, bytes};
 use mgrpo_actors::node::NodeEvent;
-use mgrpo_actors::placement::Role;
-use mgrpo_actors::store_actor::StoreMsg;
-use mgrpo_actors::wire::Wire;
-use mgrpo_actors::{Config, NodeContext, NodeSpec, Progress, RunDir};
-use ractor::rpc::CallResult;
-use serde_json::json;
+use mgrpo_actors::role::Role;
+use mgrpo_actors::rpc::wire;
+use mgrpo_actors::{NodeSpec, Progress, RunDir};
 
 use crate::cli::{NodeArgs, StatusArgs};
 
@@ -86,7 +80,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        mgrpo_actors::wire::quiet_decode_panics();
+        wire::quiet_decode_panics();
         let link = cluster::join(&ctx.config, &me.name, listen, dial).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -153,7 +147,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
             match &r {
                 Ok(done) if !stop.load(Ordering::SeqCst) => {
                     eprintln!("trained {done} steps; stopping every node");
-                    cluster::shutdown_all(&ctx, "training finished");
+                    agent::shutdown_all(&ctx, "training finished");
                     // Let the shutdown casts leave before the links close.
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
@@ -180,11 +174,11 @@ pub fn node(args: &NodeArgs) -> Result<()> {
 
 /// What this node sent to and received from other nodes, by payload type, largest first.
 fn print_payloads(node: &str) {
-    let mut rows: Vec<_> = mgrpo_actors::wire::counters().into_iter().collect();
+    let mut rows: Vec<_> = wire::counters().into_iter().collect();
     rows.sort_by_key(|(_, c)| std::cmp::Reverse(c.sent_bytes + c.received_bytes));
     eprintln!(
         "node {node}: link bytes {} (links it dialled); payloads sent / received:",
-        cluster::link_bytes()
+        bytes::link_bytes()
     );
     for (kind, c) in rows {
         eprintln!(
@@ -215,79 +209,17 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(gather(config, timeout))?;
+    let report = rt.block_on(async {
+        wire::quiet_decode_panics();
+        mgrpo_actors::control::status(config, timeout).await
+    })?;
+    let report = serde_json::to_value(&report)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_status(&report);
     }
     Ok(())
-}
-
-async fn gather(config: Config, timeout: Duration) -> Result<serde_json::Value> {
-    mgrpo_actors::wire::quiet_decode_panics();
-    let names: Vec<String> = config
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.name.clone())
-        .collect();
-    let dial = config
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), n.dial_address().to_string()))
-        .collect();
-    let me = format!("status-{}", std::process::id());
-    let link = cluster::join(&config, &me, "127.0.0.1:0".parse()?, dial).await?;
-    let down = link.wait_peers(&names, timeout).await;
-    // Group membership arrives with each session; give the last one a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let scope = mgrpo_actors::cluster_scope(&config);
-    let ctx = NodeContext::new(config, RunDir::new("."), scope)?;
-    let infos = cluster::node_infos(&ctx, timeout).await;
-    let mut learners = BTreeMap::new();
-    for (name, group) in [
-        ("learner-main", groups::MAIN_LEARNER),
-        ("learner-sub", groups::SUB_LEARNER),
-    ] {
-        if let Some(l) = groups::members::<LearnerMsg>(&ctx, group).first() {
-            let r = l
-                .call(|reply| LearnerMsg::GetState { reply }, Some(timeout))
-                .await;
-            let state: Option<TrainState> = match r {
-                Ok(CallResult::Success(Wire(Ok(s)))) => Some(s),
-                _ => None,
-            };
-            learners.insert(name, json!(state));
-        }
-    }
-    let mut progress = serde_json::Value::Null;
-    if let Some(s) = groups::members::<StoreMsg>(&ctx, groups::STORE).first()
-        && let Ok(CallResult::Success(Wire(Ok((committed, last))))) = s
-            .call(|reply| StoreMsg::Progress { reply }, Some(timeout))
-            .await
-    {
-        progress = json!({ "committed_steps": committed, "last": last });
-    }
-    link.stop();
-    let nodes: Vec<serde_json::Value> = names
-        .iter()
-        .map(|n| {
-            let info: Option<&NodeInfo> = infos.iter().find(|i| &i.node == n);
-            json!({
-                "node": n,
-                "up": info.is_some() && !down.contains(n),
-                "info": info,
-            })
-        })
-        .collect();
-    Ok(json!({
-        "cluster": ctx.config.cluster.name,
-        "nodes": nodes,
-        "learners": learners,
-        "progress": progress,
-    }))
 }
 
 fn print_status(r: &serde_json::Value) {

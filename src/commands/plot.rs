@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use mgrpo_actors::run_dir::read_json_lines;
 use plotters::prelude::*;
 use plotters::style::{FontFamily, register_font};
 
@@ -14,22 +15,9 @@ struct Curves {
     dev_accuracy: Vec<(f64, f64)>,
 }
 
-/// The non-empty lines of a JSON-lines file, parsed; a bad line is an error naming file and line.
-fn json_lines(path: &Path, text: &str) -> Result<Vec<serde_json::Value>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
-        })
-        .collect()
-}
-
 fn read_curves(run: &Path) -> Result<Curves> {
     let path = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (is it a run directory?)", path.display()))?;
+    let lines = read_json_lines(&path).with_context(|| "is it a run directory?")?;
     let mut curves = Curves {
         label: run.file_name().map_or_else(
             || run.display().to_string(),
@@ -38,7 +26,7 @@ fn read_curves(run: &Path) -> Result<Curves> {
         reward: Vec::new(),
         dev_accuracy: Vec::new(),
     };
-    for v in json_lines(&path, &text)? {
+    for v in lines {
         let Some(step) = v["step"].as_f64() else {
             continue;
         };
@@ -50,8 +38,8 @@ fn read_curves(run: &Path) -> Result<Curves> {
         }
     }
     let evals = run.join("eval.jsonl");
-    if let Ok(text) = std::fs::read_to_string(&evals) {
-        let dev: Vec<(f64, f64)> = json_lines(&evals, &text)?
+    if evals.exists() {
+        let dev: Vec<(f64, f64)> = read_json_lines(&evals)?
             .iter()
             .filter_map(|v| Some((v["step"].as_f64()?, v["report"]["accuracy"].as_f64()?)))
             .collect();

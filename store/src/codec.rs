@@ -4,8 +4,15 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Version byte written before every value. Bump it when a stored type changes shape, and
-/// teach [`decode`] to read the older layout.
-pub const FORMAT_VERSION: u8 = 1;
+/// teach the store to read the older layout (see `legacy.rs`): [`decode`] itself only takes
+/// the current version (two nodes of different builds refuse each other's payloads).
+///
+/// 2: group records carry the generation of the main rollouts' policy, and each sub call the
+/// version and generation of the sub policy that ran it.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest version the store still reads.
+pub const OLDEST_READABLE: u8 = 1;
 
 /// Why a stored value could not be read back (an incompatible or corrupt value).
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +43,20 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes what [`encode`] wrote; refuses another format version or bytes that do not decode.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::Version(version));
+    match split_version(bytes)? {
+        (FORMAT_VERSION, body) => decode_body(body),
+        (version, _) => Err(CodecError::Version(version)),
     }
+}
+
+/// The version byte and the body of an encoded value.
+pub fn split_version(bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    Ok((version, body))
+}
+
+/// Decodes a bincode body (no version byte).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (value, _read) = bincode::serde::decode_from_slice(body, bincode::config::standard())?;
     Ok(value)
 }

@@ -10,11 +10,13 @@
 //! - a step is committed atomically (one sled batch): after a crash the store holds whole steps;
 //! - committing a step that is already there is idempotent (same content → no-op, different
 //!   content → [`StoreError::Conflict`]), so a retried request cannot double-count;
-//! - every value is encoded with a one-byte format version ahead of its bincode body.
+//! - every value is encoded with a one-byte format version ahead of its bincode body, and the
+//!   store reads every older version it has written (format 1: before policy generations).
 #![warn(missing_docs)]
 
 pub mod codec;
 mod keys;
+mod legacy;
 mod records;
 mod store;
 

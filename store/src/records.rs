@@ -23,6 +23,8 @@ pub struct MainRolloutEntry {
     pub calls: u32,
     /// Version of the main policy that produced the rollout.
     pub role_version: u64,
+    /// Generation of the main role when the rollout ran (bumped by hot-swaps).
+    pub role_generation: u64,
 }
 
 /// One sub-agent call `(q, k, i)`.
@@ -40,6 +42,8 @@ pub struct SubCallEntry {
     pub reward: f32,
     /// Version of the sub policy that produced the call.
     pub role_version: u64,
+    /// Generation of the sub role when the call ran (bumped by hot-swaps).
+    pub role_generation: u64,
 }
 
 /// What fills one of the `D_max` aligned slots of a rollout.
@@ -50,6 +54,24 @@ pub enum SubSlot {
     Call(u32),
     /// A zero-weight padding slot (`d_k = 0`).
     Padding,
+}
+
+impl From<mgrpo_algo::Slot> for SubSlot {
+    fn from(s: mgrpo_algo::Slot) -> Self {
+        match s {
+            mgrpo_algo::Slot::Call(i) => SubSlot::Call(i),
+            mgrpo_algo::Slot::Padding => SubSlot::Padding,
+        }
+    }
+}
+
+impl From<SubSlot> for mgrpo_algo::Slot {
+    fn from(s: SubSlot) -> Self {
+        match s {
+            SubSlot::Call(i) => mgrpo_algo::Slot::Call(i),
+            SubSlot::Padding => mgrpo_algo::Slot::Padding,
+        }
+    }
 }
 
 /// One query group of one step: rewards, alignment and the advantages actually used.

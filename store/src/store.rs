@@ -1,11 +1,12 @@
 //! The [`Store`] handle: open, commit a step atomically, read back, dump.
 use std::path::Path;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::codec::{self, CodecError};
 use crate::keys;
+use crate::legacy::{Stored, decode_stored};
 use crate::records::{CheckpointEntry, Event, GroupRecord, RoleVersion, StepCommit, StepRecord};
 
 /// What went wrong with the store. Every variant says what the user can do about it.
@@ -78,14 +79,14 @@ impl Store {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    fn get<T: Stored>(&self, key: &str) -> Result<Option<T>, StoreError> {
         match self.db.get(key.as_bytes())? {
             None => Ok(None),
             Some(bytes) => decode_at(key, &bytes).map(Some),
         }
     }
 
-    fn scan<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
+    fn scan<T: Stored>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
         self.db
             .scan_prefix(prefix.as_bytes())
             .map(|item| {
@@ -277,8 +278,8 @@ fn tagged<T: Serialize>(kind: &str, value: &T) -> Value {
     v
 }
 
-fn decode_at<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    codec::decode(bytes).map_err(|source| StoreError::Codec {
+fn decode_at<T: Stored>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    decode_stored(bytes).map_err(|source| StoreError::Codec {
         key: key.to_string(),
         source,
     })

@@ -23,6 +23,7 @@ fn group(step: u64, query: u32, k: u32) -> GroupRecord {
                 advantage: if r % 2 == 0 { 1.0 } else { -1.0 },
                 calls: 1,
                 role_version: step,
+                role_generation: 0,
             })
             .collect(),
         calls: (0..k)
@@ -33,6 +34,7 @@ fn group(step: u64, query: u32, k: u32) -> GroupRecord {
                 expert: 1.0,
                 reward: 0.9,
                 role_version: step,
+                role_generation: 0,
             })
             .collect(),
         alignment: (0..k)

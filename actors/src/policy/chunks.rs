@@ -1,4 +1,4 @@
-//! Moving policy weights between a learner and its inference actors.
+//! Policy versions on the wire: a version's identity ([`PolicyId`]) and its weights in chunks.
 //!
 //! A version's weights (`Policy::to_bytes`) go as one chunk to an actor on the same node (the
 //! `Arc` is shared, nothing is copied) and as several chunks, each under the cluster's frame
@@ -8,11 +8,24 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+/// Which policy a role runs: its generation (bumped by each hot-swap of the role; 0 until the
+/// first) and its version (bumped by each learner update; 0 = warm start). Every trajectory
+/// records the id of the policy that sampled it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct PolicyId {
+    /// The role's generation.
+    pub generation: u64,
+    /// The version within it.
+    pub version: u64,
+}
+
 /// One piece of one version's weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyChunk {
-    /// The policy version.
-    pub version: u64,
+    /// The policy.
+    pub id: PolicyId,
     /// This chunk's index.
     pub index: u32,
     /// Chunks in the version.
@@ -23,11 +36,11 @@ pub struct PolicyChunk {
 
 /// Splits a version's weights into chunks of at most `max_chunk` bytes (one chunk that shares
 /// the buffer when it fits).
-pub fn split(version: u64, bytes: &Arc<Vec<u8>>, max_chunk: usize) -> Vec<PolicyChunk> {
+pub fn split(id: PolicyId, bytes: &Arc<Vec<u8>>, max_chunk: usize) -> Vec<PolicyChunk> {
     let max_chunk = max_chunk.max(1);
     if bytes.len() <= max_chunk {
         return vec![PolicyChunk {
-            version,
+            id,
             index: 0,
             total: 1,
             bytes: bytes.clone(),
@@ -39,7 +52,7 @@ pub fn split(version: u64, bytes: &Arc<Vec<u8>>, max_chunk: usize) -> Vec<Policy
         .into_iter()
         .enumerate()
         .map(|(i, p)| PolicyChunk {
-            version,
+            id,
             index: i as u32,
             total,
             bytes: Arc::new(p.to_vec()),
@@ -49,7 +62,7 @@ pub fn split(version: u64, bytes: &Arc<Vec<u8>>, max_chunk: usize) -> Vec<Policy
 
 /// Chunk `index` of a version (for a pull by an actor that starts).
 pub fn chunk(
-    version: u64,
+    id: PolicyId,
     bytes: &Arc<Vec<u8>>,
     max_chunk: usize,
     index: u32,
@@ -60,26 +73,26 @@ pub fn chunk(
         return None;
     }
     if total == 1 {
-        return split(version, bytes, max_chunk).pop();
+        return split(id, bytes, max_chunk).pop();
     }
     let start = index as usize * max_chunk;
     let end = (start + max_chunk).min(bytes.len());
     Some(PolicyChunk {
-        version,
+        id,
         index,
         total,
         bytes: Arc::new(bytes[start..end].to_vec()),
     })
 }
 
-/// A version number and its complete weights.
-pub type Assembled = (u64, Arc<Vec<u8>>);
+/// A policy and its complete weights (`Policy::to_bytes`), shared without copying.
+pub type Assembled = (PolicyId, Arc<Vec<u8>>);
 
 /// Reassembles chunks into a version's weights. A chunk of another version starts over, so
 /// an interrupted transfer followed by a newer one never mixes the two.
 #[derive(Debug, Default)]
 pub struct Assembler {
-    version: Option<u64>,
+    id: Option<PolicyId>,
     parts: Vec<Option<Arc<Vec<u8>>>>,
 }
 
@@ -89,8 +102,8 @@ impl Assembler {
         if c.total == 0 || c.index >= c.total {
             return Err(format!("chunk {} of {} is out of range", c.index, c.total));
         }
-        if self.version != Some(c.version) || self.parts.len() != c.total as usize {
-            self.version = Some(c.version);
+        if self.id != Some(c.id) || self.parts.len() != c.total as usize {
+            self.id = Some(c.id);
             self.parts = vec![None; c.total as usize];
         }
         self.parts[c.index as usize] = Some(c.bytes);
@@ -98,7 +111,7 @@ impl Assembler {
             return Ok(None);
         }
         let parts = std::mem::take(&mut self.parts);
-        self.version = None;
+        self.id = None;
         let whole = if parts.len() == 1 {
             parts.into_iter().flatten().next().unwrap_or_default()
         } else {
@@ -110,7 +123,7 @@ impl Assembler {
                     .collect(),
             )
         };
-        Ok(Some((c.version, whole)))
+        Ok(Some((c.id, whole)))
     }
 }
 
@@ -118,38 +131,48 @@ impl Assembler {
 mod tests {
     use super::*;
 
+    fn v(version: u64) -> PolicyId {
+        PolicyId {
+            generation: 0,
+            version,
+        }
+    }
+
     #[test]
     fn split_and_reassemble_in_any_order() {
         let bytes = Arc::new((0..1000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-        let chunks = split(7, &bytes, 300);
+        let chunks = split(v(7), &bytes, 300);
         assert_eq!(chunks.len(), 4);
         assert!(chunks.iter().all(|c| c.bytes.len() <= 300));
         for (i, c) in chunks.iter().enumerate() {
-            assert_eq!(chunk(7, &bytes, 300, i as u32).as_ref(), Some(c));
+            assert_eq!(chunk(v(7), &bytes, 300, i as u32).as_ref(), Some(c));
         }
-        assert!(chunk(7, &bytes, 300, 4).is_none());
+        assert!(chunk(v(7), &bytes, 300, 4).is_none());
         let mut a = Assembler::default();
         for i in [2, 0, 3] {
             assert_eq!(a.push(chunks[i].clone()).unwrap(), None);
         }
-        let (v, whole) = a.push(chunks[1].clone()).unwrap().unwrap();
-        assert_eq!((v, &*whole), (7, &*bytes));
+        let (id, whole) = a.push(chunks[1].clone()).unwrap().unwrap();
+        assert_eq!((id, &*whole), (v(7), &*bytes));
     }
 
     #[test]
     fn one_chunk_shares_the_buffer_and_a_new_version_restarts() {
         let bytes = Arc::new(vec![1u8; 10]);
-        let c = split(1, &bytes, 100);
+        let c = split(v(1), &bytes, 100);
         assert!(Arc::ptr_eq(&c[0].bytes, &bytes));
         let mut a = Assembler::default();
-        let big = split(2, &Arc::new(vec![2u8; 10]), 4);
+        let big = split(v(2), &Arc::new(vec![2u8; 10]), 4);
         a.push(big[0].clone()).unwrap();
         // A newer version arrives whole: the half-received version 2 is dropped.
-        let (v, w) = a.push(split(3, &bytes, 100)[0].clone()).unwrap().unwrap();
-        assert_eq!((v, w.len()), (3, 10));
+        let (id, w) = a
+            .push(split(v(3), &bytes, 100)[0].clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!((id, w.len()), (v(3), 10));
         assert!(
             a.push(PolicyChunk {
-                version: 4,
+                id: v(4),
                 index: 2,
                 total: 2,
                 bytes

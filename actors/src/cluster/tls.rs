@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::placement::TlsConfig;
+use crate::config::cluster::TlsConfig;
 
 /// A node's TLS acceptor (incoming links) and connector (dialled links).
 #[derive(Clone)]

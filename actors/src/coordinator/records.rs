@@ -1,0 +1,264 @@
+//! What a step writes, computed from what flowed through it: the rollouts' statistics (as
+//! staged in the store), the learners' advantages (as their reports returned them) and the
+//! policy ids the planners and executors recorded. Pure functions: no I/O, no actors.
+use std::collections::BTreeMap;
+
+use mgrpo_algo::{MainGroupStat, SubCallStat, publish_main_group};
+use mgrpo_store::{
+    CheckpointEntry, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit, StepRecord,
+    SubCallEntry,
+};
+
+use crate::config::AlgoConfig;
+use crate::learner::TrainReport;
+use crate::planner::GroupResult;
+use crate::role::LearnerRole;
+use crate::store_actor::StepStatistics;
+
+/// Statistics of a rolled-out step: per group, the main rollouts' rewards (ALGORITHM.md's
+/// `R_M` and its parts) and the calls' parts, plus each group's `R_M` mean and std.
+pub fn statistics(
+    step: u64,
+    results: &[GroupResult],
+    algo: &AlgoConfig,
+) -> (StepStatistics, Vec<MainGroupStat>) {
+    let mut main = Vec::with_capacity(results.len());
+    let mut groups = Vec::with_capacity(results.len());
+    let mut calls = Vec::with_capacity(results.len());
+    for g in results {
+        let parts: Vec<_> = g.rollouts.iter().map(|r| r.parts).collect();
+        let d: Vec<u32> = g.rollouts.iter().map(|r| r.calls.len() as u32).collect();
+        let (rollouts, group) =
+            publish_main_group(step, g.spec.query, &parts, &d, &algo.weights, algo.std);
+        main.push(rollouts);
+        groups.push(group);
+        calls.push(
+            g.rollouts
+                .iter()
+                .flat_map(|r| {
+                    r.calls.iter().map(move |c| SubCallStat {
+                        version: mgrpo_algo::stats::STATS_VERSION,
+                        step,
+                        query: g.spec.query,
+                        rollout: r.rollout,
+                        call: c.key.call,
+                        format: c.format,
+                        expert: c.expert,
+                    })
+                })
+                .collect(),
+        );
+    }
+    (StepStatistics { main, calls }, groups)
+}
+
+/// The reports of a step's learners, by model.
+pub struct Reports<'a> {
+    /// The main learner's.
+    pub main: Option<&'a TrainReport>,
+    /// The report holding the sub advantages (the sub learner's, or the shared learner's).
+    pub sub: Option<&'a TrainReport>,
+}
+
+impl<'a> Reports<'a> {
+    /// Finds the main and sub reports among `reports`.
+    pub fn of(reports: &'a [TrainReport]) -> Self {
+        Self {
+            main: reports.iter().find(|r| r.role == LearnerRole::Main),
+            sub: reports
+                .iter()
+                .find(|r| !r.sub.is_empty())
+                .or_else(|| reports.iter().find(|r| r.role == LearnerRole::Sub)),
+        }
+    }
+}
+
+/// The step's group records: rewards and parts from the statistics, advantages and alignment
+/// from the learners, the policy id of every rollout and call.
+pub fn group_records(
+    step: u64,
+    results: &[GroupResult],
+    stats: &StepStatistics,
+    main_groups: &[MainGroupStat],
+    reports: &Reports<'_>,
+    algo: &AlgoConfig,
+) -> Vec<GroupRecord> {
+    results
+        .iter()
+        .enumerate()
+        .map(|(q, g)| {
+            let main_stats = &stats.main[q];
+            let sub_g = reports.sub.and_then(|r| r.sub.get(q));
+            let main = main_stats
+                .iter()
+                .zip(&g.rollouts)
+                .map(|(s, r)| MainRolloutEntry {
+                    rollout: s.rollout,
+                    format: s.format,
+                    correct: s.correct,
+                    reward: s.reward,
+                    advantage: reports
+                        .main
+                        .map_or(0.0, |m| m.main_advantages[q][s.rollout as usize]),
+                    calls: s.calls,
+                    role_version: r.policy.version,
+                    role_generation: r.policy.generation,
+                })
+                .collect();
+            // The calls' statistics were staged in this same (rollout, call) order.
+            let outcomes = g.rollouts.iter().flat_map(|r| &r.calls);
+            let calls = stats.calls[q]
+                .iter()
+                .zip(outcomes)
+                .map(|(c, o)| SubCallEntry {
+                    rollout: c.rollout,
+                    call: c.call,
+                    format: c.format,
+                    expert: c.expert,
+                    reward: c.reward(&algo.weights, &main_stats[c.rollout as usize]),
+                    role_version: o.policy.version,
+                    role_generation: o.policy.generation,
+                })
+                .collect();
+            GroupRecord {
+                step,
+                query: g.spec.query,
+                question_id: g.spec.question_id.clone(),
+                main,
+                calls,
+                alignment: sub_g.map_or_else(Vec::new, |s| {
+                    s.alignment
+                        .iter()
+                        .map(|a| a.slots.iter().map(|x| (*x).into()).collect())
+                        .collect()
+                }),
+                sub_advantages: sub_g.map_or_else(Vec::new, |s| s.slot_advantages.clone()),
+                main_mean: main_groups[q].stats.mean,
+                main_std: main_groups[q].stats.std,
+                sub_mean: sub_g.map_or(0.0, |s| s.published.stats.mean),
+                sub_std: sub_g.map_or(0.0, |s| s.published.stats.std),
+                sub_count: sub_g.map_or(0, |s| s.published.stats.count),
+            }
+        })
+        .collect()
+}
+
+/// Time and bytes of a step, measured by the coordinator.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    /// Roll-out phase, seconds.
+    pub rollout_s: f64,
+    /// Training phase, seconds.
+    pub train_s: f64,
+    /// The whole step up to the commit, seconds.
+    pub step_s: f64,
+    /// Bytes of the staged statistics.
+    pub stats_bytes: u64,
+    /// Bytes that crossed between nodes during the step.
+    pub cross_node_bytes: u64,
+}
+
+/// The step's metrics (means over rollouts and over calls, throughput, times, bytes, losses).
+pub fn metrics(
+    records: &[GroupRecord],
+    results: &[GroupResult],
+    reports: &[TrainReport],
+    m: &Measured,
+) -> BTreeMap<String, f64> {
+    let (mut n_rollouts, mut reward, mut correct, mut format, mut calls) =
+        (0usize, 0f64, 0usize, 0usize, 0usize);
+    let (mut n_calls, mut sub_reward, mut sub_format, mut expert) = (0usize, 0f64, 0usize, 0f64);
+    for g in records {
+        for r in &g.main {
+            n_rollouts += 1;
+            reward += r.reward as f64;
+            correct += usize::from(r.correct);
+            format += usize::from(r.format);
+            calls += r.calls as usize;
+        }
+        for c in &g.calls {
+            n_calls += 1;
+            sub_reward += c.reward as f64;
+            sub_format += usize::from(c.format);
+            expert += c.expert as f64;
+        }
+    }
+    let tokens: usize = results
+        .iter()
+        .flat_map(|g| &g.rollouts)
+        .map(|r| r.generated_tokens + r.calls.iter().map(|c| c.generated_tokens).sum::<usize>())
+        .sum();
+    let trajectory_bytes: u64 = reports.iter().map(|r| r.trajectory_bytes).sum();
+    let nr = n_rollouts.max(1) as f64;
+    let nc = n_calls.max(1) as f64;
+    let mut out: BTreeMap<String, f64> = [
+        ("reward", reward / nr),
+        ("accuracy", correct as f64 / nr),
+        ("format_rate", format as f64 / nr),
+        ("calls_per_rollout", calls as f64 / nr),
+        ("sub_reward", sub_reward / nc),
+        ("sub_format_rate", sub_format as f64 / nc),
+        ("expert_rate", expert / nc),
+        ("tokens", tokens as f64),
+        ("tokens_per_s", tokens as f64 / m.rollout_s.max(1e-9)),
+        ("rollout_time_s", m.rollout_s),
+        ("train_time_s", m.train_s),
+        ("step_time_s", m.step_s),
+        ("stats_bytes", m.stats_bytes as f64),
+        ("cross_node_bytes", m.cross_node_bytes as f64),
+        ("trajectory_bytes", trajectory_bytes as f64),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for r in reports {
+        let name = r.role.name();
+        out.insert(format!("{name}_loss"), r.stats.loss as f64);
+        out.insert(
+            format!("{name}_clip_fraction"),
+            r.stats.clip_fraction as f64,
+        );
+        out.insert(format!("{name}_rows"), r.rows as f64);
+    }
+    out
+}
+
+/// Everything the step commits atomically.
+pub fn commit(
+    step: u64,
+    metrics: BTreeMap<String, f64>,
+    groups: Vec<GroupRecord>,
+    reports: &[TrainReport],
+) -> StepCommit {
+    StepCommit {
+        record: StepRecord {
+            step,
+            metrics,
+            role_versions: reports
+                .iter()
+                .map(|r| (r.role.name().to_string(), r.version))
+                .collect(),
+        },
+        groups,
+        roles: reports
+            .iter()
+            .map(|r| RoleVersion {
+                role: r.role.name().into(),
+                version: r.version,
+                step,
+                source: "learner".into(),
+            })
+            .collect(),
+        checkpoints: reports
+            .iter()
+            .filter_map(|r| {
+                r.checkpoint.as_ref().map(|p| CheckpointEntry {
+                    role: r.role.name().into(),
+                    version: r.version,
+                    step,
+                    path: p.clone(),
+                })
+            })
+            .collect(),
+    }
+}

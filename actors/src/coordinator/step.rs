@@ -1,0 +1,192 @@
+//! One training step as named phases, each a function with typed inputs and outputs:
+//!
+//! ```text
+//! draw ──► roll_out ──► stage ──► train ──► commit ──► (report)
+//! B questions   planners: K rollouts   statistics   learners: advantages,   one atomic store
+//! from the seed each, executors, judge  to the store  update, publish        write; the metrics line
+//! ```
+//!
+//! Statistics flow one way: the rollouts' rewards are staged in the store (shared, not
+//! copied, on one node), each learner reads them there, returns the advantages it used, and
+//! the commit is built from exactly those ([`records`](crate::coordinator::records)).
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+use mgrpo_algo::derive_seed;
+use mgrpo_algo::salt;
+use mgrpo_env::Split;
+use mgrpo_store::StepCommit;
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+
+use crate::cluster::agent::link_counters;
+use crate::cluster::bytes::crossed;
+use crate::context::NodeContext;
+use crate::coordinator::records::{self, Measured, Reports};
+use crate::learner::{LearnerMsg, TrainReport};
+use crate::planner::{GroupResult, GroupSpec, PlannerMsg};
+use crate::role::{group, training_learners};
+use crate::rollout::keys::Mode;
+use crate::rpc::{self, Wire};
+use crate::store_actor::{StepStatistics, StoreMsg};
+
+/// Draw: the step's queries, B distinct train questions drawn from `(run seed, step)`.
+pub fn draw(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
+    let qs = ctx.world.questions(Split::Train);
+    let b = ctx.config.algo.queries_per_step.min(qs.len());
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(derive_seed(ctx.config.run.seed, &[salt::QUESTIONS, step]));
+    sample(&mut rng, qs.len(), b)
+        .into_iter()
+        .enumerate()
+        .map(|(q, i)| GroupSpec {
+            query: q as u32,
+            question_id: qs[i].id.clone(),
+        })
+        .collect()
+}
+
+/// Roll out: `specs` over the planners (round robin), `k` rollouts each; results by query.
+pub async fn roll_out(
+    ctx: &NodeContext,
+    step: u64,
+    specs: Vec<GroupSpec>,
+    k: u32,
+    mode: Mode,
+) -> Result<Vec<GroupResult>, String> {
+    let n = rpc::wait_member::<PlannerMsg>(ctx, group::PLANNER, std::time::Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?
+        .len();
+    let mut chunks: Vec<Vec<GroupSpec>> = vec![Vec::new(); n];
+    for (i, s) in specs.into_iter().enumerate() {
+        chunks[i % n].push(s);
+    }
+    let calls = chunks
+        .into_iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(i, chunk)| async move {
+            rpc::request(ctx, group::PLANNER, i, |reply| PlannerMsg::RunGroups {
+                step,
+                groups: Wire(chunk.clone()),
+                k,
+                mode: Wire(mode),
+                reply,
+            })
+            .await
+        });
+    let mut out = Vec::new();
+    for r in join_all(calls).await {
+        out.extend(r.map_err(|e| e.to_string())?);
+    }
+    out.sort_by_key(|g| g.spec.query);
+    Ok(out)
+}
+
+/// Stage: publishes the step's statistics in the store; returns their size in bytes.
+pub async fn stage(
+    ctx: &NodeContext,
+    step: u64,
+    stats: &Arc<StepStatistics>,
+) -> Result<u64, String> {
+    rpc::request(ctx, group::STORE, 0, |reply| StoreMsg::Stage {
+        step,
+        stats: Wire(stats.clone()),
+        reply,
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Train: every learner that trains under the variant takes its update on the step.
+pub async fn train(
+    ctx: &NodeContext,
+    step: u64,
+    groups: u32,
+    checkpoint: bool,
+) -> Result<Vec<TrainReport>, String> {
+    let learners = training_learners(ctx.config.algo.variant);
+    join_all(learners.into_iter().map(|l| async move {
+        rpc::request(ctx, l.group(), 0, |reply| LearnerMsg::Train {
+            step,
+            groups,
+            checkpoint,
+            reply,
+        })
+        .await
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<_, _>>()
+    .map_err(|e| e.to_string())
+}
+
+/// Commit: writes the step atomically. `false`: the identical step was already there (a
+/// replay after recovery).
+pub async fn commit(ctx: &NodeContext, commit: StepCommit) -> Result<bool, String> {
+    let commit = Arc::new(commit);
+    rpc::request(ctx, group::STORE, 0, |reply| StoreMsg::Commit {
+        commit: Wire(commit.clone()),
+        reply,
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Runs one step through every phase; returns its metrics line, or `None` when the step was
+/// already committed (nothing new to report).
+pub async fn run_step(
+    ctx: &NodeContext,
+    step: u64,
+    checkpoint: bool,
+) -> Result<Option<serde_json::Value>, String> {
+    let t0 = Instant::now();
+    let link0 = link_counters(ctx).await;
+    let algo = &ctx.config.algo;
+
+    let specs = draw(ctx, step);
+    let results = roll_out(ctx, step, specs, algo.group_size as u32, Mode::Train).await?;
+    let rollout_s = t0.elapsed().as_secs_f64();
+
+    let (stats, main_groups) = records::statistics(step, &results, algo);
+    let stats = Arc::new(stats);
+    let stats_bytes = stage(ctx, step, &stats).await?;
+
+    let t1 = Instant::now();
+    let reports = train(ctx, step, results.len() as u32, checkpoint).await?;
+    let train_s = t1.elapsed().as_secs_f64();
+
+    let by_model = Reports::of(&reports);
+    let main_version = by_model.main.map_or(0, |r| r.version);
+    let groups = records::group_records(step, &results, &stats, &main_groups, &by_model, algo);
+    let measured = Measured {
+        rollout_s,
+        train_s,
+        step_s: t0.elapsed().as_secs_f64(),
+        stats_bytes,
+        cross_node_bytes: crossed(&link0, &link_counters(ctx).await),
+    };
+    let metrics = records::metrics(&groups, &results, &reports, &measured);
+    let commit_ = records::commit(step, metrics, groups, &reports);
+    let line = report_line(step, main_version, &commit_);
+    if !commit(ctx, commit_).await? {
+        tracing::info!(step, "replayed step matches the committed one");
+        return Ok(None);
+    }
+    Ok(Some(line))
+}
+
+/// The step's `metrics.jsonl` line: step, main version, every metric, each role's version.
+fn report_line(step: u64, main_version: u64, commit: &StepCommit) -> serde_json::Value {
+    let mut line = serde_json::json!({ "step": step, "main_version": main_version });
+    for (k, v) in &commit.record.metrics {
+        line[k] = (*v).into();
+    }
+    for (k, v) in &commit.record.role_versions {
+        line[format!("{k}_version")] = (*v).into();
+    }
+    line
+}

@@ -1,0 +1,146 @@
+//! Greedy evaluation on a split: the one path behind the coordinator's dev evaluations (through
+//! the planners of a running node) and `mgrpo eval --policy run:DIR` (a run's saved policies in
+//! this process, no actors). Both take the same questions, run the same rollout dispatch
+//! ([`Rollouts`]) and score with the same judge functions.
+use std::path::Path;
+
+use mgrpo_env::{EvalReport, Question, Split};
+use mgrpo_models::{Policy, load_checkpoint};
+
+use crate::config::Config;
+use crate::context::NodeContext;
+use crate::coordinator::step::roll_out;
+use crate::judge::score_rollout;
+use crate::planner::GroupSpec;
+use crate::policy::chunks::PolicyId;
+use crate::role::{LearnerRole, sub_model};
+use crate::rollout::dispatch::Rollouts;
+use crate::rollout::keys::{Mode, RolloutKey, SubJob, SubOutcome};
+use crate::run_dir::RunDir;
+
+/// The pseudo-step of evaluation rollouts (their seeds never meet a training step's).
+pub const EVAL_STEP: u64 = u64::MAX / 2;
+
+/// Why a run could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The run directory lacks something.
+    #[error("{0}")]
+    Run(String),
+    /// Model failure.
+    #[error(transparent)]
+    Model(#[from] mgrpo_models::ModelError),
+}
+
+/// The questions evaluated: the first `n` of the split.
+fn questions(ctx: &NodeContext, split: Split, n: usize) -> Vec<&Question> {
+    ctx.world.questions(split).iter().take(n).collect()
+}
+
+/// Greedy accuracy of the policies the planners serve now, on the first `n` questions of a
+/// split (what the coordinator logs as dev accuracy).
+pub async fn evaluate(ctx: &NodeContext, split: Split, n: usize) -> Result<EvalReport, String> {
+    let qs = questions(ctx, split, n);
+    let specs = qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| GroupSpec {
+            query: i as u32,
+            question_id: q.id.clone(),
+        })
+        .collect();
+    let results = roll_out(ctx, EVAL_STEP, specs, 1, Mode::Eval).await?;
+    Ok(EvalReport::from_outcomes(results.iter().zip(&qs).map(
+        |(g, q)| (*q, g.rollouts.first().is_some_and(|r| r.parts.correct)),
+    )))
+}
+
+fn load(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    version: Option<u64>,
+) -> Result<(Policy, u64), EvalError> {
+    let name = role.name();
+    let v = match version {
+        Some(v) => v,
+        None => ctx.run_dir.latest_checkpoint(name).ok_or_else(|| {
+            EvalError::Run(format!(
+                "{} has no {name} checkpoint",
+                ctx.run_dir.root().display()
+            ))
+        })?,
+    };
+    let device = ctx
+        .device(ctx.config.models.of(role))
+        .map_err(|e| EvalError::Run(e.to_string()))?;
+    let ck = load_checkpoint(&ctx.run_dir.checkpoint_path(name, v), &device, None)?;
+    Ok((ck.policy, v))
+}
+
+/// Greedy accuracy of a run's saved policies (latest, or `version`) on a split, in this
+/// process. Returns the report and the main version evaluated.
+pub async fn eval_run(
+    dir: &Path,
+    version: Option<u64>,
+    split: Split,
+    limit: Option<usize>,
+) -> Result<(EvalReport, u64), EvalError> {
+    let run_dir = RunDir::new(dir);
+    let config = Config::load(&run_dir.config_path()).map_err(|e| EvalError::Run(e.to_string()))?;
+    let ctx = NodeContext::new(config, run_dir, "eval".into())
+        .map_err(|e| EvalError::Run(e.to_string()))?;
+    let variant = ctx.config.algo.variant;
+    let (main, v) = load(&ctx, LearnerRole::Main, version)?;
+    let sub: Option<Policy> = if !variant.uses_sub_agents() {
+        None
+    } else if sub_model(variant) == LearnerRole::Main {
+        Some(main.clone())
+    } else {
+        // A sub-agent that never trains keeps version 0; otherwise take the version that matches.
+        let sv = if LearnerRole::Sub.trains(variant) {
+            version
+        } else {
+            Some(0)
+        };
+        Some(load(&ctx, LearnerRole::Sub, sv)?.0)
+    };
+    let qs = questions(&ctx, split, limit.unwrap_or(usize::MAX));
+    let jobs: Vec<(RolloutKey, &Question)> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            (
+                RolloutKey {
+                    step: EVAL_STEP,
+                    query: i as u32,
+                    rollout: 0,
+                },
+                *q,
+            )
+        })
+        .collect();
+    let rollouts = Rollouts::new(&ctx, Mode::Eval);
+    let sub = sub.as_ref();
+    let outcomes = rollouts
+        .of_variant(variant, &main, &jobs, |subs: Vec<SubJob>| async move {
+            match sub {
+                Some(p) => Ok::<_, EvalError>(
+                    rollouts
+                        .sub(p, PolicyId::default(), &subs)
+                        .await?
+                        .into_iter()
+                        .map(|(o, _)| o)
+                        .collect::<Vec<SubOutcome>>(),
+                ),
+                None => Ok::<_, EvalError>(Vec::new()),
+            }
+        })
+        .await?;
+    let mut scored = Vec::with_capacity(qs.len());
+    for ((o, _), q) in outcomes.iter().zip(&qs) {
+        let parts = score_rollout(&ctx, &(q.id.clone(), o.format, o.answer.clone()))
+            .map_err(EvalError::Run)?;
+        scored.push((*q, parts.correct));
+    }
+    Ok((EvalReport::from_outcomes(scored), v))
+}

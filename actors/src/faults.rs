@@ -1,0 +1,119 @@
+//! Faults injected on purpose, node by node: the mechanism that fault-injection tests (and the
+//! coming `mgrpo chaos`) grow from.
+//!
+//! A [`Fault`] names a point in the code ([`FaultPoint`]: a role's handler just before it
+//! replies, or a request to a role on the one send path in `rpc`), what to do there
+//! ([`FaultAction`]: panic, stall, fail) and how many times. Faults are armed on a node's
+//! [`Faults`] — in-process by a test, or across the cluster through the node agent's
+//! `InjectFault` message — and struck where the code passes the point. The registry belongs to
+//! the node's context, not to the process, so two runs in one test binary never see each
+//! other's faults (the `fail` crate's registry is process-global, which is why it is not used
+//! here). Every strike is logged with its point, action and how many remain.
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::role::Role;
+
+/// Where a fault can strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FaultPoint {
+    /// Inside a role's request handler, after its side effects (trajectories sent, step
+    /// written, update taken) and before its reply: the worst moment for double counting.
+    Reply(Role),
+    /// A request to a role, on the send path, before it leaves (a lost request).
+    Request(Role),
+}
+
+/// What a fault does when it strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultAction {
+    /// The actor panics (its supervisor restarts it).
+    Panic,
+    /// The actor stops answering for this long, then carries on.
+    Stall {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// The operation fails with an error (a request attempt is lost and retried).
+    Fail,
+}
+
+/// One armed fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Where.
+    pub point: FaultPoint,
+    /// What.
+    pub action: FaultAction,
+    /// How many times it strikes before it disarms itself.
+    pub times: u32,
+}
+
+/// The faults armed on one node.
+#[derive(Debug, Default)]
+pub struct Faults {
+    armed: Mutex<Vec<Fault>>,
+}
+
+/// A fault that struck with [`FaultAction::Fail`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("injected fault at {0:?}")]
+pub struct Injected(pub FaultPoint);
+
+impl Faults {
+    /// Arms a fault (added to those already armed).
+    pub fn arm(&self, fault: Fault) {
+        tracing::warn!(?fault, "fault armed");
+        if let Ok(mut a) = self.armed.lock() {
+            a.push(fault);
+        }
+    }
+
+    /// Takes one strike of the first fault armed at `point`, if any.
+    fn take(&self, point: FaultPoint) -> Option<FaultAction> {
+        let mut armed = self.armed.lock().ok()?;
+        let i = armed.iter().position(|f| f.point == point && f.times > 0)?;
+        armed[i].times -= 1;
+        let (action, left) = (armed[i].action, armed[i].times);
+        if left == 0 {
+            armed.remove(i);
+        }
+        tracing::warn!(?point, ?action, left, "fault strikes");
+        Some(action)
+    }
+
+    /// Passes `point`: panics, stalls or fails if a fault is armed there.
+    pub async fn strike(&self, point: FaultPoint) -> Result<(), Injected> {
+        match self.take(point) {
+            None => Ok(()),
+            Some(FaultAction::Panic) => panic!("injected fault at {point:?}"),
+            Some(FaultAction::Stall { ms }) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(())
+            }
+            Some(FaultAction::Fail) => Err(Injected(point)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fault_strikes_its_count_then_disarms() {
+        let f = Faults::default();
+        let point = FaultPoint::Request(Role::Judge);
+        f.arm(Fault {
+            point,
+            action: FaultAction::Fail,
+            times: 2,
+        });
+        assert!(f.strike(FaultPoint::Reply(Role::Judge)).await.is_ok());
+        assert_eq!(f.strike(point).await, Err(Injected(point)));
+        assert_eq!(f.strike(point).await, Err(Injected(point)));
+        assert!(f.strike(point).await.is_ok(), "disarmed after two strikes");
+    }
+}

@@ -1,0 +1,137 @@
+//! Checkpoint I/O of a learner's model: weights, tokenizer, optimiser state and training
+//! progress under `checkpoints/<role>/<version>/`, and pruning of recovery checkpoints.
+use std::path::Path;
+
+use mgrpo_models::{CheckpointMeta, Learner, LearnerConfig, load_checkpoint, save_checkpoint};
+use serde::{Deserialize, Serialize};
+
+use crate::context::NodeContext;
+use crate::role::LearnerRole;
+use crate::run_dir::RunDir;
+
+/// A file in a checkpoint directory that protects it from pruning (milestones, best, warm start).
+const KEEP_MARKER: &str = "keep";
+
+/// Training progress saved with each checkpoint, so a resumed learner continues exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The next step to train.
+    pub next_step: u64,
+    /// The version of the saved weights.
+    pub version: u64,
+    /// The role's generation (bumped by hot-swaps; 0 before any).
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// Loads checkpoint `version` of `role` (the latest when `None`) into a learner.
+pub fn load_learner(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    version: Option<u64>,
+) -> Result<(Learner, TrainState), String> {
+    let settings = ctx.config.models.of(role);
+    let device = ctx.device(settings).map_err(|e| e.to_string())?;
+    let version = match version {
+        Some(v) => v,
+        None => ctx.run_dir.latest_checkpoint(role.name()).ok_or_else(|| {
+            format!(
+                "no {} checkpoint in {} (run warmup first)",
+                role.name(),
+                ctx.run_dir.root().display()
+            )
+        })?,
+    };
+    let dir = ctx.run_dir.checkpoint_path(role.name(), version);
+    let ck = load_checkpoint(&dir, &device, None).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut learner = Learner::from_policy(
+        ck.policy,
+        LearnerConfig {
+            lr: settings.lr,
+            ..LearnerConfig::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let state = read_train_state(&dir).unwrap_or(TrainState {
+        next_step: 0,
+        version,
+        generation: 0,
+    });
+    if let Ok(opt) = std::fs::read(dir.join("optimizer.bin")) {
+        learner
+            .load_optimizer_state(&opt)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((learner, state))
+}
+
+fn read_train_state(dir: &Path) -> Option<TrainState> {
+    serde_json::from_slice(&std::fs::read(dir.join("train_state.json")).ok()?).ok()
+}
+
+/// The saved version of `role` whose next step is `next_step`, if any.
+pub fn checkpoint_for_step(ctx: &NodeContext, role: LearnerRole, next_step: u64) -> Option<u64> {
+    ctx.run_dir
+        .checkpoint_versions(role.name())
+        .into_iter()
+        .rev()
+        .find(|v| {
+            read_train_state(&ctx.run_dir.checkpoint_path(role.name(), *v))
+                .is_some_and(|s| s.next_step == next_step)
+        })
+}
+
+/// Saves weights, tokenizer, optimizer state and progress. `keep` protects the checkpoint from
+/// [`prune`]; recovery checkpoints are saved without it.
+pub fn save_learner(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    learner: &Learner,
+    state: TrainState,
+    with_optimizer: bool,
+    keep: bool,
+) -> Result<String, String> {
+    let dir = ctx.run_dir.checkpoint_path(role.name(), state.version);
+    save_checkpoint(
+        &dir,
+        &learner.policy(),
+        ctx.tokenizer_json.as_bytes(),
+        &CheckpointMeta::new(role.name(), state.version),
+    )
+    .map_err(|e| e.to_string())?;
+    if with_optimizer {
+        std::fs::write(
+            dir.join("optimizer.bin"),
+            learner.optimizer_state().map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    write_json(&dir.join("train_state.json"), &state)?;
+    if keep {
+        std::fs::write(dir.join(KEEP_MARKER), b"").map_err(|e| e.to_string())?;
+    }
+    Ok(RunDir::checkpoint_rel(role.name(), state.version))
+}
+
+/// Deletes recovery checkpoints older than the newest two (kept ones stay).
+pub fn prune(ctx: &NodeContext, role: LearnerRole) {
+    let versions = ctx.run_dir.checkpoint_versions(role.name());
+    let recent: Vec<u64> = versions.iter().rev().take(2).copied().collect();
+    for v in versions {
+        let dir = ctx.run_dir.checkpoint_path(role.name(), v);
+        if !recent.contains(&v)
+            && !dir.join(KEEP_MARKER).exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not prune a recovery checkpoint");
+        }
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    std::fs::write(
+        path,
+        serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,194 @@
+//! The one dispatch from a variant to its episodes: the main agent with sub-agents behind a
+//! delegation function (`mgrpo`, `frozen-sub`, `shared`), or the single agent (`single`). The
+//! planner and offline evaluation both roll out through here.
+use std::future::Future;
+
+use mgrpo_algo::{Algo, Trajectory};
+use mgrpo_env::{MainEpisode, Question, SingleEpisode, SubEpisode, TextCodec, World};
+use mgrpo_models::{ModelError, Policy};
+
+use crate::config::SamplingConfig;
+use crate::context::NodeContext;
+use crate::policy::chunks::PolicyId;
+use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubJob, SubOutcome};
+use crate::rollout::lockstep::Drive;
+use crate::rollout::turns::PolicyTurns;
+
+/// What every rollout of a node shares: tokenizer, world, sampling settings, run seed, mode.
+#[derive(Clone, Copy)]
+pub struct Rollouts<'a> {
+    codec: &'a TextCodec,
+    world: &'a World,
+    sampling: &'a SamplingConfig,
+    run_seed: u64,
+    mode: Mode,
+}
+
+/// A no-op delegation for episodes that cannot delegate.
+async fn no_delegation(_: Vec<SubJob>) -> Result<Vec<SubOutcome>, ModelError> {
+    Ok(Vec::new())
+}
+
+impl<'a> Rollouts<'a> {
+    /// Rollouts in `mode` with the node's world, tokenizer and settings.
+    pub fn new(ctx: &'a NodeContext, mode: Mode) -> Self {
+        Self {
+            codec: &ctx.codec,
+            world: &ctx.world,
+            sampling: &ctx.config.sampling,
+            run_seed: ctx.config.run.seed,
+            mode,
+        }
+    }
+
+    fn drive<'p>(&self, turns: &'p PolicyTurns<'p>, max_turns: usize) -> Drive<'p, PolicyTurns<'p>>
+    where
+        'a: 'p,
+    {
+        Drive {
+            turns,
+            codec: self.codec,
+            world: self.world,
+            run_seed: self.run_seed,
+            max_turns,
+        }
+    }
+
+    fn turns<'p>(&self, policy: &'p Policy) -> PolicyTurns<'p> {
+        PolicyTurns::new(policy, self.codec, self.sampling, self.mode)
+    }
+
+    /// Main-agent rollouts; each turn's delegations go to `run_subs` as one batch (an executor
+    /// request, or a local sub-agent driver) and come back in the same order.
+    pub async fn main<F, Fut, E>(
+        &self,
+        policy: &Policy,
+        jobs: &[(RolloutKey, &Question)],
+        run_subs: F,
+    ) -> Result<Vec<(MainOutcome, Trajectory)>, E>
+    where
+        F: FnMut(Vec<SubJob>) -> Fut,
+        Fut: Future<Output = Result<Vec<SubOutcome>, E>>,
+        E: From<ModelError>,
+    {
+        let max_turns = self.world.config.max_main_turns;
+        let turns = self.turns(policy);
+        let episodes = jobs
+            .iter()
+            .map(|(k, q)| (*k, MainEpisode::new(&q.text, max_turns)))
+            .collect();
+        let driven = self
+            .drive(&turns, max_turns)
+            .run(episodes, run_subs)
+            .await?;
+        Ok(jobs
+            .iter()
+            .zip(driven)
+            .map(|((key, _), d)| {
+                (
+                    MainOutcome {
+                        key: *key,
+                        format: d.episode.format_ok(),
+                        answer: d.episode.answer().map(str::to_string),
+                        calls: d.calls,
+                        generated_tokens: d.generated_tokens,
+                    },
+                    d.trajectory,
+                )
+            })
+            .collect())
+    }
+
+    /// Single-agent rollouts (the `single` baseline).
+    pub async fn single(
+        &self,
+        policy: &Policy,
+        jobs: &[(RolloutKey, &Question)],
+    ) -> Result<Vec<(MainOutcome, Trajectory)>, ModelError> {
+        let max_turns = self.world.config.max_single_turns;
+        let turns = self.turns(policy);
+        let episodes = jobs
+            .iter()
+            .map(|(k, q)| (*k, SingleEpisode::new(&q.text, max_turns)))
+            .collect();
+        let driven = self
+            .drive(&turns, max_turns)
+            .run(episodes, no_delegation)
+            .await?;
+        Ok(jobs
+            .iter()
+            .zip(driven)
+            .map(|((key, _), d)| {
+                (
+                    MainOutcome {
+                        key: *key,
+                        format: d.episode.format_ok(),
+                        answer: d.episode.answer().map(str::to_string),
+                        calls: Vec::new(),
+                        generated_tokens: d.generated_tokens,
+                    },
+                    d.trajectory,
+                )
+            })
+            .collect())
+    }
+
+    /// Sub-agent calls; each outcome carries `policy` (the id of the version that ran it) and
+    /// `r_expert` 0 until judged.
+    pub async fn sub(
+        &self,
+        policy: &Policy,
+        id: PolicyId,
+        jobs: &[SubJob],
+    ) -> Result<Vec<(SubOutcome, Trajectory)>, ModelError> {
+        let max_turns = self.world.config.max_sub_turns;
+        let turns = self.turns(policy);
+        let episodes = jobs
+            .iter()
+            .map(|j| (j.key, SubEpisode::new(&j.task, max_turns)))
+            .collect();
+        let driven = self
+            .drive(&turns, max_turns)
+            .run(episodes, no_delegation)
+            .await?;
+        Ok(jobs
+            .iter()
+            .zip(driven)
+            .map(|(j, d)| {
+                (
+                    SubOutcome {
+                        key: j.key,
+                        task: d.episode.task().to_string(),
+                        result: d.episode.result().to_string(),
+                        format: d.episode.format_ok(),
+                        expert: 0.0,
+                        generated_tokens: d.generated_tokens,
+                        policy: id,
+                    },
+                    d.trajectory,
+                )
+            })
+            .collect())
+    }
+
+    /// The rollouts of `variant`: single-agent episodes for `single`, main-agent episodes with
+    /// delegations to `run_subs` otherwise.
+    pub async fn of_variant<F, Fut, E>(
+        &self,
+        variant: Algo,
+        policy: &Policy,
+        jobs: &[(RolloutKey, &Question)],
+        run_subs: F,
+    ) -> Result<Vec<(MainOutcome, Trajectory)>, E>
+    where
+        F: FnMut(Vec<SubJob>) -> Fut,
+        Fut: Future<Output = Result<Vec<SubOutcome>, E>>,
+        E: From<ModelError>,
+    {
+        if variant.uses_sub_agents() {
+            self.main(policy, jobs, run_subs).await
+        } else {
+            Ok(self.single(policy, jobs).await?)
+        }
+    }
+}
