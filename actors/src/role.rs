@@ -5,6 +5,7 @@
 //! Every "which learner, which group, which batches under this variant" decision is answered
 //! here from `mgrpo_algo`'s variant helpers, never re-derived at the call site.
 use mgrpo_algo::{Algo, BatchKind};
+use mgrpo_env::DemoRole;
 use serde::{Deserialize, Serialize};
 
 /// The `ractor::pg` group names of a run (scoped to the run, so two runs never meet).
@@ -155,6 +156,17 @@ impl LearnerRole {
         !self.batches(variant).is_empty()
     }
 
+    /// The warm-start demonstrations this model learns from under `variant`: its own role's,
+    /// both roles' for the shared model, the single agent's for `single`.
+    pub fn demos(self, variant: Algo) -> Vec<DemoRole> {
+        match self {
+            LearnerRole::Sub => vec![DemoRole::Sub],
+            LearnerRole::Main if variant.shares_model() => vec![DemoRole::Main, DemoRole::Sub],
+            LearnerRole::Main if !variant.uses_sub_agents() => vec![DemoRole::Single],
+            LearnerRole::Main => vec![DemoRole::Main],
+        }
+    }
+
     /// The inference roles that run this model under `variant` (who receives its versions).
     pub fn served_by(self, variant: Algo) -> Vec<Role> {
         match self {
@@ -219,6 +231,9 @@ mod tests {
         assert_eq!(Sub.served_by(Algo::FrozenSub), [Role::Executor]);
         assert_eq!(sub_model(Algo::Shared), Main);
         assert_eq!(sub_model(Algo::FrozenSub), Sub);
+        assert_eq!(Main.demos(Algo::Single), [DemoRole::Single]);
+        assert_eq!(Main.demos(Algo::Shared), [DemoRole::Main, DemoRole::Sub]);
+        assert_eq!(Main.demos(Algo::FrozenSub), [DemoRole::Main]);
         assert!(!Role::LearnerSub.used_by(Algo::Shared));
         assert!(!Role::Executor.used_by(Algo::Single));
         for r in Role::ALL {

@@ -4,8 +4,8 @@
 //! one `main` single agent (single).
 use std::time::Instant;
 
-use mgrpo_algo::{Algo, BatchRow, Trajectory, assemble, derive_seed, salt};
-use mgrpo_env::{DemoRole, Split, demonstrations};
+use mgrpo_algo::{BatchRow, Trajectory, assemble, derive_seed, salt};
+use mgrpo_env::{Split, demonstrations};
 use mgrpo_models::{Learner, LearnerConfig};
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -34,17 +34,6 @@ pub struct WarmupRole {
     pub seconds: f64,
 }
 
-/// The demonstrations a model learns from under a variant: its own role's, both roles' for
-/// the shared model, the single agent's for `single`.
-fn demos_of(model: LearnerRole, variant: Algo) -> Vec<DemoRole> {
-    match (model, variant) {
-        (LearnerRole::Sub, _) => vec![DemoRole::Sub],
-        (LearnerRole::Main, Algo::Shared) => vec![DemoRole::Main, DemoRole::Sub],
-        (LearnerRole::Main, Algo::Single) => vec![DemoRole::Single],
-        (LearnerRole::Main, _) => vec![DemoRole::Main],
-    }
-}
-
 /// Warms up only `roles` (what a cluster node does for the learners it hosts). Each model's
 /// initialisation and data depend only on the run seed and its role, so warming the roles on
 /// different nodes gives the same weights as warming them together.
@@ -67,7 +56,7 @@ pub fn warmup_roles(
         if !roles.contains(&role) {
             continue;
         }
-        let kinds = demos_of(role, cfg.algo.variant);
+        let kinds = role.demos(cfg.algo.variant);
         let t0 = Instant::now();
         let rows: Vec<Trajectory> = demos
             .iter()
