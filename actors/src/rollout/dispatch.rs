@@ -10,8 +10,9 @@ use mgrpo_models::{ModelError, Policy};
 use crate::config::SamplingConfig;
 use crate::context::NodeContext;
 use crate::policy::chunks::PolicyId;
+use crate::rollout::episode::Lockstep;
 use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubJob, SubOutcome};
-use crate::rollout::lockstep::Drive;
+use crate::rollout::lockstep::{Drive, Driven};
 use crate::rollout::turns::PolicyTurns;
 
 /// What every rollout of a node shares: tokenizer, world, sampling settings, run seed, mode.
@@ -22,6 +23,32 @@ pub struct Rollouts<'a> {
     sampling: &'a SamplingConfig,
     run_seed: u64,
     mode: Mode,
+}
+
+/// The outcomes of main-agent or single-agent episodes; `ending` gives an episode's format
+/// and final answer.
+fn outcomes<E>(
+    jobs: &[(RolloutKey, &Question)],
+    driven: Vec<Driven<E>>,
+    ending: impl Fn(&E) -> (bool, Option<&str>),
+) -> Vec<(MainOutcome, Trajectory)> {
+    jobs.iter()
+        .zip(driven)
+        .map(|((key, _), d)| {
+            let (format, answer) = ending(&d.episode);
+            let answer = answer.map(str::to_string);
+            (
+                MainOutcome {
+                    key: *key,
+                    format,
+                    answer,
+                    calls: d.calls,
+                    generated_tokens: d.generated_tokens,
+                },
+                d.trajectory,
+            )
+        })
+        .collect()
 }
 
 /// A no-op delegation for episodes that cannot delegate.
@@ -41,21 +68,30 @@ impl<'a> Rollouts<'a> {
         }
     }
 
-    fn drive<'p>(&self, turns: &'p PolicyTurns<'p>, max_turns: usize) -> Drive<'p, PolicyTurns<'p>>
+    /// Runs `episodes` with `policy`'s turns to the end.
+    async fn run<E, F, Fut, Err>(
+        &self,
+        policy: &Policy,
+        max_turns: usize,
+        episodes: Vec<(E::Key, E)>,
+        delegate: F,
+    ) -> Result<Vec<Driven<E>>, Err>
     where
-        'a: 'p,
+        E: Lockstep,
+        F: FnMut(Vec<SubJob>) -> Fut,
+        Fut: Future<Output = Result<Vec<SubOutcome>, Err>>,
+        Err: From<ModelError>,
     {
+        let turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
         Drive {
-            turns,
+            turns: &turns,
             codec: self.codec,
             world: self.world,
             run_seed: self.run_seed,
             max_turns,
         }
-    }
-
-    fn turns<'p>(&self, policy: &'p Policy) -> PolicyTurns<'p> {
-        PolicyTurns::new(policy, self.codec, self.sampling, self.mode)
+        .run(episodes, delegate)
+        .await
     }
 
     /// Main-agent rollouts; each turn's delegations go to `run_subs` as one batch (an executor
@@ -72,31 +108,12 @@ impl<'a> Rollouts<'a> {
         E: From<ModelError>,
     {
         let max_turns = self.world.config.max_main_turns;
-        let turns = self.turns(policy);
         let episodes = jobs
             .iter()
             .map(|(k, q)| (*k, MainEpisode::new(&q.text, max_turns)))
             .collect();
-        let driven = self
-            .drive(&turns, max_turns)
-            .run(episodes, run_subs)
-            .await?;
-        Ok(jobs
-            .iter()
-            .zip(driven)
-            .map(|((key, _), d)| {
-                (
-                    MainOutcome {
-                        key: *key,
-                        format: d.episode.format_ok(),
-                        answer: d.episode.answer().map(str::to_string),
-                        calls: d.calls,
-                        generated_tokens: d.generated_tokens,
-                    },
-                    d.trajectory,
-                )
-            })
-            .collect())
+        let driven = self.run(policy, max_turns, episodes, run_subs).await?;
+        Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
 
     /// Single-agent rollouts (the `single` baseline).
@@ -106,31 +123,12 @@ impl<'a> Rollouts<'a> {
         jobs: &[(RolloutKey, &Question)],
     ) -> Result<Vec<(MainOutcome, Trajectory)>, ModelError> {
         let max_turns = self.world.config.max_single_turns;
-        let turns = self.turns(policy);
         let episodes = jobs
             .iter()
             .map(|(k, q)| (*k, SingleEpisode::new(&q.text, max_turns)))
             .collect();
-        let driven = self
-            .drive(&turns, max_turns)
-            .run(episodes, no_delegation)
-            .await?;
-        Ok(jobs
-            .iter()
-            .zip(driven)
-            .map(|((key, _), d)| {
-                (
-                    MainOutcome {
-                        key: *key,
-                        format: d.episode.format_ok(),
-                        answer: d.episode.answer().map(str::to_string),
-                        calls: Vec::new(),
-                        generated_tokens: d.generated_tokens,
-                    },
-                    d.trajectory,
-                )
-            })
-            .collect())
+        let driven = self.run(policy, max_turns, episodes, no_delegation).await?;
+        Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
 
     /// Sub-agent calls; each outcome carries `policy` (the id of the version that ran it) and
@@ -142,15 +140,11 @@ impl<'a> Rollouts<'a> {
         jobs: &[SubJob],
     ) -> Result<Vec<(SubOutcome, Trajectory)>, ModelError> {
         let max_turns = self.world.config.max_sub_turns;
-        let turns = self.turns(policy);
         let episodes = jobs
             .iter()
             .map(|j| (j.key, SubEpisode::new(&j.task, max_turns)))
             .collect();
-        let driven = self
-            .drive(&turns, max_turns)
-            .run(episodes, no_delegation)
-            .await?;
+        let driven = self.run(policy, max_turns, episodes, no_delegation).await?;
         Ok(jobs
             .iter()
             .zip(driven)

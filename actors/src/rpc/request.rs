@@ -120,9 +120,7 @@ where
     R: Send + 'static,
 {
     let all = members::<M>(ctx, group);
-    let calls = all
-        .iter()
-        .map(|a| call_member(a, |reply| make(reply), Some(timeout)));
+    let calls = all.iter().map(|a| call_member(a, &make, Some(timeout)));
     futures::future::join_all(calls)
         .await
         .into_iter()
