@@ -22,6 +22,7 @@ fn tiny(steps: u64) -> Config {
 /// Trains `config` in `dir` to its step count; `fault` is armed on the started node first,
 /// through its node agent (as a fault plan would). Returns the node events seen.
 async fn train(config: Config, dir: &Path, resume: bool, fault: Option<Fault>) -> Vec<NodeEvent> {
+    println!("run seed {} in {}", config.run.seed, dir.display());
     let (ctx, store, _) = prepare(config, RunDir::new(dir), resume, |_, _, _, _| {}).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -244,9 +245,7 @@ async fn executor_panic_mid_step_is_counted_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rollout_and_call_records_the_version_that_produced_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = delegating(3);
-    println!("seed {}", config.run.seed);
-    train(config, dir.path(), false, None).await;
+    train(delegating(3), dir.path(), false, None).await;
     let groups = groups_of(dir.path());
     let calls: usize = groups.iter().map(|g| g.calls.len()).sum();
     assert!(calls > 0, "the warmed-up main agent delegates");

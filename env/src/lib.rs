@@ -28,8 +28,8 @@ pub use episode::{
 };
 pub use eval::{EvalReport, SliceStats, eval_experts};
 pub use experts::{
-    Demo, DemoRole, Transcript, demonstrations, render_transcript, run_expert_episode,
-    run_single_expert,
+    Demo, DemoRole, MainExpert, SingleExpert, SubExpert, Transcript, demonstrations,
+    render_transcript, run_expert_episode, run_single_expert,
 };
 pub use generate::{World, WorldError};
 pub use questions::{Question, QuestionKind, Split};

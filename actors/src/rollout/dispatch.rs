@@ -82,9 +82,9 @@ impl<'a> Rollouts<'a> {
         Fut: Future<Output = Result<Vec<SubOutcome>, Err>>,
         Err: From<ModelError>,
     {
-        let turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
+        let mut turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
         Drive {
-            turns: &turns,
+            turns: &mut turns,
             codec: self.codec,
             world: self.world,
             run_seed: self.run_seed,

@@ -15,7 +15,7 @@ pub enum Turn {
 }
 
 /// The coordinates an episode's draws are seeded from.
-pub trait TurnKey: Copy {
+pub trait TurnKey: Copy + Ord {
     /// The seed of this episode's `turn`-th sampled turn.
     fn turn_seed(&self, run_seed: u64, turn: u64) -> u64;
     /// The key of call `call` made by this episode (`None`: it cannot delegate).

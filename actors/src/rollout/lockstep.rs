@@ -13,7 +13,7 @@ use mgrpo_models::ModelError;
 use crate::rollout::episode::{Lockstep, Turn, TurnKey};
 use crate::rollout::keys::{SubJob, SubOutcome};
 use crate::rollout::trace::Trace;
-use crate::rollout::turns::TurnSource;
+use crate::rollout::turns::{TurnRequest, TurnSource};
 
 /// One finished episode.
 pub struct Driven<E> {
@@ -30,7 +30,7 @@ pub struct Driven<E> {
 /// What the driver needs besides the episodes.
 pub struct Drive<'a, T> {
     /// Where turns come from.
-    pub turns: &'a T,
+    pub turns: &'a mut T,
     /// The tokenizer.
     pub codec: &'a TextCodec,
     /// The world (its tools).
@@ -41,17 +41,18 @@ pub struct Drive<'a, T> {
     pub max_turns: usize,
 }
 
-impl<T: TurnSource> Drive<'_, T> {
+impl<T> Drive<'_, T> {
     /// Runs `episodes` (with their keys) to the end. `delegate` runs one turn's delegations
     /// (a request to the executors, or a local sub-agent driver); it is never called for
     /// episodes that cannot delegate.
     pub async fn run<E, F, Fut, Err>(
-        &self,
+        self,
         episodes: Vec<(E::Key, E)>,
         mut delegate: F,
     ) -> Result<Vec<Driven<E>>, Err>
     where
         E: Lockstep,
+        T: TurnSource<E>,
         F: FnMut(Vec<SubJob>) -> Fut,
         Fut: Future<Output = Result<Vec<SubOutcome>, Err>>,
         Err: From<ModelError>,
@@ -80,12 +81,17 @@ impl<T: TurnSource> Drive<'_, T> {
             if active.is_empty() {
                 break;
             }
-            let seeds: Vec<u64> = active
+            let rows: Vec<TurnRequest<'_, E>> = active
                 .iter()
-                .map(|&i| keys[i].turn_seed(self.run_seed, turn))
+                .map(|&i| TurnRequest {
+                    key: &keys[i],
+                    episode: &eps[i],
+                    trace: &traces[i],
+                    seed: keys[i].turn_seed(self.run_seed, turn),
+                })
                 .collect();
-            let refs: Vec<&Trace> = active.iter().map(|&i| &traces[i]).collect();
-            let out = tokio::task::block_in_place(|| self.turns.turns(&refs, &seeds))?;
+            let out = tokio::task::block_in_place(|| self.turns.turns(&rows))?;
+            drop(rows);
             let mut jobs = Vec::new();
             let mut waiting = Vec::new();
             for (&i, s) in active.iter().zip(&out) {
@@ -121,5 +127,73 @@ impl<T: TurnSource> Drive<'_, T> {
                 generated_tokens,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use mgrpo_env::{Split, SubEpisode, SubExpert, TextCodec, World, run_expert_episode};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::rollout::keys::{CallKey, RolloutKey};
+    use crate::rollout::turns::ExpertTurns;
+
+    /// The sub-agent expert driven in lockstep through the driver (its text tokenized and
+    /// decoded like a policy's) returns exactly what it returns when it runs alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_expert_through_the_driver_acts_as_it_does_alone() {
+        let config = Config::parse(
+            include_str!("../../../examples/tiny.toml"),
+            Path::new("tiny.toml"),
+        )
+        .unwrap();
+        let world = World::generate(&config.world).unwrap();
+        let codec = TextCodec::build(&world).unwrap();
+        let alone: Vec<SubEpisode> = world
+            .questions(Split::Train)
+            .iter()
+            .take(12)
+            .enumerate()
+            .flat_map(|(i, q)| run_expert_episode(&world, q, 0.0, 0.0, i as u64).calls)
+            .collect();
+        assert!(alone.len() >= 12, "the main expert delegates");
+        let max_turns = world.config.max_sub_turns;
+        let episodes: Vec<(CallKey, SubEpisode)> = alone
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let key = CallKey {
+                    rollout: RolloutKey {
+                        step: 0,
+                        query: 0,
+                        rollout: i as u32,
+                    },
+                    call: 0,
+                };
+                (key, SubEpisode::new(e.task(), max_turns))
+            })
+            .collect();
+        let mut turns = ExpertTurns::new(&world, &codec, |_: &CallKey, _: &SubEpisode| {
+            SubExpert::new(0.0, 0)
+        });
+        let driven = Drive {
+            turns: &mut turns,
+            codec: &codec,
+            world: &world,
+            run_seed: 3,
+            max_turns,
+        }
+        .run(episodes, |_| async { Ok::<_, ModelError>(Vec::new()) })
+        .await
+        .unwrap();
+        for (a, d) in alone.iter().zip(&driven) {
+            assert_eq!(d.episode.result(), a.result(), "task {}", a.task());
+            assert_eq!(d.episode.format_ok(), a.format_ok());
+            assert_eq!(d.episode.segments().len(), a.segments().len());
+            assert!(d.trajectory.logprobs.iter().all(|l| *l == 0.0));
+        }
     }
 }

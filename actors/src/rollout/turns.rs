@@ -1,18 +1,36 @@
-//! Where an episode's turns come from: a policy model sampling a batch of prompts. The driver
+//! Where an episode's turns come from: a policy model sampling a batch of prompts, or the
+//! world's scripted experts acting on each episode through the same protocol text. The driver
 //! asks a [`TurnSource`] for the next turn of every active episode at once.
-use mgrpo_env::TextCodec;
+use std::collections::BTreeMap;
+
+use mgrpo_env::{
+    MainEpisode, MainExpert, SingleEpisode, SingleExpert, SubEpisode, SubExpert, TextCodec, World,
+};
 use mgrpo_models::{ModelError, Policy, SampleOptions, Sampled};
 
 use crate::config::SamplingConfig;
+use crate::rollout::episode::Lockstep;
 use crate::rollout::keys::Mode;
 use crate::rollout::trace::Trace;
 
+/// One active episode asking for its next turn.
+pub struct TurnRequest<'a, E: Lockstep> {
+    /// Its coordinates.
+    pub key: &'a E::Key,
+    /// Its state.
+    pub episode: &'a E,
+    /// What its policy has seen and sampled so far.
+    pub trace: &'a Trace,
+    /// The seed of this turn.
+    pub seed: u64,
+}
+
 /// Produces the next turn of a batch of episodes.
-pub trait TurnSource {
+pub trait TurnSource<E: Lockstep> {
     /// Longest context (prompt + turn) it accepts; an episode with less room left ends.
     fn room(&self) -> usize;
-    /// The next turn of each trace, seeded per row (blocking: call from a blocking context).
-    fn turns(&self, traces: &[&Trace], seeds: &[u64]) -> Result<Vec<Sampled>, ModelError>;
+    /// The next turn of each row (blocking: call from a blocking context).
+    fn turns(&mut self, rows: &[TurnRequest<'_, E>]) -> Result<Vec<Sampled>, ModelError>;
 }
 
 /// A policy sampling with KV cache: temperature and top-p in training, greedy in evaluation.
@@ -44,7 +62,7 @@ impl<'a> PolicyTurns<'a> {
     }
 }
 
-impl TurnSource for PolicyTurns<'_> {
+impl<E: Lockstep> TurnSource<E> for PolicyTurns<'_> {
     fn room(&self) -> usize {
         // A turn may take `max_new_tokens`; the context must leave that much room.
         self.policy
@@ -53,8 +71,81 @@ impl TurnSource for PolicyTurns<'_> {
             .saturating_sub(self.options.max_new_tokens)
     }
 
-    fn turns(&self, traces: &[&Trace], seeds: &[u64]) -> Result<Vec<Sampled>, ModelError> {
-        let prompts: Vec<Vec<u32>> = traces.iter().map(|t| t.tokens().to_vec()).collect();
-        self.policy.sample(&prompts, &self.options, seeds)
+    fn turns(&mut self, rows: &[TurnRequest<'_, E>]) -> Result<Vec<Sampled>, ModelError> {
+        let prompts: Vec<Vec<u32>> = rows.iter().map(|r| r.trace.tokens().to_vec()).collect();
+        let seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
+        self.policy.sample(&prompts, &self.options, &seeds)
+    }
+}
+
+/// A scripted expert that can act on episodes of type `E`.
+pub trait Expert<E> {
+    /// The next turn's text.
+    fn act(&mut self, world: &World, episode: &E) -> String;
+}
+
+impl Expert<SubEpisode> for SubExpert {
+    fn act(&mut self, world: &World, episode: &SubEpisode) -> String {
+        SubExpert::act(self, world, episode)
+    }
+}
+
+impl Expert<MainEpisode> for MainExpert {
+    fn act(&mut self, world: &World, episode: &MainEpisode) -> String {
+        MainExpert::act(self, world, episode)
+    }
+}
+
+impl Expert<SingleEpisode> for SingleExpert {
+    fn act(&mut self, world: &World, episode: &SingleEpisode) -> String {
+        SingleExpert::act(self, world, episode)
+    }
+}
+
+/// Scripted experts as a turn source: one expert per episode, made by `make` from the
+/// episode's key and first state (so its mistakes are seeded by the episode's coordinates),
+/// its text tokenized as if sampled (log-prob 0: expert turns are never trained on).
+pub struct ExpertTurns<'a, E: Lockstep, X, F> {
+    world: &'a World,
+    codec: &'a TextCodec,
+    make: F,
+    experts: BTreeMap<E::Key, X>,
+}
+
+impl<'a, E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> ExpertTurns<'a, E, X, F> {
+    /// Experts made by `make` acting in `world`.
+    pub fn new(world: &'a World, codec: &'a TextCodec, make: F) -> Self {
+        Self {
+            world,
+            codec,
+            make,
+            experts: BTreeMap::new(),
+        }
+    }
+}
+
+impl<E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> TurnSource<E>
+    for ExpertTurns<'_, E, X, F>
+{
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+
+    fn turns(&mut self, rows: &[TurnRequest<'_, E>]) -> Result<Vec<Sampled>, ModelError> {
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let expert = self
+                    .experts
+                    .entry(*r.key)
+                    .or_insert_with(|| (self.make)(r.key, r.episode));
+                let tokens = self.codec.encode(&expert.act(self.world, r.episode));
+                Sampled {
+                    logprobs: vec![0.0; tokens.len()],
+                    tokens,
+                    stopped: true,
+                }
+            })
+            .collect())
     }
 }
