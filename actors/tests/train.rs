@@ -211,17 +211,20 @@ fn delegating(steps: u64) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executor_panic_mid_step_is_counted_once() {
+    // No dev evaluation, so that the first executor request of the run is step 0's.
+    let mut config = delegating(2);
+    config.train.eval_every = 0;
     let clean = tempfile::tempdir().unwrap();
-    train(delegating(2), clean.path(), false, None).await;
+    train(config.clone(), clean.path(), false, None).await;
     let faulty = tempfile::tempdir().unwrap();
-    // The first executor request of the run panics after its trajectories went to the learner
+    // The first executor request of step 0 panics after its trajectories went to the learner
     // and before its reply: the worst moment for double counting.
     let fault = Fault {
         point: FaultPoint::Reply(Role::Executor),
         action: FaultAction::Panic,
         times: 1,
     };
-    let events = train(delegating(2), faulty.path(), false, Some(fault)).await;
+    let events = train(config, faulty.path(), false, Some(fault)).await;
     assert!(
         events.iter().any(
             |e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))
