@@ -131,10 +131,11 @@ pub fn build(
         let adv: Vec<_> = sub_all.iter().map(|g| g.slot_advantages.clone()).collect();
         sub = Some(sub_batch(&calls, &align, &adv, pad, None));
     }
+    // Each built batch is moved into the one it belongs to, never copied.
     let batch_of = |kind: &BatchKind| -> Option<TrainBatch> {
         match kind {
-            BatchKind::Main | BatchKind::Single => main.clone(),
-            BatchKind::Sub => sub.clone(),
+            BatchKind::Main | BatchKind::Single => main.take(),
+            BatchKind::Sub => sub.take(),
             BatchKind::Shared => Some(concat_batches(main.as_ref()?, sub.as_ref()?)),
         }
     };
