@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use mgrpo_env::{EvalReport, Question, Split};
-use mgrpo_models::{Policy, load_checkpoint};
+use mgrpo_models::Policy;
 
 use crate::config::Config;
 use crate::context::NodeContext;
 use crate::coordinator::step::roll_out;
 use crate::judge::score_rollout;
 use crate::planner::GroupSpec;
+use crate::policy::checkpoints::load_policy;
 use crate::policy::chunks::PolicyId;
 use crate::role::{LearnerRole, sub_model};
 use crate::rollout::dispatch::Rollouts;
@@ -55,28 +56,6 @@ pub async fn evaluate(ctx: &NodeContext, split: Split, n: usize) -> Result<EvalR
     )))
 }
 
-fn load(
-    ctx: &NodeContext,
-    role: LearnerRole,
-    version: Option<u64>,
-) -> Result<(Policy, u64), EvalError> {
-    let name = role.name();
-    let v = match version {
-        Some(v) => v,
-        None => ctx.run_dir.latest_checkpoint(name).ok_or_else(|| {
-            EvalError::Run(format!(
-                "{} has no {name} checkpoint",
-                ctx.run_dir.root().display()
-            ))
-        })?,
-    };
-    let device = ctx
-        .device(ctx.config.models.of(role))
-        .map_err(|e| EvalError::Run(e.to_string()))?;
-    let ck = load_checkpoint(&ctx.run_dir.checkpoint_path(name, v), &device, None)?;
-    Ok((ck.policy, v))
-}
-
 /// Greedy accuracy of a run's saved policies (latest, or `version`) on a split, in this
 /// process. Returns the report and the main version evaluated.
 pub async fn eval_run(
@@ -90,7 +69,7 @@ pub async fn eval_run(
     let ctx = NodeContext::new(config, run_dir, "eval".into())
         .map_err(|e| EvalError::Run(e.to_string()))?;
     let variant = ctx.config.algo.variant;
-    let (main, v) = load(&ctx, LearnerRole::Main, version)?;
+    let (main, v) = load_policy(&ctx, LearnerRole::Main, version).map_err(EvalError::Run)?;
     let sub: Option<Policy> = if !variant.uses_sub_agents() {
         None
     } else if sub_model(variant) == LearnerRole::Main {
@@ -102,7 +81,11 @@ pub async fn eval_run(
         } else {
             Some(0)
         };
-        Some(load(&ctx, LearnerRole::Sub, sv)?.0)
+        Some(
+            load_policy(&ctx, LearnerRole::Sub, sv)
+                .map_err(EvalError::Run)?
+                .0,
+        )
     };
     let qs = questions(&ctx, split, limit.unwrap_or(usize::MAX));
     let jobs: Vec<(RolloutKey, &Question)> = qs

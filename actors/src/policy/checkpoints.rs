@@ -2,7 +2,9 @@
 //! progress under `checkpoints/<role>/<version>/`, and pruning of recovery checkpoints.
 use std::path::Path;
 
-use mgrpo_models::{CheckpointMeta, Learner, LearnerConfig, load_checkpoint, save_checkpoint};
+use mgrpo_models::{
+    CheckpointMeta, Learner, LearnerConfig, Policy, load_checkpoint, save_checkpoint,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
@@ -24,14 +26,16 @@ pub struct TrainState {
     pub generation: u64,
 }
 
-/// Loads checkpoint `version` of `role` (the latest when `None`) into a learner.
-pub fn load_learner(
+/// Loads the policy of checkpoint `version` of `role` (the latest when `None`) on the role's
+/// device; returns it with the version loaded.
+pub fn load_policy(
     ctx: &NodeContext,
     role: LearnerRole,
     version: Option<u64>,
-) -> Result<(Learner, TrainState), String> {
-    let settings = ctx.config.models.of(role);
-    let device = ctx.device(settings).map_err(|e| e.to_string())?;
+) -> Result<(Policy, u64), String> {
+    let device = ctx
+        .device(ctx.config.models.of(role))
+        .map_err(|e| e.to_string())?;
     let version = match version {
         Some(v) => v,
         None => ctx.run_dir.latest_checkpoint(role.name()).ok_or_else(|| {
@@ -44,10 +48,22 @@ pub fn load_learner(
     };
     let dir = ctx.run_dir.checkpoint_path(role.name(), version);
     let ck = load_checkpoint(&dir, &device, None).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok((ck.policy, version))
+}
+
+/// Loads checkpoint `version` of `role` (the latest when `None`) into a learner, with its
+/// optimiser state and training progress.
+pub fn load_learner(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    version: Option<u64>,
+) -> Result<(Learner, TrainState), String> {
+    let (policy, version) = load_policy(ctx, role, version)?;
+    let dir = ctx.run_dir.checkpoint_path(role.name(), version);
     let mut learner = Learner::from_policy(
-        ck.policy,
+        policy,
         LearnerConfig {
-            lr: settings.lr,
+            lr: ctx.config.models.of(role).lr,
             ..LearnerConfig::default()
         },
     )
