@@ -50,6 +50,11 @@ pub enum Command {
     /// Join a cluster as a short-lived client and print its nodes, which roles run where, each
     /// learner's version, the current step and the last metrics.
     Status(StatusArgs),
+    /// Hot-swap a role of a running run at a step boundary: to a saved version
+    /// (`checkpoint:V`), back to the policy before its last swap (`previous`), to the scripted
+    /// expert (`expert`), frozen (`frozen`; `train` resumes learning), or to another checkpoint
+    /// directory (`model:PATH`). Answers once the swap took effect, with the step it did.
+    Swap(SwapArgs),
     /// Read a run's store.
     Store {
         #[command(subcommand)]
@@ -163,12 +168,48 @@ pub struct NodeArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    /// A one-process run's directory (reached through its control.json) instead of a cluster.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
     /// Print one JSON object (for scripts).
     #[arg(long)]
     pub json: bool,
     /// How long to wait for the nodes to answer, seconds.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SwapArgs {
+    /// The cluster's config (its hub hosts the coordinator).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A one-process run's directory (reached through its control.json) instead of a cluster.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// The role to swap: `main` (the planner's model; the single agent's; the shared model) or
+    /// `sub` (the sub-agents' model).
+    #[arg(long)]
+    pub role: String,
+    /// checkpoint:V | previous | expert | frozen | train | model:PATH
+    #[arg(long)]
+    pub to: String,
+    /// Take effect at the boundary before this step (not earlier); default: the next one.
+    #[arg(long)]
+    pub at_step: Option<u64>,
+    /// Move the role's inference instances to this node (not available yet).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// How long the swap may wait for its step boundary and for the role to be present, in
+    /// seconds; past it the swap fails and changes nothing.
+    #[arg(long, default_value_t = 600)]
+    pub wait: u64,
+    /// How long to wait for the run's nodes to answer, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print one JSON object (for scripts).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

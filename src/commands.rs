@@ -1,6 +1,7 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
 mod cluster;
 mod plot;
+mod swap;
 mod train;
 
 use std::path::Path;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::train(&args),
         Command::Node(args) => cluster::node(&args),
         Command::Status(args) => cluster::status(&args),
+        Command::Swap(args) => swap::swap(&args),
         Command::Store {
             command: StoreCommand::Dump { run, json: _ },
         } => store_dump(&run),

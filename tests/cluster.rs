@@ -2,58 +2,23 @@
 //! free ports and the tiny model config): placement invariance against one process, the
 //! cross-node bytes, a node started before its peers, a peer killed with SIGKILL and
 //! restarted, a wrong cookie, and garbage on a node's port.
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const COOKIE: &str = "cluster-test-cookie";
+use common::{
+    COOKIE, NodeProc, free_ports, listen_addr, metrics, mgrpo, store_records, wait_listening,
+    write_config,
+};
+
 const STEPS: u64 = 12;
 
 /// Cluster tests share the machine's two cores: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn mgrpo() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mgrpo"));
-    c.env("MGRPO_COOKIE", COOKIE);
-    c
-}
-
-fn free_ports() -> Vec<u16> {
-    let listeners: Vec<_> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-/// examples/tiny.toml with a warm start long enough to learn the protocol (so rollouts make
-/// calls and rewards differ), then examples/cluster-3node.toml on the given ports.
-fn write_config(dir: &Path, ports: &[u16]) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
-    let tiny = tiny
-        .replace(
-            "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60",
-            "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3",
-        )
-        .replace("steps = 3\n", &format!("steps = {STEPS}\n"))
-        .replace("eval_every = 2", "eval_every = 4");
-    assert!(tiny.contains("lr = 3e-3") && tiny.contains(&format!("steps = {STEPS}")));
-    let mut cluster = std::fs::read_to_string(root.join("examples/cluster-3node.toml")).unwrap();
-    for (i, p) in ports.iter().enumerate() {
-        cluster = cluster.replace(
-            &format!("127.0.0.1:710{}", i + 1),
-            &format!("127.0.0.1:{p}"),
-        );
-    }
-    let path = dir.join("cluster.toml");
-    std::fs::write(&path, format!("{tiny}\n{cluster}")).unwrap();
-    path
-}
 
 /// A warm-started single-process run of the config: the reference.
 struct Reference {
@@ -65,7 +30,7 @@ fn reference() -> &'static Reference {
     static REF: OnceLock<Reference> = OnceLock::new();
     REF.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), &free_ports());
+        let config = write_config(dir.path(), &free_ports(), STEPS, 4);
         let run = dir.path().join("ref");
         let out = mgrpo()
             .args(["train", "--config"])
@@ -83,156 +48,12 @@ fn reference() -> &'static Reference {
     })
 }
 
-/// The run's group records (rewards, alignment, advantages) and the role versions of each
-/// step, as the store dump prints them.
-fn store_records(run: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
-    let out = mgrpo()
-        .args(["store", "dump", "--json", "--run"])
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut groups = Vec::new();
-    let mut steps = Vec::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        match v["type"].as_str() {
-            Some("group") => groups.push(line.to_string()),
-            Some("step") => steps.push(serde_json::json!([v["step"], v["role_versions"]])),
-            _ => {}
-        }
-    }
-    (groups, steps)
-}
-
-/// The metrics lines so far (the hub may be appending: a partial last line is skipped).
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    let path = run.join("metrics.jsonl");
-    if !path.exists() {
-        return Vec::new();
-    }
-    mgrpo_actors::run_dir::read_json_lines(&path).unwrap()
-}
-
-/// Waits until `addr` accepts TCP connections (the node listens).
-fn wait_listening(addr: &str, node: &mut NodeProc) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(node.running(), "node {} died:\n{}", node.name, node.log());
-        assert!(start.elapsed() < Duration::from_secs(120), "{}", node.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The `listen` address of node `i` in a written config.
-fn listen_addr(config: &Path, i: usize) -> String {
-    std::fs::read_to_string(config)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("listen = "))
-        .nth(i)
-        .map(|l| {
-            l.trim_start_matches("listen = ")
-                .trim_matches('"')
-                .to_string()
-        })
-        .unwrap()
-}
-
-/// One `mgrpo node` process; killed if still running when dropped.
-struct NodeProc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl NodeProc {
-    fn start(config: &Path, name: &str, run: &Path, dir: &Path, tag: &str) -> Self {
-        let log = dir.join(format!("{name}{tag}.log"));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = mgrpo()
-            .args(["node", "--node", name, "--config"])
-            .arg(config)
-            .arg("--run")
-            .arg(run)
-            .stdout(Stdio::null())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        Self {
-            name: name.into(),
-            child,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the node's log contains `needle`.
-    fn wait_log(&mut self, needle: &str, within: Duration) {
-        let start = Instant::now();
-        while !self.log().contains(needle) {
-            assert!(
-                start.elapsed() < within,
-                "node {} never logged {needle:?}:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn wait_success(&mut self, within: Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "node {} failed:\n{}",
-                    self.name,
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                start.elapsed() < within,
-                "node {} still running after {within:?}:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A cluster run directory with the reference's warm start copied in (as if each host had
 /// warmed its own role: the warm start is deterministic per role).
 fn cluster_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let r = reference();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &free_ports());
+    let config = write_config(dir.path(), &free_ports(), STEPS, 4);
     let run = dir.path().join("run");
     for role in ["main", "sub"] {
         let from = r.run.join("checkpoints").join(role).join("0");
@@ -356,7 +177,7 @@ fn a_peer_killed_with_sigkill_rejoins_and_no_step_is_lost_or_doubled() {
 fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &free_ports());
+    let config = write_config(dir.path(), &free_ports(), STEPS, 4);
     let hub_addr = listen_addr(&config, 0);
     let mut hub = NodeProc::start(&config, "hub", &dir.path().join("run"), dir.path(), "");
     let status = |cookie: &str| {
@@ -479,7 +300,7 @@ fn tls_links_work_and_a_plain_client_is_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
-    let plain = write_config(dir.path(), &free_ports());
+    let plain = write_config(dir.path(), &free_ports(), STEPS, 4);
     let text = std::fs::read_to_string(&plain).unwrap();
     let d = dir.path().display();
     let tls = dir.path().join("tls.toml");

@@ -8,6 +8,7 @@ use mgrpo_models::{DeviceSpec, PolicyConfig};
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
 use crate::run_dir::RunDir;
+use crate::swap::queue::SwapQueue;
 
 /// The shared, immutable context of one node's actors.
 pub struct NodeContext {
@@ -25,6 +26,8 @@ pub struct NodeContext {
     pub scope: String,
     /// Faults armed on this node (none unless a test or a chaos plan arms some).
     pub faults: Faults,
+    /// Swap requests waiting for a step boundary (used on the coordinator's node).
+    pub swaps: SwapQueue,
 }
 
 impl std::fmt::Debug for NodeContext {
@@ -64,6 +67,7 @@ impl NodeContext {
             run_dir,
             scope,
             faults: Faults::default(),
+            swaps: SwapQueue::default(),
         }))
     }
 

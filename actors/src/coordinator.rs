@@ -2,7 +2,8 @@
 //! This file is the actor (state, messages, handler) and the step loop around it: recovery
 //! before the first step and after a failed one ([`recovery`]), each step through its phases
 //! ([`step`], with the records it commits built in [`records`]), dev evaluations, the metrics
-//! line, milestone and best-version checkpoints, and a clean stop.
+//! line, milestone and best-version checkpoints, and a clean stop. Hot-swaps land at the step
+//! boundaries of this loop ([`crate::swap::boundary`]).
 pub mod records;
 pub mod recovery;
 pub mod step;
@@ -25,6 +26,7 @@ use crate::learner::LearnerMsg;
 use crate::role::{group, training_learners};
 use crate::rpc::{self, Reply, Wire};
 use crate::run_dir::{Best, JsonLines};
+use crate::swap::boundary::{Servings, at_boundary};
 
 /// Progress the coordinator reports to whoever started the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +138,12 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
         if state.stop.load(Ordering::SeqCst) {
             break;
         }
-        match step_and_report(state, step, to).await {
+        // Swaps land here, between steps: the step below runs on one generation of each role.
+        let stepped = match at_boundary(ctx, step).await {
+            Ok(servings) => step_and_report(state, step, to, &servings).await,
+            Err(e) => Err(e),
+        };
+        match stepped {
             Ok(committed) => {
                 done += u64::from(committed);
                 step += 1;
@@ -155,6 +162,9 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
             }
         }
     }
+    ctx.swaps.fail_all(&format!(
+        "training ended at step {step} before the swap's step boundary; nothing changed"
+    ));
     if state.stop.load(Ordering::SeqCst) && done > 0 {
         // A clean stop: checkpoint the last committed step so --resume continues exactly.
         checkpoint_learners(ctx).await?;
@@ -164,14 +174,24 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
 
 /// Runs one step, evaluates if due, and writes its metrics line. Returns false when the step
 /// was already committed (a replay after recovery: nothing new to report).
-async fn step_and_report(state: &CoordinatorArgs, step: u64, to: u64) -> Result<bool, String> {
+async fn step_and_report(
+    state: &CoordinatorArgs,
+    step: u64,
+    to: u64,
+    servings: &Servings,
+) -> Result<bool, String> {
     let ctx = &state.ctx;
     let train = &ctx.config.train;
     let last = step + 1 == to;
     let checkpoint =
         last || (train.checkpoint_every > 0 && (step + 1).is_multiple_of(train.checkpoint_every));
-    let Some(mut metrics) =
-        run_step(ctx, step, checkpoint || state.stop.load(Ordering::SeqCst)).await?
+    let Some(mut metrics) = run_step(
+        ctx,
+        step,
+        servings,
+        checkpoint || state.stop.load(Ordering::SeqCst),
+    )
+    .await?
     else {
         return Ok(false);
     };

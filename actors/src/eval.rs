@@ -17,6 +17,7 @@ use crate::policy::chunks::PolicyId;
 use crate::role::{LearnerRole, sub_model};
 use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{Mode, RolloutKey, SubJob, SubOutcome};
+use crate::rollout::turns::Serve;
 use crate::run_dir::RunDir;
 
 /// The pseudo-step of evaluation rollouts (their seeds never meet a training step's).
@@ -105,19 +106,24 @@ pub async fn eval_run(
     let rollouts = Rollouts::new(&ctx, Mode::Eval);
     let sub = sub.as_ref();
     let outcomes = rollouts
-        .of_variant(variant, &main, &jobs, |subs: Vec<SubJob>| async move {
-            match sub {
-                Some(p) => Ok::<_, EvalError>(
-                    rollouts
-                        .sub(p, PolicyId::default(), &subs)
-                        .await?
-                        .into_iter()
-                        .map(|(o, _)| o)
-                        .collect::<Vec<SubOutcome>>(),
-                ),
-                None => Ok::<_, EvalError>(Vec::new()),
-            }
-        })
+        .of_variant(
+            variant,
+            Serve::Policy(&main),
+            &jobs,
+            |subs: Vec<SubJob>| async move {
+                match sub {
+                    Some(p) => Ok::<_, EvalError>(
+                        rollouts
+                            .sub(Serve::Policy(p), PolicyId::default(), &subs)
+                            .await?
+                            .into_iter()
+                            .map(|(o, _)| o)
+                            .collect::<Vec<SubOutcome>>(),
+                    ),
+                    None => Ok::<_, EvalError>(Vec::new()),
+                }
+            },
+        )
         .await?;
     let mut scored = Vec::with_capacity(qs.len());
     for ((o, _), q) in outcomes.iter().zip(&qs) {

@@ -13,7 +13,7 @@ use crate::context::NodeContext;
 use crate::faults::FaultPoint;
 use crate::judge::JudgeMsg;
 use crate::learner::LearnerMsg;
-use crate::policy::chunks::PolicyChunk;
+use crate::policy::chunks::{PolicyChunk, PolicyId};
 use crate::policy::replica::Replica;
 use crate::policy::sink::PolicySink;
 use crate::role::{Role, group, sub_model};
@@ -42,12 +42,27 @@ pub enum ExecutorMsg {
         /// Acknowledged once stored (and, for the last chunk, loaded).
         reply: RpcReplyPort<Reply<()>>,
     },
+    /// Serve the staged candidate of a swap from now on (`None`: drop it).
+    #[rpc]
+    Activate {
+        /// The candidate, or `None`.
+        id: Wire<Option<PolicyId>>,
+        /// Acknowledged once served (an error if it was not staged here).
+        reply: RpcReplyPort<Reply<()>>,
+    },
 }
 
 impl PolicySink for ExecutorMsg {
     fn load_policy(chunk: PolicyChunk, reply: RpcReplyPort<Reply<()>>) -> Self {
         ExecutorMsg::LoadPolicy {
             chunk: Wire(chunk),
+            reply,
+        }
+    }
+
+    fn activate(id: Option<PolicyId>, reply: RpcReplyPort<Reply<()>>) -> Self {
+        ExecutorMsg::Activate {
+            id: Wire(id),
             reply,
         }
     }
@@ -92,6 +107,12 @@ impl Actor for Executor {
             } => {
                 let _ = reply.send(Wire(state.replica.receive(chunk)));
             }
+            ExecutorMsg::Activate {
+                id: Wire(id),
+                reply,
+            } => {
+                let _ = reply.send(Wire(state.replica.activate(id)));
+            }
             ExecutorMsg::RunCalls {
                 mode: Wire(mode),
                 jobs: Wire(jobs),
@@ -119,7 +140,7 @@ async fn run_calls(
 ) -> Result<Vec<SubOutcome>, String> {
     let ctx = &state.ctx;
     let ran = Rollouts::new(ctx, mode)
-        .sub(state.replica.policy(), state.replica.id(), jobs)
+        .sub(state.replica.serve(), state.replica.id(), jobs)
         .await
         .map_err(|e| e.to_string())?;
     let items: Vec<(String, String, bool)> = ran
@@ -132,7 +153,10 @@ async fn run_calls(
     })
     .await
     .map_err(|e| e.to_string())?;
-    let trained = mode == Mode::Train && ctx.config.algo.variant.sub_is_trained();
+    // Only a role its learner trains keeps trajectories (not one swapped to frozen or expert).
+    let trained = mode == Mode::Train
+        && ctx.config.algo.variant.sub_is_trained()
+        && state.replica.serving().trains();
     let mut outcomes = Vec::with_capacity(ran.len());
     let mut trajectories: Vec<(CallKey, Trajectory)> = Vec::new();
     for ((mut o, t), s) in ran.into_iter().zip(scores) {

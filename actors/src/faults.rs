@@ -24,6 +24,9 @@ pub enum FaultPoint {
     Reply(Role),
     /// A request to a role, on the send path, before it leaves (a lost request).
     Request(Role),
+    /// On the coordinator, between recording a swap in the store and putting it into effect:
+    /// where a crash tests that a recorded swap takes effect exactly once.
+    SwapRecorded,
 }
 
 /// What a fault does when it strikes.
@@ -62,7 +65,25 @@ pub struct Faults {
 #[error("injected fault at {0:?}")]
 pub struct Injected(pub FaultPoint);
 
+/// The environment variable a node reads faults to arm from at start (a JSON list of
+/// [`Fault`]s): how tests arm a fault inside a real `mgrpo node` / `mgrpo train` process.
+pub const FAULTS_ENV: &str = "MGRPO_FAULTS";
+
 impl Faults {
+    /// Arms the faults listed in `MGRPO_FAULTS`, if set; returns how many.
+    pub fn arm_from_env(&self) -> Result<usize, String> {
+        let Ok(text) = std::env::var(FAULTS_ENV) else {
+            return Ok(0);
+        };
+        let faults: Vec<Fault> = serde_json::from_str(&text)
+            .map_err(|e| format!("{FAULTS_ENV} is not a JSON list of faults: {e}"))?;
+        let n = faults.len();
+        for f in faults {
+            self.arm(f);
+        }
+        Ok(n)
+    }
+
     /// Arms a fault (added to those already armed).
     pub fn arm(&self, fault: Fault) {
         tracing::warn!(?fault, "fault armed");

@@ -5,7 +5,9 @@
 //!
 //! One actor type serves every variant: the `main` learner (M; also the single agent's, and the
 //! `shared` model trained on both roles' rows) and the `sub` learner (S). Which batches each
-//! builds comes from [`LearnerRole::batches`].
+//! builds comes from [`LearnerRole::batches`]. A hot-swap of its role goes through it too
+//! ([`swap`]): it owns the role's weights, generation and serving.
+pub mod swap;
 pub mod update;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
 use crate::faults::FaultPoint;
+use crate::learner::swap::Staged;
 use crate::learner::update::{Buffered, build};
 use crate::policy::checkpoints::{
     TrainState, checkpoint_for_step, load_learner, prune, save_learner,
@@ -29,6 +32,7 @@ use crate::role::{LearnerRole, group};
 use crate::rollout::keys::{CallKey, RolloutKey};
 use crate::rpc::{self, Reply, Wire};
 use crate::store_actor::StoreMsg;
+use crate::swap::target::SwapPlan;
 
 /// What one update did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +101,35 @@ pub enum LearnerMsg {
         /// The path saved, relative to the run directory.
         reply: RpcReplyPort<Reply<String>>,
     },
+    /// Prepare a swap of this learner's role as policy `id`: load and health-check the plan's
+    /// weights here and on every replica; nothing served or trained changes.
+    #[rpc]
+    PrepareSwap {
+        /// What the role becomes.
+        plan: Wire<SwapPlan>,
+        /// The policy it will be.
+        id: Wire<PolicyId>,
+        /// Ok once prepared everywhere; the reason otherwise (then nothing is staged).
+        reply: RpcReplyPort<Reply<()>>,
+    },
+    /// Put a (prepared or recorded) swap into effect before step `step`.
+    #[rpc]
+    ApplySwap {
+        /// The first step on the new policy.
+        step: u64,
+        /// What the role becomes.
+        plan: Wire<SwapPlan>,
+        /// The policy it becomes.
+        id: Wire<PolicyId>,
+        /// The learner's state afterwards.
+        reply: RpcReplyPort<Reply<TrainState>>,
+    },
+    /// Drop a prepared swap (the store refused it).
+    #[rpc]
+    AbortSwap {
+        /// Acknowledged once dropped everywhere.
+        reply: RpcReplyPort<Reply<()>>,
+    },
     /// Roll back (or forward) to the saved checkpoint whose next step is `next_step`, drop
     /// buffered trajectories and republish: what the coordinator does after a lost peer so
     /// that every learner is at the last committed step.
@@ -138,6 +171,7 @@ pub struct LearnerState {
     /// The current version's weights, as served to inference actors.
     weights: Arc<Vec<u8>>,
     buffered: Buffered,
+    staged: Option<Staged>,
 }
 
 impl LearnerState {
@@ -151,7 +185,7 @@ impl LearnerState {
     /// Sends the current version to every replica and waits for each to load it.
     async fn publish(&self) {
         self.sinks
-            .publish(&self.ctx, self.id(), &self.weights)
+            .publish(&self.ctx, self.id(), self.state.serving, &self.weights)
             .await;
     }
 }
@@ -177,6 +211,7 @@ impl Actor for LearnerActor {
             state,
             weights,
             buffered: Buffered::default(),
+            staged: None,
         })
     }
 
@@ -187,11 +222,18 @@ impl Actor for LearnerActor {
         s: &mut LearnerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            LearnerMsg::AddMain { items: Wire(items) } => s.buffered.main.extend(items),
-            LearnerMsg::AddSub { items: Wire(items) } => s.buffered.sub.extend(items),
+            // A role swapped to frozen or expert trains on nothing it samples.
+            LearnerMsg::AddMain { items: Wire(items) } if s.state.serving.trains() => {
+                s.buffered.main.extend(items)
+            }
+            LearnerMsg::AddSub { items: Wire(items) } if s.state.serving.trains() => {
+                s.buffered.sub.extend(items)
+            }
+            LearnerMsg::AddMain { .. } | LearnerMsg::AddSub { .. } => {}
             LearnerMsg::GetPolicy { chunk: i, reply } => {
                 let max = s.ctx.config.cluster.max_chunk_bytes();
                 let r = chunk(s.id(), &s.weights, max, i)
+                    .map(|c| c.serving(s.state.serving, false))
                     .ok_or_else(|| format!("no chunk {i} of version {}", s.state.version));
                 let _ = reply.send(Wire(r));
             }
@@ -201,6 +243,27 @@ impl Actor for LearnerActor {
             LearnerMsg::Checkpoint { reply } => {
                 let r = save_learner(&s.ctx, s.role, &s.learner, s.state, true, true);
                 let _ = reply.send(Wire(r));
+            }
+            LearnerMsg::PrepareSwap {
+                plan: Wire(plan),
+                id: Wire(id),
+                reply,
+            } => {
+                let r = swap::prepare(s, plan, id).await;
+                let _ = reply.send(Wire(r));
+            }
+            LearnerMsg::ApplySwap {
+                step,
+                plan: Wire(plan),
+                id: Wire(id),
+                reply,
+            } => {
+                let r = swap::apply(s, step, plan, id).await;
+                let _ = reply.send(Wire(r));
+            }
+            LearnerMsg::AbortSwap { reply } => {
+                swap::abort(s).await;
+                let _ = reply.send(Wire(Ok(())));
             }
             LearnerMsg::Restore { next_step, reply } => {
                 let r = restore(s, next_step).await;
@@ -226,7 +289,11 @@ impl Actor for LearnerActor {
 
 async fn restore(s: &mut LearnerState, next_step: u64) -> Result<TrainState, String> {
     s.buffered.clear();
-    if s.state.next_step != next_step {
+    s.staged = None;
+    if !s.state.serving.trains() && s.state.next_step <= next_step {
+        // Frozen or expert since before `next_step`: nothing changed since; follow along.
+        s.state.next_step = next_step;
+    } else if s.state.next_step != next_step {
         let version = checkpoint_for_step(&s.ctx, s.role, next_step).ok_or_else(|| {
             format!(
                 "{} learner is at step {} and has no checkpoint for step {next_step} \
@@ -245,7 +312,7 @@ async fn restore(s: &mut LearnerState, next_step: u64) -> Result<TrainState, Str
             "learner restored to the last committed step"
         );
         s.learner = learner;
-        s.state = state;
+        s.state = TrainState { next_step, ..state };
         s.weights = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);
     }
     // Inference actors may have been restarted with, or sent, another version: republish.
@@ -259,6 +326,13 @@ async fn train(
     n_groups: u32,
     checkpoint: bool,
 ) -> Result<TrainReport, String> {
+    if !s.state.serving.trains() {
+        return Err(format!(
+            "{} learner asked to train step {step} but its role is {}",
+            s.role.name(),
+            s.state.serving.name()
+        ));
+    }
     if step != s.state.next_step {
         return Err(format!(
             "{} learner asked to train step {step} but is at step {}",
@@ -307,7 +381,7 @@ async fn train(
     s.state = TrainState {
         next_step: step + 1,
         version: s.state.version + 1,
-        generation: s.state.generation,
+        ..s.state
     };
     s.buffered.drop_through(step);
     s.weights = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);

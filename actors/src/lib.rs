@@ -43,6 +43,7 @@ pub mod rpc;
 pub mod run;
 pub mod run_dir;
 pub mod store_actor;
+pub mod swap;
 pub mod warmup;
 
 pub use config::{Config, ConfigError};

@@ -82,12 +82,27 @@ pub enum PlannerMsg {
         /// Acknowledged once stored (and, for the last chunk, loaded).
         reply: RpcReplyPort<Reply<()>>,
     },
+    /// Serve the staged candidate of a swap from now on (`None`: drop it).
+    #[rpc]
+    Activate {
+        /// The candidate, or `None`.
+        id: Wire<Option<PolicyId>>,
+        /// Acknowledged once served (an error if it was not staged here).
+        reply: RpcReplyPort<Reply<()>>,
+    },
 }
 
 impl PolicySink for PlannerMsg {
     fn load_policy(chunk: PolicyChunk, reply: RpcReplyPort<Reply<()>>) -> Self {
         PlannerMsg::LoadPolicy {
             chunk: Wire(chunk),
+            reply,
+        }
+    }
+
+    fn activate(id: Option<PolicyId>, reply: RpcReplyPort<Reply<()>>) -> Self {
+        PlannerMsg::Activate {
+            id: Wire(id),
             reply,
         }
     }
@@ -136,6 +151,12 @@ impl Actor for Planner {
                 reply,
             } => {
                 let _ = reply.send(Wire(state.replica.receive(chunk)));
+            }
+            PlannerMsg::Activate {
+                id: Wire(id),
+                reply,
+            } => {
+                let _ = reply.send(Wire(state.replica.activate(id)));
             }
             PlannerMsg::RunGroups {
                 step,
@@ -204,7 +225,7 @@ async fn run_groups(
     let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)
         .of_variant(
             ctx.config.algo.variant,
-            state.replica.policy(),
+            state.replica.serve(),
             &jobs,
             |subs| {
                 let pick = counter.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +280,7 @@ async fn run_groups(
             generated_tokens: o.generated_tokens,
             policy: state.replica.id(),
         });
-        if mode == Mode::Train {
+        if mode == Mode::Train && state.replica.serving().trains() {
             trajectories.push((*key, t));
         }
     }

@@ -1,12 +1,14 @@
 //! Policies between learners and the actors that run them: versions on the wire ([`chunks`]),
 //! who receives a model's versions ([`sink`]: the registry a learner publishes to), the copy
-//! an inference actor serves from ([`replica`]), and checkpoint I/O ([`checkpoints`]).
+//! an inference actor serves from ([`replica`]), checkpoint I/O ([`checkpoints`]) and the health
+//! check of a swap's candidate ([`health`]).
 //!
 //! The learner never names the inference actors' types: the node hands it a [`PolicySinks`]
 //! registry built from the variant's role map, and each inference actor's message type
 //! implements [`PolicySink`]; inference actors pull from a learner through [`PolicySource`].
 pub mod checkpoints;
 pub mod chunks;
+pub mod health;
 pub mod replica;
 pub mod sink;
 

@@ -26,6 +26,8 @@ pub mod group {
     pub const COORDINATOR: &str = "role/coordinator";
     /// One node agent per node (what runs where, link counters, faults, shutdown).
     pub const NODE_AGENT: &str = "node/agent";
+    /// The control endpoint (next to the coordinator): `mgrpo swap` talks to it.
+    pub const CONTROL: &str = "control/endpoint";
 }
 
 /// A role a node can host.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mgrpo_algo::{MainRolloutStat, SubCallStat};
-use mgrpo_store::{CommitOutcome, StepCommit, StepRecord, Store};
+use mgrpo_store::{CommitOutcome, StepCommit, StepRecord, Store, SwapRecord};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,20 @@ pub enum StoreMsg {
         commit: Wire<Arc<StepCommit>>,
         /// Whether it was written (false: identical step already there).
         reply: RpcReplyPort<Reply<bool>>,
+    },
+    /// Record a swap before it takes effect (a replayed swap is a no-op).
+    #[rpc]
+    RecordSwap {
+        /// The swap.
+        swap: Wire<SwapRecord>,
+        /// Whether it was written (false: the identical swap was already there).
+        reply: RpcReplyPort<Reply<bool>>,
+    },
+    /// Every recorded swap, by step.
+    #[rpc]
+    Swaps {
+        /// The swaps.
+        reply: RpcReplyPort<Reply<Vec<SwapRecord>>>,
     },
     /// The number of committed steps (the next step to run) and the last step's record.
     #[rpc]
@@ -116,6 +130,19 @@ impl Actor for StoreActor {
                     };
                     Ok::<_, mgrpo_store::StoreError>((last.map_or(0, |s| s + 1), record))
                 });
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
+            }
+            StoreMsg::RecordSwap {
+                swap: Wire(swap),
+                reply,
+            } => {
+                let r = tokio::task::block_in_place(|| state.store.record_swap(&swap))
+                    .map(|o| o == CommitOutcome::Written)
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(Wire(r));
+            }
+            StoreMsg::Swaps { reply } => {
+                let r = tokio::task::block_in_place(|| state.store.swaps());
                 let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
             StoreMsg::Statistics { step, reply } => {

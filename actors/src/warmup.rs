@@ -125,6 +125,7 @@ pub fn warmup_roles(
                 next_step: 0,
                 version: 0,
                 generation: 0,
+                serving: Default::default(),
             },
             false,
             true,

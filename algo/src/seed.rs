@@ -14,6 +14,8 @@ pub mod salt {
     pub const ALIGN: u64 = 0x414c_4947;
     /// Model initialisation and warm-start data.
     pub const INIT: u64 = 0x494e_4954;
+    /// A scripted expert serving a swapped role: `[EXPERT, step, query, rollout(, call)]`.
+    pub const EXPERT: u64 = 0x4558_5052;
 }
 
 /// SplitMix64's finaliser: a bijective, well-mixing hash of one `u64`.

@@ -75,6 +75,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
             r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
         );
     }
+    ctx.faults.arm_from_env().map_err(anyhow::Error::msg)?;
     let hosts_coordinator = roles.contains_key(&Role::Coordinator);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -196,22 +197,34 @@ fn print_payloads(node: &str) {
     }
 }
 
-/// `mgrpo status`.
-pub fn status(args: &StatusArgs) -> Result<()> {
-    let config = super::load_config(&args.config.config)?;
-    if !config.cluster.is_distributed() {
+/// The run a control command talks to: a one-process run's directory, or a cluster's config.
+pub fn control_target(
+    run: Option<&std::path::Path>,
+    config: &std::path::Path,
+) -> Result<mgrpo_actors::control::Target> {
+    if let Some(run) = run {
+        return Ok(mgrpo_actors::control::Target::run(run)?);
+    }
+    let config_ = super::load_config(config)?;
+    if !config_.cluster.is_distributed() {
         bail!(
-            "{} lists no [[cluster.nodes]]; for a one-process run read its store: mgrpo store dump --run DIR",
-            args.config.config.display()
+            "{} lists no [[cluster.nodes]]; for a one-process run pass --run DIR",
+            config.display()
         );
     }
+    Ok(mgrpo_actors::control::Target::cluster(config_))
+}
+
+/// `mgrpo status`.
+pub fn status(args: &StatusArgs) -> Result<()> {
+    let target = control_target(args.run.as_deref(), &args.config.config)?;
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let report = rt.block_on(async {
         wire::quiet_decode_panics();
-        mgrpo_actors::control::status(config, timeout).await
+        mgrpo_actors::control::status(&target, timeout).await
     })?;
     let report = serde_json::to_value(&report)?;
     if args.json {
@@ -248,6 +261,27 @@ fn print_status(r: &serde_json::Value) {
         println!(
             "  {name}: version {} (next step {})",
             s["version"], s["next_step"]
+        );
+    }
+    for role in r["roles"].as_array().into_iter().flatten() {
+        let last = &role["last_swap"];
+        let swap = if last.is_null() {
+            "never swapped".to_string()
+        } else {
+            format!(
+                "last swap at step {}: {} → {} ({})",
+                last["step"],
+                last["from_serving"].as_str().unwrap_or("?"),
+                last["to_serving"].as_str().unwrap_or("?"),
+                last["request"].as_str().unwrap_or("?")
+            )
+        };
+        println!(
+            "  role {:<4} generation {} version {} source {:<10} {swap}",
+            role["role"].as_str().unwrap_or("?"),
+            role["generation"],
+            role["version"],
+            role["source"].as_str().unwrap_or("?"),
         );
     }
     let p = &r["progress"];

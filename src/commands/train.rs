@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use mgrpo_actors::control::control_file;
 use mgrpo_actors::{Config, Progress, RunDir};
 
 use crate::cli::{TrainArgs, WarmupArgs};
@@ -95,8 +96,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+        ctx.faults.arm_from_env().map_err(anyhow::Error::msg)?;
         let node =
             mgrpo_actors::start_node(ctx.clone(), &store, tx, stop.clone(), Some(ev_tx)).await?;
+        // Control clients (`mgrpo swap --run`, `mgrpo status --run`) reach the run here.
+        let (control, _) = control_file::listen(&ctx).await?;
         let s = stop.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -152,6 +156,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         let result = mgrpo_actors::run_steps(&node).await;
         let _ = printer.await;
         pb.finish();
+        control_file::remove(ctx.run_dir.root());
+        control.stop();
         node.supervisor.stop(None);
         let done = result?;
         println!(

@@ -7,6 +7,7 @@ pub(crate) const GROUP_PREFIX: &str = "group/";
 pub(crate) const ROLE_PREFIX: &str = "role/";
 pub(crate) const CHECKPOINT_PREFIX: &str = "ckpt/";
 pub(crate) const EVENT_PREFIX: &str = "event/";
+pub(crate) const SWAP_PREFIX: &str = "swap/";
 
 pub(crate) fn step(step: u64) -> String {
     format!("{STEP_PREFIX}{step:020}")
@@ -34,4 +35,9 @@ pub(crate) fn checkpoint(role: &str, version: u64) -> String {
 
 pub(crate) fn event(seq: u64) -> String {
     format!("{EVENT_PREFIX}{seq:020}")
+}
+
+/// A swap, by role and the generation it starts (so a replayed swap lands on its own key).
+pub(crate) fn swap(role: &str, generation: u64) -> String {
+    format!("{SWAP_PREFIX}{role}/{generation:020}")
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError, FORMAT_VERSION, OLDEST_READABLE};
-use crate::records::{self, CheckpointEntry, Event, RoleVersion, StepRecord, SubSlot};
+use crate::records::{self, CheckpointEntry, Event, RoleVersion, StepRecord, SubSlot, SwapRecord};
 
 /// A type the store keeps, with its format-1 layout.
 pub(crate) trait Stored: DeserializeOwned {
@@ -33,7 +33,7 @@ macro_rules! unchanged {
     )*};
 }
 
-unchanged!(StepRecord, RoleVersion, CheckpointEntry, Event);
+unchanged!(StepRecord, RoleVersion, CheckpointEntry, Event, SwapRecord);
 
 impl Stored for records::GroupRecord {
     type V1 = GroupRecord;

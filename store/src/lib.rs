@@ -23,6 +23,6 @@ mod store;
 pub use codec::CodecError;
 pub use records::{
     CheckpointEntry, Event, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit, StepRecord,
-    SubCallEntry, SubSlot,
+    SubCallEntry, SubSlot, SwapRecord,
 };
 pub use store::{CommitOutcome, Store, StoreError};

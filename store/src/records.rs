@@ -151,6 +151,51 @@ pub struct Event {
     pub detail: String,
 }
 
+/// One hot-swap of a role, written **before** it takes effect: resume and crash recovery replay
+/// the swaps of the store so that a role reaches the same generations at the same steps, and
+/// writing the same swap twice is a no-op (the key is the role and its new generation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwapRecord {
+    /// The swap takes effect before this step: the step is the first on the new policy.
+    pub step: u64,
+    /// The model swapped (`main`, `sub`).
+    pub role: String,
+    /// What the user asked for (`expert`, `previous`, `checkpoint:3`, `model:PATH`…).
+    pub request: String,
+    /// How the role was served before: `learner`, `frozen` or `expert`.
+    pub from_serving: String,
+    /// The version it ran before.
+    pub from_version: u64,
+    /// How it is served after.
+    pub to_serving: String,
+    /// Where the new weights come from: `keep`, `checkpoint:V` (a version of this run's role)
+    /// or `model:PATH` (a checkpoint directory).
+    pub weights: String,
+    /// The role's new generation.
+    pub generation: u64,
+    /// The version published by the swap (the next version number of the role).
+    pub version: u64,
+    /// From the request's arrival to the fence: waiting for the boundary, loading and
+    /// health-checking on every instance (milliseconds; differs between runs).
+    pub duration_ms: u64,
+}
+
+impl SwapRecord {
+    /// `from` as the dump prints it (`learner v12`).
+    pub fn from_label(&self) -> String {
+        format!("{} v{}", self.from_serving, self.from_version)
+    }
+
+    /// `to` as the dump prints it (`expert v13`, `learner v13 (checkpoint:4)`).
+    pub fn to_label(&self) -> String {
+        if self.weights == "keep" {
+            format!("{} v{}", self.to_serving, self.version)
+        } else {
+            format!("{} v{} ({})", self.to_serving, self.version, self.weights)
+        }
+    }
+}
+
 /// Everything one step writes, committed atomically by [`crate::Store::commit_step`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepCommit {

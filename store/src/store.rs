@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use crate::codec::{self, CodecError};
 use crate::keys;
 use crate::legacy::{Stored, decode_stored};
-use crate::records::{CheckpointEntry, Event, GroupRecord, RoleVersion, StepCommit, StepRecord};
+use crate::records::{
+    CheckpointEntry, Event, GroupRecord, RoleVersion, StepCommit, StepRecord, SwapRecord,
+};
 
 /// What went wrong with the store. Every variant says what the user can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,16 @@ pub enum StoreError {
         "step {0} is already committed with different content (two runs in one directory, or a nondeterministic resume)"
     )]
     Conflict(u64),
+    /// A swap is already recorded for this role and generation with a different content.
+    #[error(
+        "swap to generation {generation} of {role} is already recorded differently (two runs in one directory?)"
+    )]
+    SwapConflict {
+        /// The role.
+        role: String,
+        /// The generation.
+        generation: u64,
+    },
     /// A step was committed out of order.
     #[error("step {got} committed after step {last:?}: steps must be committed in order")]
     OutOfOrder {
@@ -242,8 +254,39 @@ impl Store {
         self.scan(keys::EVENT_PREFIX)
     }
 
+    /// Records a swap before it takes effect (flushed). Recording the same swap again (a
+    /// replay after a crash) is a no-op; a different swap for the same role and generation is
+    /// a [`StoreError::SwapConflict`]. Durations are not compared: they differ between runs.
+    pub fn record_swap(&self, swap: &SwapRecord) -> Result<CommitOutcome, StoreError> {
+        let key = keys::swap(&swap.role, swap.generation);
+        if let Some(old) = self.get::<SwapRecord>(&key)? {
+            let same = SwapRecord {
+                duration_ms: old.duration_ms,
+                ..swap.clone()
+            } == old;
+            return if same {
+                Ok(CommitOutcome::AlreadyCommitted)
+            } else {
+                Err(StoreError::SwapConflict {
+                    role: swap.role.clone(),
+                    generation: swap.generation,
+                })
+            };
+        }
+        self.put(&key, swap)?;
+        self.db.flush()?;
+        Ok(CommitOutcome::Written)
+    }
+
+    /// Every recorded swap, ordered by step, then role and generation.
+    pub fn swaps(&self) -> Result<Vec<SwapRecord>, StoreError> {
+        let mut out: Vec<SwapRecord> = self.scan(keys::SWAP_PREFIX)?;
+        out.sort_by(|a, b| (a.step, &a.role, a.generation).cmp(&(b.step, &b.role, b.generation)));
+        Ok(out)
+    }
+
     /// The whole store as JSON objects, one per record, each tagged with its `type`
-    /// (`config`, `step`, `group`, `role`, `checkpoint`, `event`). Groups carry their rewards,
+    /// (`config`, `step`, `group`, `role`, `checkpoint`, `event`, `swap`). Groups carry their rewards,
     /// alignment and the advantages actually used.
     pub fn dump(&self) -> Result<Vec<Value>, StoreError> {
         let mut out = Vec::new();
@@ -265,6 +308,12 @@ impl Store {
         }
         for e in self.events()? {
             out.push(tagged("event", &e));
+        }
+        for s in self.swaps()? {
+            let mut v = tagged("swap", &s);
+            v["from"] = Value::String(s.from_label());
+            v["to"] = Value::String(s.to_label());
+            out.push(v);
         }
         Ok(out)
     }

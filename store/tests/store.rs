@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mgrpo_store::{
     CheckpointEntry, CommitOutcome, Event, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit,
-    StepRecord, Store, StoreError, SubCallEntry, SubSlot,
+    StepRecord, Store, StoreError, SubCallEntry, SubSlot, SwapRecord,
 };
 
 fn group(step: u64, query: u32, k: u32) -> GroupRecord {
@@ -198,4 +198,53 @@ fn crash_mid_commit_leaves_whole_steps() {
         store.last_step().unwrap().is_some(),
         "the child committed something"
     );
+}
+
+fn swap(step: u64, generation: u64, to: &str, duration_ms: u64) -> SwapRecord {
+    SwapRecord {
+        step,
+        role: "sub".into(),
+        request: to.into(),
+        from_serving: "learner".into(),
+        from_version: 4,
+        to_serving: to.into(),
+        weights: "keep".into(),
+        generation,
+        version: 5,
+        duration_ms,
+    }
+}
+
+#[test]
+fn a_swap_is_recorded_once_replayed_as_a_no_op_and_dumped_with_from_and_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.record_swap(&swap(3, 1, "expert", 40)).unwrap(),
+        CommitOutcome::Written
+    );
+    // The replay after a crash measures another duration: still the same swap.
+    assert_eq!(
+        store.record_swap(&swap(3, 1, "expert", 7)).unwrap(),
+        CommitOutcome::AlreadyCommitted
+    );
+    assert!(matches!(
+        store.record_swap(&swap(3, 1, "frozen", 7)),
+        Err(StoreError::SwapConflict { generation: 1, .. })
+    ));
+    let mut first = swap(1, 0, "frozen", 1);
+    first.role = "main".into();
+    store.record_swap(&first).unwrap();
+    let swaps = store.swaps().unwrap();
+    assert_eq!(swaps.len(), 2);
+    assert_eq!((swaps[0].step, swaps[1].step), (1, 3));
+    assert_eq!(swaps[1].duration_ms, 40);
+    let dump = store.dump().unwrap();
+    let s = dump
+        .iter()
+        .find(|v| v["type"] == "swap" && v["step"] == 3)
+        .unwrap();
+    assert_eq!(s["from"], "learner v4");
+    assert_eq!(s["to"], "expert v5");
+    assert_eq!(s["generation"], 1);
 }

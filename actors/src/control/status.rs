@@ -1,33 +1,23 @@
-//! `mgrpo status`: a short-lived client joins the cluster, asks every node agent what runs
-//! where, each learner for its version and the store for the committed steps, and leaves.
+//! `mgrpo status`: a short-lived client joins the cluster (or a one-process run's control
+//! endpoint), asks every node agent what runs where, each learner for its generation, version
+//! and serving, and the store for the committed steps and the swaps, and leaves.
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mgrpo_store::StepRecord;
+use mgrpo_store::{StepRecord, SwapRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::agent::{NodeInfo, node_infos};
-use crate::cluster::link::{ClusterError, join};
-use crate::config::Config;
-use crate::context::{ContextError, NodeContext};
+use crate::control::client::{ClientError, Target, connect};
 use crate::learner::LearnerMsg;
 use crate::policy::checkpoints::TrainState;
 use crate::role::{LearnerRole, group};
 use crate::rpc::{self, members};
-use crate::run::cluster_scope;
-use crate::run_dir::RunDir;
 use crate::store_actor::StoreMsg;
+use crate::swap::target::Serving;
 
 /// Why the status could not be gathered.
-#[derive(Debug, thiserror::Error)]
-pub enum StatusError {
-    /// Joining as a client failed.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// The context could not be built.
-    #[error(transparent)]
-    Context(#[from] ContextError),
-}
+pub type StatusError = ClientError;
 
 /// One node as the status sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +39,22 @@ pub struct StoreProgress {
     pub last: Option<StepRecord>,
 }
 
+/// A model as the status sees it: its learner's state, where its policy came from, its last
+/// swap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleStatus {
+    /// `main` or `sub`.
+    pub role: String,
+    /// Its generation.
+    pub generation: u64,
+    /// Its version.
+    pub version: u64,
+    /// Where its policy comes from: `learner`, `checkpoint`, `model`, `expert` or `frozen`.
+    pub source: String,
+    /// Its last swap, if any.
+    pub last_swap: Option<SwapRecord>,
+}
+
 /// The cluster's status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
@@ -58,59 +64,72 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
     /// Each learner that answered (`learner-main`, `learner-sub`): its state.
     pub learners: BTreeMap<String, Option<TrainState>>,
+    /// Each model whose learner answered.
+    pub roles: Vec<RoleStatus>,
     /// The store's progress, if it answered.
     pub progress: Option<StoreProgress>,
 }
 
-/// Gathers the status of the cluster of `config`, waiting up to `timeout` for each answer.
-pub async fn status(config: Config, timeout: Duration) -> Result<ClusterStatus, StatusError> {
-    let names: Vec<String> = config
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.name.clone())
-        .collect();
-    let dial = config
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), n.dial_address().to_string()))
-        .collect();
-    let me = format!("status-{}", std::process::id());
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let link = join(&config, &me, listen, dial).await?;
-    let down = link.wait_peers(&names, timeout).await;
-    // Group membership arrives with each session; give the last one a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let scope = cluster_scope(&config);
-    let ctx = NodeContext::new(config, RunDir::new("."), scope)?;
-    let infos = node_infos(&ctx, timeout).await;
+/// Where a role's current policy comes from, given its serving and its last swap.
+fn source(state: &TrainState, last: Option<&SwapRecord>) -> String {
+    match (state.serving, last) {
+        (Serving::Expert, _) => "expert".into(),
+        (Serving::Frozen, _) => "frozen".into(),
+        (Serving::Learner, Some(s)) if s.weights.starts_with("checkpoint:") => "checkpoint".into(),
+        (Serving::Learner, Some(s)) if s.weights.starts_with("model:") => "model".into(),
+        (Serving::Learner, _) => "learner".into(),
+    }
+}
+
+/// Gathers the status of `target`, waiting up to `timeout` for each answer.
+pub async fn status(target: &Target, timeout: Duration) -> Result<ClusterStatus, StatusError> {
+    let names = target.nodes();
+    let client = connect(target, timeout, false).await?;
+    let ctx = &client.ctx;
+    let infos = node_infos(ctx, timeout).await;
+    let mut progress = None;
+    let mut swaps = Vec::new();
+    if let Some(s) = members::<StoreMsg>(ctx, group::STORE).first() {
+        if let Ok((committed, last)) =
+            rpc::call_member(s, |reply| StoreMsg::Progress { reply }, Some(timeout)).await
+        {
+            progress = Some(StoreProgress {
+                committed_steps: committed,
+                last,
+            });
+        }
+        swaps = rpc::call_member(s, |reply| StoreMsg::Swaps { reply }, Some(timeout))
+            .await
+            .unwrap_or_default();
+    }
     let mut learners = BTreeMap::new();
+    let mut roles = Vec::new();
     for model in [LearnerRole::Main, LearnerRole::Sub] {
-        if let Some(l) = members::<LearnerMsg>(&ctx, model.group()).first() {
+        if let Some(l) = members::<LearnerMsg>(ctx, model.group()).first() {
             let state =
                 rpc::call_member(l, |reply| LearnerMsg::GetState { reply }, Some(timeout)).await;
+            if let Ok(st) = &state {
+                let last = swaps.iter().rfind(|s| s.role == model.name());
+                roles.push(RoleStatus {
+                    role: model.name().into(),
+                    generation: st.generation,
+                    version: st.version,
+                    source: source(st, last),
+                    last_swap: last.cloned(),
+                });
+            }
             learners.insert(model.role().name().to_string(), state.ok());
         }
     }
-    let mut progress = None;
-    if let Some(s) = members::<StoreMsg>(&ctx, group::STORE).first()
-        && let Ok((committed, last)) =
-            rpc::call_member(s, |reply| StoreMsg::Progress { reply }, Some(timeout)).await
-    {
-        progress = Some(StoreProgress {
-            committed_steps: committed,
-            last,
-        });
-    }
-    link.stop();
     let nodes = names
         .iter()
         .map(|n| {
-            let info = infos.iter().find(|i| &i.node == n).cloned();
+            // A one-process run's agent calls its node `local`.
+            let only = (names.len() == 1 && infos.len() == 1).then(|| &infos[0]);
+            let info = infos.iter().find(|i| &i.node == n).or(only).cloned();
             NodeStatus {
                 node: n.clone(),
-                up: info.is_some() && !down.contains(n),
+                up: info.is_some() && !client.down.contains(n),
                 info,
             }
         })
@@ -119,6 +138,7 @@ pub async fn status(config: Config, timeout: Duration) -> Result<ClusterStatus, 
         cluster: ctx.config.cluster.name.clone(),
         nodes,
         learners,
+        roles,
         progress,
     })
 }

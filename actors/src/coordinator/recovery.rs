@@ -27,14 +27,18 @@ pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String
         let s = rpc::request(ctx, g, 0, |reply| LearnerMsg::GetState { reply })
             .await
             .map_err(|e| e.to_string())?;
-        states.push((g, s.next_step));
+        states.push((g, s));
     }
+    // A learner whose role is swapped to frozen or expert takes no steps: its progress does
+    // not hold the others back (it follows them in `Restore`).
     let target = states
         .iter()
-        .map(|(_, s)| *s)
+        .filter(|(_, s)| s.serving.trains())
+        .map(|(_, s)| s.next_step)
         .min()
         .unwrap_or(committed)
         .min(committed);
+    let states: Vec<_> = states.into_iter().map(|(g, s)| (g, s.next_step)).collect();
     for (g, at) in states {
         if at != target {
             tracing::warn!(learner = g, at, target, committed, "restoring learner");

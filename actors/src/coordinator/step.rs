@@ -31,6 +31,7 @@ use crate::role::{group, training_learners};
 use crate::rollout::keys::Mode;
 use crate::rpc::{self, Wire};
 use crate::store_actor::{StepStatistics, StoreMsg};
+use crate::swap::boundary::Servings;
 
 /// Draw: the step's queries, B distinct train questions drawn from `(run seed, step)`.
 pub fn draw(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
@@ -101,15 +102,19 @@ pub async fn stage(
     .map_err(|e| e.to_string())
 }
 
-/// Train: every learner that trains under the variant takes its update on the step.
+/// Train: every learner that trains under the variant, and whose role is not swapped to
+/// frozen or expert, takes its update on the step.
 pub async fn train(
     ctx: &NodeContext,
     step: u64,
     groups: u32,
+    servings: &Servings,
     checkpoint: bool,
 ) -> Result<Vec<TrainReport>, String> {
-    let learners = training_learners(ctx.config.algo.variant);
-    join_all(learners.into_iter().map(|l| async move {
+    let learners = training_learners(ctx.config.algo.variant)
+        .into_iter()
+        .filter(|l| servings.get(l).is_none_or(|s| s.trains()));
+    join_all(learners.map(|l| async move {
         rpc::request(ctx, l.group(), 0, |reply| LearnerMsg::Train {
             step,
             groups,
@@ -141,6 +146,7 @@ pub async fn commit(ctx: &NodeContext, commit: StepCommit) -> Result<bool, Strin
 pub async fn run_step(
     ctx: &NodeContext,
     step: u64,
+    servings: &Servings,
     checkpoint: bool,
 ) -> Result<Option<serde_json::Value>, String> {
     let t0 = Instant::now();
@@ -156,7 +162,7 @@ pub async fn run_step(
     let stats_bytes = stage(ctx, step, &stats).await?;
 
     let t1 = Instant::now();
-    let reports = train(ctx, step, results.len() as u32, checkpoint).await?;
+    let reports = train(ctx, step, results.len() as u32, servings, checkpoint).await?;
     let train_s = t1.elapsed().as_secs_f64();
 
     let by_model = Reports::of(&reports);
@@ -171,7 +177,10 @@ pub async fn run_step(
     };
     let metrics = records::metrics(&groups, &results, &reports, &measured);
     let commit_ = records::commit(step, metrics, groups, &reports);
-    let line = report_line(step, main_version, &commit_);
+    let mut line = report_line(step, main_version, &commit_);
+    for (role, generation) in records::generations(&results) {
+        line[format!("{role}_generation")] = generation.into();
+    }
     if !commit(ctx, commit_).await? {
         tracing::info!(step, "replayed step matches the committed one");
         return Ok(None);

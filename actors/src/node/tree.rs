@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cluster::agent::{NodeAgent, NodeAgentArgs};
 use crate::context::NodeContext;
+use crate::control::endpoint::ControlEndpoint;
 use crate::coordinator::{Coordinator, CoordinatorArgs, Progress};
 use crate::executor::{Executor, ExecutorMsg};
 use crate::judge::Judge;
@@ -159,6 +160,13 @@ fn children(ctx: &Arc<NodeContext>, spec: &NodeSpec) -> Result<Vec<ChildSpec>, T
                 }
             });
         }
+    }
+    if spec.roles.contains_key(&Role::Coordinator) {
+        // The control endpoint lives next to the coordinator whose swap queue it fills.
+        let c = ctx.clone();
+        out.push(child("control".into(), move || {
+            (ControlEndpoint, c.clone())
+        }));
     }
     Ok(out)
 }

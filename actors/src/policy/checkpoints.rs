@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::NodeContext;
 use crate::role::LearnerRole;
 use crate::run_dir::RunDir;
+use crate::swap::target::Serving;
 
 /// A file in a checkpoint directory that protects it from pruning (milestones, best, warm start).
 const KEEP_MARKER: &str = "keep";
@@ -24,6 +25,9 @@ pub struct TrainState {
     /// The role's generation (bumped by hot-swaps; 0 before any).
     #[serde(default)]
     pub generation: u64,
+    /// How the role is served (a swap to frozen or expert stops its learner).
+    #[serde(default)]
+    pub serving: Serving,
 }
 
 /// Loads the policy of checkpoint `version` of `role` (the latest when `None`) on the role's
@@ -72,6 +76,7 @@ pub fn load_learner(
         next_step: 0,
         version,
         generation: 0,
+        serving: Serving::Learner,
     });
     if let Ok(opt) = std::fs::read(dir.join("optimizer.bin")) {
         learner
@@ -85,16 +90,31 @@ fn read_train_state(dir: &Path) -> Option<TrainState> {
     serde_json::from_slice(&std::fs::read(dir.join("train_state.json")).ok()?).ok()
 }
 
-/// The saved version of `role` whose next step is `next_step`, if any.
+/// The saved version of `role` in effect at `next_step`, if any: the newest whose next step
+/// is `next_step` (after a swap at that boundary, the swap's), or else the newest saved before
+/// it if that one is frozen or expert (such a role takes no steps, so it is still in effect;
+/// every swap saves a kept checkpoint, so no later swap can hide behind it).
 pub fn checkpoint_for_step(ctx: &NodeContext, role: LearnerRole, next_step: u64) -> Option<u64> {
-    ctx.run_dir
+    let states: Vec<(u64, TrainState)> = ctx
+        .run_dir
         .checkpoint_versions(role.name())
         .into_iter()
         .rev()
-        .find(|v| {
-            read_train_state(&ctx.run_dir.checkpoint_path(role.name(), *v))
-                .is_some_and(|s| s.next_step == next_step)
+        .filter_map(|v| {
+            Some((
+                v,
+                read_train_state(&ctx.run_dir.checkpoint_path(role.name(), v))?,
+            ))
         })
+        .collect();
+    if let Some((v, _)) = states.iter().find(|(_, s)| s.next_step == next_step) {
+        return Some(*v);
+    }
+    states
+        .iter()
+        .find(|(_, s)| s.next_step < next_step)
+        .filter(|(_, s)| !s.serving.trains())
+        .map(|(v, _)| *v)
 }
 
 /// Saves weights, tokenizer, optimizer state and progress. `keep` protects the checkpoint from
@@ -127,6 +147,22 @@ pub fn save_learner(
         std::fs::write(dir.join(KEEP_MARKER), b"").map_err(|e| e.to_string())?;
     }
     Ok(RunDir::checkpoint_rel(role.name(), state.version))
+}
+
+/// Makes sure version `state.version` is on disk and kept from pruning (what a swap does with
+/// the policy it replaces, for `previous`). An existing checkpoint is not rewritten: its
+/// training progress says when that version came into effect.
+pub fn keep_current(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    learner: &Learner,
+    state: TrainState,
+) -> Result<(), String> {
+    let dir = ctx.run_dir.checkpoint_path(role.name(), state.version);
+    if dir.join("train_state.json").exists() {
+        return std::fs::write(dir.join(KEEP_MARKER), b"").map_err(|e| e.to_string());
+    }
+    save_learner(ctx, role, learner, state, true, true).map(|_| ())
 }
 
 /// Deletes recovery checkpoints older than the newest two (kept ones stay).

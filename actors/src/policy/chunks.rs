@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::swap::target::Serving;
+
 /// Which policy a role runs: its generation (bumped by each hot-swap of the role; 0 until the
 /// first) and its version (bumped by each learner update; 0 = warm start). Every trajectory
 /// records the id of the policy that sampled it.
@@ -26,6 +28,11 @@ pub struct PolicyId {
 pub struct PolicyChunk {
     /// The policy.
     pub id: PolicyId,
+    /// How the role is served with it (a swap to the expert still ships the weights it keeps).
+    pub serving: Serving,
+    /// Part of a swap being prepared: the replica loads and health-checks it but keeps serving
+    /// its current policy until told to activate it.
+    pub staged: bool,
     /// This chunk's index.
     pub index: u32,
     /// Chunks in the version.
@@ -41,6 +48,8 @@ pub fn split(id: PolicyId, bytes: &Arc<Vec<u8>>, max_chunk: usize) -> Vec<Policy
     if bytes.len() <= max_chunk {
         return vec![PolicyChunk {
             id,
+            serving: Serving::Learner,
+            staged: false,
             index: 0,
             total: 1,
             bytes: bytes.clone(),
@@ -53,11 +62,24 @@ pub fn split(id: PolicyId, bytes: &Arc<Vec<u8>>, max_chunk: usize) -> Vec<Policy
         .enumerate()
         .map(|(i, p)| PolicyChunk {
             id,
+            serving: Serving::Learner,
+            staged: false,
             index: i as u32,
             total,
             bytes: Arc::new(p.to_vec()),
         })
         .collect()
+}
+
+impl PolicyChunk {
+    /// The chunk, to be served as `serving` (and staged or not).
+    pub fn serving(self, serving: Serving, staged: bool) -> Self {
+        Self {
+            serving,
+            staged,
+            ..self
+        }
+    }
 }
 
 /// Chunk `index` of a version (for a pull by an actor that starts).
@@ -79,14 +101,17 @@ pub fn chunk(
     let end = (start + max_chunk).min(bytes.len());
     Some(PolicyChunk {
         id,
+        serving: Serving::Learner,
+        staged: false,
         index,
         total,
         bytes: Arc::new(bytes[start..end].to_vec()),
     })
 }
 
-/// A policy and its complete weights (`Policy::to_bytes`), shared without copying.
-pub type Assembled = (PolicyId, Arc<Vec<u8>>);
+/// A policy, how it is served, and its complete weights (`Policy::to_bytes`), shared without
+/// copying.
+pub type Assembled = (PolicyId, Serving, Arc<Vec<u8>>);
 
 /// Reassembles chunks into a version's weights. A chunk of another version starts over, so
 /// an interrupted transfer followed by a newer one never mixes the two.
@@ -123,7 +148,7 @@ impl Assembler {
                     .collect(),
             )
         };
-        Ok(Some((c.id, whole)))
+        Ok(Some((c.id, c.serving, whole)))
     }
 }
 
@@ -152,7 +177,7 @@ mod tests {
         for i in [2, 0, 3] {
             assert_eq!(a.push(chunks[i].clone()).unwrap(), None);
         }
-        let (id, whole) = a.push(chunks[1].clone()).unwrap().unwrap();
+        let (id, _, whole) = a.push(chunks[1].clone()).unwrap().unwrap();
         assert_eq!((id, &*whole), (v(7), &*bytes));
     }
 
@@ -165,7 +190,7 @@ mod tests {
         let big = split(v(2), &Arc::new(vec![2u8; 10]), 4);
         a.push(big[0].clone()).unwrap();
         // A newer version arrives whole: the half-received version 2 is dropped.
-        let (id, w) = a
+        let (id, _, w) = a
             .push(split(v(3), &bytes, 100)[0].clone())
             .unwrap()
             .unwrap();
@@ -173,6 +198,8 @@ mod tests {
         assert!(
             a.push(PolicyChunk {
                 id: v(4),
+                serving: Serving::Learner,
+                staged: false,
                 index: 2,
                 total: 2,
                 bytes

@@ -1,16 +1,18 @@
 //! The inference side of a policy: the copy a planner or executor samples from, fetched from
 //! the model's learner when the actor starts and replaced as new versions arrive in chunks.
-//! Written once for every inference actor.
-use std::sync::Arc;
-
+//! Written once for every inference actor. A swap stages its candidate here first (loaded and
+//! health-checked, not served) and activates it at the step boundary.
 use mgrpo_models::Policy;
 use ractor::{Message, RpcReplyPort};
 
 use crate::config::RoleModelConfig;
 use crate::context::NodeContext;
 use crate::policy::chunks::{Assembled, Assembler, PolicyChunk, PolicyId};
+use crate::policy::health::{check, probe};
+use crate::rollout::turns::Serve;
 use crate::rpc::request::request;
 use crate::rpc::wire::Reply;
+use crate::swap::target::Serving;
 
 /// A message type that can ask a learner for chunk `chunk` of its current version.
 pub trait PolicySource: Message + Sized {
@@ -47,12 +49,18 @@ pub async fn fetch<M: PolicySource>(
     ))
 }
 
-/// A policy served by an inference actor, with the id of the version it holds.
+/// A policy served by an inference actor, with the id of the version it holds and how the
+/// role is served (its policy, or the scripted expert), plus the candidate of a swap being
+/// prepared.
 pub struct Replica {
     policy: Policy,
     id: PolicyId,
+    serving: Serving,
     device: burn::tensor::Device,
+    probe: Vec<u32>,
     incoming: Assembler,
+    staging: Assembler,
+    staged: Option<(PolicyId, Serving, Policy)>,
 }
 
 impl Replica {
@@ -63,33 +71,70 @@ impl Replica {
         settings: &RoleModelConfig,
     ) -> Result<Self, String> {
         let device = ctx.device(settings).map_err(|e| e.to_string())?;
-        let (id, bytes) = fetch::<M>(ctx, group).await?;
+        let (id, serving, bytes) = fetch::<M>(ctx, group).await?;
         let policy = Policy::from_bytes(&bytes, &device).map_err(|e| e.to_string())?;
         Ok(Self {
             policy,
             id,
+            serving,
             device,
+            probe: probe(ctx),
             incoming: Assembler::default(),
+            staging: Assembler::default(),
+            staged: None,
         })
     }
 
-    /// Takes one chunk of a new version; loads the version once every chunk is in.
+    /// Takes one chunk of a new version; loads the version once every chunk is in. A staged
+    /// chunk (a swap being prepared) is loaded and health-checked aside instead.
     pub fn receive(&mut self, chunk: PolicyChunk) -> Result<(), String> {
-        if let Some((id, bytes)) = self.incoming.push(chunk)? {
-            self.load(id, &bytes)?;
+        if chunk.staged {
+            if let Some((id, serving, bytes)) = self.staging.push(chunk)? {
+                let policy = Policy::from_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+                check(&policy, &self.probe)?;
+                self.staged = Some((id, serving, policy));
+            }
+            return Ok(());
+        }
+        if let Some((id, serving, bytes)) = self.incoming.push(chunk)? {
+            self.policy = Policy::from_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+            self.id = id;
+            self.serving = serving;
         }
         Ok(())
     }
 
-    fn load(&mut self, id: PolicyId, bytes: &Arc<Vec<u8>>) -> Result<(), String> {
-        self.policy = Policy::from_bytes(bytes, &self.device).map_err(|e| e.to_string())?;
-        self.id = id;
-        Ok(())
+    /// Serves the staged candidate `id` from now on (`None`: drops the candidate).
+    pub fn activate(&mut self, id: Option<PolicyId>) -> Result<(), String> {
+        let staged = self.staged.take();
+        let Some(id) = id else {
+            self.staging = Assembler::default();
+            return Ok(());
+        };
+        match staged {
+            Some((sid, serving, policy)) if sid == id => {
+                self.policy = policy;
+                self.id = id;
+                self.serving = serving;
+                Ok(())
+            }
+            _ => Err(format!(
+                "policy {id:?} was not staged here (restarted since?)"
+            )),
+        }
     }
 
-    /// The policy to sample from.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// What to run turns with: the policy, or the scripted expert.
+    pub fn serve(&self) -> Serve<'_> {
+        match self.serving {
+            Serving::Expert => Serve::Expert,
+            Serving::Learner | Serving::Frozen => Serve::Policy(&self.policy),
+        }
+    }
+
+    /// How the role is served.
+    pub fn serving(&self) -> Serving {
+        self.serving
     }
 
     /// Which version it is.

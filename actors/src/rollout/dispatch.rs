@@ -1,19 +1,29 @@
 //! The one dispatch from a variant to its episodes: the main agent with sub-agents behind a
 //! delegation function (`mgrpo`, `frozen-sub`, `shared`), or the single agent (`single`). The
-//! planner and offline evaluation both roll out through here.
+//! planner and offline evaluation both roll out through here, with turns from a policy or, for
+//! a role swapped to `expert`, from the world's scripted expert.
 use std::future::Future;
 
-use mgrpo_algo::{Algo, Trajectory};
-use mgrpo_env::{MainEpisode, Question, SingleEpisode, SubEpisode, TextCodec, World};
-use mgrpo_models::{ModelError, Policy};
+use std::collections::BTreeMap;
+
+use mgrpo_algo::{Algo, Trajectory, derive_seed, salt};
+use mgrpo_env::{
+    MainEpisode, MainExpert, Question, SingleEpisode, SingleExpert, SubEpisode, SubExpert,
+    TextCodec, World,
+};
+use mgrpo_models::ModelError;
 
 use crate::config::SamplingConfig;
 use crate::context::NodeContext;
 use crate::policy::chunks::PolicyId;
 use crate::rollout::episode::Lockstep;
-use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubJob, SubOutcome};
+use crate::rollout::keys::{CallKey, MainOutcome, Mode, RolloutKey, SubJob, SubOutcome};
 use crate::rollout::lockstep::{Drive, Driven};
-use crate::rollout::turns::PolicyTurns;
+use crate::rollout::turns::{Expert, ExpertTurns, PolicyTurns, Serve, TurnSource};
+
+/// The scripted experts that serve a swapped role make no mistakes: swapping a role to the
+/// expert measures how much the other role gains from a perfect partner.
+pub const EXPERT_NOISE: f64 = 0.0;
 
 /// What every rollout of a node shares: tokenizer, world, sampling settings, run seed, mode.
 #[derive(Clone, Copy)]
@@ -68,23 +78,52 @@ impl<'a> Rollouts<'a> {
         }
     }
 
-    /// Runs `episodes` with `policy`'s turns to the end.
-    async fn run<E, F, Fut, Err>(
+    /// Runs `episodes` to the end with turns from `serve`: the policy, or the scripted
+    /// experts `expert` makes for each episode.
+    async fn run<E, X, M, F, Fut, Err>(
         &self,
-        policy: &Policy,
+        serve: Serve<'_>,
+        max_turns: usize,
+        episodes: Vec<(E::Key, E)>,
+        expert: M,
+        delegate: F,
+    ) -> Result<Vec<Driven<E>>, Err>
+    where
+        E: Lockstep,
+        X: Expert<E>,
+        M: Fn(&E::Key, &E) -> X,
+        F: FnMut(Vec<SubJob>) -> Fut,
+        Fut: Future<Output = Result<Vec<SubOutcome>, Err>>,
+        Err: From<ModelError>,
+    {
+        match serve {
+            Serve::Policy(policy) => {
+                let mut turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
+                self.drive(&mut turns, max_turns, episodes, delegate).await
+            }
+            Serve::Expert => {
+                let mut turns = ExpertTurns::new(self.world, self.codec, expert);
+                self.drive(&mut turns, max_turns, episodes, delegate).await
+            }
+        }
+    }
+
+    async fn drive<E, T, F, Fut, Err>(
+        &self,
+        turns: &mut T,
         max_turns: usize,
         episodes: Vec<(E::Key, E)>,
         delegate: F,
     ) -> Result<Vec<Driven<E>>, Err>
     where
         E: Lockstep,
+        T: TurnSource<E>,
         F: FnMut(Vec<SubJob>) -> Fut,
         Fut: Future<Output = Result<Vec<SubOutcome>, Err>>,
         Err: From<ModelError>,
     {
-        let mut turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
         Drive {
-            turns: &mut turns,
+            turns,
             codec: self.codec,
             world: self.world,
             run_seed: self.run_seed,
@@ -94,11 +133,19 @@ impl<'a> Rollouts<'a> {
         .await
     }
 
+    /// The seed of the scripted expert acting for the episode at `path`.
+    fn expert_seed(&self, path: &[u64]) -> u64 {
+        let full: Vec<u64> = std::iter::once(salt::EXPERT)
+            .chain(path.iter().copied())
+            .collect();
+        derive_seed(self.run_seed, &full)
+    }
+
     /// Main-agent rollouts; each turn's delegations go to `run_subs` as one batch (an executor
     /// request, or a local sub-agent driver) and come back in the same order.
     pub async fn main<F, Fut, E>(
         &self,
-        policy: &Policy,
+        serve: Serve<'_>,
         jobs: &[(RolloutKey, &Question)],
         run_subs: F,
     ) -> Result<Vec<(MainOutcome, Trajectory)>, E>
@@ -112,14 +159,22 @@ impl<'a> Rollouts<'a> {
             .iter()
             .map(|(k, q)| (*k, MainEpisode::new(&q.text, max_turns)))
             .collect();
-        let driven = self.run(policy, max_turns, episodes, run_subs).await?;
+        let questions: BTreeMap<RolloutKey, &str> =
+            jobs.iter().map(|(k, q)| (*k, q.text.as_str())).collect();
+        let expert = |k: &RolloutKey, _: &MainEpisode| {
+            let seed = self.expert_seed(&[k.step, k.query as u64, k.rollout as u64]);
+            MainExpert::new(questions.get(k).copied().unwrap_or(""), EXPERT_NOISE, seed)
+        };
+        let driven = self
+            .run(serve, max_turns, episodes, expert, run_subs)
+            .await?;
         Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
 
     /// Single-agent rollouts (the `single` baseline).
     pub async fn single(
         &self,
-        policy: &Policy,
+        serve: Serve<'_>,
         jobs: &[(RolloutKey, &Question)],
     ) -> Result<Vec<(MainOutcome, Trajectory)>, ModelError> {
         let max_turns = self.world.config.max_single_turns;
@@ -127,7 +182,15 @@ impl<'a> Rollouts<'a> {
             .iter()
             .map(|(k, q)| (*k, SingleEpisode::new(&q.text, max_turns)))
             .collect();
-        let driven = self.run(policy, max_turns, episodes, no_delegation).await?;
+        let questions: BTreeMap<RolloutKey, &str> =
+            jobs.iter().map(|(k, q)| (*k, q.text.as_str())).collect();
+        let expert = |k: &RolloutKey, _: &SingleEpisode| {
+            let seed = self.expert_seed(&[k.step, k.query as u64, k.rollout as u64]);
+            SingleExpert::new(questions.get(k).copied().unwrap_or(""), EXPERT_NOISE, seed)
+        };
+        let driven = self
+            .run(serve, max_turns, episodes, expert, no_delegation)
+            .await?;
         Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
 
@@ -135,7 +198,7 @@ impl<'a> Rollouts<'a> {
     /// `r_expert` 0 until judged.
     pub async fn sub(
         &self,
-        policy: &Policy,
+        serve: Serve<'_>,
         id: PolicyId,
         jobs: &[SubJob],
     ) -> Result<Vec<(SubOutcome, Trajectory)>, ModelError> {
@@ -144,7 +207,14 @@ impl<'a> Rollouts<'a> {
             .iter()
             .map(|j| (j.key, SubEpisode::new(&j.task, max_turns)))
             .collect();
-        let driven = self.run(policy, max_turns, episodes, no_delegation).await?;
+        let expert = |k: &CallKey, _: &SubEpisode| {
+            let r = k.rollout;
+            let path = [r.step, r.query as u64, r.rollout as u64, k.call as u64];
+            SubExpert::new(EXPERT_NOISE, self.expert_seed(&path))
+        };
+        let driven = self
+            .run(serve, max_turns, episodes, expert, no_delegation)
+            .await?;
         Ok(jobs
             .iter()
             .zip(driven)
@@ -170,7 +240,7 @@ impl<'a> Rollouts<'a> {
     pub async fn of_variant<F, Fut, E>(
         &self,
         variant: Algo,
-        policy: &Policy,
+        serve: Serve<'_>,
         jobs: &[(RolloutKey, &Question)],
         run_subs: F,
     ) -> Result<Vec<(MainOutcome, Trajectory)>, E>
@@ -180,9 +250,9 @@ impl<'a> Rollouts<'a> {
         E: From<ModelError>,
     {
         if variant.uses_sub_agents() {
-            self.main(policy, jobs, run_subs).await
+            self.main(serve, jobs, run_subs).await
         } else {
-            Ok(self.single(policy, jobs).await?)
+            Ok(self.single(serve, jobs).await?)
         }
     }
 }

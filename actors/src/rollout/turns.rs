@@ -33,6 +33,16 @@ pub trait TurnSource<E: Lockstep> {
     fn turns(&mut self, rows: &[TurnRequest<'_, E>]) -> Result<Vec<Sampled>, ModelError>;
 }
 
+/// What an inference actor runs a role's turns with: its policy, or the world's scripted
+/// expert for the role (a swap to `expert`).
+#[derive(Clone, Copy)]
+pub enum Serve<'a> {
+    /// Sample from the policy.
+    Policy(&'a Policy),
+    /// Let the scripted expert act.
+    Expert,
+}
+
 /// A policy sampling with KV cache: temperature and top-p in training, greedy in evaluation.
 pub struct PolicyTurns<'a> {
     policy: &'a Policy,

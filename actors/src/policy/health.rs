@@ -1,0 +1,51 @@
+//! The health check a swap runs on every instance before anything changes: the candidate
+//! policy scores a probe prompt (the first train question, as the main agent sees it) and
+//! every log-prob must be finite; a model directory must carry the run's tokenizer.
+use mgrpo_env::{MainEpisode, Split};
+use mgrpo_models::Policy;
+
+use crate::context::NodeContext;
+
+/// The probe prompt's tokens.
+pub fn probe(ctx: &NodeContext) -> Vec<u32> {
+    let text = ctx
+        .world
+        .questions(Split::Train)
+        .first()
+        .map(|q| MainEpisode::new(&q.text, 1).context())
+        .unwrap_or_default();
+    ctx.codec.encode(&text)
+}
+
+/// Scores `probe` with `policy` (cut to its context): an error unless every log-prob is finite.
+pub fn check(policy: &Policy, probe: &[u32]) -> Result<(), String> {
+    let n = probe.len().min(policy.config().max_seq_len);
+    let scored = policy
+        .score(&[probe[..n].to_vec()])
+        .map_err(|e| format!("health check: the policy cannot score a probe prompt: {e}"))?;
+    match scored.iter().flatten().find(|x| !x.is_finite()) {
+        Some(x) => Err(format!(
+            "health check: the policy gives a non-finite log-prob ({x}) on the probe prompt"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses weights whose tokenizer is not the run's: a role's tokenizer is fixed for the run
+/// (its trajectories, the protocol's token ids and the other role's statistics depend on it).
+pub fn same_tokenizer(found: &[u8], run: &str, what: &str) -> Result<(), String> {
+    if found == run.as_bytes() {
+        return Ok(());
+    }
+    let vocab = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| v["model"]["vocab"].as_object().map(|m| m.len()))
+    };
+    let describe = |n: Option<usize>| n.map_or("unreadable".to_string(), |n| format!("{n} tokens"));
+    Err(format!(
+        "{what} has another tokenizer than the run's (vocabulary {} vs the run's {}): a role's tokenizer is fixed for the run",
+        describe(vocab(found)),
+        describe(vocab(run.as_bytes()))
+    ))
+}
