@@ -47,8 +47,9 @@ pub enum Command {
     /// node trains once every placed role is present, then stops every node. A node restarted
     /// with the same command rejoins and the run continues. Ctrl-C stops the node cleanly.
     Node(NodeArgs),
-    /// Join a cluster as a short-lived client and print its nodes, which roles run where, each
-    /// learner's version, the current step and the last metrics.
+    /// Join a cluster (`--config`) or a one-process run (`--run DIR`) as a short-lived client and
+    /// print its nodes, which roles run where, each role's generation, version and source and
+    /// its last swap, the current step and the last metrics.
     Status(StatusArgs),
     /// Hot-swap a role of a running run at a step boundary: to a saved version
     /// (`checkpoint:V`), back to the policy before its last swap (`previous`), to the scripted

@@ -187,9 +187,13 @@ fn dump(run: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// One step's sub calls: the step, their distinct (generation, version) pairs, their mean
+/// expert score, how many.
+type StepCalls = (u64, Vec<(u64, u64)>, f64, usize);
+
 /// Per step: the sub calls' distinct (generation, version) pairs, and their mean expert score.
-fn calls_by_step(dump: &[Value]) -> Vec<(u64, Vec<(u64, u64)>, f64, usize)> {
-    let mut out: Vec<(u64, Vec<(u64, u64)>, f64, usize)> = Vec::new();
+fn calls_by_step(dump: &[Value]) -> Vec<StepCalls> {
+    let mut out: Vec<StepCalls> = Vec::new();
     for g in dump.iter().filter(|v| v["type"] == "group") {
         let step = g["step"].as_u64().unwrap();
         if out.last().is_none_or(|l| l.0 != step) {
@@ -370,7 +374,7 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
 #[test]
 fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    const STEPS: u64 = 10;
+    const STEPS: u64 = 12;
     const AT: u64 = 4;
     // The reference: one process, the same swap at the same step, no crash.
     let (rdir, rconfig, rrun) = run_dir(STEPS);
@@ -421,10 +425,29 @@ fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
         !client.wait().unwrap().success(),
         "the caller hears of the crash"
     );
-    let mut hub2 = NodeProc::start(&config, "hub", &run, dir.path(), "-restarted");
+    let mut hub2 =
+        NodeProc::start_with_faults(&config, "hub", &run, dir.path(), "-restarted", Some(PACED));
+
+    // A swap while a node is down waits for the role, then fails clearly, changing nothing.
+    let start = Instant::now();
+    while metrics(&run).len() < AT as usize + 3 {
+        assert!(start.elapsed() < Duration::from_secs(120), "{}", hub2.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sub.sigkill();
+    hub2.wait_log("lost peer", Duration::from_secs(30));
+    let e = mgrpo()
+        .args(["swap", "--role", "sub", "--to", "frozen", "--wait", "3"])
+        .args(target)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(e.contains("nothing changed"), "{e}");
+    println!("a swap while node sub is down: {}", e.trim());
+    let mut sub2 = NodeProc::start(&config, "sub", &run, dir.path(), "-restarted");
     hub2.wait_success(Duration::from_secs(300));
     main.wait_success(Duration::from_secs(30));
-    sub.wait_success(Duration::from_secs(30));
+    sub2.wait_success(Duration::from_secs(30));
     assert!(
         hub2.log()
             .contains("replaying a swap recorded before a crash"),

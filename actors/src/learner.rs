@@ -7,20 +7,21 @@
 //! `shared` model trained on both roles' rows) and the `sub` learner (S). Which batches each
 //! builds comes from [`LearnerRole::batches`]. A hot-swap of its role goes through it too
 //! ([`swap`]): it owns the role's weights, generation and serving.
+pub mod state;
 pub mod swap;
 pub mod update;
 
 use std::sync::Arc;
 
 use mgrpo_algo::{SubGroupAdvantages, Trajectory};
-use mgrpo_models::{Averaging, Learner, StepStats, SurrogateConfig};
+use mgrpo_models::{Averaging, StepStats, SurrogateConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
 use crate::faults::FaultPoint;
-use crate::learner::swap::Staged;
+use crate::learner::state::LearnerState;
 use crate::learner::update::{Buffered, build};
 use crate::policy::checkpoints::{
     TrainState, checkpoint_for_step, load_learner, prune, save_learner,
@@ -160,35 +161,6 @@ pub struct LearnerArgs {
 
 /// The learner actor.
 pub struct LearnerActor;
-
-/// Its state.
-pub struct LearnerState {
-    ctx: Arc<NodeContext>,
-    role: LearnerRole,
-    sinks: PolicySinks,
-    learner: Learner,
-    state: TrainState,
-    /// The current version's weights, as served to inference actors.
-    weights: Arc<Vec<u8>>,
-    buffered: Buffered,
-    staged: Option<Staged>,
-}
-
-impl LearnerState {
-    fn id(&self) -> PolicyId {
-        PolicyId {
-            generation: self.state.generation,
-            version: self.state.version,
-        }
-    }
-
-    /// Sends the current version to every replica and waits for each to load it.
-    async fn publish(&self) {
-        self.sinks
-            .publish(&self.ctx, self.id(), self.state.serving, &self.weights)
-            .await;
-    }
-}
 
 impl Actor for LearnerActor {
     type Msg = LearnerMsg;

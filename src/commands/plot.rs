@@ -1,5 +1,6 @@
 //! `mgrpo plot`: reward and dev-accuracy curves of one or several runs in one PNG, so the
-//! variants (mgrpo, frozen-sub, shared, single) can be compared at a glance.
+//! variants (mgrpo, frozen-sub, shared, single) can be compared at a glance. Hot-swaps show as
+//! thin vertical lines in the run's colour, labelled with the role and its new generation.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -13,6 +14,28 @@ struct Curves {
     label: String,
     reward: Vec<(f64, f64)>,
     dev_accuracy: Vec<(f64, f64)>,
+    /// `(step, "sub g2")`: the first step on a role's new generation.
+    swaps: Vec<(f64, String)>,
+}
+
+/// Where a role's generation changes between consecutive metrics lines.
+fn swaps(lines: &[serde_json::Value]) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    for role in ["main", "sub"] {
+        let key = format!("{role}_generation");
+        let mut last = 0;
+        for v in lines {
+            let (Some(step), Some(g)) = (v["step"].as_f64(), v[&key].as_u64()) else {
+                continue;
+            };
+            if g != last {
+                out.push((step, format!("{role} g{g}")));
+                last = g;
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
 }
 
 fn read_curves(run: &Path) -> Result<Curves> {
@@ -25,6 +48,7 @@ fn read_curves(run: &Path) -> Result<Curves> {
         ),
         reward: Vec::new(),
         dev_accuracy: Vec::new(),
+        swaps: swaps(&lines),
     };
     for v in lines {
         let Some(step) = v["step"].as_f64() else {
@@ -120,6 +144,17 @@ fn panel(
                 .into_iter()
                 .map(|p| Circle::new(p, 2, color.filled())),
         )?;
+        for (step, label) in &c.swaps {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(*step, 0.0), (*step, 1.0)],
+                color.mix(0.6).stroke_width(1),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*step, 0.97),
+                (font, 12).into_font().color(&color),
+            )))?;
+        }
     }
     chart
         .configure_series_labels()

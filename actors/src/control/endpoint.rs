@@ -4,7 +4,7 @@
 //! boundary ([`crate::swap::queue`]); the caller's reply port travels with the request and is
 //! answered once the swap took effect or failed.
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -59,10 +59,17 @@ impl Actor for ControlEndpoint {
             let _ = reply.send(Wire(Err(e)));
             return Ok(());
         }
+        let wait = Duration::from_secs(request.wait_s);
         ctx.swaps.offer(Pending {
             request,
             reply,
             received: Instant::now(),
+        });
+        // Fail it at its deadline even if no boundary comes (the run stuck waiting for a node).
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait + Duration::from_millis(50)).await;
+            ctx.swaps.expire();
         });
         Ok(())
     }

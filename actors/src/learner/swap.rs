@@ -11,20 +11,11 @@ use std::sync::Arc;
 
 use mgrpo_models::{Learner, LearnerConfig, load_checkpoint};
 
-use crate::learner::LearnerState;
+use crate::learner::state::{LearnerState, Staged};
 use crate::policy::checkpoints::{TrainState, keep_current, load_learner, save_learner};
 use crate::policy::chunks::PolicyId;
 use crate::policy::health::{check, probe, same_tokenizer};
 use crate::swap::target::{SwapPlan, Weights};
-
-/// A prepared swap: its new id and plan, the loaded learner (`None`: the weights are kept) and
-/// the weights as served.
-pub(super) struct Staged {
-    id: PolicyId,
-    plan: SwapPlan,
-    learner: Option<Learner>,
-    weights: Arc<Vec<u8>>,
-}
 
 /// Loads the plan's weights and health-checks them.
 fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<Vec<u8>>), String> {
@@ -73,7 +64,7 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
 }
 
 /// Prepares `plan` as policy `id`: loaded and health-checked here and on every replica.
-pub(super) async fn prepare(
+pub async fn prepare(
     s: &mut LearnerState,
     plan: SwapPlan,
     id: PolicyId,
@@ -94,13 +85,13 @@ pub(super) async fn prepare(
 }
 
 /// Drops a prepared swap here and on the replicas.
-pub(super) async fn abort(s: &mut LearnerState) {
+pub async fn abort(s: &mut LearnerState) {
     s.staged = None;
     let _ = s.sinks.activate(&s.ctx, None).await;
 }
 
 /// Puts `plan` into effect as policy `id` before `step`.
-pub(super) async fn apply(
+pub async fn apply(
     s: &mut LearnerState,
     step: u64,
     plan: SwapPlan,

@@ -23,7 +23,7 @@ use crate::policy::chunks::PolicyId;
 use crate::role::{LearnerRole, models};
 use crate::rpc::{self, Wire};
 use crate::store_actor::StoreMsg;
-use crate::swap::queue::{Pending, SwapOutcome};
+use crate::swap::queue::{Pending, SwapOutcome, expired_reason};
 use crate::swap::target::{Serving, SwapPlan, resolve};
 
 /// How each model of the run is served at a boundary.
@@ -87,9 +87,7 @@ pub async fn at_boundary(ctx: &NodeContext, step: u64) -> Result<Servings, Strin
     let (due, expired) = ctx.swaps.take_due(step);
     for p in expired {
         let (role, wait_s) = (p.request.role, p.request.wait_s);
-        p.answer(Err(format!(
-            "no step boundary came within {wait_s} s (is a node down?); nothing changed"
-        )));
+        p.answer(Err(expired_reason(wait_s)));
         ctx.swaps.done(role);
     }
     let mut after_fence = None;

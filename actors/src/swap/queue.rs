@@ -47,6 +47,13 @@ pub struct SwapOutcome {
     pub latency_ms: u64,
 }
 
+/// What a request past its wait is told.
+pub fn expired_reason(wait_s: u64) -> String {
+    format!(
+        "no step boundary came within {wait_s} s (is a node down, or the run paused?); nothing changed"
+    )
+}
+
 /// One request waiting for its boundary.
 pub struct Pending {
     /// The request.
@@ -128,6 +135,29 @@ impl SwapQueue {
         (due, expired)
     }
 
+    /// Answers the requests past their wait now (a timer does this, so that a swap waiting
+    /// on a run stuck in recovery — a node down — fails at its deadline, not at the next
+    /// boundary).
+    pub fn expire(&self) {
+        let expired = match self.inner.lock() {
+            Ok(mut inner) => {
+                let now = Instant::now();
+                let (gone, keep): (Vec<Pending>, Vec<Pending>) =
+                    inner.pending.drain(..).partition(|p| p.expired(now));
+                inner.pending = keep;
+                for p in &gone {
+                    inner.busy.remove(&p.request.role);
+                }
+                gone
+            }
+            Err(_) => return,
+        };
+        for p in expired {
+            let wait_s = p.request.wait_s;
+            p.answer(Err(expired_reason(wait_s)));
+        }
+    }
+
     /// The swap of `role` was answered: the role takes requests again.
     pub fn done(&self, role: LearnerRole) {
         if let Ok(mut inner) = self.inner.lock() {
@@ -147,5 +177,62 @@ impl SwapQueue {
         for p in pending {
             p.answer(Err(why.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(
+        role: LearnerRole,
+        at_step: Option<u64>,
+        wait_s: u64,
+    ) -> (Pending, tokio::sync::oneshot::Receiver<Reply<SwapOutcome>>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let p = Pending {
+            request: SwapRequest {
+                role,
+                target: SwapTarget::Expert,
+                at_step,
+                wait_s,
+            },
+            reply: tx.into(),
+            received: Instant::now(),
+        };
+        (p, rx)
+    }
+
+    #[tokio::test]
+    async fn one_request_per_role_due_at_its_step_and_expired_after_its_wait() {
+        let q = SwapQueue::default();
+        let (a, _ra) = pending(LearnerRole::Sub, Some(5), 60);
+        q.offer(a);
+        let (b, rb) = pending(LearnerRole::Sub, None, 60);
+        q.offer(b);
+        let Wire(refused) = rb.await.unwrap();
+        assert!(
+            refused
+                .unwrap_err()
+                .contains("another swap of the sub role")
+        );
+        let (m, _rm) = pending(LearnerRole::Main, None, 0);
+        q.offer(m);
+        std::thread::sleep(Duration::from_millis(5));
+        let (due, expired) = q.take_due(4);
+        assert!(due.is_empty(), "sub waits for step 5");
+        assert_eq!(expired.len(), 1, "main's wait of 0 s is over");
+        let (due, _) = q.take_due(5);
+        assert_eq!(due.len(), 1);
+        // Busy until answered.
+        let (c, rc) = pending(LearnerRole::Sub, None, 60);
+        q.offer(c);
+        assert!(rc.await.unwrap().0.is_err());
+        q.done(LearnerRole::Sub);
+        let (d, rd) = pending(LearnerRole::Sub, None, 0);
+        q.offer(d);
+        std::thread::sleep(Duration::from_millis(5));
+        q.expire();
+        assert!(rd.await.unwrap().0.unwrap_err().contains("nothing changed"));
     }
 }

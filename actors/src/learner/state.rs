@@ -1,0 +1,53 @@
+//! A learner's state: its model and optimiser, its progress, the weights it serves, the
+//! trajectories it buffers, and a prepared swap. Shared by the actor's handler (`learner.rs`)
+//! and its side of a swap (`learner/swap.rs`).
+use std::sync::Arc;
+
+use mgrpo_models::Learner;
+
+use crate::context::NodeContext;
+use crate::learner::update::Buffered;
+use crate::policy::checkpoints::TrainState;
+use crate::policy::chunks::PolicyId;
+use crate::policy::sink::PolicySinks;
+use crate::role::LearnerRole;
+use crate::swap::target::SwapPlan;
+
+/// A prepared swap: its new id and plan, the loaded learner (`None`: the weights are kept) and
+/// the weights as served.
+pub struct Staged {
+    pub(crate) id: PolicyId,
+    pub(crate) plan: SwapPlan,
+    pub(crate) learner: Option<Learner>,
+    pub(crate) weights: Arc<Vec<u8>>,
+}
+
+/// A learner actor's state.
+pub struct LearnerState {
+    pub(crate) ctx: Arc<NodeContext>,
+    pub(crate) role: LearnerRole,
+    pub(crate) sinks: PolicySinks,
+    pub(crate) learner: Learner,
+    pub(crate) state: TrainState,
+    /// The current version's weights, as served to inference actors.
+    pub(crate) weights: Arc<Vec<u8>>,
+    pub(crate) buffered: Buffered,
+    pub(crate) staged: Option<Staged>,
+}
+
+impl LearnerState {
+    /// The id of the policy it serves.
+    pub fn id(&self) -> PolicyId {
+        PolicyId {
+            generation: self.state.generation,
+            version: self.state.version,
+        }
+    }
+
+    /// Sends the current version to every replica and waits for each to load it.
+    pub async fn publish(&self) {
+        self.sinks
+            .publish(&self.ctx, self.id(), self.state.serving, &self.weights)
+            .await;
+    }
+}
