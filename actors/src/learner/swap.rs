@@ -64,11 +64,7 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
 }
 
 /// Prepares `plan` as policy `id`: loaded and health-checked here and on every replica.
-pub async fn prepare(
-    s: &mut LearnerState,
-    plan: SwapPlan,
-    id: PolicyId,
-) -> Result<(), String> {
+pub async fn prepare(s: &mut LearnerState, plan: SwapPlan, id: PolicyId) -> Result<(), String> {
     s.staged = None;
     let (learner, weights) = tokio::task::block_in_place(|| candidate(s, &plan))?;
     if let Err(e) = s.sinks.stage(&s.ctx, id, plan.serving, &weights).await {
