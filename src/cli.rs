@@ -54,7 +54,8 @@ pub enum Command {
     /// Hot-swap a role of a running run at a step boundary: to a saved version
     /// (`checkpoint:V`), back to the policy before its last swap (`previous`), to the scripted
     /// expert (`expert`), frozen (`frozen`; `train` resumes learning), or to another checkpoint
-    /// directory (`model:PATH`). Answers once the swap took effect, with the step it did.
+    /// directory (`model:PATH`); `--node NAME` moves its inference instances to another node.
+    /// Answers once the swap took effect, with the step it did.
     Swap(SwapArgs),
     /// Read a run's store.
     Store {
@@ -192,13 +193,14 @@ pub struct SwapArgs {
     /// `sub` (the sub-agents' model).
     #[arg(long)]
     pub role: String,
-    /// checkpoint:V | previous | expert | frozen | train | model:PATH
+    /// checkpoint:V | previous | expert | frozen | train | model:PATH | keep (default with --node)
     #[arg(long)]
-    pub to: String,
+    pub to: Option<String>,
     /// Take effect at the boundary before this step (not earlier); default: the next one.
     #[arg(long)]
     pub at_step: Option<u64>,
-    /// Move the role's inference instances to this node (not available yet).
+    /// Move the role's inference instances (planners for main, executors for sub) to this node
+    /// of the cluster; they fetch the current weights in chunks.
     #[arg(long)]
     pub node: Option<String>,
     /// How long the swap may wait for its step boundary and for the role to be present, in

@@ -485,3 +485,99 @@ fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
         "the store equals the run without the crash"
     );
 }
+
+/// What the status says each node hosts: `node → role → count`.
+fn hosted(config: &Path) -> std::collections::BTreeMap<String, Value> {
+    let out = mgrpo()
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap().to_string(),
+                n["info"]["roles"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_role_moved_to_another_node_keeps_training_and_stays_moved_across_a_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const STEPS: u64 = 14;
+    let (dir, config, run) = run_dir(STEPS);
+    let mut hub = NodeProc::start_with_faults(&config, "hub", &run, dir.path(), "", Some(PACED));
+    let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
+    let mut sub = NodeProc::start(&config, "sub", &run, dir.path(), "");
+    let target = ["--config", config.to_str().unwrap()];
+    let mut cmd = mgrpo();
+    cmd.args([
+        "swap",
+        "--role",
+        "sub",
+        "--node",
+        "main",
+        "--json",
+        "--at-step",
+        "3",
+    ])
+    .args(target);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        hub.log()
+    );
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("moved the executors: {o}");
+    let moved_at = o["step"].as_u64().unwrap();
+    let h = hosted(&config);
+    assert_eq!(h["main"]["executor"], 2, "{h:?}");
+    assert!(h["sub"].get("executor").is_none(), "{h:?}");
+
+    // The new host dies and comes back with the config's placement: the coordinator puts the
+    // executors back on it.
+    let start = Instant::now();
+    while metrics(&run).len() < moved_at as usize + 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "{}", hub.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    main.sigkill();
+    hub.wait_log("lost peer", Duration::from_secs(30));
+    let mut main2 = NodeProc::start(&config, "main", &run, dir.path(), "-restarted");
+    hub.wait_log("putting moved instances back", Duration::from_secs(120));
+    hub.wait_success(Duration::from_secs(300));
+    main2.wait_success(Duration::from_secs(30));
+    sub.wait_success(Duration::from_secs(30));
+
+    let steps: Vec<u64> = metrics(&run)
+        .iter()
+        .map(|l| l["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        (0..STEPS).collect::<Vec<_>>(),
+        "each step once, in order"
+    );
+    // The sub learner kept training: its version grows by one per step after the move.
+    let by_step = calls_by_step(&dump(&run));
+    let versions: Vec<u64> = by_step
+        .iter()
+        .filter(|s| s.0 >= moved_at && !s.1.is_empty())
+        .map(|s| s.1[0].1)
+        .collect();
+    assert!(versions.len() >= 3, "sub calls after the move: {by_step:?}");
+    assert!(versions.windows(2).all(|w| w[1] > w[0]), "{versions:?}");
+}

@@ -17,13 +17,14 @@ pub fn swap(args: &SwapArgs) -> Result<()> {
         "sub" => LearnerRole::Sub,
         other => bail!("--role must be main or sub, not {other:?}"),
     };
-    if let Some(node) = &args.node {
-        bail!(
-            "--node {node}: moving a role's inference instances to another node is not available yet; \
-             change the placement in the config and restart the nodes (a restarted node rejoins and the run continues)"
-        );
-    }
-    let mut target: SwapTarget = args.to.parse().map_err(anyhow::Error::msg)?;
+    let to = match (&args.to, &args.node) {
+        (Some(to), _) => to.as_str(),
+        (None, Some(_)) => "keep",
+        (None, None) => {
+            bail!("--to TARGET is required (it may be left out with --node: a move only)")
+        }
+    };
+    let mut target: SwapTarget = to.parse().map_err(anyhow::Error::msg)?;
     if let SwapTarget::Model(p) = &target {
         // The learner's node reads the path: make it absolute here (the same host, usually).
         let abs = std::path::absolute(p)?;
@@ -38,6 +39,7 @@ pub fn swap(args: &SwapArgs) -> Result<()> {
         target,
         at_step: args.at_step,
         wait_s: args.wait,
+        node: args.node.clone(),
     };
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -175,6 +175,8 @@ pub struct SwapRecord {
     pub generation: u64,
     /// The version published by the swap (the next version number of the role).
     pub version: u64,
+    /// The node the role's inference instances moved to, if the swap moved them.
+    pub node: Option<String>,
     /// From the request's arrival to the fence: waiting for the boundary, loading and
     /// health-checking on every instance (milliseconds; differs between runs).
     pub duration_ms: u64,
@@ -186,13 +188,16 @@ impl SwapRecord {
         format!("{} v{}", self.from_serving, self.from_version)
     }
 
-    /// `to` as the dump prints it (`expert v13`, `learner v13 (checkpoint:4)`).
+    /// `to` as the dump prints it (`expert v13`, `learner v13 (checkpoint:4)`, `… on main`).
     pub fn to_label(&self) -> String {
-        if self.weights == "keep" {
-            format!("{} v{}", self.to_serving, self.version)
-        } else {
-            format!("{} v{} ({})", self.to_serving, self.version, self.weights)
+        let mut s = format!("{} v{}", self.to_serving, self.version);
+        if self.weights != "keep" {
+            s += &format!(" ({})", self.weights);
         }
+        if let Some(n) = &self.node {
+            s += &format!(" on {n}");
+        }
+        s
     }
 }
 

@@ -211,6 +211,7 @@ fn swap(step: u64, generation: u64, to: &str, duration_ms: u64) -> SwapRecord {
         weights: "keep".into(),
         generation,
         version: 5,
+        node: None,
         duration_ms,
     }
 }

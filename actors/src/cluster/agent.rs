@@ -1,9 +1,11 @@
 //! The node agent: one per node, in the `node/agent` group. It says what runs on its node and
-//! what crossed its links, arms faults on its node, and stops the node when the run is over.
+//! what crossed its links, arms faults on its node, hosts role instances on demand (a swap
+//! moving a role here), and stops the node when the run is over.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::cluster::bytes::{LinkCounters, link_bytes};
 use crate::context::NodeContext;
 use crate::faults::Fault;
-use crate::role::group;
+use crate::role::{Role, group};
 use crate::rpc::wire::{PayloadCount, counters};
 use crate::rpc::{self, Reply, Wire};
 
@@ -57,11 +59,29 @@ pub enum NodeAgentMsg {
         /// Acknowledged once armed.
         reply: RpcReplyPort<Reply<()>>,
     },
+    /// Host `count` instances of `role` on this node from now on (0: none): how a swap moves a
+    /// role's inference instances, and how recovery puts moved instances back after a restart.
+    /// Already hosting `count`: nothing changes.
+    #[rpc]
+    Host {
+        /// The role (planner or executor).
+        role: Wire<Role>,
+        /// Instances wanted here.
+        count: u32,
+        /// Acknowledged once they started (or stopped).
+        reply: RpcReplyPort<Reply<()>>,
+    },
     /// The run is over (sent by the coordinator's node): stop this node.
     Shutdown {
         /// Why.
         reason: Wire<String>,
     },
+}
+
+/// How a node starts and stops role instances on demand (its supervision tree implements it).
+pub trait Hosting: Send + Sync {
+    /// Stops this node's instances of `role`, then starts `count` new ones.
+    fn host(&self, role: Role, count: usize) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// Arguments of a node agent.
@@ -76,6 +96,8 @@ pub struct NodeAgentArgs {
     pub peers: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
     /// Where a shutdown request goes.
     pub shutdown: Option<UnboundedSender<String>>,
+    /// How it hosts instances on demand.
+    pub hosting: Option<Arc<dyn Hosting>>,
 }
 
 /// The node agent.
@@ -127,6 +149,27 @@ impl Actor for NodeAgent {
                 state.ctx.faults.arm(fault);
                 let _ = reply.send(Wire(Ok(())));
             }
+            NodeAgentMsg::Host {
+                role: Wire(role),
+                count,
+                reply,
+            } => {
+                let have = state.roles.get(role.name()).copied().unwrap_or(0);
+                let r = match &state.hosting {
+                    _ if have == count as usize => Ok(()),
+                    None => Err(format!("node {} cannot host roles on demand", state.node)),
+                    Some(h) => h.host(role, count as usize).await,
+                };
+                if r.is_ok() {
+                    tracing::info!(role = role.name(), from = have, to = count, "hosting");
+                    if count == 0 {
+                        state.roles.remove(role.name());
+                    } else {
+                        state.roles.insert(role.name().to_string(), count as usize);
+                    }
+                }
+                let _ = reply.send(Wire(r));
+            }
             NodeAgentMsg::Shutdown { reason: Wire(r) } => {
                 tracing::info!(reason = %r, "shutdown requested");
                 if let Some(tx) = &state.shutdown {
@@ -171,4 +214,43 @@ pub fn shutdown_all(ctx: &NodeContext, reason: &str) {
     rpc::broadcast(ctx, group::NODE_AGENT, || NodeAgentMsg::Shutdown {
         reason: Wire(reason.to_string()),
     });
+}
+
+/// The agent of node `node`, if it answers within `timeout`.
+pub async fn agent_of(
+    ctx: &NodeContext,
+    node: &str,
+    timeout: Duration,
+) -> Option<ActorRef<NodeAgentMsg>> {
+    for a in rpc::members::<NodeAgentMsg>(ctx, group::NODE_AGENT) {
+        let info = rpc::call_member(&a, |reply| NodeAgentMsg::Info { reply }, Some(timeout)).await;
+        if info.is_ok_and(|i| i.node == node) {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// Has node `node` host `count` instances of `role` (see [`NodeAgentMsg::Host`]).
+pub async fn host(
+    ctx: &NodeContext,
+    node: &str,
+    role: Role,
+    count: usize,
+    timeout: Duration,
+) -> Result<(), String> {
+    let agent = agent_of(ctx, node, timeout)
+        .await
+        .ok_or_else(|| format!("node {node} is not present"))?;
+    rpc::call_member(
+        &agent,
+        |reply| NodeAgentMsg::Host {
+            role: Wire(role),
+            count: count as u32,
+            reply,
+        },
+        Some(timeout),
+    )
+    .await
+    .map_err(|e| format!("node {node}: {e}"))
 }

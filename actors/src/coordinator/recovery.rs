@@ -1,12 +1,16 @@
 //! Bringing the cluster to a consistent point before the first step and after a failed one.
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::cluster::membership::wait_roles;
+use crate::cluster::agent::{host, node_infos};
+use crate::cluster::membership::{STOPPED, wait_roles};
+use crate::config::cluster::NodePlacement;
 use crate::context::NodeContext;
 use crate::learner::LearnerMsg;
-use crate::role::{group, training_learners};
+use crate::role::{Role, group, training_learners};
 use crate::rpc;
 use crate::store_actor::StoreMsg;
+use crate::swap::placement::{any_moves, effective};
 
 /// Returns the step to run next: waits for every placed role, reads the committed steps from
 /// the store, and restores each learner to the last committed step (a learner that trained on
@@ -17,7 +21,14 @@ use crate::store_actor::StoreMsg;
 /// conflict if they differed).
 pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String> {
     let within = std::time::Duration::from_secs(ctx.config.cluster.wait_roles_s);
-    wait_roles(ctx, &ctx.config.placement(), within, stop).await?;
+    let swaps = rpc::request(ctx, group::STORE, 0, |reply| StoreMsg::Swaps { reply })
+        .await
+        .map_err(|e| e.to_string())?;
+    let placement = effective(&ctx.config.placement(), &swaps);
+    if any_moves(&swaps) {
+        put_back(ctx, &placement, within, stop).await?;
+    }
+    wait_roles(ctx, &placement, within, stop).await?;
     let (committed, _) = rpc::request(ctx, group::STORE, 0, |reply| StoreMsg::Progress { reply })
         .await
         .map_err(|e| e.to_string())?;
@@ -52,4 +63,50 @@ pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String
         .map_err(|e| e.to_string())?;
     }
     Ok(target)
+}
+
+/// Makes every node host the inference instances `placement` gives it (after swaps moved
+/// some): a node restarted with the config's placement is told to start or stop them. Waits for
+/// every node's agent, up to `within`.
+async fn put_back(
+    ctx: &NodeContext,
+    placement: &[NodePlacement],
+    within: Duration,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let timeout = Duration::from_secs(5);
+    loop {
+        let infos = node_infos(ctx, timeout).await;
+        let mut settled = true;
+        for node in placement {
+            let Some(info) = infos.iter().find(|i| i.node == node.node) else {
+                settled = false;
+                continue;
+            };
+            for role in [Role::Planner, Role::Executor] {
+                let want = node.roles.get(&role).copied().unwrap_or(0);
+                let have = info.roles.get(role.name()).copied().unwrap_or(0);
+                if want != have {
+                    tracing::warn!(node = %node.node, role = role.name(), have, want, "putting moved instances back");
+                    if let Err(e) = host(ctx, &node.node, role, want, timeout).await {
+                        tracing::warn!(error = %e, "could not put moved instances back yet");
+                        settled = false;
+                    }
+                }
+            }
+        }
+        if settled {
+            return Ok(());
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Err(STOPPED.into());
+        }
+        if start.elapsed() > within {
+            return Err(format!(
+                "nodes still missing after {within:?} (moved roles cannot be put back)"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -64,6 +64,20 @@ pub enum NodeEvent {
 pub enum NodeMsg {
     /// Start child `i` again (sent to itself after the backoff).
     Restart(usize),
+    /// Start one more child (a role instance moved here by a swap).
+    Add {
+        /// The child.
+        spec: ChildSpec,
+        /// Ok once started.
+        reply: ractor::RpcReplyPort<Result<(), String>>,
+    },
+    /// Stop the running children whose name starts with `prefix` (not restarted).
+    StopChildren {
+        /// E.g. `executor-`.
+        prefix: String,
+        /// How many were stopped.
+        reply: ractor::RpcReplyPort<usize>,
+    },
 }
 
 /// Arguments of the supervisor.
@@ -84,6 +98,8 @@ pub struct NodeState {
     specs: Vec<ChildSpec>,
     cells: Vec<Option<ActorCell>>,
     history: Vec<VecDeque<Instant>>,
+    /// Children stopped on purpose (moved away): never restarted.
+    retired: std::collections::BTreeSet<usize>,
     policy: RestartPolicy,
     events: Option<UnboundedSender<NodeEvent>>,
 }
@@ -121,6 +137,7 @@ impl Actor for NodeSupervisor {
         }
         Ok(NodeState {
             history: vec![VecDeque::new(); args.children.len()],
+            retired: Default::default(),
             specs: args.children,
             cells,
             policy: args.policy,
@@ -146,6 +163,35 @@ impl Actor for NodeSupervisor {
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            NodeMsg::Add { spec, reply } => {
+                let r = (spec.start)(myself.get_cell()).await;
+                let r = match r {
+                    Ok(cell) => {
+                        tracing::info!(child = %spec.name, "started");
+                        state.specs.push(spec);
+                        state.cells.push(Some(cell));
+                        state.history.push(VecDeque::new());
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("starting {}: {e}", spec.name)),
+                };
+                let _ = reply.send(r);
+            }
+            NodeMsg::StopChildren { prefix, reply } => {
+                let mut n = 0;
+                for (i, spec) in state.specs.iter().enumerate() {
+                    if !spec.name.starts_with(&prefix) || !state.retired.insert(i) {
+                        continue;
+                    }
+                    // Also one waiting for its restart: it is not restarted.
+                    if let Some(c) = state.cells[i].take() {
+                        c.stop(Some("moved to another node".into()));
+                        n += 1;
+                    }
+                }
+                let _ = reply.send(n);
+            }
+            NodeMsg::Restart(i) if state.retired.contains(&i) => {}
             NodeMsg::Restart(i) => {
                 let spec = state.specs[i].clone();
                 match (spec.start)(myself.get_cell()).await {
@@ -171,6 +217,7 @@ impl Actor for NodeSupervisor {
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
         match event {
+            // A child stopped on purpose (`StopChildren`) is no longer in `cells`.
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(i) = state.child_index(&cell) {
                     state.cells[i] = None;

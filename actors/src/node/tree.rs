@@ -2,16 +2,17 @@
 //! instances in [`Role::ALL`] order. This is also where each learner is told who receives its
 //! versions (the [`PolicySinks`] of its model under the run's variant).
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use mgrpo_algo::Algo;
 use mgrpo_store::Store;
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::cluster::agent::{NodeAgent, NodeAgentArgs};
+use crate::cluster::agent::{Hosting, NodeAgent, NodeAgentArgs};
 use crate::context::NodeContext;
 use crate::control::endpoint::ControlEndpoint;
 use crate::coordinator::{Coordinator, CoordinatorArgs, Progress};
@@ -89,8 +90,49 @@ pub struct NodeSpec {
     pub shutdown: Option<UnboundedSender<String>>,
 }
 
+/// Instance `i` of an inference role (planner or executor).
+fn instance(ctx: &Arc<NodeContext>, role: Role, i: usize) -> Option<ChildSpec> {
+    let c = ctx.clone();
+    match role {
+        Role::Executor => Some(child(format!("executor-{i}"), move || {
+            (Executor, c.clone())
+        })),
+        Role::Planner => Some(child(format!("planner-{i}"), move || (Planner, c.clone()))),
+        _ => None,
+    }
+}
+
+/// Starts and stops a node's inference instances on demand, through its supervisor (known
+/// once it started).
+struct TreeHosting {
+    ctx: Arc<NodeContext>,
+    supervisor: OnceLock<ActorRef<NodeMsg>>,
+}
+
+impl Hosting for TreeHosting {
+    fn host(&self, role: Role, count: usize) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let sup = self.supervisor.get().ok_or("the node is still starting")?;
+            let prefix = format!("{}-", role.name());
+            ractor::call!(sup, |reply| NodeMsg::StopChildren { prefix, reply })
+                .map_err(|e| e.to_string())?;
+            for i in 0..count {
+                let spec = instance(&self.ctx, role, i)
+                    .ok_or_else(|| format!("{} cannot be moved between nodes", role.name()))?;
+                ractor::call!(sup, |reply| NodeMsg::Add { spec, reply })
+                    .map_err(|e| e.to_string())??;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The children of a node, in start order: its agent, then its roles.
-fn children(ctx: &Arc<NodeContext>, spec: &NodeSpec) -> Result<Vec<ChildSpec>, TreeError> {
+fn children(
+    ctx: &Arc<NodeContext>,
+    spec: &NodeSpec,
+    hosting: &Arc<TreeHosting>,
+) -> Result<Vec<ChildSpec>, TreeError> {
     let variant = ctx.config.algo.variant;
     let (c, node, peers, shutdown) = (
         ctx.clone(),
@@ -103,6 +145,7 @@ fn children(ctx: &Arc<NodeContext>, spec: &NodeSpec) -> Result<Vec<ChildSpec>, T
         .iter()
         .map(|(r, n)| (r.name().to_string(), *n))
         .collect();
+    let hosting: Arc<dyn Hosting> = hosting.clone();
     let mut out = vec![child("agent".into(), move || {
         (
             NodeAgent,
@@ -112,6 +155,7 @@ fn children(ctx: &Arc<NodeContext>, spec: &NodeSpec) -> Result<Vec<ChildSpec>, T
                 roles: roles.clone(),
                 peers: peers.clone(),
                 shutdown: shutdown.clone(),
+                hosting: Some(hosting.clone()),
             },
         )
     })];
@@ -143,8 +187,8 @@ fn children(ctx: &Arc<NodeContext>, spec: &NodeSpec) -> Result<Vec<ChildSpec>, T
                         )
                     })
                 }
-                Role::Executor => child(format!("executor-{i}"), move || (Executor, c.clone())),
-                Role::Planner => child(format!("planner-{i}"), move || (Planner, c.clone())),
+                Role::Executor | Role::Planner => instance(&c, role, i)
+                    .ok_or_else(|| TreeError::Spawn(format!("no instance of {}", role.name())))?,
                 Role::Coordinator => {
                     let (progress, stop) = (spec.progress.clone(), spec.stop.clone());
                     child("coordinator".into(), move || {
@@ -182,8 +226,12 @@ pub struct Node {
 /// Starts the supervision tree of a node hosting `spec.roles`.
 pub async fn start_placed_node(ctx: Arc<NodeContext>, spec: NodeSpec) -> Result<Node, TreeError> {
     let a = &ctx.config.actors;
+    let hosting = Arc::new(TreeHosting {
+        ctx: ctx.clone(),
+        supervisor: OnceLock::new(),
+    });
     let args = NodeArgs {
-        children: children(&ctx, &spec)?,
+        children: children(&ctx, &spec, &hosting)?,
         policy: RestartPolicy {
             max_restarts: a.max_restarts,
             window: Duration::from_secs(a.restart_window_s),
@@ -194,5 +242,6 @@ pub async fn start_placed_node(ctx: Arc<NodeContext>, spec: NodeSpec) -> Result<
     let (supervisor, _) = Actor::spawn(None, NodeSupervisor, args)
         .await
         .map_err(|e| TreeError::Spawn(e.to_string()))?;
+    let _ = hosting.supervisor.set(supervisor.clone());
     Ok(Node { supervisor, ctx })
 }

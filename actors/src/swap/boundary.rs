@@ -15,14 +15,17 @@ use std::time::{Duration, Instant};
 
 use mgrpo_store::SwapRecord;
 
+use crate::cluster::agent::host;
+use crate::config::cluster::{NodePlacement, totals};
 use crate::context::NodeContext;
 use crate::faults::FaultPoint;
 use crate::learner::LearnerMsg;
 use crate::policy::checkpoints::TrainState;
 use crate::policy::chunks::PolicyId;
-use crate::role::{LearnerRole, models};
+use crate::role::{LearnerRole, Role, models};
 use crate::rpc::{self, Wire};
 use crate::store_actor::StoreMsg;
+use crate::swap::placement::{effective, instance_role};
 use crate::swap::queue::{Pending, SwapOutcome, expired_reason};
 use crate::swap::target::{Serving, SwapPlan, resolve};
 
@@ -148,9 +151,13 @@ async fn perform(
     rpc::wait_member::<LearnerMsg>(ctx, role.group(), left)
         .await
         .map_err(|e| refused(format!("the {} learner is not present: {e}", role.name())))?;
+    if let Some(node) = &p.request.node {
+        check_node(ctx, node).map_err(refused)?;
+    }
     let now = state_of(ctx, role).await.map_err(refused)?;
     let last = swaps.iter().rfind(|r| r.role == role.name());
-    let plan = resolve(&p.request.target, role, ctx.config.algo.variant, last).map_err(refused)?;
+    let variant = ctx.config.algo.variant;
+    let plan = resolve(&p.request.target, role, variant, now.serving, last).map_err(refused)?;
     let id = PolicyId {
         generation: now.generation + 1,
         version: now.version + 1,
@@ -162,6 +169,25 @@ async fn perform(
     })
     .await
     .map_err(|e| refused(e.to_string()))?;
+    // A move: the role's instances start on the new node (each fetches the current version in
+    // chunks and loads it) while the old ones keep serving.
+    let placement = effective(&ctx.config.placement(), swaps);
+    let instances = instance_role(role);
+    if let Some(node) = &p.request.node
+        && let Err(e) = host_all(ctx, &placement, instances, node).await
+    {
+        let _ = rpc::request(ctx, role.group(), 0, |reply| LearnerMsg::AbortSwap {
+            reply,
+        })
+        .await;
+        let had = placement
+            .iter()
+            .find(|n| &n.node == node)
+            .and_then(|n| n.roles.get(&instances).copied())
+            .unwrap_or(0);
+        let _ = host(ctx, node, instances, had, timeout(ctx)).await;
+        return Err(refused(format!("moving to node {node}: {e}")));
+    }
     let record = SwapRecord {
         step,
         role: role.name().into(),
@@ -172,6 +198,7 @@ async fn perform(
         weights: plan.weights.to_string(),
         generation: id.generation,
         version: id.version,
+        node: p.request.node.clone(),
         duration_ms: p.received.elapsed().as_millis() as u64,
     };
     let stored = rpc::request(ctx, crate::role::group::STORE, 0, |reply| {
@@ -193,6 +220,16 @@ async fn perform(
         .strike(FaultPoint::SwapRecorded)
         .await
         .map_err(|e| SwapFailure::AfterFence(e.to_string()))?;
+    if let Some(node) = &p.request.node {
+        // The old instances stop; the role now runs on `node` only.
+        for n in placement.iter().filter(|n| &n.node != node) {
+            if n.roles.get(&instances).is_some_and(|c| *c > 0) {
+                host(ctx, &n.node, instances, 0, timeout(ctx))
+                    .await
+                    .map_err(SwapFailure::AfterFence)?;
+            }
+        }
+    }
     apply(ctx, role, step, &plan, id)
         .await
         .map_err(SwapFailure::AfterFence)?;
@@ -205,6 +242,37 @@ async fn perform(
         to: record.to_label(),
         latency_ms: elapsed_ms(p.received),
     })
+}
+
+fn timeout(ctx: &NodeContext) -> Duration {
+    Duration::from_secs(ctx.config.actors.request_timeout_s)
+}
+
+/// Whether `node` can take a role's instances.
+fn check_node(ctx: &NodeContext, node: &str) -> Result<(), String> {
+    let c = &ctx.config.cluster;
+    if !c.is_distributed() {
+        return Err("--node needs a cluster: a one-process run has one node".into());
+    }
+    if c.node(node).is_none() {
+        let known: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(format!(
+            "no node named {node:?} in [[cluster.nodes]] (known: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Starts every instance of `role` (as many as `placement` has over the cluster) on `node`.
+async fn host_all(
+    ctx: &NodeContext,
+    placement: &[NodePlacement],
+    role: Role,
+    node: &str,
+) -> Result<(), String> {
+    let total = totals(placement).get(&role).copied().unwrap_or(0);
+    host(ctx, node, role, total, timeout(ctx)).await
 }
 
 fn elapsed_ms(t: Instant) -> u64 {

@@ -26,6 +26,9 @@ pub struct SwapRequest {
     /// How long the swap may wait for its boundary and for the role to be present; past it the
     /// swap fails and changes nothing.
     pub wait_s: u64,
+    /// Move the role's inference instances (planners for `main`, executors for `sub`) to this
+    /// node of the cluster.
+    pub node: Option<String>,
 }
 
 /// What a swap did.
@@ -196,6 +199,7 @@ mod tests {
                 target: SwapTarget::Expert,
                 at_step,
                 wait_s,
+                node: None,
             },
             reply: tx.into(),
             received: Instant::now(),

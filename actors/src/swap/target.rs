@@ -64,6 +64,8 @@ pub enum SwapTarget {
     /// A checkpoint directory, possibly of another preset (`model:PATH`); the learner starts a
     /// fresh optimiser. The tokenizer must be the run's.
     Model(PathBuf),
+    /// As it is (`keep`): a swap that only moves the role's inference instances.
+    Keep,
 }
 
 impl FromStr for SwapTarget {
@@ -72,7 +74,7 @@ impl FromStr for SwapTarget {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "unknown swap target {s:?}: expected checkpoint:V, previous, expert, frozen, train or model:PATH"
+                "unknown swap target {s:?}: expected checkpoint:V, previous, expert, frozen, train, model:PATH or keep"
             )
         };
         Ok(match s {
@@ -80,6 +82,7 @@ impl FromStr for SwapTarget {
             "expert" => SwapTarget::Expert,
             "frozen" => SwapTarget::Frozen,
             "train" => SwapTarget::Train,
+            "keep" => SwapTarget::Keep,
             _ => match s.split_once(':') {
                 Some(("checkpoint", v)) => SwapTarget::Checkpoint(
                     v.parse()
@@ -101,6 +104,7 @@ impl fmt::Display for SwapTarget {
             SwapTarget::Frozen => f.write_str("frozen"),
             SwapTarget::Train => f.write_str("train"),
             SwapTarget::Model(p) => write!(f, "model:{}", p.display()),
+            SwapTarget::Keep => f.write_str("keep"),
         }
     }
 }
@@ -131,7 +135,7 @@ impl FromStr for Weights {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s.parse::<SwapTarget>() {
-            _ if s == "keep" => Ok(Weights::Keep),
+            Ok(SwapTarget::Keep) => Ok(Weights::Keep),
             Ok(SwapTarget::Checkpoint(v)) => Ok(Weights::Checkpoint(v)),
             Ok(SwapTarget::Model(p)) => Ok(Weights::Model(p)),
             _ => Err(format!("unknown weights {s:?} in a recorded swap")),
@@ -175,12 +179,13 @@ pub fn check_role(role: LearnerRole, variant: Algo) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves `target` for `role`, given the role's last recorded swap. Weights from a
-/// checkpoint or a model resume training where the variant trains the role.
+/// Resolves `target` for `role` (served as `now`), given the role's last recorded swap.
+/// Weights from a checkpoint or a model resume training where the variant trains the role.
 pub fn resolve(
     target: &SwapTarget,
     role: LearnerRole,
     variant: Algo,
+    now: Serving,
     last: Option<&SwapRecord>,
 ) -> Result<SwapPlan, String> {
     check_role(role, variant)?;
@@ -194,6 +199,7 @@ pub fn resolve(
         SwapTarget::Checkpoint(v) => plan(trained, Weights::Checkpoint(*v)),
         SwapTarget::Model(p) => plan(trained, Weights::Model(p.clone())),
         SwapTarget::Expert => plan(Serving::Expert, Weights::Keep),
+        SwapTarget::Keep => plan(now, Weights::Keep),
         SwapTarget::Frozen => plan(Serving::Frozen, Weights::Keep),
         SwapTarget::Train => {
             if !role.trains(variant) {
@@ -235,6 +241,7 @@ mod tests {
             weights: "keep".into(),
             generation: 1,
             version: from_version + 1,
+            node: None,
             duration_ms: 3,
         }
     }
@@ -248,6 +255,7 @@ mod tests {
             "frozen",
             "train",
             "model:/tmp/m",
+            "keep",
         ] {
             assert_eq!(s.parse::<SwapTarget>().unwrap().to_string(), s);
         }
@@ -267,7 +275,8 @@ mod tests {
     #[test]
     fn targets_resolve_to_a_serving_and_weights() {
         use LearnerRole::{Main, Sub};
-        let r = |t: &str, role, v, last| resolve(&t.parse().unwrap(), role, v, last);
+        let r =
+            |t: &str, role, v, last| resolve(&t.parse().unwrap(), role, v, Serving::Frozen, last);
         assert_eq!(
             r("checkpoint:3", Sub, Algo::Mgrpo, None).unwrap(),
             SwapPlan {
@@ -292,6 +301,10 @@ mod tests {
         assert_eq!(
             r("expert", Main, Algo::Single, None).unwrap().serving,
             Serving::Expert
+        );
+        assert_eq!(
+            r("keep", Sub, Algo::Mgrpo, None).unwrap().serving,
+            Serving::Frozen
         );
         assert!(
             r("previous", Sub, Algo::Mgrpo, None)
