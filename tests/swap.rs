@@ -355,10 +355,8 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
             && !(frozen_from..train_from).contains(&step)
             && step < STEPS - 4;
         assert_eq!(trained, sub_serving_trains, "step {step}: {l}");
-        assert_eq!(
-            l["sub_generation"].as_u64(),
-            Some(in_effect(step)).filter(|_| l.get("sub_generation").is_some())
-        );
+        assert_eq!(l["sub_generation"].as_u64(), Some(in_effect(step)), "{l}");
+        assert_eq!(l["main_generation"].as_u64(), Some(0), "{l}");
     }
     let versions: Vec<u64> = by_step
         .iter()

@@ -143,21 +143,6 @@ pub fn group_records(
         .collect()
 }
 
-/// The generation of each role's policy in the step's rollouts (`main`) and calls (`sub`): one
-/// per role, since a swap never lands mid-step.
-pub fn generations(results: &[GroupResult]) -> Vec<(&'static str, u64)> {
-    let rollouts = results.iter().flat_map(|g| &g.rollouts);
-    let main = rollouts.clone().map(|r| r.policy.generation).max();
-    let sub = rollouts
-        .flat_map(|r| &r.calls)
-        .map(|c| c.policy.generation)
-        .max();
-    [("main", main), ("sub", sub)]
-        .into_iter()
-        .filter_map(|(k, g)| g.map(|g| (k, g)))
-        .collect()
-}
-
 /// Time and bytes of a step, measured by the coordinator.
 #[derive(Debug, Clone, Copy)]
 pub struct Measured {

@@ -113,7 +113,7 @@ pub async fn train(
 ) -> Result<Vec<TrainReport>, String> {
     let learners = training_learners(ctx.config.algo.variant)
         .into_iter()
-        .filter(|l| servings.get(l).is_none_or(|s| s.trains()));
+        .filter(|l| servings.get(l).is_none_or(|s| s.serving.trains()));
     join_all(learners.map(|l| async move {
         rpc::request(ctx, l.group(), 0, |reply| LearnerMsg::Train {
             step,
@@ -178,8 +178,9 @@ pub async fn run_step(
     let metrics = records::metrics(&groups, &results, &reports, &measured);
     let commit_ = records::commit(step, metrics, groups, &reports);
     let mut line = report_line(step, main_version, &commit_);
-    for (role, generation) in records::generations(&results) {
-        line[format!("{role}_generation")] = generation.into();
+    // The generation each role ran the step with (a swap never lands mid-step).
+    for (role, state) in servings {
+        line[format!("{}_generation", role.name())] = state.generation.into();
     }
     if !commit(ctx, commit_).await? {
         tracing::info!(step, "replayed step matches the committed one");

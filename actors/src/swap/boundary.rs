@@ -27,10 +27,10 @@ use crate::rpc::{self, Wire};
 use crate::store_actor::StoreMsg;
 use crate::swap::placement::{effective, instance_role};
 use crate::swap::queue::{Pending, SwapOutcome, expired_reason};
-use crate::swap::target::{Serving, SwapPlan, resolve};
+use crate::swap::target::{SwapPlan, resolve};
 
-/// How each model of the run is served at a boundary.
-pub type Servings = BTreeMap<LearnerRole, Serving>;
+/// Each model's learner state at a boundary: how it is served and its generation for the step.
+pub type Servings = BTreeMap<LearnerRole, TrainState>;
 
 async fn state_of(ctx: &NodeContext, role: LearnerRole) -> Result<TrainState, String> {
     rpc::request(ctx, role.group(), 0, |reply| LearnerMsg::GetState { reply })
@@ -64,7 +64,7 @@ async fn apply(
 }
 
 /// The boundary before `step`: replays recorded swaps not yet in effect, performs the due
-/// requests, answers the expired ones; returns how each model is served for the step. An
+/// requests, answers the expired ones; returns each model's state for the step. An
 /// error (a recorded swap that could not be applied) fails the step: recovery retries it.
 pub async fn at_boundary(ctx: &NodeContext, step: u64) -> Result<Servings, String> {
     let variant = ctx.config.algo.variant;
@@ -122,7 +122,7 @@ pub async fn at_boundary(ctx: &NodeContext, step: u64) -> Result<Servings, Strin
     }
     let mut servings = Servings::new();
     for m in models(variant) {
-        servings.insert(m, state_of(ctx, m).await?.serving);
+        servings.insert(m, state_of(ctx, m).await?);
     }
     Ok(servings)
 }
