@@ -1,6 +1,7 @@
 //! Hot-swapping roles with the real binary: `mgrpo swap` against a one-process `mgrpo train`
-//! (through RUN/control.json) and against three `mgrpo node` processes, including the hub
-//! killed with SIGKILL between recording a swap and putting it into effect.
+//! (through RUN/control.json) and against three `mgrpo node` processes — every target, a role
+//! moved to another node and kept there across a restart, a swap while a node is down, and the
+//! hub killed with SIGKILL between recording a swap and putting it into effect.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -511,9 +512,9 @@ fn hosted(config: &Path) -> std::collections::BTreeMap<String, Value> {
 }
 
 #[test]
-fn a_role_moved_to_another_node_keeps_training_and_stays_moved_across_a_restart() {
+fn three_processes_move_a_role_take_every_target_and_keep_the_move_across_a_restart() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    const STEPS: u64 = 14;
+    const STEPS: u64 = 28;
     let (dir, config, run) = run_dir(STEPS);
     let mut hub = NodeProc::start_with_faults(&config, "hub", &run, dir.path(), "", Some(PACED));
     let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
@@ -545,10 +546,20 @@ fn a_role_moved_to_another_node_keeps_training_and_stays_moved_across_a_restart(
     assert_eq!(h["main"]["executor"], 2, "{h:?}");
     assert!(h["sub"].get("executor").is_none(), "{h:?}");
 
+    // The targets over three processes, through the hub.
+    let mut at = moved_at + 3;
+    let mut last = moved_at;
+    for to in ["expert", "previous", "checkpoint:0", "frozen", "train"] {
+        let o = swap(&target, to, Some(at)).unwrap_or_else(|e| panic!("{to}: {e}\n{}", hub.log()));
+        println!("swap to {to} over three processes: {o}");
+        last = o["step"].as_u64().unwrap();
+        at = last + 3;
+    }
+
     // The new host dies and comes back with the config's placement: the coordinator puts the
     // executors back on it.
     let start = Instant::now();
-    while metrics(&run).len() < moved_at as usize + 2 {
+    while metrics(&run).len() < last as usize + 2 {
         assert!(start.elapsed() < Duration::from_secs(120), "{}", hub.log());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -569,13 +580,29 @@ fn a_role_moved_to_another_node_keeps_training_and_stays_moved_across_a_restart(
         (0..STEPS).collect::<Vec<_>>(),
         "each step once, in order"
     );
-    // The sub learner kept training: its version grows by one per step after the move.
-    let by_step = calls_by_step(&dump(&run));
+    let d = dump(&run);
+    let recorded: Vec<&Value> = d.iter().filter(|v| v["type"] == "swap").collect();
+    assert_eq!(recorded.len(), 6, "{recorded:?}");
+    assert_eq!(recorded[0]["node"], "main");
+    let in_effect = |step: u64| {
+        recorded
+            .iter()
+            .filter(|r| r["step"].as_u64().unwrap() <= step)
+            .count() as u64
+    };
+    let by_step = calls_by_step(&d);
+    for (step, ids, _, n) in &by_step {
+        assert!(ids.len() <= 1, "step {step} mixes sub policies {ids:?}");
+        if *n > 0 {
+            assert_eq!(ids[0].0, in_effect(*step), "step {step}");
+        }
+    }
+    // Trained again after `train`, across the restart: the version grows every step.
     let versions: Vec<u64> = by_step
         .iter()
-        .filter(|s| s.0 >= moved_at && !s.1.is_empty())
+        .filter(|s| s.0 >= last && !s.1.is_empty())
         .map(|s| s.1[0].1)
         .collect();
-    assert!(versions.len() >= 3, "sub calls after the move: {by_step:?}");
+    assert!(versions.len() >= 3, "sub calls after `train`: {by_step:?}");
     assert!(versions.windows(2).all(|w| w[1] > w[0]), "{versions:?}");
 }
