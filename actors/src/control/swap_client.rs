@@ -31,11 +31,18 @@ pub async fn swap(
     request: SwapRequest,
     connect_timeout: Duration,
 ) -> Result<SwapOutcome, SwapClientError> {
+    // Other nodes may be down (the swap then waits for its role); the endpoint's may not.
     let client = connect(target, connect_timeout, false).await?;
-    let endpoint = members::<ControlMsg>(&client.ctx, group::CONTROL)
+    let Some(endpoint) = members::<ControlMsg>(&client.ctx, group::CONTROL)
         .into_iter()
         .next()
-        .ok_or(SwapClientError::NoEndpoint)?;
+    else {
+        return Err(if client.down.is_empty() {
+            SwapClientError::NoEndpoint
+        } else {
+            ClientError::Unreachable(client.down.join(", "), connect_timeout).into()
+        });
+    };
     // The endpoint answers once the swap is in effect: allow its whole wait, plus the
     // swap itself (loading and health-checking on every instance).
     let wait = Duration::from_secs(request.wait_s) + Duration::from_secs(60) + connect_timeout;
