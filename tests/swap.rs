@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{NodeProc, free_ports, metrics, mgrpo, store_records, write_config};
+use common::{NodeProc, free_ports, metrics, mgrpo, store_records, succeed, write_config};
 use serde_json::Value;
 
 /// Runs share the machine's two cores: one at a time.
@@ -32,17 +32,12 @@ fn warm() -> &'static Warm {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &free_ports(), 1, 0);
         let run = dir.path().join("warm");
-        let out = mgrpo()
-            .args(["warmup", "--config"])
-            .arg(&config)
-            .arg("--run")
-            .arg(&run)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            mgrpo()
+                .args(["warmup", "--config"])
+                .arg(&config)
+                .arg("--run")
+                .arg(&run),
         );
         Warm { dir, run }
     })
@@ -148,17 +143,10 @@ fn swap(target: &[&str], to: &str, at_step: Option<u64>) -> Result<Value, String
 }
 
 fn status(run: &Path) -> Value {
-    let out = mgrpo()
-        .args(["status", "--json", "--run"])
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&succeed(
+        mgrpo().args(["status", "--json", "--run"]).arg(run),
+    ))
+    .unwrap()
 }
 
 fn sub_generation(run: &Path) -> u64 {
@@ -171,18 +159,7 @@ fn sub_generation(run: &Path) -> u64 {
 
 /// Every `(type, value)` of the store dump.
 fn dump(run: &Path) -> Vec<Value> {
-    let out = mgrpo()
-        .args(["store", "dump", "--json", "--run"])
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    succeed(mgrpo().args(["store", "dump", "--json", "--run"]).arg(run))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -487,17 +464,8 @@ fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
 
 /// What the status says each node hosts: `node → role → count`.
 fn hosted(config: &Path) -> std::collections::BTreeMap<String, Value> {
-    let out = mgrpo()
-        .args(["status", "--json", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = succeed(mgrpo().args(["status", "--json", "--config"]).arg(config));
+    let v: Value = serde_json::from_str(&out).unwrap();
     v["nodes"]
         .as_array()
         .unwrap()

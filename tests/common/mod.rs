@@ -49,22 +49,24 @@ pub fn write_config(dir: &Path, ports: &[u16], steps: u64, eval_every: u64) -> P
     path
 }
 
-/// The run's group records (rewards, alignment, advantages) and the role versions of each
-/// step, as the store dump prints them.
-pub fn store_records(run: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
-    let out = mgrpo()
-        .args(["store", "dump", "--json", "--run"])
-        .arg(run)
-        .output()
-        .unwrap();
+/// Runs `cmd`, which must succeed (its stderr otherwise); its stdout.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The run's group records (rewards, alignment, advantages) and the role versions of each
+/// step, as the store dump prints them.
+pub fn store_records(run: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    let out = succeed(mgrpo().args(["store", "dump", "--json", "--run"]).arg(run));
     let mut groups = Vec::new();
     let mut steps = Vec::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         match v["type"].as_str() {
             Some("group") => groups.push(line.to_string()),
