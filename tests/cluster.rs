@@ -11,8 +11,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{
-    COOKIE, NodeProc, free_ports, listen_addr, metrics, mgrpo, store_records, wait_listening,
-    write_config,
+    COOKIE, NodeProc, assert_each_step_once, free_ports, listen_addr, metrics, mgrpo,
+    store_records, wait_listening, write_config,
 };
 
 const STEPS: u64 = 12;
@@ -155,15 +155,7 @@ fn a_peer_killed_with_sigkill_rejoins_and_no_step_is_lost_or_doubled() {
         hub.log()
     );
 
-    let steps: Vec<u64> = metrics(&run)
-        .iter()
-        .map(|l| l["step"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        steps,
-        (0..STEPS).collect::<Vec<_>>(),
-        "each step once, in order"
-    );
+    assert_each_step_once(&run, STEPS);
     let (ref_groups, ref_steps) = store_records(&r.run);
     let (groups, steps) = store_records(&run);
     assert_eq!(steps, ref_steps);

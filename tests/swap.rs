@@ -9,7 +9,10 @@ use std::process::{Child, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{NodeProc, free_ports, metrics, mgrpo, store_records, succeed, write_config};
+use common::{
+    NodeProc, assert_each_step_once, free_ports, metrics, mgrpo, store_records, succeed,
+    write_config,
+};
 use serde_json::Value;
 
 /// Runs share the machine's two cores: one at a time.
@@ -196,6 +199,28 @@ fn calls_by_step(dump: &[Value]) -> Vec<StepCalls> {
     out
 }
 
+/// The generation in effect at `step`: the number of swaps recorded up to it (one role swapped).
+fn in_effect(recorded: &[&Value], step: u64) -> u64 {
+    recorded
+        .iter()
+        .filter(|r| r["step"].as_u64().unwrap() <= step)
+        .count() as u64
+}
+
+/// No step mixes two sub policies, and its calls record the generation in effect.
+fn assert_one_generation_per_step(by_step: &[StepCalls], recorded: &[&Value]) {
+    for (step, ids, _, n) in by_step {
+        assert!(ids.len() <= 1, "step {step} mixes sub policies {ids:?}");
+        if *n > 0 {
+            assert_eq!(
+                ids[0].0,
+                in_effect(recorded, *step),
+                "step {step}: calls record the generation in effect"
+            );
+        }
+    }
+}
+
 #[test]
 fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,22 +312,8 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
     );
     let by_step = calls_by_step(&d);
     assert_eq!(by_step.len() as u64, STEPS);
-    let in_effect = |step: u64| {
-        recorded
-            .iter()
-            .filter(|r| r["step"].as_u64().unwrap() <= step)
-            .count() as u64
-    };
-    for (step, ids, _, n) in &by_step {
-        assert!(ids.len() <= 1, "step {step} mixes sub policies {ids:?}");
-        if *n > 0 {
-            assert_eq!(
-                ids[0].0,
-                in_effect(*step),
-                "step {step}: calls record the generation in effect"
-            );
-        }
-    }
+    assert_one_generation_per_step(&by_step, &recorded);
+    let in_effect = |step: u64| in_effect(&recorded, step);
     // Sub rewards move to the expert's level while the expert serves the sub-agents.
     let mean = |from: u64, to: u64| {
         let xs: Vec<f64> = by_step
@@ -431,15 +442,7 @@ fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
         hub2.log()
     );
 
-    let steps: Vec<u64> = metrics(&run)
-        .iter()
-        .map(|l| l["step"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        steps,
-        (0..STEPS).collect::<Vec<_>>(),
-        "each step once, in order"
-    );
+    assert_each_step_once(&run, STEPS);
     let swaps = |run: &Path| -> Vec<Value> {
         dump(run)
             .into_iter()
@@ -539,32 +542,13 @@ fn three_processes_move_a_role_take_every_target_and_keep_the_move_across_a_rest
     main2.wait_success(Duration::from_secs(30));
     sub.wait_success(Duration::from_secs(30));
 
-    let steps: Vec<u64> = metrics(&run)
-        .iter()
-        .map(|l| l["step"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        steps,
-        (0..STEPS).collect::<Vec<_>>(),
-        "each step once, in order"
-    );
+    assert_each_step_once(&run, STEPS);
     let d = dump(&run);
     let recorded: Vec<&Value> = d.iter().filter(|v| v["type"] == "swap").collect();
     assert_eq!(recorded.len(), 6, "{recorded:?}");
     assert_eq!(recorded[0]["node"], "main");
-    let in_effect = |step: u64| {
-        recorded
-            .iter()
-            .filter(|r| r["step"].as_u64().unwrap() <= step)
-            .count() as u64
-    };
     let by_step = calls_by_step(&d);
-    for (step, ids, _, n) in &by_step {
-        assert!(ids.len() <= 1, "step {step} mixes sub policies {ids:?}");
-        if *n > 0 {
-            assert_eq!(ids[0].0, in_effect(*step), "step {step}");
-        }
-    }
+    assert_one_generation_per_step(&by_step, &recorded);
     // Trained again after `train`, across the restart: the version grows every step.
     let versions: Vec<u64> = by_step
         .iter()

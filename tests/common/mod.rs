@@ -86,6 +86,19 @@ pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
     mgrpo_actors::run_dir::read_json_lines(&path).unwrap()
 }
 
+/// `metrics.jsonl` holds steps `0..steps`, each once, in order (nothing lost or doubled).
+pub fn assert_each_step_once(run: &Path, steps: u64) {
+    let got: Vec<u64> = metrics(run)
+        .iter()
+        .map(|l| l["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        (0..steps).collect::<Vec<_>>(),
+        "each step once, in order"
+    );
+}
+
 /// Waits until `addr` accepts TCP connections (the node listens).
 pub fn wait_listening(addr: &str, node: &mut NodeProc) {
     let start = Instant::now();

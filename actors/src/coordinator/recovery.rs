@@ -10,6 +10,7 @@ use crate::learner::LearnerMsg;
 use crate::role::{Role, group, training_learners};
 use crate::rpc;
 use crate::store_actor::StoreMsg;
+use crate::swap::boundary::recorded;
 use crate::swap::placement::{any_moves, effective};
 
 /// Returns the step to run next: waits for every placed role, reads the committed steps from
@@ -21,9 +22,7 @@ use crate::swap::placement::{any_moves, effective};
 /// conflict if they differed).
 pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String> {
     let within = std::time::Duration::from_secs(ctx.config.cluster.wait_roles_s);
-    let swaps = rpc::request(ctx, group::STORE, 0, |reply| StoreMsg::Swaps { reply })
-        .await
-        .map_err(|e| e.to_string())?;
+    let swaps = recorded(ctx).await?;
     let placement = effective(&ctx.config.placement(), &swaps);
     if any_moves(&swaps) {
         put_back(ctx, &placement, within, stop).await?;

@@ -38,7 +38,8 @@ async fn state_of(ctx: &NodeContext, role: LearnerRole) -> Result<TrainState, St
         .map_err(|e| e.to_string())
 }
 
-async fn recorded(ctx: &NodeContext) -> Result<Vec<SwapRecord>, String> {
+/// Every swap the store holds, by step.
+pub async fn recorded(ctx: &NodeContext) -> Result<Vec<SwapRecord>, String> {
     rpc::request(ctx, crate::role::group::STORE, 0, |reply| StoreMsg::Swaps {
         reply,
     })
