@@ -57,6 +57,11 @@ pub enum Command {
     /// directory (`model:PATH`); `--node NAME` moves its inference instances to another node.
     /// Answers once the swap took effect, with the step it did.
     Swap(SwapArgs),
+    /// Run a fault plan against a live cluster (real `mgrpo node` processes on loopback, a
+    /// fault proxy on every link) over one or more seeds, and check that no step was lost or
+    /// doubled and that the store equals the fault-free run of the same config and seed
+    /// (docs/faults.md).
+    Chaos(ChaosArgs),
     /// Read a run's store.
     Store {
         #[command(subcommand)]
@@ -211,6 +216,28 @@ pub struct SwapArgs {
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
     /// Print one JSON object (for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// The fault plan (TOML; see examples/chaos/ and docs/faults.md).
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// Run the plan with seeds 0..N (random triggers drawn per seed).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Run only this seed (what a failing run prints to reproduce it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where runs, logs and histories go (default: runs/chaos/<plan name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the run directories of runs that passed (failing ones are always kept).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the summary as one JSON line last.
     #[arg(long)]
     pub json: bool,
 }

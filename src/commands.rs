@@ -1,4 +1,5 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
+mod chaos;
 mod cluster;
 mod plot;
 mod swap;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => cluster::node(&args),
         Command::Status(args) => cluster::status(&args),
         Command::Swap(args) => swap::swap(&args),
+        Command::Chaos(args) => chaos::chaos(&args),
         Command::Store {
             command: StoreCommand::Dump { run, json: _ },
         } => store_dump(&run),

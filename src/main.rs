@@ -1,6 +1,7 @@
 //! `mgrpo` — the command line of the M-GRPO system. Thin: it parses arguments, loads the
 //! config and calls into the library crates; every error reaches the user through `anyhow`
 //! with the file and key that caused it.
+mod chaos;
 mod cli;
 mod commands;
 
@@ -11,7 +12,9 @@ fn main() -> std::process::ExitCode {
     // A cluster node reports peers joining and leaving (info); ractor_cluster's own session
     // chatter is left to -vv.
     let node = matches!(cli.command, cli::Command::Node(_));
-    init_tracing(cli.verbose, node);
+    // `chaos` loses peers on purpose: its control client's warnings would only be noise.
+    let quiet = matches!(cli.command, cli::Command::Chaos(_));
+    init_tracing(cli.verbose, node, quiet);
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -21,8 +24,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8, node: bool) {
+fn init_tracing(verbose: u8, node: bool, quiet: bool) {
     let default = match (verbose, node) {
+        (0, false) if quiet => "error",
         (0, false) => "warn,ractor_cluster=error",
         (0, true) | (1, _) => {
             "info,ractor=warn,ractor_cluster=error,ractor_cluster::net=warn,tantivy=warn"

@@ -288,7 +288,7 @@ fn make_certs(dir: &Path) {
 }
 
 #[test]
-fn tls_links_work_and_a_plain_client_is_refused() {
+fn tls_links_work_a_silent_client_blocks_no_one_and_a_plain_client_is_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
@@ -304,6 +304,11 @@ fn tls_links_work_and_a_plain_client_is_refused() {
     )
     .unwrap();
     let mut hub = NodeProc::start(&tls, "hub", &dir.path().join("run"), dir.path(), "");
+    // A client that opens a connection and never starts its TLS handshake must not block the
+    // others (ractor_cluster's own listener handshakes inline; ours does not).
+    let hub_addr = listen_addr(&tls, 0);
+    wait_listening(&hub_addr, &mut hub);
+    let _silent = std::net::TcpStream::connect(&hub_addr).unwrap();
     let status = |config: &Path| {
         let out = mgrpo()
             .args(["status", "--json", "--timeout", "3", "--config"])
@@ -337,7 +342,7 @@ fn tls_links_work_and_a_plain_client_is_refused() {
     );
     assert!(hub.running());
     assert!(
-        hub.log().contains("Error establishing secure socket"),
+        hub.log().contains("TLS handshake"),
         "the hub logs the refusal:\n{}",
         hub.log()
     );

@@ -22,8 +22,9 @@ use crate::context::NodeContext;
 use crate::coordinator::recovery::recover;
 use crate::coordinator::step::run_step;
 use crate::eval::evaluate;
+use crate::faults::FaultPoint;
 use crate::learner::LearnerMsg;
-use crate::role::{group, training_learners};
+use crate::role::{Role, group, training_learners};
 use crate::rpc::{self, Reply, Wire};
 use crate::run_dir::{Best, JsonLines};
 use crate::swap::boundary::{Servings, at_boundary};
@@ -131,6 +132,8 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
         }
         let _ = state.progress.send(Progress::Eval { step: 0, report });
     }
+    // Lines are appended in step order; a step committed just before a crash may have none.
+    let reported = next_reported(ctx);
     let mut done = 0;
     let mut step = from;
     let mut failures = 0u32;
@@ -140,7 +143,7 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
         }
         // Swaps land here, between steps: the step below runs on one generation of each role.
         let stepped = match at_boundary(ctx, step).await {
-            Ok(servings) => step_and_report(state, step, to, &servings).await,
+            Ok(servings) => step_and_report(state, step, to, &servings, reported).await,
             Err(e) => Err(e),
         };
         match stepped {
@@ -148,6 +151,12 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
                 done += u64::from(committed);
                 step += 1;
                 failures = 0;
+                // Between two steps, the step just committed: where a coordinator crash is
+                // tried (its restart recovers from the store).
+                ctx.faults
+                    .strike(FaultPoint::Reply(Role::Coordinator))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Err(e) => {
                 failures += 1;
@@ -172,29 +181,39 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
     Ok(done)
 }
 
+/// The first step without a line in `metrics.jsonl`.
+fn next_reported(ctx: &NodeContext) -> u64 {
+    crate::run_dir::read_json_lines(&ctx.run_dir.metrics_path())
+        .ok()
+        .and_then(|lines| lines.last().and_then(|l| l["step"].as_u64()))
+        .map_or(0, |s| s + 1)
+}
+
 /// Runs one step, evaluates if due, and writes its metrics line. Returns false when the step
-/// was already committed (a replay after recovery: nothing new to report).
+/// was already committed (a replay after recovery); its line is still written if the crash
+/// came between the commit and the line (`reported`: the first step without one).
 async fn step_and_report(
     state: &CoordinatorArgs,
     step: u64,
     to: u64,
     servings: &Servings,
+    reported: u64,
 ) -> Result<bool, String> {
     let ctx = &state.ctx;
     let train = &ctx.config.train;
     let last = step + 1 == to;
     let checkpoint =
         last || (train.checkpoint_every > 0 && (step + 1).is_multiple_of(train.checkpoint_every));
-    let Some(mut metrics) = run_step(
+    let (mut metrics, written) = run_step(
         ctx,
         step,
         servings,
         checkpoint || state.stop.load(Ordering::SeqCst),
     )
-    .await?
-    else {
+    .await?;
+    if !written && step < reported {
         return Ok(false);
-    };
+    }
     if train.eval_every > 0 && ((step + 1).is_multiple_of(train.eval_every) || last) {
         let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
         metrics["dev_accuracy"] = report.accuracy.into();
@@ -211,7 +230,7 @@ async fn step_and_report(
         .and_then(|mut f| f.write(&metrics))
         .map_err(|e| format!("writing metrics.jsonl: {e}"))?;
     let _ = state.progress.send(Progress::Step(metrics));
-    Ok(true)
+    Ok(written)
 }
 
 /// Appends one dev evaluation to `eval.jsonl` (the step-0 one has no metrics line of its own).

@@ -27,6 +27,16 @@ pub enum FaultPoint {
     /// On the coordinator, between recording a swap in the store and putting it into effect:
     /// where a crash tests that a recorded swap takes effect exactly once.
     SwapRecorded,
+    /// On a learner saving a checkpoint, after the weights and before the rest (a full disk):
+    /// [`FaultAction::Fail`] makes the save fail, and the checkpoint is not installed.
+    CheckpointWrite,
+    /// In the store actor, while a step's commit is being written, before the transaction
+    /// ends (a commit error mid-write): nothing of the step is kept.
+    StoreCommit,
+    /// On a learner, when it publishes new weights to its replicas after an update.
+    Publish(Role),
+    /// On a learner, half-way through applying a swap (after the swap was recorded).
+    SwapApply,
 }
 
 /// What a fault does when it strikes.
@@ -103,6 +113,28 @@ impl Faults {
         }
         tracing::warn!(?point, ?action, left, "fault strikes");
         Some(action)
+    }
+
+    /// Passes `point` outside async code (a blocking save): panics, sleeps or fails if a fault
+    /// is armed there.
+    pub fn strike_now(&self, point: FaultPoint) -> Result<(), Injected> {
+        match self.take(point) {
+            None => Ok(()),
+            Some(FaultAction::Panic) => panic!("injected fault at {point:?}"),
+            Some(FaultAction::Stall { ms }) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            }
+            Some(FaultAction::Fail) => Err(Injected(point)),
+        }
+    }
+
+    /// How many strikes are still armed (a plan checks that every fault fired).
+    pub fn armed(&self) -> u32 {
+        self.armed
+            .lock()
+            .map(|a| a.iter().map(|f| f.times).sum())
+            .unwrap_or(0)
     }
 
     /// Passes `point`: panics, stalls or fails if a fault is armed there.

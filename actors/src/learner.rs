@@ -288,7 +288,7 @@ async fn restore(s: &mut LearnerState, next_step: u64) -> Result<TrainState, Str
         s.weights = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);
     }
     // Inference actors may have been restarted with, or sent, another version: republish.
-    s.publish().await;
+    s.publish().await?;
     Ok(s.state)
 }
 
@@ -357,7 +357,7 @@ async fn train(
     };
     s.buffered.drop_through(step);
     s.weights = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);
-    s.publish().await;
+    s.publish().await?;
     // Saved before the reply, so once the coordinator commits the step every learner has a
     // checkpoint at it (what `Restore` goes back to).
     let saved = if checkpoint || ctx.config.train.recovery_checkpoints {

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | [`role`] | roles, learners, their groups and what each variant runs (a leaf) |
 //! | [`config`] | `cluster.toml`; [`config::cluster`] the `[cluster]` table |
-//! | [`context`], [`run_dir`] | what a node's actors share; the run directory's layout |
+//! | [`context`], [`run_dir`], [`staged_dir`] | what a node's actors share; the run directory's layout; directories written whole or not at all |
 //! | [`rpc`] | the one send path: groups, requests, casts, the wire codec |
 //! | [`policy`] | versions on the wire, who receives them, replicas, checkpoints |
 //! | [`rollout`] | the one lockstep driver and the one per-variant dispatch |
@@ -42,6 +42,7 @@ pub mod rollout;
 pub mod rpc;
 pub mod run;
 pub mod run_dir;
+pub mod staged_dir;
 pub mod store_actor;
 pub mod swap;
 pub mod warmup;

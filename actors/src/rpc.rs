@@ -13,5 +13,7 @@ pub mod wire;
 
 pub use error::RequestError;
 pub use groups::{join, members, present, wait_member};
-pub use request::{RequestId, broadcast, call_each, call_member, cast, request};
+pub use request::{
+    RequestId, STOPPED_BEFORE_REPLY, broadcast, call_each, call_member, cast, request,
+};
 pub use wire::{Reply, Wire};

@@ -181,15 +181,36 @@ pub async fn start_node(
 
 /// Runs training steps on a started node that hosts the coordinator, from the last committed
 /// step until `config.train.steps` (or a stop).
+/// A coordinator that dies mid-run is restarted by its supervisor; it is then asked to run
+/// again (it recovers from the store), up to this many times.
+const COORDINATOR_RESTARTS: u32 = 10;
+
+/// Runs training steps on a started node that hosts the coordinator, from the last committed
+/// step until `config.train.steps` (or a stop). Returns the steps committed by this call.
 pub async fn run_steps(node: &Node) -> Result<u64, TrainError> {
     let ctx = &node.ctx;
     let to = ctx.config.train.steps;
-    let coord =
-        rpc::wait_member::<CoordinatorMsg>(ctx, group::COORDINATOR, Duration::from_secs(60))
-            .await
-            .map_err(|e| TrainError::Actors(e.to_string()))?
-            .remove(0);
-    rpc::call_member(&coord, |reply| CoordinatorMsg::Run { to, reply }, None)
-        .await
-        .map_err(TrainError::Training)
+    for restart in 0..=COORDINATOR_RESTARTS {
+        let coord =
+            rpc::wait_member::<CoordinatorMsg>(ctx, group::COORDINATOR, Duration::from_secs(60))
+                .await
+                .map_err(|e| TrainError::Actors(e.to_string()))?
+                .remove(0);
+        match rpc::call_member(&coord, |reply| CoordinatorMsg::Run { to, reply }, None).await {
+            // Stopped before replying: the coordinator crashed; wait for its restart.
+            Err(e) if e == rpc::STOPPED_BEFORE_REPLY => {
+                tracing::warn!(
+                    restart,
+                    "the coordinator stopped mid-run; running again once it is back"
+                );
+                // The dead actor may still be listed in its group for a moment.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            r => return r.map_err(TrainError::Training),
+        }
+    }
+    Err(TrainError::Training(format!(
+        "the coordinator stopped {} times mid-run",
+        COORDINATOR_RESTARTS + 1
+    )))
 }

@@ -17,6 +17,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The file every complete checkpoint directory holds (its training progress, written last).
+pub const COMPLETE_MARKER: &str = "train_state.json";
+
 /// Paths of one run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -80,18 +83,25 @@ impl RunDir {
 
     /// The highest saved version of a role, by scanning `checkpoints/<role>/`.
     pub fn latest_checkpoint(&self, role: &str) -> Option<u64> {
-        std::fs::read_dir(self.root.join("checkpoints").join(role))
-            .ok()?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-            .max()
+        self.checkpoint_versions(role).last().copied()
     }
 
-    /// Every saved version of a role, ascending.
+    /// Every saved version of a role, ascending: directories named by a number that hold
+    /// [`COMPLETE_MARKER`] (saves are staged and renamed into place, so a directory a kill cut
+    /// short is never listed). A directory a kill left moved aside is put back first.
     pub fn checkpoint_versions(&self, role: &str) -> Vec<u64> {
-        let mut v: Vec<u64> = std::fs::read_dir(self.root.join("checkpoints").join(role))
+        let dir = self.root.join("checkpoints").join(role);
+        if let Err(e) = crate::staged_dir::recover_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not put back a checkpoint");
+        }
+        let mut v: Vec<u64> = std::fs::read_dir(&dir)
             .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-                    .collect()
+                d.filter_map(|e| {
+                    let e = e.ok()?;
+                    let v = e.file_name().to_str()?.parse::<u64>().ok()?;
+                    e.path().join(COMPLETE_MARKER).is_file().then_some(v)
+                })
+                .collect()
             })
             .unwrap_or_default();
         v.sort_unstable();

@@ -158,9 +158,14 @@ impl Actor for StoreActor {
                 reply,
             } => {
                 let step = commit.record.step;
-                let r = tokio::task::block_in_place(|| state.store.commit_step(&commit))
-                    .map(|o| o == CommitOutcome::Written)
-                    .map_err(|e| e.to_string());
+                // A commit error mid-write: the batch is never applied, so nothing of the
+                // step is kept and the coordinator runs it again.
+                let r = match state.ctx.faults.strike(FaultPoint::StoreCommit).await {
+                    Err(e) => Err(format!("committing step {step}: {e}")),
+                    Ok(()) => tokio::task::block_in_place(|| state.store.commit_step(&commit))
+                        .map(|o| o == CommitOutcome::Written)
+                        .map_err(|e| e.to_string()),
+                };
                 if r.is_ok() {
                     state.staged.remove(&step);
                 }

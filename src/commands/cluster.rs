@@ -37,7 +37,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
     // Each pair of nodes has one link, dialled by the node listed later.
     let dial: Vec<(String, String)> = c.nodes[..position]
         .iter()
-        .map(|n| (n.name.clone(), n.dial_address().to_string()))
+        .map(|n| (n.name.clone(), me.dials(n).to_string()))
         .collect();
     let roles = config
         .placement()

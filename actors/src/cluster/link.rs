@@ -5,7 +5,9 @@
 //! ones listed after, so each pair has exactly one TCP session (ractor_cluster would refuse a
 //! second one anyway). A restarted node dials again; a node whose dialled peer dies keeps
 //! re-dialling it until it is back.
-//! Every dialled session runs through [`crate::cluster::bytes`]'s counting streams.
+//! Every dialled session runs through [`crate::cluster::bytes`]'s counting streams; every
+//! session, dialled or accepted ([`crate::cluster::accept`]), reads through a watchdog
+//! ([`crate::cluster::watchdog`]) that drops a link silent for `cluster.link_timeout_s`.
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,9 +17,11 @@ use ractor_cluster::{
     BoxRead, BoxWrite, ClusterBidiStream, IncomingEncryptionMode, NodeServer, NodeServerMessage,
 };
 
+use crate::cluster::accept::accept_loop;
 use crate::cluster::bytes::{CountingRead, CountingWrite};
 use crate::cluster::membership::{Sessions, Watcher};
 use crate::cluster::tls::TlsSettings;
+use crate::cluster::watchdog::WatchedRead;
 use crate::config::Config;
 
 /// Why a node could not join its cluster.
@@ -50,12 +54,18 @@ struct DialledStream {
     read: BoxRead,
     write: BoxWrite,
     peer: String,
+    timeout: Duration,
 }
 
 impl ClusterBidiStream for DialledStream {
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let label = format!("dialled {}", self.peer);
         (
-            Box::new(CountingRead(self.read)),
+            Box::new(WatchedRead::new(
+                Box::new(CountingRead(self.read)),
+                self.timeout,
+                label,
+            )),
             Box::new(CountingWrite(self.write)),
         )
     }
@@ -72,6 +82,7 @@ pub struct ClusterLink {
     pub name: String,
     sessions: Arc<Mutex<Sessions>>,
     dialers: Vec<tokio::task::JoinHandle<()>>,
+    acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl ClusterLink {
@@ -115,6 +126,7 @@ impl ClusterLink {
         for d in &self.dialers {
             d.abort();
         }
+        self.acceptor.abort();
         self.server.stop(Some("leaving the cluster".into()));
     }
 }
@@ -136,17 +148,25 @@ pub async fn join(
     let encryption = tls
         .as_ref()
         .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
+    // Peers connect to our own accept loop on `listen`; the node server's listener (which
+    // would handshake inline) only gets a loopback port nobody is told about.
+    let listener =
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| ClusterError::Server {
+                addr: listen.to_string(),
+                message: e.to_string(),
+            })?;
     let server = NodeServer::new(
-        listen.port(),
+        0,
         cookie,
         name.to_string(),
         hostname(),
         encryption,
         Some(ractor_cluster::node::NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(listen.ip())
+    .with_listen_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
     .with_max_inbound_frame_size(c.max_frame_bytes);
-    // A port already taken fails here (the listener binds in the server's pre_start).
     let (server, _) = Actor::spawn(None, server, ())
         .await
         .map_err(|e| ClusterError::Server {
@@ -166,11 +186,13 @@ pub async fn join(
             addr: listen.to_string(),
             message: e.to_string(),
         })?;
+    let timeout = Duration::from_secs(c.link_timeout_s.max(1));
+    let acceptor = tokio::spawn(accept_loop(listener, server.clone(), tls.clone(), timeout));
     let dialers = dial
         .into_iter()
         .map(|(peer, addr)| {
             let (server, sessions, tls) = (server.clone(), sessions.clone(), tls.clone());
-            tokio::spawn(keep_dialled(server, sessions, tls, peer, addr))
+            tokio::spawn(keep_dialled(server, sessions, tls, peer, addr, timeout))
         })
         .collect();
     Ok(ClusterLink {
@@ -178,6 +200,7 @@ pub async fn join(
         name: name.to_string(),
         sessions,
         dialers,
+        acceptor,
     })
 }
 
@@ -188,6 +211,7 @@ async fn keep_dialled(
     tls: Option<TlsSettings>,
     peer: String,
     addr: String,
+    timeout: Duration,
 ) {
     let is_ready = || sessions.lock().is_ok_and(|s| s.ready.contains_key(&peer));
     let mut backoff = Duration::from_millis(100);
@@ -200,7 +224,7 @@ async fn keep_dialled(
             continue;
         }
         attempts += 1;
-        match dial_once(&server, tls.as_ref(), &peer, &addr).await {
+        match dial_once(&server, tls.as_ref(), &peer, &addr, timeout).await {
             Ok(()) => {
                 // Give the handshake time to finish before judging the attempt.
                 let start = std::time::Instant::now();
@@ -227,6 +251,7 @@ async fn dial_once(
     tls: Option<&TlsSettings>,
     peer: &str,
     addr: &str,
+    timeout: Duration,
 ) -> Result<(), String> {
     let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
         .await
@@ -235,10 +260,9 @@ async fn dial_once(
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let (read, write): (BoxRead, BoxWrite) = match tls {
         Some(t) => {
-            let s = t
-                .connector
-                .connect(t.server_name.clone(), tcp)
+            let s = tokio::time::timeout(timeout, t.connector.connect(t.server_name.clone(), tcp))
                 .await
+                .map_err(|_| format!("TLS handshake not finished within {timeout:?}"))?
                 .map_err(|e| format!("TLS handshake: {e}"))?;
             let (r, w) = tokio::io::split(s);
             (Box::new(r), Box::new(w))
@@ -254,6 +278,7 @@ async fn dial_once(
             read,
             write,
             peer: format!("{peer}@{addr}"),
+            timeout,
         }),
     )
     .await

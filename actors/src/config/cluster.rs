@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     pub max_frame_bytes: u64,
     /// How long the coordinator waits for every placed role (at start and after a lost peer).
     pub wait_roles_s: u64,
+    /// A link on which nothing arrived for this long is dropped and dialled again (peers ping
+    /// every 1–5 s, so only a cut or hung link stays silent); also how long a TLS handshake
+    /// may take.
+    pub link_timeout_s: u64,
     /// TLS on every link (ractor_cluster's TLS mode); absent: plain TCP.
     pub tls: Option<TlsConfig>,
     /// The nodes; none: one process with every role.
@@ -55,6 +59,7 @@ impl Default for ClusterConfig {
             cookie_env: None,
             max_frame_bytes: 16 << 20,
             wait_roles_s: 600,
+            link_timeout_s: 15,
             tls: None,
             nodes: Vec::new(),
         }
@@ -89,12 +94,23 @@ pub struct NodeConfig {
     /// Roles it hosts and how many instances of each: `{ planner = 2, learner-main = 1 }`.
     #[serde(default)]
     pub roles: BTreeMap<String, usize>,
+    /// Where this node dials particular peers, overriding their `advertise`/`listen`:
+    /// `{ hub = "10.0.0.9:7101" }` (a split network, or `mgrpo chaos`'s fault proxies).
+    #[serde(default)]
+    pub dial: BTreeMap<String, String>,
 }
 
 impl NodeConfig {
     /// The address peers dial.
     pub fn dial_address(&self) -> &str {
         self.advertise.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// The address this node dials `peer` at: its own `dial` entry for it, or the peer's.
+    pub fn dials<'a>(&'a self, peer: &'a NodeConfig) -> &'a str {
+        self.dial
+            .get(&peer.name)
+            .map_or_else(|| peer.dial_address(), String::as_str)
     }
 }
 

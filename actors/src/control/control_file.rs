@@ -94,6 +94,7 @@ impl ControlFile {
             listen: self.addr.clone(),
             advertise: None,
             roles: Default::default(),
+            dial: Default::default(),
         }];
         config
     }

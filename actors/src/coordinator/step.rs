@@ -141,14 +141,14 @@ pub async fn commit(ctx: &NodeContext, commit: StepCommit) -> Result<bool, Strin
     .map_err(|e| e.to_string())
 }
 
-/// Runs one step through every phase; returns its metrics line, or `None` when the step was
-/// already committed (nothing new to report).
+/// Runs one step through every phase; returns its metrics line and whether this run wrote it
+/// (`false`: the identical step was already committed — a replay after recovery).
 pub async fn run_step(
     ctx: &NodeContext,
     step: u64,
     servings: &Servings,
     checkpoint: bool,
-) -> Result<Option<serde_json::Value>, String> {
+) -> Result<(serde_json::Value, bool), String> {
     let t0 = Instant::now();
     let link0 = link_counters(ctx).await;
     let algo = &ctx.config.algo;
@@ -182,11 +182,11 @@ pub async fn run_step(
     for (role, state) in servings {
         line[format!("{}_generation", role.name())] = state.generation.into();
     }
-    if !commit(ctx, commit_).await? {
+    let written = commit(ctx, commit_).await?;
+    if !written {
         tracing::info!(step, "replayed step matches the committed one");
-        return Ok(None);
     }
-    Ok(Some(line))
+    Ok((line, written))
 }
 
 /// The step's `metrics.jsonl` line: step, main version, every metric, each role's version.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use mgrpo_models::Learner;
 
 use crate::context::NodeContext;
+use crate::faults::FaultPoint;
 use crate::learner::update::Buffered;
 use crate::policy::checkpoints::TrainState;
 use crate::policy::chunks::PolicyId;
@@ -44,10 +45,24 @@ impl LearnerState {
         }
     }
 
-    /// Sends the current version to every replica and waits for each to load it.
-    pub async fn publish(&self) {
+    /// Sends the current version to every replica and waits for each to load it. An error is a
+    /// publish that could not start (an injected [`FaultPoint::Publish`]): the caller fails
+    /// its request, and recovery republishes.
+    pub async fn publish(&self) -> Result<(), String> {
+        self.ctx
+            .faults
+            .strike(FaultPoint::Publish(self.role.role()))
+            .await
+            .map_err(|e| {
+                format!(
+                    "publishing {} v{}: {e}",
+                    self.role.name(),
+                    self.state.version
+                )
+            })?;
         self.sinks
             .publish(&self.ctx, self.id(), self.state.serving, &self.weights)
             .await;
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use mgrpo_models::{Learner, LearnerConfig, load_checkpoint};
 
+use crate::faults::FaultPoint;
 use crate::learner::state::{LearnerState, Staged};
 use crate::policy::checkpoints::{TrainState, keep_current, load_learner, save_learner};
 use crate::policy::chunks::PolicyId;
@@ -111,6 +112,12 @@ pub async fn apply(
     let (ctx, role) = (s.ctx.clone(), s.role);
     // The replaced policy stays on disk: `previous` goes back to it.
     tokio::task::block_in_place(|| keep_current(&ctx, role, &s.learner, s.state))?;
+    // Half-way: the swap is recorded and the old policy kept; nothing switched yet. A failure
+    // here leaves the role as it was, and the boundary replays the recorded swap.
+    ctx.faults
+        .strike(FaultPoint::SwapApply)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(l) = learner {
         s.learner = l;
     }
@@ -125,7 +132,7 @@ pub async fn apply(
     tokio::task::block_in_place(|| save_learner(&ctx, role, &s.learner, s.state, true, true))?;
     if !on_replicas || s.sinks.activate(&ctx, Some(id)).await.is_err() {
         // A replay, or a replica restarted since it was prepared: send the version whole.
-        s.publish().await;
+        s.publish().await?;
     }
     tracing::info!(
         role = role.name(),

@@ -8,12 +8,17 @@ use mgrpo_models::{
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
+use crate::faults::FaultPoint;
 use crate::role::LearnerRole;
 use crate::run_dir::RunDir;
+use crate::staged_dir;
 use crate::swap::target::Serving;
 
 /// A file in a checkpoint directory that protects it from pruning (milestones, best, warm start).
 const KEEP_MARKER: &str = "keep";
+
+/// The training progress of a checkpoint (the last file a save writes).
+pub const TRAIN_STATE: &str = crate::run_dir::COMPLETE_MARKER;
 
 /// Training progress saved with each checkpoint, so a resumed learner continues exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,12 +77,14 @@ pub fn load_learner(
         },
     )
     .map_err(|e| e.to_string())?;
-    let state = read_train_state(&dir).unwrap_or(TrainState {
-        next_step: 0,
-        version,
-        generation: 0,
-        serving: Serving::Learner,
-    });
+    // Saves are atomic, so a checkpoint without its progress is not one of ours: never read it
+    // as "step 0".
+    let state = read_train_state(&dir).ok_or_else(|| {
+        format!(
+            "{} has no readable {TRAIN_STATE}: not a complete checkpoint",
+            dir.display()
+        )
+    })?;
     if let Ok(opt) = std::fs::read(dir.join("optimizer.bin")) {
         learner
             .load_optimizer_state(&opt)
@@ -87,7 +94,7 @@ pub fn load_learner(
 }
 
 fn read_train_state(dir: &Path) -> Option<TrainState> {
-    serde_json::from_slice(&std::fs::read(dir.join("train_state.json")).ok()?).ok()
+    serde_json::from_slice(&std::fs::read(dir.join(TRAIN_STATE)).ok()?).ok()
 }
 
 /// The saved version of `role` in effect at `next_step`, if any: the newest whose next step
@@ -128,24 +135,32 @@ pub fn save_learner(
     keep: bool,
 ) -> Result<String, String> {
     let dir = ctx.run_dir.checkpoint_path(role.name(), state.version);
-    save_checkpoint(
-        &dir,
-        &learner.policy(),
-        ctx.tokenizer_json.as_bytes(),
-        &CheckpointMeta::new(role.name(), state.version),
-    )
-    .map_err(|e| e.to_string())?;
-    if with_optimizer {
-        std::fs::write(
-            dir.join("optimizer.bin"),
-            learner.optimizer_state().map_err(|e| e.to_string())?,
+    // Written whole or not at all: a kill mid-save leaves the previous checkpoints as they were.
+    staged_dir::write_dir(&dir, |staging| {
+        save_checkpoint(
+            staging,
+            &learner.policy(),
+            ctx.tokenizer_json.as_bytes(),
+            &CheckpointMeta::new(role.name(), state.version),
         )
         .map_err(|e| e.to_string())?;
-    }
-    write_json(&dir.join("train_state.json"), &state)?;
-    if keep {
-        std::fs::write(dir.join(KEEP_MARKER), b"").map_err(|e| e.to_string())?;
-    }
+        ctx.faults
+            .strike_now(FaultPoint::CheckpointWrite)
+            .map_err(|e| format!("{e}: no space left on device"))?;
+        if with_optimizer {
+            std::fs::write(
+                staging.join("optimizer.bin"),
+                learner.optimizer_state().map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        write_json(&staging.join(TRAIN_STATE), &state)?;
+        if keep {
+            std::fs::write(staging.join(KEEP_MARKER), b"").map_err(|e| e.to_string())?;
+        }
+        Ok::<(), String>(())
+    })
+    .map_err(|e| format!("saving {}: {e}", dir.display()))?;
     Ok(RunDir::checkpoint_rel(role.name(), state.version))
 }
 
@@ -159,7 +174,7 @@ pub fn keep_current(
     state: TrainState,
 ) -> Result<(), String> {
     let dir = ctx.run_dir.checkpoint_path(role.name(), state.version);
-    if dir.join("train_state.json").exists() {
+    if dir.join(TRAIN_STATE).exists() {
         return std::fs::write(dir.join(KEEP_MARKER), b"").map_err(|e| e.to_string());
     }
     save_learner(ctx, role, learner, state, true, true).map(|_| ())

@@ -102,10 +102,13 @@ where
     match actor.call(make, timeout).await {
         Ok(CallResult::Success(Wire(r))) => r,
         Ok(CallResult::Timeout) => Err(format!("timed out after {timeout:?}")),
-        Ok(CallResult::SenderError) => Err("the actor stopped before replying".into()),
+        Ok(CallResult::SenderError) => Err(STOPPED_BEFORE_REPLY.into()),
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// [`call_member`]'s error when the actor stopped (crashed) before it replied.
+pub const STOPPED_BEFORE_REPLY: &str = "the actor stopped before replying";
 
 /// Calls every current member of `group` at once; the answers of those that replied within
 /// `timeout`, in member order.

@@ -1,0 +1,366 @@
+//! The invariant checker of a chaos run. Recovery in mgrpo is exact, so the strongest check is
+//! available: after any fault plan, the store must equal the fault-free run of the same config
+//! and seed, byte for byte (group records — rewards, alignment, advantages — and the role
+//! versions of every step). Besides: every step committed exactly once and in order (store and
+//! `metrics.jsonl`), advantages that recompute from the stored rewards, and role versions that
+//! never go back within a generation.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use mgrpo_algo::advantages::normalise;
+use mgrpo_algo::{StdKind, group_advantages, group_stats};
+use mgrpo_store::{GroupRecord, Store, SubSlot};
+use serde_json::Value;
+
+/// What the store and metrics of a run say against the reference.
+#[derive(Debug, Clone, Default)]
+pub struct StoreVerdict {
+    /// Steps missing from the store or from `metrics.jsonl`.
+    pub lost: u64,
+    /// Steps with more than one `metrics.jsonl` line.
+    pub doubled: u64,
+    /// Whether group records and role versions equal the reference's, byte for byte.
+    pub identical: bool,
+    /// Every broken invariant, in words.
+    pub problems: Vec<String>,
+}
+
+/// A store's group records (as JSON text) and each step's role versions.
+fn records(run: &Path) -> Result<(Vec<String>, Vec<String>, Vec<GroupRecord>)> {
+    let store = Store::open(run.join("store"))
+        .with_context(|| format!("opening the store of {}", run.display()))?;
+    let mut groups = Vec::new();
+    let mut steps = Vec::new();
+    for v in store.dump()? {
+        match v["type"].as_str() {
+            Some("group") => groups.push(v.to_string()),
+            Some("step") => steps.push(format!("{} {}", v["step"], v["role_versions"])),
+            _ => {}
+        }
+    }
+    let mut typed = Vec::new();
+    for s in store.steps()? {
+        typed.extend(store.groups(s.step)?);
+    }
+    Ok((groups, steps, typed))
+}
+
+/// Checks run `run` (which should have trained `steps` steps) against `reference`.
+pub fn check_store(
+    run: &Path,
+    reference: &Path,
+    steps: u64,
+    std: StdKind,
+    eps: f32,
+) -> Result<StoreVerdict> {
+    let mut v = StoreVerdict::default();
+    let (groups, step_lines, typed) = records(run)?;
+    let (ref_groups, ref_steps, _) = records(reference)?;
+
+    // Every step once, in order: the store keys steps by number, so a step is there or not.
+    let store_steps: Vec<u64> = step_lines
+        .iter()
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    let expected: Vec<u64> = (0..steps).collect();
+    if store_steps != expected {
+        let missing = expected.iter().filter(|s| !store_steps.contains(s)).count() as u64;
+        v.lost += missing;
+        v.problems.push(format!(
+            "store steps are {} (expected 0..{steps})",
+            ranges(&store_steps)
+        ));
+    }
+    let metrics = mgrpo_actors::run_dir::read_json_lines(&run.join("metrics.jsonl"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let lines: Vec<u64> = metrics.iter().filter_map(|l| l["step"].as_u64()).collect();
+    let mut count: BTreeMap<u64, u64> = BTreeMap::new();
+    for s in &lines {
+        *count.entry(*s).or_default() += 1;
+    }
+    let line_lost = expected.iter().filter(|s| !count.contains_key(s)).count() as u64;
+    let doubled: u64 = count.values().map(|c| c.saturating_sub(1)).sum();
+    if line_lost > 0 || doubled > 0 || lines.windows(2).any(|w| w[0] >= w[1]) {
+        v.problems.push(format!(
+            "metrics.jsonl has steps {} ({line_lost} lost, {doubled} doubled)",
+            ranges(&lines)
+        ));
+    }
+    v.lost = v.lost.max(line_lost);
+    v.doubled = doubled;
+
+    v.identical = groups == ref_groups && step_lines == ref_steps;
+    if !v.identical {
+        let first = groups
+            .iter()
+            .zip(&ref_groups)
+            .position(|(a, b)| a != b)
+            .map_or_else(
+                || {
+                    format!(
+                        "{} groups vs {} in the reference",
+                        groups.len(),
+                        ref_groups.len()
+                    )
+                },
+                |i| format!("group record {i} differs"),
+            );
+        let steps_differ = step_lines
+            .iter()
+            .zip(&ref_steps)
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("; step versions {a} vs reference {b}"))
+            .unwrap_or_default();
+        v.problems.push(format!(
+            "store differs from the fault-free reference: {first}{steps_differ}"
+        ));
+    }
+
+    for g in &typed {
+        v.problems.extend(recompute(g, std, eps));
+    }
+    v.problems.extend(monotone_versions(&metrics));
+    Ok(v)
+}
+
+/// Recomputes a group's advantages from its stored rewards; a message per mismatch.
+pub fn recompute(g: &GroupRecord, std: StdKind, eps: f32) -> Vec<String> {
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * (1.0 + a.abs().max(b.abs()));
+    let mut out = Vec::new();
+    let rewards: Vec<f32> = g.main.iter().map(|m| m.reward).collect();
+    let (adv, stats) = group_advantages(&rewards, std, eps);
+    let stored: Vec<f32> = g.main.iter().map(|m| m.advantage).collect();
+    // A role that did not train (frozen, expert) stores no advantages.
+    let trained = stored.iter().any(|a| *a != 0.0);
+    if trained
+        && (!adv.iter().zip(&stored).all(|(a, b)| close(*a, *b)) || !close(stats.mean, g.main_mean))
+    {
+        out.push(format!(
+            "step {} query {}: main advantages {stored:?} do not recompute from rewards {rewards:?} ({adv:?})",
+            g.step, g.query
+        ));
+    }
+    let mut slot_rewards = Vec::new();
+    for (k, slots) in g.alignment.iter().enumerate() {
+        for s in slots {
+            if let SubSlot::Call(i) = s
+                && let Some(c) = g
+                    .calls
+                    .iter()
+                    .find(|c| c.rollout as usize == k && c.call == *i)
+            {
+                slot_rewards.push(c.reward);
+            }
+        }
+    }
+    let stats = group_stats(&slot_rewards, std);
+    let adv = normalise(&slot_rewards, &stats, eps);
+    let stored: Vec<f32> = g
+        .alignment
+        .iter()
+        .zip(&g.sub_advantages)
+        .flat_map(|(slots, a)| {
+            slots
+                .iter()
+                .zip(a)
+                .filter(|(s, _)| matches!(s, SubSlot::Call(_)))
+                .map(|(_, a)| *a)
+        })
+        .collect();
+    let trained = stored.iter().any(|a| *a != 0.0);
+    if trained
+        && (stats.count != g.sub_count
+            || adv.len() != stored.len()
+            || !adv.iter().zip(&stored).all(|(a, b)| close(*a, *b)))
+    {
+        out.push(format!(
+            "step {} query {}: sub advantages {stored:?} do not recompute from the aligned rewards {slot_rewards:?} ({adv:?})",
+            g.step, g.query
+        ));
+    }
+    out
+}
+
+/// Within a generation, a role's version never goes back from one step's line to the next.
+pub fn monotone_versions(metrics: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for role in ["main", "sub"] {
+        let mut last: Option<(u64, u64, u64)> = None;
+        for l in metrics {
+            let (Some(step), Some(ver)) =
+                (l["step"].as_u64(), l[format!("{role}_version")].as_u64())
+            else {
+                continue;
+            };
+            let generation = l[format!("{role}_generation")].as_u64().unwrap_or(0);
+            if let Some((s, g, v)) = last
+                && g == generation
+                && ver < v
+            {
+                out.push(format!(
+                    "{role} version went back from v{v} (step {s}) to v{ver} (step {step}) in generation {g}"
+                ));
+            }
+            last = Some((step, generation, ver));
+        }
+    }
+    out
+}
+
+/// `0..12, 14, 15..20`-style summary of a list of steps.
+fn ranges(steps: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < steps.len() {
+        let mut j = i;
+        while j + 1 < steps.len() && steps[j + 1] == steps[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}..{}", steps[i], steps[j] + 1)
+        } else {
+            steps[i].to_string()
+        });
+        i = j + 1;
+    }
+    if out.is_empty() {
+        "none".into()
+    } else {
+        out.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mgrpo_store::{MainRolloutEntry, SubCallEntry};
+
+    fn group(adv0: f32) -> GroupRecord {
+        let main = [0.0f32, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| MainRolloutEntry {
+                rollout: i as u32,
+                format: true,
+                correct: *r > 0.5,
+                reward: *r,
+                advantage: if i == 0 { adv0 } else { 1.0 },
+                calls: 1,
+                role_version: 1,
+                role_generation: 0,
+            })
+            .collect();
+        let calls = (0..2)
+            .map(|k| SubCallEntry {
+                rollout: k,
+                call: 0,
+                format: true,
+                expert: 0.0,
+                reward: k as f32,
+                role_version: 1,
+                role_generation: 0,
+            })
+            .collect();
+        GroupRecord {
+            step: 0,
+            query: 0,
+            question_id: "q".into(),
+            main,
+            calls,
+            alignment: vec![vec![SubSlot::Call(0)], vec![SubSlot::Call(0)]],
+            sub_advantages: vec![vec![-1.0], vec![1.0]],
+            main_mean: 0.5,
+            main_std: 0.5,
+            sub_mean: 0.5,
+            sub_std: 0.5,
+            sub_count: 2,
+        }
+    }
+
+    #[test]
+    fn stored_advantages_must_recompute_from_stored_rewards() {
+        // Rewards 0 and 1, population std 0.5: advantages −1 and +1.
+        assert!(recompute(&group(-1.0), StdKind::Population, 0.0).is_empty());
+        let bad = recompute(&group(0.3), StdKind::Population, 0.0);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+    }
+
+    /// A run directory with a real sled store holding `steps` steps (one group each, the first
+    /// reward of step 1 set to `reward`) and the given metrics lines.
+    fn run_with(dir: &Path, steps: u64, reward: f32, lines: &[u64]) {
+        std::fs::create_dir_all(dir).unwrap();
+        let store = Store::open(dir.join("store")).unwrap();
+        for step in 0..steps {
+            let mut g = group(-1.0);
+            g.step = step;
+            if step == 1 {
+                g.main[0].reward = reward;
+            }
+            let record = mgrpo_store::StepRecord {
+                step,
+                metrics: Default::default(),
+                role_versions: [("main".to_string(), step + 1)].into(),
+            };
+            store
+                .commit_step(&mgrpo_store::StepCommit {
+                    record,
+                    groups: vec![g],
+                    roles: vec![],
+                    checkpoints: vec![],
+                })
+                .unwrap();
+        }
+        let text: String = lines
+            .iter()
+            .map(|s| format!("{{\"step\":{s},\"main_version\":{}}}\n", s + 1))
+            .collect();
+        std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+    }
+
+    #[test]
+    fn the_checker_sees_a_changed_record_a_lost_step_and_a_doubled_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (reference, same, changed, short) = (
+            tmp.path().join("ref"),
+            tmp.path().join("same"),
+            tmp.path().join("changed"),
+            tmp.path().join("short"),
+        );
+        run_with(&reference, 3, 0.0, &[0, 1, 2]);
+        run_with(&same, 3, 0.0, &[0, 1, 2]);
+        run_with(&changed, 3, 0.5, &[0, 1, 1, 2]);
+        run_with(&short, 2, 0.0, &[0, 1]);
+        let check = |run: &Path| check_store(run, &reference, 3, StdKind::Population, 0.0).unwrap();
+
+        let v = check(&same);
+        assert!(v.identical && v.problems.is_empty(), "{:?}", v.problems);
+        let v = check(&changed);
+        assert!(!v.identical);
+        assert_eq!((v.lost, v.doubled), (0, 1));
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| p.contains("group record 1 differs")),
+            "{:?}",
+            v.problems
+        );
+        // The changed reward no longer gives the stored advantages.
+        assert!(
+            v.problems.iter().any(|p| p.contains("do not recompute")),
+            "{:?}",
+            v.problems
+        );
+        let v = check(&short);
+        assert_eq!(v.lost, 1);
+        assert!(!v.identical);
+    }
+
+    #[test]
+    fn versions_may_not_go_back_within_a_generation() {
+        let m = |s: u64, v: u64, g: u64| serde_json::json!({"step": s, "main_version": v, "main_generation": g});
+        assert!(monotone_versions(&[m(0, 1, 0), m(1, 2, 0), m(2, 0, 1)]).is_empty());
+        assert_eq!(monotone_versions(&[m(0, 2, 0), m(1, 1, 0)]).len(), 1);
+        assert_eq!(ranges(&[0, 1, 2, 4, 6, 7]), "0..3, 4, 6..8");
+    }
+}

@@ -1,0 +1,162 @@
+//! The node processes of one chaos run: real `mgrpo node` processes (this binary) on loopback,
+//! each logging to its own file, killed with SIGKILL and started again on the plan's orders.
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use anyhow::{Context, Result};
+
+/// One node's process (absent while it is down).
+struct NodeProc {
+    child: Option<Child>,
+    log: PathBuf,
+    starts: u32,
+}
+
+/// How a node process ended without being killed by the harness.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// The node.
+    pub node: String,
+    /// Its status.
+    pub status: ExitStatus,
+}
+
+/// The node processes of a run.
+pub struct Nodes {
+    exe: PathBuf,
+    config: PathBuf,
+    run: PathBuf,
+    cookie: String,
+    procs: BTreeMap<String, NodeProc>,
+}
+
+impl Nodes {
+    /// Nodes of `config` writing into `run`, logging under `logs`.
+    pub fn new(
+        config: &Path,
+        run: &Path,
+        logs: &Path,
+        names: &[String],
+        cookie: String,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
+        let procs = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    NodeProc {
+                        child: None,
+                        log: logs.join(format!("{n}.log")),
+                        starts: 0,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self {
+            exe: std::env::current_exe().context("locating the mgrpo binary")?,
+            config: config.to_path_buf(),
+            run: run.to_path_buf(),
+            cookie,
+            procs,
+        })
+    }
+
+    /// Starts node `name` (appending to its log).
+    pub fn start(&mut self, name: &str) -> Result<()> {
+        let p = self.procs.get_mut(name).context("no such node")?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p.log)
+            .with_context(|| format!("opening {}", p.log.display()))?;
+        p.starts += 1;
+        writeln!(log, "==== mgrpo chaos: start {} of node {name}", p.starts)?;
+        let child = Command::new(&self.exe)
+            .args(["node", "--node", name, "--config"])
+            .arg(&self.config)
+            .arg("--run")
+            .arg(&self.run)
+            .env("MGRPO_COOKIE", &self.cookie)
+            .env_remove("MGRPO_FAULTS")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {name}"))?;
+        p.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs node `name` (if it runs); true if it was running.
+    pub fn kill(&mut self, name: &str) -> bool {
+        let Some(p) = self.procs.get_mut(name) else {
+            return false;
+        };
+        match p.child.take() {
+            Some(mut c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether node `name` runs now.
+    pub fn running(&self, name: &str) -> bool {
+        self.procs.get(name).is_some_and(|p| p.child.is_some())
+    }
+
+    /// The nodes that ended by themselves since the last call.
+    pub fn reap(&mut self) -> Vec<Exit> {
+        let mut out = Vec::new();
+        for (name, p) in &mut self.procs {
+            if let Some(c) = &mut p.child
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                p.child = None;
+                out.push(Exit {
+                    node: name.clone(),
+                    status,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether every node has ended.
+    pub fn all_down(&self) -> bool {
+        self.procs.values().all(|p| p.child.is_none())
+    }
+
+    /// Kills every node still running.
+    pub fn kill_all(&mut self) {
+        let names: Vec<String> = self.procs.keys().cloned().collect();
+        for n in names {
+            self.kill(&n);
+        }
+    }
+
+    /// Node `name`'s log so far.
+    pub fn log(&self, name: &str) -> String {
+        self.procs
+            .get(name)
+            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+            .unwrap_or_default()
+    }
+
+    /// The length of node `name`'s log now (to read what it logs after a moment).
+    pub fn log_len(&self, name: &str) -> usize {
+        self.log(name).len()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

@@ -1,0 +1,112 @@
+//! `mgrpo chaos` end to end with the real binary: the shipped smoke plan (every fault family
+//! once against three `mgrpo node` processes) passes with every fault fired and the store equal
+//! to the fault-free run; a plan whose fault never fires fails, keeps its run and prints the
+//! command that reproduces it.
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::mgrpo;
+
+/// Both tests share one reference (same config and steps): computed once, one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> &'static Path {
+    static ROOT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+#[test]
+fn the_smoke_plan_passes_with_every_fault_fired_and_the_store_unchanged() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos/smoke.toml");
+    let out = mgrpo()
+        .args(["chaos", "--json", "--plan"])
+        .arg(&plan)
+        .arg("--out")
+        .arg(root().join("smoke"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["runs"], 1);
+    assert_eq!(
+        last["faults"], 16,
+        "every fault of the plan injected: {last}"
+    );
+    assert_eq!(last["lost"], 0);
+    assert_eq!(last["doubled"], 0);
+    assert_eq!(last["identical"], 1);
+    assert_eq!(last["node_crashes"], 0);
+    assert_eq!(last["failed"], 0);
+    // The table has a row for each of the eleven kinds, each fired as often as injected.
+    for kind in [
+        "kill_actor",
+        "stall_actor",
+        "kill_node",
+        "cut_link",
+        "delay_link",
+        "corrupt_link",
+        "close_link",
+        "fail_point",
+        "stall_handshake",
+        "garbage_frames",
+        "oversized_frame",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no row for {kind}:\n{stdout}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[1], cols[2], "{kind}: injected = fired: {row}");
+    }
+    // The history names each injection with the step it landed in.
+    let history = std::fs::read_to_string(root().join("smoke/seed-0/history.jsonl")).unwrap();
+    let injections = history
+        .lines()
+        .filter(|l| l.contains("\"injection\""))
+        .count();
+    assert_eq!(injections, 16);
+}
+
+#[test]
+fn a_fault_that_never_fires_fails_the_run_and_prints_how_to_reproduce_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = root().join("never");
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos");
+    let plan = dir.join("never.toml");
+    // No swap happens in this run, so the swap fail point is armed and never passed.
+    std::fs::write(
+        &plan,
+        format!(
+            "config = \"{}\"\nsteps = 40\nseed = 1\n[[faults]]\nkind = \"fail_point\"\npoint = \"swap_apply\"\nat_step = 2\n",
+            examples.join("cluster-tiny.toml").display()
+        ),
+    )
+    .unwrap();
+    let out = mgrpo()
+        .args(["chaos", "--plan"])
+        .arg(&plan)
+        .arg("--out")
+        .arg(root().join("never-out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("did not fire"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "reproduce: mgrpo chaos --plan {} --seed 0",
+            plan.display()
+        )),
+        "{stderr}"
+    );
+    // A failing run keeps its directory and logs.
+    let kept = root().join("never-out/seed-0");
+    assert!(kept.join("run/store").is_dir() && kept.join("logs/hub.log").is_file());
+}
