@@ -139,8 +139,16 @@ async fn run_calls(
     jobs: &[SubJob],
 ) -> Result<Vec<SubOutcome>, String> {
     let ctx = &state.ctx;
+    let mut serve = state.replica.serve();
+    if ctx
+        .faults
+        .strike_now(FaultPoint::Output(Role::Executor))
+        .is_err()
+    {
+        serve = serve.garbled();
+    }
     let ran = Rollouts::new(ctx, mode)
-        .sub(state.replica.serve(), state.replica.id(), jobs)
+        .sub(serve, state.replica.id(), jobs)
         .await
         .map_err(|e| e.to_string())?;
     let items: Vec<(String, String, bool)> = ran

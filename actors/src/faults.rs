@@ -37,6 +37,9 @@ pub enum FaultPoint {
     Publish(Role),
     /// On a learner, half-way through applying a swap (after the swap was recorded).
     SwapApply,
+    /// On a planner or executor, as a request's turns start: [`FaultAction::Fail`] makes that
+    /// request's model output garbage tokens (malformed output; format reward 0).
+    Output(Role),
 }
 
 /// What a fault does when it strikes.

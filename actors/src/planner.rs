@@ -222,24 +222,27 @@ async fn run_groups(
         })
         .collect();
     let counter = state.next_executor.clone();
+    let mut serve = state.replica.serve();
+    if ctx
+        .faults
+        .strike_now(FaultPoint::Output(Role::Planner))
+        .is_err()
+    {
+        serve = serve.garbled();
+    }
     let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)
-        .of_variant(
-            ctx.config.algo.variant,
-            state.replica.serve(),
-            &jobs,
-            |subs| {
-                let pick = counter.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    rpc::request(ctx, group::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
-                        mode: Wire(mode),
-                        jobs: Wire(subs.clone()),
-                        reply,
-                    })
-                    .await
-                    .map_err(RolloutError::from)
-                }
-            },
-        )
+        .of_variant(ctx.config.algo.variant, serve, &jobs, |subs| {
+            let pick = counter.fetch_add(1, Ordering::Relaxed);
+            async move {
+                rpc::request(ctx, group::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
+                    mode: Wire(mode),
+                    jobs: Wire(subs.clone()),
+                    reply,
+                })
+                .await
+                .map_err(RolloutError::from)
+            }
+        })
         .await?;
     let items = ran
         .iter()

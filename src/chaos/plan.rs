@@ -132,6 +132,16 @@ pub enum FaultKind {
         /// The point.
         point: String,
     },
+    /// A role's model emits garbage tokens for its next `requests` requests (planner or
+    /// executor). This changes the samples, so the store is not compared with the reference;
+    /// the garbled turns must instead be stored with format reward 0, and nothing may crash.
+    GarbageOutput {
+        /// planner or executor.
+        role: String,
+        /// How many requests.
+        #[serde(default = "one")]
+        requests: u32,
+    },
     /// A client connects to a node and never says anything, for `for_s`.
     StallHandshake {
         /// The node.
@@ -155,6 +165,10 @@ fn one_second() -> f64 {
     1.0
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl FaultKind {
     /// The kind's name, as in plans and reports.
     pub fn name(&self) -> &'static str {
@@ -167,6 +181,7 @@ impl FaultKind {
             FaultKind::CorruptLink { .. } => "corrupt_link",
             FaultKind::CloseLink { .. } => "close_link",
             FaultKind::FailPoint { .. } => "fail_point",
+            FaultKind::GarbageOutput { .. } => "garbage_output",
             FaultKind::StallHandshake { .. } => "stall_handshake",
             FaultKind::GarbageFrames { .. } => "garbage_frames",
             FaultKind::OversizedFrame { .. } => "oversized_frame",

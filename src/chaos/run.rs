@@ -147,6 +147,13 @@ pub fn validate(plan: &Plan, config: &Config) -> Result<()> {
             FaultKind::FailPoint { point } => {
                 host_of(config, parse_point(point)?.1)?;
             }
+            FaultKind::GarbageOutput { role, .. } => {
+                let r = parse_role(role)?;
+                if !matches!(r, Role::Planner | Role::Executor) {
+                    bail!("garbage_output strikes a planner or an executor, not {role}");
+                }
+                host_of(config, r)?;
+            }
             FaultKind::KillNode { node, .. }
             | FaultKind::StallHandshake { node, .. }
             | FaultKind::GarbageFrames { node }
@@ -293,6 +300,8 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
     let mut watches: Vec<Watch> = Vec::new();
     let mut link_watches: Vec<LinkWatch> = Vec::new();
     let mut client: Option<Client> = None;
+    // Roles whose output was garbled, with the step under way then.
+    let mut garbled: Vec<(Role, u64)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     let mut seen_lines = 0usize;
     let mut finished_at: Option<Instant> = None;
@@ -473,6 +482,26 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
                         )
                         .await;
                     }
+                    FaultKind::GarbageOutput { role, requests } => {
+                        let role = parse_role(role)?;
+                        let node = host_of(&config, role)?;
+                        inj.target = format!("{} on {node}", role.name());
+                        garbled.push((role, under_way));
+                        let point = FaultPoint::Output(role);
+                        arm_n(
+                            &mut client,
+                            &client_config,
+                            &mut nodes,
+                            &node,
+                            point,
+                            FaultAction::Fail,
+                            *requests,
+                            &mut inj,
+                            &mut watches,
+                            index,
+                        )
+                        .await;
+                    }
                     FaultKind::StallHandshake { node, for_s } => {
                         inj.target = node.clone();
                         let addr = listen_of(&config, node)?;
@@ -595,6 +624,7 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
         setup.plan.steps,
         config.algo.std,
         config.algo.eps,
+        garbled.iter().map(|(_, s)| *s).min().unwrap_or(u64::MAX),
     )
     .unwrap_or_else(|e| StoreVerdict {
         lost: setup.plan.steps,
@@ -602,6 +632,16 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
         ..StoreVerdict::default()
     });
     problems.extend(verdict.problems.iter().cloned());
+    for (role, step) in &garbled {
+        match malformed_stored(&run, *role, *step) {
+            Ok(true) => {}
+            Ok(false) => problems.push(format!(
+                "{}'s garbage output from step {step} on is not stored with format reward 0",
+                role.name()
+            )),
+            Err(e) => problems.push(format!("reading the store: {e:#}")),
+        }
+    }
     history.write(&dir.join("history.jsonl"))?;
     let outcome = Outcome {
         history,
@@ -623,7 +663,25 @@ fn listen_of(config: &Config, node: &str) -> Result<String> {
         .with_context(|| format!("no node {node}"))
 }
 
-/// Arms a fault on `node` through the control client (connected on first use).
+/// Whether the store holds, from `step` on, a turn of `role` with format reward 0 (a main
+/// rollout for the planner, a sub call for the executor).
+fn malformed_stored(run: &Path, role: Role, step: u64) -> Result<bool> {
+    let store = mgrpo_store::Store::open(run.join("store"))?;
+    for s in store.steps()?.iter().filter(|s| s.step >= step) {
+        for g in store.groups(s.step)? {
+            let bad = match role {
+                Role::Planner => g.main.iter().any(|m| !m.format),
+                _ => g.calls.iter().any(|c| !c.format),
+            };
+            if bad {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Arms a fault that strikes once on `node` (see [`arm_n`]).
 #[allow(clippy::too_many_arguments)]
 async fn arm(
     client: &mut Option<Client>,
@@ -632,6 +690,27 @@ async fn arm(
     node: &str,
     point: FaultPoint,
     action: FaultAction,
+    inj: &mut Injection,
+    watches: &mut Vec<Watch>,
+    index: usize,
+) {
+    arm_n(
+        client, config, nodes, node, point, action, 1, inj, watches, index,
+    )
+    .await
+}
+
+/// Arms a fault striking `times` times on `node` through the control client (connected on
+/// first use).
+#[allow(clippy::too_many_arguments)]
+async fn arm_n(
+    client: &mut Option<Client>,
+    config: &Config,
+    nodes: &mut Nodes,
+    node: &str,
+    point: FaultPoint,
+    action: FaultAction,
+    times: u32,
     inj: &mut Injection,
     watches: &mut Vec<Watch>,
     index: usize,
@@ -657,7 +736,7 @@ async fn arm(
     let fault = Fault {
         point,
         action,
-        times: 1,
+        times,
     };
     let r = match agent_of(&c.ctx, node, Duration::from_secs(5)).await {
         None => Err(format!("node {node} did not answer")),

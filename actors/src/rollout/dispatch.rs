@@ -101,6 +101,11 @@ impl<'a> Rollouts<'a> {
                 let mut turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
                 self.drive(&mut turns, max_turns, episodes, delegate).await
             }
+            Serve::Garbled(policy) => {
+                let mut turns =
+                    PolicyTurns::new(policy, self.codec, self.sampling, self.mode).garbled();
+                self.drive(&mut turns, max_turns, episodes, delegate).await
+            }
             Serve::Expert => {
                 let mut turns = ExpertTurns::new(self.world, self.codec, expert);
                 self.drive(&mut turns, max_turns, episodes, delegate).await

@@ -39,6 +39,10 @@ pub trait TurnSource<E: Lockstep> {
 pub enum Serve<'a> {
     /// Sample from the policy.
     Policy(&'a Policy),
+    /// Sample from the policy at a temperature so high that its output is garbage tokens (an
+    /// injected [`crate::faults::FaultPoint::Output`]: malformed model output). Log-probs stay
+    /// the untempered model's, so the turns are still valid to train on.
+    Garbled(&'a Policy),
     /// Let the scripted expert act.
     Expert,
 }
@@ -49,7 +53,27 @@ pub struct PolicyTurns<'a> {
     options: SampleOptions,
 }
 
+/// The temperature of [`Serve::Garbled`] turns: near-uniform over the vocabulary.
+const GARBLED_TEMPERATURE: f32 = 1e4;
+
+impl<'a> Serve<'a> {
+    /// The same source, its policy's output garbled (the expert stays the expert).
+    pub fn garbled(self) -> Self {
+        match self {
+            Serve::Policy(p) | Serve::Garbled(p) => Serve::Garbled(p),
+            Serve::Expert => Serve::Expert,
+        }
+    }
+}
+
 impl<'a> PolicyTurns<'a> {
+    /// The same turns, garbled (see [`Serve::Garbled`]).
+    pub fn garbled(mut self) -> Self {
+        self.options.temperature = GARBLED_TEMPERATURE;
+        self.options.top_p = 1.0;
+        self
+    }
+
     /// Turns of `policy` under `sampling` in `mode`.
     pub fn new(
         policy: &'a Policy,
