@@ -111,3 +111,52 @@ fn a_fault_that_never_fires_fails_the_run_and_prints_how_to_reproduce_it() {
     let kept = root().join("never-out/seed-0");
     assert!(kept.join("run/store").is_dir() && kept.join("logs/hub.log").is_file());
 }
+
+#[test]
+fn a_full_disk_stops_the_run_with_a_clear_error_and_a_whole_store_that_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = std::fs::read_to_string(root.join("examples/tiny.toml"))
+        .unwrap()
+        .replace("steps = 3\n", "steps = 4\n");
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, tiny).unwrap();
+    let run = dir.path().join("run");
+    // Every checkpoint save fails after the warm start, as on a full disk.
+    let out = mgrpo()
+        .env(
+            "MGRPO_FAULTS",
+            r#"[{"point":"CheckpointWrite","action":"Fail","times":1000}]"#,
+        )
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no space left on device"), "{stderr}");
+    assert!(stderr.contains("failed 5 times"), "{stderr}");
+    // Nothing half-written: no step committed, the warm start's checkpoints whole, no staging
+    // directory installed as a checkpoint.
+    let (groups, steps) = common::store_records(&run);
+    assert!(groups.is_empty() && steps.is_empty(), "{steps:?}");
+    for role in ["main", "sub"] {
+        let versions: Vec<String> = std::fs::read_dir(run.join("checkpoints").join(role))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(versions, ["0"], "{role}: only the warm start");
+    }
+    // Space is back: the run resumes and finishes every step once.
+    common::succeed(
+        mgrpo()
+            .args(["train", "--resume", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run),
+    );
+    common::assert_each_step_once(&run, 4);
+}
