@@ -36,7 +36,7 @@ fn the_smoke_plan_passes_with_every_fault_fired_and_the_store_unchanged() {
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["runs"], 1);
     assert_eq!(
-        last["faults"], 16,
+        last["faults"], 17,
         "every fault of the plan injected: {last}"
     );
     assert_eq!(last["lost"], 0);

@@ -78,6 +78,13 @@ pub struct Faults {
 #[error("injected fault at {0:?}")]
 pub struct Injected(pub FaultPoint);
 
+/// Whether this build can inject faults (cargo feature `faults`). Without it every fault point
+/// compiles to nothing and arming a fault is refused with [`DISABLED`].
+pub const ENABLED: bool = cfg!(feature = "faults");
+
+/// Why a fault cannot be armed in a build without the `faults` feature.
+pub const DISABLED: &str = "this mgrpo was built without fault injection (cargo feature `faults`: cargo build --release --features faults)";
+
 /// The environment variable a node reads faults to arm from at start (a JSON list of
 /// [`Fault`]s): how tests arm a fault inside a real `mgrpo node` / `mgrpo train` process.
 pub const FAULTS_ENV: &str = "MGRPO_FAULTS";
@@ -92,20 +99,34 @@ impl Faults {
             .map_err(|e| format!("{FAULTS_ENV} is not a JSON list of faults: {e}"))?;
         let n = faults.len();
         for f in faults {
-            self.arm(f);
+            self.arm(f).map_err(|e| format!("{FAULTS_ENV}: {e}"))?;
         }
         Ok(n)
     }
 
-    /// Arms a fault (added to those already armed).
-    pub fn arm(&self, fault: Fault) {
+    /// Arms a fault (added to those already armed); refused in a build without the `faults`
+    /// feature.
+    pub fn arm(&self, fault: Fault) -> Result<(), String> {
+        if !ENABLED {
+            return Err(DISABLED.into());
+        }
         tracing::warn!(?fault, "fault armed");
         if let Ok(mut a) = self.armed.lock() {
             a.push(fault);
         }
+        Ok(())
+    }
+
+    /// Takes one strike of the first fault armed at `point`, if any (never, without the
+    /// `faults` feature: the check compiles away).
+    #[cfg(not(feature = "faults"))]
+    #[inline(always)]
+    fn take(&self, _point: FaultPoint) -> Option<FaultAction> {
+        None
     }
 
     /// Takes one strike of the first fault armed at `point`, if any.
+    #[cfg(feature = "faults")]
     fn take(&self, point: FaultPoint) -> Option<FaultAction> {
         let mut armed = self.armed.lock().ok()?;
         let i = armed.iter().position(|f| f.point == point && f.times > 0)?;
@@ -166,7 +187,8 @@ mod tests {
             point,
             action: FaultAction::Fail,
             times: 2,
-        });
+        })
+        .unwrap();
         assert!(f.strike(FaultPoint::Reply(Role::Judge)).await.is_ok());
         assert_eq!(f.strike(point).await, Err(Injected(point)));
         assert_eq!(f.strike(point).await, Err(Injected(point)));

@@ -188,6 +188,17 @@ impl FaultKind {
         }
     }
 
+    /// Whether the fault is armed inside a node (needs a build with the `faults` feature).
+    pub fn in_node(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::KillActor { .. }
+                | FaultKind::StallActor { .. }
+                | FaultKind::FailPoint { .. }
+                | FaultKind::GarbageOutput { .. }
+        )
+    }
+
     /// How long the fault lasts once injected (0: at once).
     pub fn duration_s(&self) -> f64 {
         match self {

@@ -25,6 +25,21 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     }
     config.train.steps = plan.steps;
     validate(&plan, &config)?;
+    let in_node = plan
+        .faults
+        .iter()
+        .map(|f| &f.kind)
+        .chain(plan.repeat.iter().map(|r| &r.fault))
+        .find(|k| k.in_node());
+    if let Some(k) = in_node
+        && !mgrpo_actors::faults::ENABLED
+    {
+        bail!(
+            "the plan has {} faults, which are armed inside the nodes: {}",
+            k.name(),
+            mgrpo_actors::faults::DISABLED
+        );
+    }
     let out = args
         .out
         .clone()

@@ -146,8 +146,7 @@ impl Actor for NodeAgent {
                 fault: Wire(fault),
                 reply,
             } => {
-                state.ctx.faults.arm(fault);
-                let _ = reply.send(Wire(Ok(())));
+                let _ = reply.send(Wire(state.ctx.faults.arm(fault)));
             }
             NodeAgentMsg::Host {
                 role: Wire(role),

@@ -240,21 +240,25 @@ mod tests {
         let (a, _) = Actor::spawn(None, Slow, (seen.clone(), 0)).await.unwrap();
         // The judge's group, so that the fault point `Request(Judge)` applies.
         join(&ctx, crate::role::group::JUDGE, a.get_cell());
-        ctx.faults.arm(Fault {
-            point: FaultPoint::Request(Role::Judge),
-            action: FaultAction::Fail,
-            times: 1,
-        });
+        ctx.faults
+            .arm(Fault {
+                point: FaultPoint::Request(Role::Judge),
+                action: FaultAction::Fail,
+                times: 1,
+            })
+            .unwrap();
         let r = request(&ctx, crate::role::group::JUDGE, 0, |reply| {
             SlowMsg::Echo(7, reply)
         })
         .await;
         assert_eq!(r.unwrap(), 70, "the lost attempt never reached the actor");
-        ctx.faults.arm(Fault {
-            point: FaultPoint::Request(Role::Judge),
-            action: FaultAction::Fail,
-            times: 3,
-        });
+        ctx.faults
+            .arm(Fault {
+                point: FaultPoint::Request(Role::Judge),
+                action: FaultAction::Fail,
+                times: 3,
+            })
+            .unwrap();
         let r = request(&ctx, crate::role::group::JUDGE, 0, |reply| {
             SlowMsg::Echo(7, reply)
         })
