@@ -121,13 +121,16 @@ pub async fn start(upstream: String, max_frame: u64) -> std::io::Result<Proxy> {
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                let up = tokio::spawn(pump(cr, sw, f.clone(), Dir::Up, max_frame));
-                let down = tokio::spawn(pump(sr, cw, f, Dir::Down, max_frame));
-                // When one direction ends, end the other: the connection is gone.
+                let mut up = tokio::spawn(pump(cr, sw, f.clone(), Dir::Up, max_frame));
+                let mut down = tokio::spawn(pump(sr, cw, f, Dir::Down, max_frame));
+                // When one direction ends, end the other: the connection is gone (both
+                // sockets are dropped, so both ends see it closed).
                 tokio::select! {
-                    _ = up => {},
-                    _ = down => {},
+                    _ = &mut up => {},
+                    _ = &mut down => {},
                 }
+                up.abort();
+                down.abort();
             });
         }
     });
