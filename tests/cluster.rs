@@ -128,22 +128,38 @@ fn three_processes_train_exactly_like_one() {
 }
 
 #[test]
-fn a_peer_killed_with_sigkill_rejoins_and_no_step_is_lost_or_doubled() {
+fn a_peer_killed_with_sigkill_mid_checkpoint_rejoins_and_no_step_is_lost_or_doubled() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r = reference();
     let (dir, config, run) = cluster_dir();
     let mut hub = NodeProc::start(&config, "hub", &run, dir.path(), "");
     let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
-    let mut sub = NodeProc::start(&config, "sub", &run, dir.path(), "");
-    let start = Instant::now();
-    while metrics(&run).len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(180), "{}", hub.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The sub learner's first save stalls half-way (weights written, optimiser state and
+    // progress not yet): the kill lands inside a checkpoint write.
+    let mut sub = NodeProc::start_with_faults(
+        &config,
+        "sub",
+        &run,
+        dir.path(),
+        "",
+        Some(r#"[{"point":"CheckpointWrite","action":{"Stall":{"ms":60000}},"times":1}]"#),
+    );
+    sub.wait_log("fault strikes", Duration::from_secs(180));
     sub.sigkill();
     let killed_at = metrics(&run).len();
-    println!("seed 3: SIGKILL of node sub after {killed_at} committed steps");
+    println!(
+        "seed 3: SIGKILL of node sub inside its first checkpoint save, after {killed_at} committed steps"
+    );
     assert!(killed_at < STEPS as usize, "the kill must land mid-run");
+    let ck = run.join("checkpoints/sub");
+    let names: Vec<String> = std::fs::read_dir(&ck)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with(".staging-")) && !names.contains(&"1".to_string()),
+        "the cut-short save is a staging directory, never a checkpoint: {names:?}"
+    );
     hub.wait_log("lost peer", Duration::from_secs(30));
     let mut sub2 = NodeProc::start(&config, "sub", &run, dir.path(), "-restarted");
     hub.wait_success(Duration::from_secs(300));
