@@ -1,6 +1,7 @@
 //! `mgrpo chaos`: fault-injection testing as a feature. A plan ([`plan`]) names a cluster
 //! config, the steps and the faults; each run ([`run`]) starts real `mgrpo node` processes
-//! ([`nodes`]) with a fault proxy on every link ([`proxy`]), injects the faults on schedule —
+//! ([`nodes`]) with a fault proxy on every link ([`proxy`]), injects the faults on schedule
+//! ([`inject`]) —
 //! actor kills and stalls and fail points through the node agents, SIGKILLs, cut, slow, corrupt
 //! and closed links, bad clients — records what happened ([`history`]) and checks the
 //! invariants against the fault-free reference ([`reference`], [`check`]); [`report`] sums the
@@ -8,6 +9,7 @@
 //! invariant checker, and a seed that reproduces a failure.
 pub mod check;
 pub mod history;
+pub mod inject;
 pub mod nodes;
 pub mod plan;
 pub mod proxy;

@@ -160,3 +160,36 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_a_whole_store_that_resumes()
     );
     common::assert_each_step_once(&run, 4);
 }
+
+#[test]
+fn the_one_process_plan_kills_the_train_process_and_its_actors_and_loses_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos/one-process.toml");
+    let out = mgrpo()
+        .args(["chaos", "--json", "--plan"])
+        .arg(&plan)
+        .arg("--out")
+        .arg(root().join("one-process"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &last["faults"],
+            &last["identical"],
+            &last["lost"],
+            &last["doubled"]
+        ),
+        (&7.into(), &1.into(), &0.into(), &0.into()),
+        "{last}"
+    );
+    // Both SIGKILLs of `mgrpo train` were followed by a restart with --resume.
+    let log = std::fs::read_to_string(root().join("one-process/seed-0/logs/local.log")).unwrap();
+    assert!(log.contains("start 3 of node local"), "{log}");
+}

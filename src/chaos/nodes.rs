@@ -1,5 +1,7 @@
 //! The node processes of one chaos run: real `mgrpo node` processes (this binary) on loopback,
-//! each logging to its own file, killed with SIGKILL and started again on the plan's orders.
+//! each logging to its own file, killed with SIGKILL and started again on the plan's orders —
+//! or, for a config without `[[cluster.nodes]]`, one `mgrpo train` process (node `local`),
+//! started again with `--resume`.
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -31,16 +33,19 @@ pub struct Nodes {
     run: PathBuf,
     cookie: String,
     procs: BTreeMap<String, NodeProc>,
+    one_process: bool,
 }
 
 impl Nodes {
     /// Nodes of `config` writing into `run`, logging under `logs`.
+    /// `one_process`: `names` is the single `local` node of `mgrpo train`.
     pub fn new(
         config: &Path,
         run: &Path,
         logs: &Path,
         names: &[String],
         cookie: String,
+        one_process: bool,
     ) -> Result<Self> {
         std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
         let procs = names
@@ -62,6 +67,7 @@ impl Nodes {
             run: run.to_path_buf(),
             cookie,
             procs,
+            one_process,
         })
     }
 
@@ -75,11 +81,22 @@ impl Nodes {
             .with_context(|| format!("opening {}", p.log.display()))?;
         p.starts += 1;
         writeln!(log, "==== mgrpo chaos: start {} of node {name}", p.starts)?;
-        let child = Command::new(&self.exe)
-            .args(["node", "--node", name, "--config"])
-            .arg(&self.config)
-            .arg("--run")
-            .arg(&self.run)
+        let mut cmd = Command::new(&self.exe);
+        if !self.one_process {
+            cmd.args(["node", "--node", name, "--config"])
+                .arg(&self.config)
+                .arg("--run")
+                .arg(&self.run);
+        } else if self.run.join("config.toml").exists() {
+            // Started before: continue the run (its resolved config is in it).
+            cmd.args(["train", "--resume", "--run"]).arg(&self.run);
+        } else {
+            cmd.args(["train", "--config"])
+                .arg(&self.config)
+                .arg("--run")
+                .arg(&self.run);
+        }
+        let child = cmd
             .env("MGRPO_COOKIE", &self.cookie)
             .env_remove("MGRPO_FAULTS")
             .stdin(Stdio::null())

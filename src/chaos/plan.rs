@@ -22,6 +22,9 @@ pub struct Plan {
     pub config: PathBuf,
     /// Training steps of each run (overrides the config's).
     pub steps: u64,
+    /// Run the config in one `mgrpo train` process (node `local`) instead of its nodes.
+    #[serde(default)]
+    pub one_process: bool,
     /// The plan's seed: random triggers are drawn from it and the run's seed.
     #[serde(default)]
     pub seed: u64,

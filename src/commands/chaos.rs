@@ -17,13 +17,10 @@ use crate::commands::load_config;
 pub fn chaos(args: &ChaosArgs) -> Result<()> {
     let (plan, config_path) = Plan::load(&args.plan)?;
     let mut config = load_config(&config_path)?;
-    if !config.cluster.is_distributed() {
-        bail!(
-            "{} lists no [[cluster.nodes]]: a chaos plan runs a cluster (see examples/chaos/cluster-tiny.toml)",
-            config_path.display()
-        );
-    }
     config.train.steps = plan.steps;
+    if plan.one_process {
+        config.cluster.nodes.clear();
+    }
     validate(&plan, &config)?;
     let in_node = plan
         .faults
