@@ -18,22 +18,32 @@ fn root() -> &'static Path {
     ROOT.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
-#[test]
-fn the_smoke_plan_passes_with_every_fault_fired_and_the_store_unchanged() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos/smoke.toml");
+/// Runs a shipped plan (`examples/chaos/NAME.toml`) into `root()/NAME`; it must pass. Its
+/// stdout (the table) and the JSON summary.
+fn run_shipped(name: &str) -> (String, serde_json::Value) {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/chaos/{name}.toml"));
     let out = mgrpo()
         .args(["chaos", "--json", "--plan"])
         .arg(&plan)
         .arg("--out")
-        .arg(root().join("smoke"))
+        .arg(root().join(name))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("{stdout}");
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    (stdout, last)
+}
+
+#[test]
+fn the_smoke_plan_passes_with_every_fault_fired_and_the_store_unchanged() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (stdout, last) = run_shipped("smoke");
     assert_eq!(last["runs"], 1);
     assert_eq!(
         last["faults"], 17,
@@ -164,21 +174,7 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_a_whole_store_that_resumes()
 #[test]
 fn the_one_process_plan_kills_the_train_process_and_its_actors_and_loses_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos/one-process.toml");
-    let out = mgrpo()
-        .args(["chaos", "--json", "--plan"])
-        .arg(&plan)
-        .arg("--out")
-        .arg(root().join("one-process"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (_, last) = run_shipped("one-process");
     assert_eq!(
         (
             &last["faults"],
