@@ -49,8 +49,13 @@ fn default_bound() -> f64 {
 pub struct Repeat {
     /// How many.
     pub count: usize,
-    /// Triggers are drawn among these steps, `[first, last]`.
-    pub steps: [u64; 2],
+    /// Triggers are drawn among these steps, `[first, last]` …
+    #[serde(default)]
+    pub steps: Option<[u64; 2]>,
+    /// … or among these times, `[from_s, to_s]` after the start (kills in quick succession:
+    /// a node killed again while the cluster is still recovering).
+    #[serde(default)]
+    pub seconds: Option<[f64; 2]>,
     /// The fault (its trigger is ignored).
     #[serde(flatten)]
     pub fault: FaultKind,
@@ -314,6 +319,16 @@ impl Plan {
                 );
             }
         }
+        for (i, r) in plan.repeat.iter().enumerate() {
+            if r.steps.is_some() == r.seconds.is_some() {
+                bail!(
+                    "{}: repeat {} ({}) needs exactly one of steps, seconds",
+                    path.display(),
+                    i + 1,
+                    r.fault.name()
+                );
+            }
+        }
         Ok((plan, config))
     }
 
@@ -345,8 +360,15 @@ impl Plan {
         }
         for r in &self.repeat {
             for _ in 0..r.count {
-                let [lo, hi] = r.steps;
-                let trigger = Trigger::Step(rng.random_range(lo..=hi.max(lo)));
+                let trigger = match (r.steps, r.seconds) {
+                    (_, Some([lo, hi])) => Trigger::Seconds(if hi > lo {
+                        rng.random_range(lo..hi)
+                    } else {
+                        lo
+                    }),
+                    (Some([lo, hi]), None) => Trigger::Step(rng.random_range(lo..=hi.max(lo))),
+                    (None, None) => Trigger::Step(0),
+                };
                 let kind = pick_node(&r.fault, &r.nodes, &mut rng);
                 out.push((kind, trigger));
             }
