@@ -20,8 +20,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Holds every step's rollouts back by 150 ms (and the first by 3 s), so that swap requests
 /// sent while the run trains reach their boundary in time even on a loaded machine.
-const PACED: &str = r#"[{"point":{"Request":"planner"},"action":{"Stall":{"ms":3000}},"times":1},
- {"point":{"Request":"planner"},"action":{"Stall":{"ms":150}},"times":100000}]"#;
+const PACED: &str = r#"{"point":{"Request":"planner"},"action":{"Stall":{"ms":3000}},"times":1},
+ {"point":{"Request":"planner"},"action":{"Stall":{"ms":150}},"times":100000}"#;
 
 /// A warm start of the tiny cluster config, made once and copied into each run.
 struct Warm {
@@ -78,9 +78,18 @@ struct Train {
 
 impl Train {
     fn start(config: &Path, run: &Path, dir: &Path) -> Self {
+        Self::start_with_faults(config, run, dir, None)
+    }
+
+    /// Started with `extra` faults (JSON objects) armed besides [`PACED`].
+    fn start_with_faults(config: &Path, run: &Path, dir: &Path, extra: Option<&str>) -> Self {
         let log = dir.join("train.log");
+        let faults = match extra {
+            Some(e) => format!("[{PACED}, {e}]"),
+            None => format!("[{PACED}]"),
+        };
         let child = mgrpo()
-            .env("MGRPO_FAULTS", PACED)
+            .env("MGRPO_FAULTS", faults)
             .args(["-v", "train", "--config"])
             .arg(config)
             .arg("--run")
@@ -218,6 +227,39 @@ fn assert_one_generation_per_step(by_step: &[StepCalls], recorded: &[&Value]) {
                 "step {step}: calls record the generation in effect"
             );
         }
+    }
+}
+
+#[test]
+fn a_swap_that_fails_after_its_record_takes_effect_once_at_the_next_boundary() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const STEPS: u64 = 8;
+    let (dir, config, run) = run_dir(STEPS);
+    // The learner fails half-way through applying the swap (recorded, not yet switched).
+    let mut train = Train::start_with_faults(
+        &config,
+        &run,
+        dir.path(),
+        Some(r#"{"point":"SwapApply","action":"Fail","times":1}"#),
+    );
+    let err = swap(&["--run", run.to_str().unwrap()], "frozen", Some(3)).unwrap_err();
+    assert!(
+        err.contains("recorded but putting it into effect failed") && err.contains("SwapApply"),
+        "{err}"
+    );
+    train.wait_success();
+    assert!(train.log().contains("fault strikes"), "{}", train.log());
+    let d = dump(&run);
+    let recorded: Vec<&Value> = d.iter().filter(|v| v["type"] == "swap").collect();
+    assert_eq!(recorded.len(), 1, "recorded once: {recorded:?}");
+    assert_eq!(recorded[0]["step"], 3);
+    assert_eq!(recorded[0]["generation"], 1);
+    assert_each_step_once(&run, STEPS);
+    // Applied by the replay at the same boundary: from step 3 on, one frozen generation.
+    assert_one_generation_per_step(&calls_by_step(&d), &recorded);
+    for line in metrics(&run) {
+        let step = line["step"].as_u64().unwrap();
+        assert_eq!(line["sub_generation"], u64::from(step >= 3), "{line}");
     }
 }
 
