@@ -153,14 +153,6 @@ impl Faults {
         }
     }
 
-    /// How many strikes are still armed (a plan checks that every fault fired).
-    pub fn armed(&self) -> u32 {
-        self.armed
-            .lock()
-            .map(|a| a.iter().map(|f| f.times).sum())
-            .unwrap_or(0)
-    }
-
     /// Passes `point`: panics, stalls or fails if a fault is armed there.
     pub async fn strike(&self, point: FaultPoint) -> Result<(), Injected> {
         match self.take(point) {

@@ -80,7 +80,7 @@ struct Healing {
 struct Watch {
     injection: usize,
     node: String,
-    from: usize,
+    from: u64,
     point: FaultPoint,
     /// How long it lasts once struck (a stall), seconds.
     lasts_s: f64,
@@ -94,12 +94,10 @@ struct LinkWatch {
     before: usize,
 }
 
-/// Whether `log` says, after byte `from`, that a fault struck at `point`.
-fn struck_in_log(log: &str, from: usize, point: FaultPoint) -> bool {
+/// Whether `log` says that a fault struck at `point`.
+fn struck_in_log(log: &str, point: FaultPoint) -> bool {
     let needle = format!("point={point:?}");
-    log.get(from..)
-        .unwrap_or("")
-        .lines()
+    log.lines()
         .any(|l| l.contains("fault strikes") && l.contains(&needle))
 }
 
@@ -311,7 +309,7 @@ impl Injector {
                 None => true,
             });
         for w in &mut self.watches {
-            if !w.struck && struck_in_log(&self.nodes.log(&w.node), w.from, w.point) {
+            if !w.struck && struck_in_log(&self.nodes.log_since(&w.node, w.from), w.point) {
                 w.struck = true;
                 let at = Instant::now() + Duration::from_secs_f64(w.lasts_s);
                 out.push((w.injection, at));

@@ -158,17 +158,27 @@ impl Nodes {
         }
     }
 
-    /// Node `name`'s log so far.
-    pub fn log(&self, name: &str) -> String {
-        self.procs
-            .get(name)
-            .and_then(|p| std::fs::read_to_string(&p.log).ok())
-            .unwrap_or_default()
+    /// Node `name`'s log from byte `from` on (what it logged after a moment).
+    pub fn log_since(&self, name: &str, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = String::new();
+        if let Some(p) = self.procs.get(name)
+            && let Ok(mut f) = std::fs::File::open(&p.log)
+            && f.seek(SeekFrom::Start(from)).is_ok()
+        {
+            let mut bytes = Vec::new();
+            let _ = f.read_to_end(&mut bytes);
+            out = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        out
     }
 
     /// The length of node `name`'s log now (to read what it logs after a moment).
-    pub fn log_len(&self, name: &str) -> usize {
-        self.log(name).len()
+    pub fn log_len(&self, name: &str) -> u64 {
+        self.procs
+            .get(name)
+            .and_then(|p| std::fs::metadata(&p.log).ok())
+            .map_or(0, |m| m.len())
     }
 }
 

@@ -318,6 +318,10 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
             break;
         }
     }
+    // Strikes logged since the last look.
+    for (i, at) in inj.strikes() {
+        history.injections[i].healed_s = Some(secs(at));
+    }
     for (i, why) in inj.unfired() {
         history.injections[i].fired = false;
         if history.injections[i].note.is_empty() {
