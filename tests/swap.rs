@@ -23,6 +23,14 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const PACED: &str = r#"{"point":{"Request":"planner"},"action":{"Stall":{"ms":3000}},"times":1},
  {"point":{"Request":"planner"},"action":{"Stall":{"ms":150}},"times":100000}"#;
 
+/// `MGRPO_FAULTS`: [`PACED`] and `extra` (one fault as a JSON object).
+fn paced(extra: Option<&str>) -> String {
+    match extra {
+        Some(e) => format!("[{PACED}, {e}]"),
+        None => format!("[{PACED}]"),
+    }
+}
+
 /// A warm start of the tiny cluster config, made once and copied into each run.
 struct Warm {
     dir: tempfile::TempDir,
@@ -84,12 +92,8 @@ impl Train {
     /// Started with `extra` faults (JSON objects) armed besides [`PACED`].
     fn start_with_faults(config: &Path, run: &Path, dir: &Path, extra: Option<&str>) -> Self {
         let log = dir.join("train.log");
-        let faults = match extra {
-            Some(e) => format!("[{PACED}, {e}]"),
-            None => format!("[{PACED}]"),
-        };
         let child = mgrpo()
-            .env("MGRPO_FAULTS", faults)
+            .env("MGRPO_FAULTS", paced(extra))
             .args(["-v", "train", "--config"])
             .arg(config)
             .arg("--run")
@@ -413,8 +417,9 @@ fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
     reference.wait_success();
 
     let (dir, config, run) = run_dir(STEPS);
-    let stall_after_record = PACED.trim_end_matches(']').to_string()
-        + r#", {"point":"SwapRecorded","action":{"Stall":{"ms":600000}},"times":1}]"#;
+    let stall_after_record = paced(Some(
+        r#"{"point":"SwapRecorded","action":{"Stall":{"ms":600000}},"times":1}"#,
+    ));
     // The hub holds the first step (so the request is in time) and stalls once the swap is in
     // the store, before it takes effect: the moment the SIGKILL lands.
     let mut hub = NodeProc::start_with_faults(
@@ -454,8 +459,14 @@ fn the_hub_killed_right_after_recording_a_swap_applies_it_exactly_once() {
         !client.wait().unwrap().success(),
         "the caller hears of the crash"
     );
-    let mut hub2 =
-        NodeProc::start_with_faults(&config, "hub", &run, dir.path(), "-restarted", Some(PACED));
+    let mut hub2 = NodeProc::start_with_faults(
+        &config,
+        "hub",
+        &run,
+        dir.path(),
+        "-restarted",
+        Some(&paced(None)),
+    );
 
     // A swap while a node is down waits for the role, then fails clearly, changing nothing.
     let start = Instant::now();
@@ -529,7 +540,8 @@ fn three_processes_move_a_role_take_every_target_and_keep_the_move_across_a_rest
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const STEPS: u64 = 28;
     let (dir, config, run) = run_dir(STEPS);
-    let mut hub = NodeProc::start_with_faults(&config, "hub", &run, dir.path(), "", Some(PACED));
+    let mut hub =
+        NodeProc::start_with_faults(&config, "hub", &run, dir.path(), "", Some(&paced(None)));
     let mut main = NodeProc::start(&config, "main", &run, dir.path(), "");
     let mut sub = NodeProc::start(&config, "sub", &run, dir.path(), "");
     let target = ["--config", config.to_str().unwrap()];
