@@ -139,14 +139,10 @@ async fn run_calls(
     jobs: &[SubJob],
 ) -> Result<Vec<SubOutcome>, String> {
     let ctx = &state.ctx;
-    let mut serve = state.replica.serve();
-    if ctx
-        .faults
-        .strike_now(FaultPoint::Output(Role::Executor))
-        .is_err()
-    {
-        serve = serve.garbled();
-    }
+    let serve = state
+        .replica
+        .serve()
+        .under_faults(&ctx.faults, Role::Executor);
     let ran = Rollouts::new(ctx, mode)
         .sub(serve, state.replica.id(), jobs)
         .await

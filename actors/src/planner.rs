@@ -222,14 +222,10 @@ async fn run_groups(
         })
         .collect();
     let counter = state.next_executor.clone();
-    let mut serve = state.replica.serve();
-    if ctx
-        .faults
-        .strike_now(FaultPoint::Output(Role::Planner))
-        .is_err()
-    {
-        serve = serve.garbled();
-    }
+    let serve = state
+        .replica
+        .serve()
+        .under_faults(&ctx.faults, Role::Planner);
     let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)
         .of_variant(ctx.config.algo.variant, serve, &jobs, |subs| {
             let pick = counter.fetch_add(1, Ordering::Relaxed);

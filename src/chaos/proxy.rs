@@ -225,14 +225,20 @@ mod tests {
         f
     }
 
-    #[tokio::test]
-    async fn frames_pass_are_held_while_cut_and_a_corrupt_one_is_unreadable() {
+    /// A proxy in front of a listener, a client connected through it, and the listener's end.
+    async fn through_proxy() -> (Proxy, TcpStream, TcpStream) {
         let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = start(server.local_addr().unwrap().to_string(), 1 << 20)
             .await
             .unwrap();
-        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
-        let (mut upstream, _) = server.accept().await.unwrap();
+        let client = TcpStream::connect(proxy.addr).await.unwrap();
+        let (upstream, _) = server.accept().await.unwrap();
+        (proxy, client, upstream)
+    }
+
+    #[tokio::test]
+    async fn frames_pass_are_held_while_cut_and_a_corrupt_one_is_unreadable() {
+        let (proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(&frame(b"hello")).await.unwrap();
         let mut got = vec![0u8; 13];
         upstream.read_exact(&mut got).await.unwrap();
@@ -257,12 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_cuts_a_frame_in_half_and_ends_the_connection() {
-        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = start(server.local_addr().unwrap().to_string(), 1 << 20)
-            .await
-            .unwrap();
-        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
-        let (mut upstream, _) = server.accept().await.unwrap();
+        let (proxy, mut client, mut upstream) = through_proxy().await;
         proxy.faults.close_next(Dir::Up);
         client.write_all(&frame(&[7u8; 100])).await.unwrap();
         let mut got = Vec::new();

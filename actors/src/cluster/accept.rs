@@ -11,7 +11,7 @@ use ractor::ActorRef;
 use ractor_cluster::{BoxRead, BoxWrite, ClusterBidiStream, NodeServerMessage};
 use tokio::net::TcpListener;
 
-use crate::cluster::tls::TlsSettings;
+use crate::cluster::tls::{TlsSettings, tcp_halves, tls_halves};
 use crate::cluster::watchdog::WatchedRead;
 
 /// An accepted connection (plain or TLS).
@@ -69,19 +69,9 @@ async fn open(
     timeout: Duration,
 ) -> Result<(), String> {
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (read, write): (BoxRead, BoxWrite) = match tls {
-        Some(t) => {
-            let s = tokio::time::timeout(timeout, t.acceptor.accept(tcp))
-                .await
-                .map_err(|_| format!("TLS handshake not finished within {timeout:?}"))?
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            let (r, w) = tokio::io::split(s);
-            (Box::new(r), Box::new(w))
-        }
-        None => {
-            let (r, w) = tcp.into_split();
-            (Box::new(r), Box::new(w))
-        }
+    let (read, write) = match tls {
+        Some(t) => tls_halves(t.acceptor.accept(tcp), timeout).await?,
+        None => tcp_halves(tcp),
     };
     server
         .cast(NodeServerMessage::ConnectionOpenedExternal {

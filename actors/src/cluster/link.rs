@@ -20,7 +20,7 @@ use ractor_cluster::{
 use crate::cluster::accept::accept_loop;
 use crate::cluster::bytes::{CountingRead, CountingWrite};
 use crate::cluster::membership::{Sessions, Watcher};
-use crate::cluster::tls::TlsSettings;
+use crate::cluster::tls::{TlsSettings, tcp_halves, tls_halves};
 use crate::cluster::watchdog::WatchedRead;
 use crate::config::Config;
 
@@ -258,19 +258,9 @@ async fn dial_once(
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (read, write): (BoxRead, BoxWrite) = match tls {
-        Some(t) => {
-            let s = tokio::time::timeout(timeout, t.connector.connect(t.server_name.clone(), tcp))
-                .await
-                .map_err(|_| format!("TLS handshake not finished within {timeout:?}"))?
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            let (r, w) = tokio::io::split(s);
-            (Box::new(r), Box::new(w))
-        }
-        None => {
-            let (r, w) = tcp.into_split();
-            (Box::new(r), Box::new(w))
-        }
+    let (read, write) = match tls {
+        Some(t) => tls_halves(t.connector.connect(t.server_name.clone(), tcp), timeout).await?,
+        None => tcp_halves(tcp),
     };
     ractor_cluster::client_connect_external(
         server,

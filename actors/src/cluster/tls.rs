@@ -1,12 +1,16 @@
 //! TLS for the cluster's links (`[cluster.tls]`): mutual TLS with one CA. Every node presents
 //! its certificate and accepts only peers whose certificate the CA signed, so on an untrusted
 //! network a node without a signed certificate cannot join, whatever cookie it guesses.
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use ractor_cluster::{BoxRead, BoxWrite};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::cluster::TlsConfig;
@@ -67,4 +71,27 @@ impl TlsSettings {
             server_name,
         })
     }
+}
+
+/// The halves of a link once its TLS `handshake` (accepting or connecting) is done, which may
+/// take at most `timeout`: a peer that never finishes it holds only its own connection.
+pub(crate) async fn tls_halves<S>(
+    handshake: impl Future<Output = std::io::Result<S>>,
+    timeout: Duration,
+) -> Result<(BoxRead, BoxWrite), String>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let s = tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| format!("TLS handshake not finished within {timeout:?}"))?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let (r, w) = tokio::io::split(s);
+    Ok((Box::new(r), Box::new(w)))
+}
+
+/// The halves of a plain TCP link.
+pub(crate) fn tcp_halves(tcp: tokio::net::TcpStream) -> (BoxRead, BoxWrite) {
+    let (r, w) = tcp.into_split();
+    (Box::new(r), Box::new(w))
 }

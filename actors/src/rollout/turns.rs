@@ -9,6 +9,8 @@ use mgrpo_env::{
 use mgrpo_models::{ModelError, Policy, SampleOptions, Sampled};
 
 use crate::config::SamplingConfig;
+use crate::faults::{FaultPoint, Faults};
+use crate::role::Role;
 use crate::rollout::episode::Lockstep;
 use crate::rollout::keys::Mode;
 use crate::rollout::trace::Trace;
@@ -40,7 +42,7 @@ pub enum Serve<'a> {
     /// Sample from the policy.
     Policy(&'a Policy),
     /// Sample from the policy at a temperature so high that its output is garbage tokens (an
-    /// injected [`crate::faults::FaultPoint::Output`]: malformed model output). Log-probs stay
+    /// injected [`FaultPoint::Output`]: malformed model output). Log-probs stay
     /// the untempered model's, so the turns are still valid to train on.
     Garbled(&'a Policy),
     /// Let the scripted expert act.
@@ -57,6 +59,16 @@ pub struct PolicyTurns<'a> {
 const GARBLED_TEMPERATURE: f32 = 1e4;
 
 impl<'a> Serve<'a> {
+    /// This source for a request of `role`, garbled if a [`FaultPoint::Output`] fault strikes
+    /// it now.
+    pub fn under_faults(self, faults: &Faults, role: Role) -> Self {
+        if faults.strike_now(FaultPoint::Output(role)).is_err() {
+            self.garbled()
+        } else {
+            self
+        }
+    }
+
     /// The same source, its policy's output garbled (the expert stays the expert).
     pub fn garbled(self) -> Self {
         match self {
