@@ -70,12 +70,7 @@ impl Policy {
     /// Serialises config + weights into one buffer.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let config = serde_json::to_vec(self.config())?;
-        let record = self
-            .model()
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| ModelError::Checkpoint(format!("encoding weights: {e}")))?;
+        let record = record_bytes(self.model())?;
         let mut out = Vec::with_capacity(16 + config.len() + record.len());
         out.extend_from_slice(POLICY_MAGIC);
         put_section(&mut out, &config);
@@ -119,12 +114,24 @@ fn load_policy(
     let device = device.clone().inner();
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record.to_vec()))
         .map_err(|e| ModelError::Checkpoint(format!("decoding weights: {e}")))?;
-    let model = PolicyModel::init(&config, &device)?
-        .try_load_record(record)
-        .map_err(|e| {
-            ModelError::Checkpoint(format!("weights do not fit the stored config: {e}"))
-        })?;
+    let misfit = |e: burn::store::RecordError| {
+        ModelError::Checkpoint(format!("weights do not fit the stored config: {e}"))
+    };
+    let model = match PolicyModel::init_zeros(&config, &device)? {
+        PolicyModel::Gpt(m) => PolicyModel::Gpt(m.try_load_record(record).map_err(misfit)?),
+        PolicyModel::Hf(m) => PolicyModel::Hf(m.try_load_record(record).map_err(misfit)?),
+    };
     Ok(Policy::from_parts(config, model, device))
+}
+
+/// The burnpack record of the network inside the enum, so that a GPT checkpoint's bytes are
+/// what they were before the enum existed (its paths carry no variant name).
+fn record_bytes(model: &PolicyModel) -> Result<Bytes> {
+    let bytes = match model {
+        PolicyModel::Gpt(m) => m.clone().into_record().into_bytes(),
+        PolicyModel::Hf(m) => m.clone().into_record().into_bytes(),
+    };
+    bytes.map_err(|e| ModelError::Checkpoint(format!("encoding weights: {e}")))
 }
 
 /// Saves a checkpoint directory (created if missing; existing files are replaced).
@@ -138,12 +145,7 @@ pub fn save_checkpoint(
         path: dir.to_path_buf(),
         source,
     })?;
-    let record = policy
-        .model()
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| ModelError::Checkpoint(format!("encoding weights: {e}")))?;
+    let record = record_bytes(policy.model())?;
     write_atomic(&dir.join("model.bpk"), &record)?;
     write_atomic(
         &dir.join("config.json"),
@@ -357,7 +359,7 @@ mod tests {
             Err(ModelError::Checkpoint(_))
         ));
         let small = Policy::new(other.clone(), &test_device()).unwrap();
-        let record = small.model().clone().into_record().into_bytes().unwrap();
+        let record = record_bytes(small.model()).unwrap();
         let mut forged = POLICY_MAGIC.to_vec();
         put_section(&mut forged, &serde_json::to_vec(policy.config()).unwrap());
         put_section(&mut forged, &record);

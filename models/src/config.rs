@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::hf::{HfArch, HfFamily};
 
 /// Hyperparameters of the decoder-only policy transformer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,11 @@ pub struct PolicyConfig {
     /// Seed of the parameter initialisation (host-side ChaCha8, independent of the backend).
     #[serde(default)]
     pub init_seed: u64,
+    /// A Hugging Face architecture (Llama, Qwen2, Qwen3) instead of the GPT preset network;
+    /// `d_model`, `n_heads`, `d_ff`, `n_layers` are then the HF `hidden_size`,
+    /// `num_attention_heads`, `intermediate_size`, `num_hidden_layers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<HfArch>,
 }
 
 fn default_tie_embeddings() -> bool {
@@ -70,7 +76,37 @@ impl PolicyConfig {
             tie_embeddings: true,
             init_std: default_init_std(),
             init_seed: 0,
+            hf: None,
         };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// An HF-family architecture sized like a preset: same width, depth, heads and feed-forward
+    /// width, RoPE instead of learned positions, RMSNorm and a SwiGLU MLP (whose three matrices
+    /// get `2/3` of the preset's `d_ff` so the parameter count stays close), tied head, and for
+    /// Qwen3 per-head q/k norms. `n_kv_heads` below `n_heads` gives grouped-query attention.
+    pub fn hf_preset(
+        name: &str,
+        family: HfFamily,
+        vocab_size: usize,
+        n_kv_heads: usize,
+    ) -> Result<Self> {
+        let mut config = Self::preset(name, vocab_size)?;
+        config.d_ff = (2 * config.d_ff / 3).next_multiple_of(16);
+        config.hf = Some(HfArch {
+            family,
+            n_kv_heads,
+            head_dim: config.head_dim(),
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            qkv_bias: family == HfFamily::Qwen2,
+            o_bias: false,
+            qk_norm: family == HfFamily::Qwen3,
+            bos_token_id: None,
+            eos_token_ids: Vec::new(),
+        });
         config.validate()?;
         Ok(config)
     }
@@ -89,7 +125,10 @@ impl PolicyConfig {
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.n_heads.max(1)
+        match &self.hf {
+            Some(arch) => arch.head_dim,
+            None => self.d_model / self.n_heads.max(1),
+        }
     }
 
     /// Checks that the shape is buildable.
@@ -104,7 +143,9 @@ impl PolicyConfig {
         if self.d_model == 0 || self.n_layers == 0 || self.n_heads == 0 || self.d_ff == 0 {
             return bad("d_model, n_layers, n_heads and d_ff must be positive".into());
         }
-        if !self.d_model.is_multiple_of(self.n_heads) {
+        if let Some(arch) = &self.hf {
+            arch.validate(self).or_else(bad)?;
+        } else if !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "d_model {} is not a multiple of n_heads {}",
                 self.d_model, self.n_heads
@@ -148,7 +189,8 @@ impl PolicyConfig {
             n_heads,
             d_ff,
             max_seq_len,
-            tie_embeddings
+            tie_embeddings,
+            hf
         );
         diffs
     }

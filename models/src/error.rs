@@ -42,6 +42,20 @@ pub enum ModelError {
     /// A checkpoint's model config differs from the one the caller expects.
     #[error("checkpoint model config does not match the expected one: {0}")]
     ConfigMismatch(String),
+    /// A file a model folder needs is absent.
+    #[error("{path}: {why}")]
+    MissingFile {
+        /// The file (or folder) that is missing.
+        path: PathBuf,
+        /// What it is needed for.
+        why: String,
+    },
+    /// A tokenizer could not be loaded or failed on an input.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A chat template could not be parsed or rendered.
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
     /// A configuration or metadata JSON document could not be (de)serialised.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

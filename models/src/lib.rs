@@ -1,6 +1,7 @@
 //! Policy language models for mgrpo, in burn 0.22.
 //!
-//! A small decoder-only transformer per role ([`PolicyConfig`], presets `tiny`/`small`/`base`),
+//! A decoder-only transformer per role ([`PolicyConfig`]: GPT presets `tiny`/`small`/`base`, or a
+//! Llama / Qwen2 / Qwen3 model from a Hugging Face folder, see [`hf`]),
 //! run on a backend chosen at run time from configuration ([`DeviceSpec`]: burn's pure-Rust
 //! `flex` CPU backend, or libtorch with the `tch` feature).
 //!
@@ -17,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod hf;
 pub mod learner;
 pub mod loss;
 pub mod policy;
@@ -33,6 +35,7 @@ pub use checkpoint::{
 pub use config::PolicyConfig;
 pub use device::{BackendKind, DeviceSpec};
 pub use error::{ModelError, Result};
+pub use hf::{HfFolder, HfTokenizer};
 pub use learner::{Learner, LearnerConfig, StepStats};
 pub use loss::{Averaging, SurrogateConfig};
 pub use policy::Policy;

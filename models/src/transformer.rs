@@ -1,57 +1,58 @@
-//! The decoder-only policy transformer.
+//! The policy network: one of two architectures behind one interface.
 //!
-//! Token + learned position embeddings, `n_layers` pre-norm causal [`Block`]s, a final layer norm
-//! and an output head tied to the token embedding (or a separate matrix). Two ways in:
-//! [`PolicyModel::forward`] for whole right-padded rows (training, scoring), and the crate-private
-//! `forward_positions` for sampling, where rows are left-padded, carry their own position ids and
-//! may reuse a [`KvCache`].
+//! - [`GptModel`]: the GPT presets (`tiny`/`small`/`base`) — learned positions, LayerNorm,
+//!   GELU MLP.
+//! - [`HfModel`]: Llama / Qwen2 / Qwen3 as in Hugging Face transformers — RoPE, RMSNorm,
+//!   grouped-query attention, SwiGLU — loaded from and saved to HF folders ([`crate::hf`]).
+//!
+//! Two ways in: [`PolicyModel::forward`] for whole right-padded rows (training, scoring), and
+//! the crate-private `forward_positions` for sampling, where rows are left-padded, carry their
+//! own position ids and may reuse a [`KvCache`]. The sampler, the losses and the learner only
+//! see this enum, so a role does not know which architecture it runs.
 mod block;
+mod gpt;
 pub(crate) mod init;
 pub(crate) mod kv_cache;
 
 use burn::module::Module;
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
 pub use block::Block;
+pub use gpt::GptModel;
 use init::ParamInit;
 use kv_cache::KvCache;
 
 use crate::config::PolicyConfig;
 use crate::error::Result;
+pub use crate::hf::HfModel;
 
-/// The policy network (see the module docs for the architecture).
+/// The policy network (see the module docs).
 #[derive(Module, Debug)]
-pub struct PolicyModel {
-    token_embedding: Embedding,
-    position_embedding: Embedding,
-    blocks: Vec<Block>,
-    final_norm: LayerNorm,
-    /// `None` when the head is tied to `token_embedding`.
-    head: Option<Linear>,
+pub enum PolicyModel {
+    /// A GPT preset.
+    Gpt(GptModel),
+    /// A Llama / Qwen2 / Qwen3 network.
+    Hf(HfModel),
 }
 
 impl PolicyModel {
     /// Builds a model with weights drawn from `config.init_seed` (same weights on every
     /// backend and thread).
     pub fn init(config: &PolicyConfig, device: &Device) -> Result<Self> {
+        Self::init_with(config, &mut ParamInit::new(config.init_seed), device)
+    }
+
+    /// Builds a model whose weights are all zero, to be overwritten by a load (drawing a large
+    /// model's weights only to replace them costs seconds).
+    pub(crate) fn init_zeros(config: &PolicyConfig, device: &Device) -> Result<Self> {
+        Self::init_with(config, &mut ParamInit::zeros(), device)
+    }
+
+    fn init_with(config: &PolicyConfig, init: &mut ParamInit, device: &Device) -> Result<Self> {
         config.validate()?;
-        let mut init = ParamInit::new(config.init_seed);
-        let std = config.init_std;
-        let token_embedding = init.embedding(config.vocab_size, config.d_model, std, device);
-        let position_embedding = init.embedding(config.max_seq_len, config.d_model, std, device);
-        let blocks = (0..config.n_layers)
-            .map(|_| Block::init(config, &mut init, device))
-            .collect();
-        let head = (!config.tie_embeddings)
-            .then(|| init.linear(config.d_model, config.vocab_size, std, device));
-        Ok(Self {
-            token_embedding,
-            position_embedding,
-            blocks,
-            final_norm: LayerNormConfig::new(config.d_model).init(device),
-            head,
+        Ok(match &config.hf {
+            None => Self::Gpt(GptModel::init(config, init, device)),
+            Some(arch) => Self::Hf(HfModel::init(config, arch, init, device)),
         })
     }
 
@@ -69,18 +70,10 @@ impl PolicyModel {
     /// # Shapes
     /// - tokens: `[B, T]` → `[B, T, d_model]`
     pub(crate) fn hidden(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        let [_, seq] = tokens.dims();
-        let positions = self
-            .position_embedding
-            .weight
-            .val()
-            .narrow(0, 0, seq)
-            .unsqueeze::<3>(); // [1, T, D]
-        let mut x = self.token_embedding.forward(tokens) + positions;
-        for block in &self.blocks {
-            x = block.forward(x, None, None);
+        match self {
+            Self::Gpt(m) => m.hidden(tokens),
+            Self::Hf(m) => m.hidden(tokens),
         }
-        x
     }
 
     /// Hidden states for rows with explicit position ids and an additive attention bias,
@@ -95,15 +88,12 @@ impl PolicyModel {
         tokens: Tensor<2, Int>,
         positions: Tensor<2, Int>,
         bias: Tensor<4>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let mut x =
-            self.token_embedding.forward(tokens) + self.position_embedding.forward(positions);
-        for (layer, block) in self.blocks.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|cache| (cache, layer));
-            x = block.forward(x, Some(bias.clone()), layer_cache);
+        match self {
+            Self::Gpt(m) => m.forward_positions(tokens, positions, bias, cache),
+            Self::Hf(m) => m.forward_positions(tokens, positions, bias, cache),
         }
-        x
     }
 
     /// Final norm and output head.
@@ -111,20 +101,25 @@ impl PolicyModel {
     /// # Shapes
     /// - hidden: `[..., d_model]` → `[..., V]`
     pub(crate) fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
-        let hidden = self.final_norm.forward(hidden);
-        match &self.head {
-            Some(head) => head.forward(hidden),
-            None => linear(hidden, self.token_embedding.weight.val().transpose(), None),
+        match self {
+            Self::Gpt(m) => m.logits(hidden),
+            Self::Hf(m) => m.logits(hidden),
         }
     }
 
     /// Width of the residual stream.
     pub(crate) fn d_model(&self) -> usize {
-        self.token_embedding.weight.shape().dims::<2>()[1]
+        match self {
+            Self::Gpt(m) => m.d_model(),
+            Self::Hf(m) => m.d_model(),
+        }
     }
 
     /// An empty KV cache sized for this model.
     pub(crate) fn new_cache(&self) -> KvCache {
-        KvCache::new(self.blocks.len())
+        KvCache::new(match self {
+            Self::Gpt(m) => m.n_layers(),
+            Self::Hf(m) => m.n_layers(),
+        })
     }
 }

@@ -13,17 +13,40 @@ use rand_chacha::ChaCha8Rng;
 /// A seeded source of normally distributed weights.
 pub(crate) struct ParamInit {
     rng: ChaCha8Rng,
+    /// Every weight 0 (a model about to be overwritten by a load).
+    zeros: bool,
 }
 
 impl ParamInit {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            zeros: false,
         }
+    }
+
+    /// A source of zeros, for models whose weights a load will replace.
+    pub(crate) fn zeros() -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(0),
+            zeros: true,
+        }
+    }
+
+    /// A zero vector parameter (biases).
+    pub(crate) fn zeros_param<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::zeros(shape, device))
     }
 
     /// `len` draws from N(0, std²) (Box–Muller on the host).
     fn normals(&mut self, len: usize, std: f64) -> Vec<f32> {
+        if self.zeros {
+            return vec![0.0; len];
+        }
         let mut out = Vec::with_capacity(len + 1);
         while out.len() < len {
             let u1: f64 = 1.0 - self.rng.random::<f64>(); // in (0, 1]

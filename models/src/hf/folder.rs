@@ -1,0 +1,276 @@
+//! Hugging Face model folders: `config.json` + safetensors weights (one file, or shards listed
+//! by `model.safetensors.index.json`) + whatever tokenizer files transformers saved.
+//!
+//! Loading and saving go through burn's own store: `SafetensorsStore` with the PyTorch adapters,
+//! which transpose every burn `Linear` weight (`[in, out]` ↔ PyTorch's `[out, in]`) and rename
+//! RMSNorm's `gamma` ↔ `weight`, so the module paths of [`HfModel`] are the file's keys. Shards
+//! are applied one by one with `allow_partial`, then coverage is checked: a parameter that no
+//! shard provided is an error naming it. bf16/f16 files are cast to f32 on load (a loaded
+//! parameter otherwise keeps the file's dtype, and AdamW's moments would follow it). Saving
+//! writes `format = "pt"` metadata (transformers refuses anything else), `config.json`,
+//! `generation_config.json` and the tokenizer files given, optionally as bf16.
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
+use burn::tensor::{DType, Device};
+use serde_json::Value;
+
+use super::model::HfModel;
+use crate::config::PolicyConfig;
+use crate::error::{ModelError, Result};
+use crate::policy::Policy;
+use crate::transformer::PolicyModel;
+
+/// The tokenizer and template files transformers writes beside a model, copied on export.
+pub const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
+];
+
+const SINGLE: &str = "model.safetensors";
+const INDEX: &str = "model.safetensors.index.json";
+
+fn missing(path: PathBuf, why: &str) -> ModelError {
+    ModelError::MissingFile {
+        path,
+        why: why.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// An opened HF folder: its model config and weight files (nothing loaded yet).
+#[derive(Debug, Clone)]
+pub struct HfFolder {
+    dir: PathBuf,
+    config: PolicyConfig,
+    shards: Vec<PathBuf>,
+}
+
+impl HfFolder {
+    /// Reads `config.json` and finds the weights; an absent or incomplete folder is an error
+    /// naming the file.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(missing(dir, "no such model folder"));
+        }
+        let config_path = dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(missing(
+                config_path,
+                "a Hugging Face model folder needs config.json",
+            ));
+        }
+        let doc: Value = serde_json::from_slice(&read(&config_path)?)
+            .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", config_path.display())))?;
+        let config = PolicyConfig::from_hf_json(&doc)
+            .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", config_path.display())))?;
+        let shards = weight_files(&dir)?;
+        Ok(Self {
+            dir,
+            config,
+            shards,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The model config read from `config.json`.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The safetensors files holding the weights.
+    pub fn weight_files(&self) -> &[PathBuf] {
+        &self.shards
+    }
+
+    /// Loads the weights onto `device` (as f32, whatever the files' dtype).
+    pub fn load(&self, device: &Device) -> Result<Policy> {
+        let device = device.clone().inner();
+        let PolicyModel::Hf(mut model) = PolicyModel::init_zeros(&self.config, &device)? else {
+            unreachable!("an HF config builds an HF model");
+        };
+        let expected: BTreeSet<String> = model
+            .collect(None, None, false)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let mut applied = BTreeSet::new();
+        for shard in &self.shards {
+            let mut store = SafetensorsStore::from_file(shard)
+                .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+                .allow_partial(true);
+            let result = model
+                .load_from(&mut store)
+                .map_err(|e| ModelError::Checkpoint(format!("{}: {e}", shard.display())))?;
+            if let Some(error) = result.errors.first() {
+                return Err(ModelError::Checkpoint(format!(
+                    "{}: {} tensor(s) do not fit the model of config.json, first: {error}",
+                    shard.display(),
+                    result.errors.len()
+                )));
+            }
+            applied.extend(result.applied);
+        }
+        let absent: Vec<&String> = expected.difference(&applied).collect();
+        if !absent.is_empty() {
+            return Err(ModelError::Checkpoint(format!(
+                "{}: {} parameter(s) are in no weight file, e.g. {}",
+                self.dir.display(),
+                absent.len(),
+                absent
+                    .iter()
+                    .take(3)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(Policy::from_parts(
+            self.config.clone(),
+            PolicyModel::Hf(model),
+            device,
+        ))
+    }
+
+    /// The tokenizer files present in the folder, as (name, bytes).
+    pub fn tokenizer_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        tokenizer_files(&self.dir)
+    }
+}
+
+/// The tokenizer files present in `dir`, as (name, bytes).
+pub fn tokenizer_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for name in TOKENIZER_FILES {
+        let path = dir.join(name);
+        if path.is_file() {
+            out.push((name.to_string(), read(&path)?));
+        }
+    }
+    Ok(out)
+}
+
+/// `model.safetensors`, or the shards of `model.safetensors.index.json`.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index_path = dir.join(INDEX);
+    if index_path.is_file() {
+        let index: Value = serde_json::from_slice(&read(&index_path)?)
+            .map_err(|e| ModelError::Checkpoint(format!("{}: {e}", index_path.display())))?;
+        let map = index
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                ModelError::Checkpoint(format!("{}: no weight_map", index_path.display()))
+            })?;
+        let names: BTreeSet<&str> = map.values().filter_map(Value::as_str).collect();
+        let mut shards = Vec::new();
+        for name in names {
+            let path = dir.join(name);
+            if !path.is_file() {
+                return Err(missing(path, "listed by model.safetensors.index.json"));
+            }
+            shards.push(path);
+        }
+        return Ok(shards);
+    }
+    let single = dir.join(SINGLE);
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(missing(
+        single,
+        "no weights (model.safetensors or model.safetensors.index.json); .bin checkpoints are not read",
+    ))
+}
+
+/// How to write an HF folder.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// Store the weights as bf16 (halves the files; the policy itself stays f32).
+    pub bf16: bool,
+    /// Tokenizer and template files to write beside the model, as (name, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Writes `policy` (an HF architecture) as a folder transformers' `from_pretrained` loads.
+pub fn save_hf(policy: &Policy, dir: &Path, options: &SaveOptions) -> Result<()> {
+    let dtype = if options.bf16 { "bfloat16" } else { "float32" };
+    let config_json = policy.config().to_hf_json(dtype)?;
+    let PolicyModel::Hf(model) = policy.model() else {
+        return Err(ModelError::InvalidConfig(
+            "only Hugging Face architectures export to HF folders".into(),
+        ));
+    };
+    fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(SINGLE);
+    let mut store = SafetensorsStore::from_file(&path).overwrite(true);
+    store = if options.bf16 {
+        store.with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(DType::BF16)))
+    } else {
+        store.with_to_adapter(BurnToPyTorchAdapter)
+    };
+    model
+        .save_into(&mut store.metadata("format", "pt"))
+        .map_err(|e| ModelError::Checkpoint(format!("{}: {e}", path.display())))?;
+    let index = dir.join(INDEX);
+    if index.exists() {
+        // A stale index would make loaders look for shards instead of the file just written.
+        fs::remove_file(&index).map_err(|source| ModelError::Io {
+            path: index,
+            source,
+        })?;
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        fs::write(&path, bytes).map_err(|source| ModelError::Io { path, source })
+    };
+    write("config.json", &serde_json::to_vec_pretty(&config_json)?)?;
+    write(
+        "generation_config.json",
+        &serde_json::to_vec_pretty(&policy.config().hf_generation_json())?,
+    )?;
+    for (name, bytes) in &options.files {
+        write(name, bytes)?;
+    }
+    Ok(())
+}
+
+/// Whether `policy`'s weights are an HF architecture's (and so can be exported).
+pub fn is_hf(policy: &Policy) -> bool {
+    matches!(policy.model(), PolicyModel::Hf(_))
+}
+
+impl HfModel {
+    /// Parameter paths as the safetensors keys they become (for diagnostics).
+    pub fn hf_keys(&self) -> Vec<String> {
+        self.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    }
+}

@@ -1,0 +1,54 @@
+//! One Llama/Qwen decoder layer: `x + attn(rms(x))`, then `x + mlp(rms(x))` with a SwiGLU MLP.
+use burn::module::Module;
+use burn::nn::{Linear, RmsNorm};
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+
+use super::attention::HfAttention;
+use super::rope::Rope;
+use crate::transformer::kv_cache::KvCache;
+
+/// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
+#[derive(Module, Debug)]
+pub struct HfMlp {
+    pub(crate) gate_proj: Linear,
+    pub(crate) up_proj: Linear,
+    pub(crate) down_proj: Linear,
+}
+
+impl HfMlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+/// A pre-norm decoder layer with HF's parameter names.
+#[derive(Module, Debug)]
+pub struct HfDecoderLayer {
+    pub(crate) self_attn: HfAttention,
+    pub(crate) mlp: HfMlp,
+    pub(crate) input_layernorm: RmsNorm,
+    pub(crate) post_attention_layernorm: RmsNorm,
+}
+
+impl HfDecoderLayer {
+    /// # Shapes
+    /// - x: `[B, T, hidden]` → `[B, T, hidden]` (see [`HfAttention::forward`] for `bias`)
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &Rope,
+        bias: Option<Tensor<4>>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let attended =
+            self.self_attn
+                .forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
+        let x = x + attended;
+        let out = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
+        x + out
+    }
+}

@@ -1,0 +1,307 @@
+//! Parity with Hugging Face transformers on the committed fixtures (`bench/hf_fixtures.py`):
+//! per-token log-probs within 1e-4 of transformers' for each architecture, sharded and bf16
+//! files, a left-padded batch, save → reload identity, and the byte-level BPE tokenizer and
+//! chat template. The backend is the one under test (`MGRPO_TEST_BACKEND`).
+use std::path::PathBuf;
+
+use burn::tensor::activation::log_softmax;
+use serde_json::Value;
+
+use super::folder::{HfFolder, SaveOptions, save_hf, tokenizer_files};
+use super::tokenizer::{ChatMessage, HfTokenizer};
+use crate::error::ModelError;
+use crate::learner::{Learner, LearnerConfig};
+use crate::policy::Policy;
+use crate::sampling::SampleOptions;
+use crate::tensors::{NEG_BIAS, float_tensor, int_tensor, read_f32};
+use crate::test_support::{batch_from_rows, test_device};
+
+const TOLERANCE: f64 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf")
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn load(name: &str) -> Policy {
+    HfFolder::open(fixtures().join(name))
+        .unwrap()
+        .load(&test_device())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Largest |ours − transformers'| over every case's per-token and last-position log-probs.
+fn max_error(policy: &Policy, cases: &Value) -> f64 {
+    let mut worst: f64 = 0.0;
+    for case in cases.as_array().unwrap() {
+        let row = ids(&case["ids"]);
+        let ours = policy.score(std::slice::from_ref(&row)).unwrap().remove(0);
+        for (t, want) in floats(&case["logprobs"]).into_iter().enumerate() {
+            worst = worst.max((ours[t + 1] as f64 - want).abs());
+        }
+        let n = row.len();
+        let tokens = int_tensor(
+            row.iter().map(|&t| t as i64).collect(),
+            [1, n],
+            policy.device(),
+        );
+        let logits = policy.model().forward(tokens).narrow(1, n - 1, 1);
+        let last = read_f32(log_softmax(logits, 2)).unwrap();
+        for (ours, want) in last.iter().zip(floats(&case["last_logprobs"])) {
+            worst = worst.max((*ours as f64 - want).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn log_probs_match_transformers_for_every_architecture_and_file_layout() {
+    let expected = expected();
+    for name in ["llama", "qwen2", "qwen3", "qwen3-sharded", "qwen3-bf16"] {
+        let policy = load(name);
+        let error = max_error(&policy, &expected[name]);
+        eprintln!("{name}: max |Δ log-prob| = {error:.2e}");
+        assert!(error < TOLERANCE, "{name}: {error}");
+    }
+    let sharded = HfFolder::open(fixtures().join("qwen3-sharded")).unwrap();
+    assert_eq!(sharded.weight_files().len(), 3);
+    let arch = load("qwen3").config().hf.clone().unwrap();
+    assert_eq!(
+        (arch.head_dim, arch.n_kv_heads, arch.qk_norm),
+        (16, 2, true)
+    );
+}
+
+#[test]
+fn left_padded_batch_matches_transformers_with_position_ids() {
+    let case = &expected()["padded"];
+    let policy = load(case["model"].as_str().unwrap());
+    let device = policy.device().clone();
+    let rows: Vec<Vec<u32>> = case["ids"].as_array().unwrap().iter().map(ids).collect();
+    let masks: Vec<Vec<u32>> = case["mask"].as_array().unwrap().iter().map(ids).collect();
+    let positions: Vec<Vec<u32>> = case["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    let (batch, width) = (rows.len(), rows[0].len());
+    let mut bias = Vec::new();
+    for mask in &masks {
+        for q in 0..width {
+            for k in 0..width {
+                let open = k <= q && mask[k] == 1;
+                bias.push(if open { 0.0 } else { NEG_BIAS });
+            }
+        }
+    }
+    let flat = |rows: &[Vec<u32>]| rows.iter().flatten().map(|&t| t as i64).collect();
+    let hidden = policy.model().forward_positions(
+        int_tensor(flat(&rows), [batch, width], &device),
+        int_tensor(flat(&positions), [batch, width], &device),
+        float_tensor(bias, [batch, 1, width, width], &device),
+        None,
+    );
+    let lp = read_f32(log_softmax(policy.model().logits(hidden), 2)).unwrap();
+    let vocab = policy.config().vocab_size;
+    let mut worst: f64 = 0.0;
+    for (b, want) in case["logprobs"].as_array().unwrap().iter().enumerate() {
+        let start = width - want.as_array().unwrap().len() - 1;
+        for (i, want) in floats(want).into_iter().enumerate() {
+            let t = start + i;
+            let ours = lp[(b * width + t) * vocab + rows[b][t + 1] as usize] as f64;
+            worst = worst.max((ours - want).abs());
+        }
+    }
+    eprintln!("padded: max |Δ log-prob| = {worst:.2e}");
+    assert!(worst < TOLERANCE, "{worst}");
+}
+
+#[test]
+fn cached_sampling_equals_recomputation_on_hf_models() {
+    for name in ["llama", "qwen3"] {
+        let policy = load(name);
+        let prompts = vec![vec![1, 5, 9, 33], vec![7, 7], vec![3, 22, 50, 13, 7, 29]];
+        let seeds = [1, 2, 3];
+        let mut opts = SampleOptions {
+            max_new_tokens: 12,
+            ..SampleOptions::default()
+        };
+        let cached = policy.sample(&prompts, &opts, &seeds).unwrap();
+        opts.use_kv_cache = false;
+        let plain = policy.sample(&prompts, &opts, &seeds).unwrap();
+        for (a, b) in cached.iter().zip(&plain) {
+            assert_eq!(a.tokens, b.tokens, "{name}");
+            for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                assert!((x - y).abs() < 1e-4, "{name}: {x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
+fn save_then_reload_is_identical_and_bf16_is_close() {
+    let expected = expected();
+    for name in ["llama", "qwen2", "qwen3"] {
+        let policy = load(name);
+        let dir = tempfile::tempdir().unwrap();
+        let files = tokenizer_files(&fixtures().join("tokenizer")).unwrap();
+        save_hf(
+            &policy,
+            dir.path(),
+            &SaveOptions {
+                bf16: false,
+                files: files.clone(),
+            },
+        )
+        .unwrap();
+        let again = HfFolder::open(dir.path()).unwrap();
+        assert_eq!(
+            again.config().differences(policy.config()),
+            Vec::<String>::new()
+        );
+        let again = again.load(&test_device()).unwrap();
+        let row = ids(&expected[name][0]["ids"]);
+        let a = policy.score(std::slice::from_ref(&row)).unwrap();
+        let b = again.score(std::slice::from_ref(&row)).unwrap();
+        assert_eq!(a, b, "{name}: reload changed the log-probs");
+        assert!(dir.path().join("tokenizer.json").is_file());
+        let bf16 = tempfile::tempdir().unwrap();
+        save_hf(&policy, bf16.path(), &SaveOptions { bf16: true, files }).unwrap();
+        let size = |d: &std::path::Path| {
+            std::fs::metadata(d.join("model.safetensors"))
+                .unwrap()
+                .len()
+        };
+        assert!(
+            size(bf16.path()) * 10 < size(dir.path()) * 6,
+            "bf16 file is not half"
+        );
+        let c = HfFolder::open(bf16.path())
+            .unwrap()
+            .load(&test_device())
+            .unwrap();
+        let c = c.score(std::slice::from_ref(&row)).unwrap();
+        let worst = a[0]
+            .iter()
+            .zip(&c[0])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst < 0.5,
+            "{name}: bf16 round trip moved a log-prob by {worst}"
+        );
+    }
+}
+
+#[test]
+fn hf_policies_checkpoint_and_train_like_gpt_presets() {
+    let policy = load("qwen3");
+    let bytes = policy.to_bytes().unwrap();
+    let back = Policy::from_bytes_checked(&bytes, &test_device(), Some(policy.config())).unwrap();
+    let row = vec![1, 5, 9, 33, 2, 17];
+    assert_eq!(
+        policy.score(std::slice::from_ref(&row)).unwrap(),
+        back.score(std::slice::from_ref(&row)).unwrap()
+    );
+    let mut learner = Learner::from_policy(
+        policy,
+        LearnerConfig {
+            lr: 1e-2,
+            ..LearnerConfig::default()
+        },
+    )
+    .unwrap();
+    let batch = batch_from_rows(&[row.clone(), vec![7, 7, 40, 19]], &[1, 1], &[1.0, 1.0]);
+    let first = learner.sft_step(&batch).unwrap();
+    for _ in 0..5 {
+        learner.sft_step(&batch).unwrap();
+    }
+    let last = learner.sft_loss(&batch).unwrap();
+    assert!(
+        last < first,
+        "SFT on qwen3 did not lower the loss: {first} → {last}"
+    );
+}
+
+#[test]
+fn byte_level_bpe_and_chat_template_match_transformers() {
+    let expected = &expected()["tokenizer"];
+    let tokenizer = HfTokenizer::from_folder(&fixtures().join("tokenizer")).unwrap();
+    for case in expected["texts"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ours = tokenizer.encode(text).unwrap();
+        assert_eq!(ours, ids(&case["ids"]), "{text:?}");
+        assert_eq!(tokenizer.decode(&ours).unwrap(), text);
+    }
+    let chat = &expected["chat"];
+    let messages: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone()).unwrap();
+    let rendered = tokenizer.render_chat(&messages, true).unwrap();
+    assert_eq!(rendered, chat["rendered"].as_str().unwrap());
+    assert_eq!(tokenizer.encode(&rendered).unwrap(), ids(&chat["ids"]));
+}
+
+#[test]
+fn incomplete_folders_name_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = HfFolder::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+    std::fs::copy(
+        fixtures().join("qwen3/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    let err = HfFolder::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    let err = HfTokenizer::from_folder(dir.path()).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::MissingFile { path, .. } if path.ends_with("tokenizer.json")),
+        "{err}"
+    );
+    // An index naming a shard that is not there.
+    let sharded = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("qwen3-sharded")).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().contains("00002") {
+            std::fs::copy(entry.path(), sharded.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let err = HfFolder::open(sharded.path()).unwrap_err().to_string();
+    assert!(err.contains("model-00002-of-00003.safetensors"), "{err}");
+    // Weights of another shape than config.json says.
+    let wrong = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("qwen2/config.json"),
+        wrong.path().join("config.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("qwen3/model.safetensors"),
+        wrong.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let err = HfFolder::open(wrong.path())
+        .unwrap()
+        .load(&test_device())
+        .unwrap_err();
+    assert!(matches!(err, ModelError::Checkpoint(_)), "{err}");
+}
