@@ -69,6 +69,13 @@ pub enum Command {
     },
     /// Draw reward and dev-accuracy curves of one or several runs into one PNG.
     Plot(PlotArgs),
+    /// Hugging Face models (Llama, Qwen2, Qwen3 folders): per-token log-probs, tokenization,
+    /// export of a folder or a run's trained role back to an HF folder, and a fresh folder of an
+    /// HF architecture sized like a preset over the world's tokenizer.
+    Hf {
+        #[command(subcommand)]
+        command: HfCommand,
+    },
     /// Benchmarks that print figures (not tests).
     Bench {
         #[command(subcommand)]
@@ -282,4 +289,101 @@ pub enum BenchCommand {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HfCommand {
+    /// Log-prob of each id given the ones before it (n − 1 values) under an HF folder's model.
+    Logprobs(HfLogprobsArgs),
+    /// Token ids of a text under an HF folder's tokenizer (`--chat`: the text is a user message
+    /// rendered through the folder's chat template with a generation prompt).
+    Tokenize(HfTokenizeArgs),
+    /// Write a policy as an HF folder that transformers' `from_pretrained` loads: `hf:DIR` (a
+    /// folder, e.g. to convert it to one bf16 file) or `run:DIR[@VERSION]` (a trained role).
+    Export(HfExportArgs),
+    /// Write a new HF folder: an architecture sized like a GPT preset, random weights, the
+    /// config's world tokenizer — the starting point of `[models.ROLE] hf = "DIR"`.
+    Init(HfInitArgs),
+}
+
+/// Backend and device of a model command.
+#[derive(Debug, Args, Clone)]
+pub struct BackendArgs {
+    /// flex (pure-Rust CPU) or tch (libtorch; needs the `tch` feature).
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HfLogprobsArgs {
+    /// The HF folder (config.json + safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Comma-separated token ids (at least two).
+    #[arg(long, value_delimiter = ',', required_unless_present = "text")]
+    pub ids: Vec<u32>,
+    /// A text, tokenized with the folder's tokenizer, instead of `--ids`.
+    #[arg(long, conflicts_with = "ids")]
+    pub text: Option<String>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Print `{"ids": [...], "logprobs": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HfTokenizeArgs {
+    /// The HF folder (needs tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The text.
+    #[arg(long)]
+    pub text: String,
+    /// Render the text as a user message through the chat template first.
+    #[arg(long)]
+    pub chat: bool,
+    /// Print `{"ids": [...]}` (and `"text"`, the rendered chat, with `--chat`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HfExportArgs {
+    /// `hf:DIR` or `run:DIR[@VERSION]` (latest version unless given).
+    #[arg(long)]
+    pub policy: String,
+    /// Which role of a run: main or sub.
+    #[arg(long, default_value = "main")]
+    pub role: String,
+    /// The folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Store the weights as bf16.
+    #[arg(long)]
+    pub bf16: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HfInitArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// llama, qwen2 or qwen3.
+    #[arg(long, default_value = "qwen3")]
+    pub family: String,
+    /// The preset whose sizes it takes: tiny, small or base.
+    #[arg(long, default_value = "small")]
+    pub like: String,
+    /// Key/value heads (fewer than the preset's heads: grouped-query attention).
+    #[arg(long)]
+    pub kv_heads: Option<usize>,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }

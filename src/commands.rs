@@ -1,6 +1,7 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
 mod chaos;
 mod cluster;
+mod hf;
 mod plot;
 mod swap;
 mod train;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", args.out.display());
             Ok(())
         }
+        Command::Hf { command } => hf::hf(command),
         Command::Bench {
             command:
                 BenchCommand::Models {

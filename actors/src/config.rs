@@ -106,14 +106,28 @@ impl ModelsConfig {
             LearnerRole::Sub => &self.sub,
         }
     }
+
+    /// The settings of the role named `main` or `sub`.
+    pub fn of_name(&self, role: &str) -> Option<&RoleModelConfig> {
+        match role {
+            "main" => Some(&self.main),
+            "sub" => Some(&self.sub),
+            _ => None,
+        }
+    }
 }
 
 /// `[models.<role>]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoleModelConfig {
-    /// Size preset: `tiny`, `small` or `base`.
+    /// Size preset: `tiny`, `small` or `base` (ignored when `hf` is set).
     pub preset: String,
+    /// A Hugging Face folder (Llama / Qwen2 / Qwen3: config.json, safetensors, tokenizer.json)
+    /// the role starts from instead of a preset; relative to the working directory. Its
+    /// tokenizer must be the world's (see `mgrpo hf init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<std::path::PathBuf>,
     /// burn backend: `flex` (pure-Rust CPU, default) or `tch` (libtorch; needs the `tch` feature).
     pub backend: String,
     /// `cpu` or `cuda:N`.
@@ -126,6 +140,7 @@ impl Default for RoleModelConfig {
     fn default() -> Self {
         Self {
             preset: "small".into(),
+            hf: None,
             backend: "flex".into(),
             device: "cpu".into(),
             lr: 1e-4,
@@ -340,7 +355,14 @@ impl Config {
             p.push(format!("world: {e}"));
         }
         for (role, m) in [("main", &self.models.main), ("sub", &self.models.sub)] {
-            if !PRESETS.contains(&m.preset.as_str()) {
+            if let Some(dir) = &m.hf {
+                if let Err(e) = mgrpo_models::HfFolder::open(dir) {
+                    p.push(format!(
+                        "models.{role}.hf = {:?}: {e}",
+                        dir.display().to_string()
+                    ));
+                }
+            } else if !PRESETS.contains(&m.preset.as_str()) {
                 p.push(format!(
                     "models.{role}.preset = {:?}: expected one of {PRESETS:?}",
                     m.preset

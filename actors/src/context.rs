@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use mgrpo_env::{TextCodec, World};
-use mgrpo_models::{DeviceSpec, PolicyConfig};
+use std::path::Path;
+
+use mgrpo_models::{DeviceSpec, HfFolder, Policy, PolicyConfig};
 
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
+use crate::policy::health::same_tokenizer;
 use crate::run_dir::RunDir;
 use crate::swap::queue::SwapQueue;
 
@@ -51,6 +54,9 @@ pub enum ContextError {
     /// A model setting is invalid.
     #[error(transparent)]
     Model(#[from] mgrpo_models::ModelError),
+    /// A role's Hugging Face folder does not fit this run.
+    #[error("{0}")]
+    HfFolder(String),
 }
 
 impl NodeContext {
@@ -77,7 +83,45 @@ impl NodeContext {
         role: &RoleModelConfig,
         init_seed: u64,
     ) -> Result<PolicyConfig, ContextError> {
-        Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?.with_init_seed(init_seed))
+        match &role.hf {
+            Some(dir) => Ok(self.hf_folder(dir)?.config().clone()),
+            None => Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?
+                .with_init_seed(init_seed)),
+        }
+    }
+
+    /// The policy a role starts from before its warm start: its HF folder's weights, or a
+    /// preset's seeded random ones.
+    pub fn initial_policy(
+        &self,
+        role: &RoleModelConfig,
+        init_seed: u64,
+    ) -> Result<Policy, ContextError> {
+        let device = self.device(role)?;
+        match &role.hf {
+            Some(dir) => Ok(self.hf_folder(dir)?.load(&device)?),
+            None => Ok(Policy::new(self.policy_config(role, init_seed)?, &device)?),
+        }
+    }
+
+    /// Opens a role's HF folder and checks that its model and tokenizer fit the world: the
+    /// actors speak the world's tokens, so the folder's tokenizer must be the world's (a folder
+    /// made by `mgrpo hf init`, or one trained from it).
+    fn hf_folder(&self, dir: &Path) -> Result<HfFolder, ContextError> {
+        let folder = HfFolder::open(dir)?;
+        let what = format!("HF folder {}", dir.display());
+        let vocab = folder.config().vocab_size;
+        if vocab < self.codec.vocab_size() {
+            return Err(ContextError::HfFolder(format!(
+                "{what}: vocab_size {vocab} is smaller than the world's {} tokens",
+                self.codec.vocab_size()
+            )));
+        }
+        let path = dir.join("tokenizer.json");
+        let tokenizer = std::fs::read(&path)
+            .map_err(|e| ContextError::HfFolder(format!("{}: {e}", path.display())))?;
+        same_tokenizer(&tokenizer, &self.tokenizer_json, &what).map_err(ContextError::HfFolder)?;
+        Ok(folder)
     }
 
     /// The burn device of a role's settings.

@@ -81,13 +81,11 @@ pub fn warmup_roles(
             return Err(format!("no demonstrations for the {} model", role.name()));
         }
         let settings = cfg.models.of(role);
-        let policy_config = ctx
-            .policy_config(settings, derive_seed(seed, &[salt::INIT, 1, i as u64]))
+        let policy = ctx
+            .initial_policy(settings, derive_seed(seed, &[salt::INIT, 1, i as u64]))
             .map_err(|e| e.to_string())?;
-        let device = ctx.device(settings).map_err(|e| e.to_string())?;
-        let mut learner = Learner::new(
-            policy_config,
-            &device,
+        let mut learner = Learner::from_policy(
+            policy,
             LearnerConfig {
                 lr: cfg.warmup.lr,
                 ..LearnerConfig::default()

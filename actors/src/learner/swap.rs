@@ -9,7 +9,7 @@
 //! before a crash): the learner loads the plan itself and publishes it whole.
 use std::sync::Arc;
 
-use mgrpo_models::{Learner, LearnerConfig, load_checkpoint};
+use mgrpo_models::{HfFolder, Learner, LearnerConfig, load_checkpoint};
 
 use crate::faults::FaultPoint;
 use crate::learner::state::{LearnerState, Staged};
@@ -42,13 +42,24 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
             let device = ctx
                 .device(ctx.config.models.of(s.role))
                 .map_err(|e| e.to_string())?;
-            let ck = load_checkpoint(path, &device, None).map_err(|e| format!("{what}: {e}"))?;
-            same_tokenizer(&ck.tokenizer_json, &ctx.tokenizer_json, &what)?;
+            let policy = if path.join("meta.json").exists() {
+                let ck =
+                    load_checkpoint(path, &device, None).map_err(|e| format!("{what}: {e}"))?;
+                same_tokenizer(&ck.tokenizer_json, &ctx.tokenizer_json, &what)?;
+                ck.policy
+            } else {
+                // A Hugging Face folder (config.json + safetensors + tokenizer.json).
+                let folder = HfFolder::open(path).map_err(|e| format!("{what}: {e}"))?;
+                let tokenizer = std::fs::read(path.join("tokenizer.json"))
+                    .map_err(|e| format!("{what}: tokenizer.json: {e}"))?;
+                same_tokenizer(&tokenizer, &ctx.tokenizer_json, &what)?;
+                folder.load(&device).map_err(|e| format!("{what}: {e}"))?
+            };
             let settings = LearnerConfig {
                 lr: ctx.config.models.of(s.role).lr,
                 ..LearnerConfig::default()
             };
-            Some(Learner::from_policy(ck.policy, settings).map_err(|e| format!("{what}: {e}"))?)
+            Some(Learner::from_policy(policy, settings).map_err(|e| format!("{what}: {e}"))?)
         }
     };
     let weights = match &learner {

@@ -237,6 +237,7 @@ pub fn save_hf(policy: &Policy, dir: &Path, options: &SaveOptions) -> Result<()>
     model
         .save_into(&mut store.metadata("format", "pt"))
         .map_err(|e| ModelError::Checkpoint(format!("{}: {e}", path.display())))?;
+    readable_by_all(&path)?;
     let index = dir.join(INDEX);
     if index.exists() {
         // A stale index would make loaders look for shards instead of the file just written.
@@ -256,6 +257,21 @@ pub fn save_hf(policy: &Policy, dir: &Path, options: &SaveOptions) -> Result<()>
     )?;
     for (name, bytes) in &options.files {
         write(name, bytes)?;
+    }
+    Ok(())
+}
+
+/// The store writes through a private scratch file (mode 0600); a model folder is shared data.
+fn readable_by_all(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(|source| {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     }
     Ok(())
 }

@@ -1,0 +1,214 @@
+//! `mgrpo hf …`: Hugging Face folders from the command line — log-probs, tokenization, export
+//! and a fresh folder sized like a preset.
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use mgrpo_env::{TextCodec, World};
+use mgrpo_models::hf::{HfFamily, HfFolder, HfTokenizer, SaveOptions, save_hf, tokenizer_files};
+use mgrpo_models::{DeviceSpec, Policy, PolicyConfig, load_checkpoint};
+
+use super::load_config;
+use crate::cli::{HfCommand, HfExportArgs, HfInitArgs, HfLogprobsArgs, HfTokenizeArgs};
+
+/// Runs an `mgrpo hf` subcommand.
+pub fn hf(command: HfCommand) -> Result<()> {
+    match command {
+        HfCommand::Logprobs(args) => logprobs(&args),
+        HfCommand::Tokenize(args) => tokenize(&args),
+        HfCommand::Export(args) => export(&args),
+        HfCommand::Init(args) => init(&args),
+    }
+}
+
+fn logprobs(args: &HfLogprobsArgs) -> Result<()> {
+    let folder = HfFolder::open(&args.model)?;
+    let ids = match &args.text {
+        Some(text) => HfTokenizer::from_folder(&args.model)?.encode(text)?,
+        None => args.ids.clone(),
+    };
+    if ids.len() < 2 {
+        bail!(
+            "need at least two ids (the first has no prefix to be scored on), got {}",
+            ids.len()
+        );
+    }
+    let device = DeviceSpec::parse(&args.backend.backend, &args.backend.device)?.to_device()?;
+    let policy = folder.load(&device)?;
+    let scored = policy.score(std::slice::from_ref(&ids))?.remove(0);
+    let logprobs = &scored[1..];
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "ids": ids, "logprobs": logprobs })
+        );
+    } else {
+        println!("{:>6} {:>10} {:>12}", "pos", "id", "logprob");
+        for (i, (id, lp)) in ids[1..].iter().zip(logprobs).enumerate() {
+            println!("{:>6} {:>10} {:>12.6}", i + 1, id, lp);
+        }
+        println!("sum {:.6}", logprobs.iter().map(|&x| x as f64).sum::<f64>());
+    }
+    Ok(())
+}
+
+fn tokenize(args: &HfTokenizeArgs) -> Result<()> {
+    let tokenizer = HfTokenizer::from_folder(&args.model)?;
+    let text = if args.chat {
+        tokenizer.render_chat(
+            &[mgrpo_models::hf::ChatMessage::new("user", &args.text)],
+            true,
+        )?
+    } else {
+        args.text.clone()
+    };
+    let ids = tokenizer.encode(&text)?;
+    if args.json {
+        let mut doc = serde_json::json!({ "ids": ids });
+        if args.chat {
+            doc["text"] = serde_json::json!(text);
+        }
+        println!("{doc}");
+    } else {
+        if args.chat {
+            println!("{text}");
+        }
+        println!(
+            "{}",
+            ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        );
+    }
+    Ok(())
+}
+
+/// A run's checkpoint of `role` at `version` (latest when `None`).
+fn run_policy(spec: &str, role: &str) -> Result<(Policy, Vec<(String, Vec<u8>)>, String)> {
+    if !["main", "sub"].contains(&role) {
+        bail!("--role must be main or sub, got {role:?}");
+    }
+    let (dir, version) = match spec.rsplit_once('@') {
+        Some((d, v)) => (
+            d,
+            Some(
+                v.parse::<u64>()
+                    .with_context(|| format!("bad version {v:?} in --policy"))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    let run = mgrpo_actors::RunDir::new(dir);
+    let version = match version {
+        Some(v) => v,
+        None => run
+            .latest_checkpoint(role)
+            .with_context(|| format!("{dir} has no checkpoint of role {role}"))?,
+    };
+    let path = run.checkpoint_path(role, version);
+    let checkpoint = load_checkpoint(&path, &DeviceSpec::flex_cpu().to_device()?, None)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let mut files = vec![("tokenizer.json".to_string(), checkpoint.tokenizer_json)];
+    // The role's own folder (when it started from one) holds the rest of its tokenizer files.
+    if let Ok(config) = mgrpo_actors::Config::load(&run.config_path())
+        && let Some(source) = &config.models.of_name(role).and_then(|m| m.hf.clone())
+    {
+        for (name, bytes) in tokenizer_files(source)? {
+            if name != "tokenizer.json" {
+                files.push((name, bytes));
+            }
+        }
+    }
+    Ok((
+        checkpoint.policy,
+        files,
+        format!("{dir} role {role} version {version}"),
+    ))
+}
+
+fn export(args: &HfExportArgs) -> Result<()> {
+    let (policy, files, what) = if let Some(dir) = args.policy.strip_prefix("hf:") {
+        let folder = HfFolder::open(dir)?;
+        let policy = folder.load(&DeviceSpec::flex_cpu().to_device()?)?;
+        (policy, folder.tokenizer_files()?, format!("{dir}"))
+    } else if let Some(spec) = args.policy.strip_prefix("run:") {
+        run_policy(spec, &args.role)?
+    } else {
+        bail!(
+            "--policy must be hf:DIR or run:DIR[@VERSION], got {:?}",
+            args.policy
+        );
+    };
+    if !mgrpo_models::hf::is_hf(&policy) {
+        bail!(
+            "{what} is a GPT preset; only Llama/Qwen2/Qwen3 policies export to HF folders \
+             (start the role from one: [models.ROLE] hf = \"DIR\", see `mgrpo hf init`)"
+        );
+    }
+    save_hf(
+        &policy,
+        &args.out,
+        &SaveOptions {
+            bf16: args.bf16,
+            files,
+        },
+    )?;
+    println!(
+        "exported {what} ({} parameters) to {}",
+        policy.num_params(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn init(args: &HfInitArgs) -> Result<()> {
+    let family = match args.family.as_str() {
+        "llama" => HfFamily::Llama,
+        "qwen2" => HfFamily::Qwen2,
+        "qwen3" => HfFamily::Qwen3,
+        other => bail!("--family must be llama, qwen2 or qwen3, got {other:?}"),
+    };
+    let config = load_config(&args.config.config)?;
+    let world = World::generate(&config.world)?;
+    let codec = TextCodec::build(&world)?;
+    let preset = PolicyConfig::preset(&args.like, codec.vocab_size())?;
+    let mut policy_config = PolicyConfig::hf_preset(
+        &args.like,
+        family,
+        codec.vocab_size(),
+        args.kv_heads.unwrap_or(preset.n_heads),
+    )?
+    .with_init_seed(args.seed);
+    if let Some(arch) = policy_config.hf.as_mut() {
+        arch.eos_token_ids = codec.stop_ids().to_vec();
+    }
+    let policy = Policy::new(policy_config, &DeviceSpec::flex_cpu().to_device()?)?;
+    save_hf(
+        &policy,
+        &args.out,
+        &SaveOptions {
+            bf16: false,
+            files: vec![("tokenizer.json".into(), codec.to_json()?.into_bytes())],
+        },
+    )?;
+    write_tokenizer_config(&args.out)?;
+    println!(
+        "wrote {} ({} {}, {} parameters, the world's {}-token tokenizer)",
+        args.out.display(),
+        family.model_type(),
+        args.like,
+        policy.num_params(),
+        codec.vocab_size()
+    );
+    Ok(())
+}
+
+/// A `tokenizer_config.json` so that transformers' `AutoTokenizer` loads the world tokenizer.
+fn write_tokenizer_config(dir: &Path) -> Result<()> {
+    let doc = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "pad_token": mgrpo_env::tokenizer::PAD,
+        "unk_token": mgrpo_env::tokenizer::UNK,
+        "model_max_length": 1024,
+    });
+    let path = dir.join("tokenizer_config.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", path.display()))
+}

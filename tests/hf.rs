@@ -1,0 +1,167 @@
+//! Hugging Face architectures through the whole system, with the real binary: `mgrpo hf init`
+//! writes a Qwen3 folder over the world's tokenizer, `mgrpo train` warm-starts and trains both
+//! roles from it (`[models.ROLE] hf = …`), `mgrpo hf export --policy run:…` writes the trained
+//! role back as an HF folder whose log-probs equal the run's checkpoint, and folders that do not
+//! fit (missing, another tokenizer) are refused with the file named.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{mgrpo, succeed};
+use mgrpo_models::{DeviceSpec, HfFolder, load_checkpoint};
+
+fn tiny_config(dir: &Path, main: &Path, sub: &Path, steps: u64) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
+    let tiny = tiny
+        .replacen(
+            "[models.main]\npreset = \"tiny\"",
+            &format!("[models.main]\nhf = {:?}", main.display().to_string()),
+            1,
+        )
+        .replacen(
+            "[models.sub]\npreset = \"tiny\"",
+            &format!("[models.sub]\nhf = {:?}", sub.display().to_string()),
+            1,
+        )
+        .replace("steps = 3\n", &format!("steps = {steps}\n"));
+    assert!(tiny.contains("hf = "));
+    let path = dir.join("hf.toml");
+    std::fs::write(&path, tiny).unwrap();
+    path
+}
+
+fn init(config: &Path, family: &str, out: &Path) {
+    let said = succeed(
+        mgrpo()
+            .args(["hf", "init", "--config"])
+            .arg(config)
+            .args([
+                "--family",
+                family,
+                "--like",
+                "tiny",
+                "--kv-heads",
+                "2",
+                "--out",
+            ])
+            .arg(out),
+    );
+    assert!(said.contains(family), "{said}");
+}
+
+#[test]
+fn qwen3_and_llama_roles_train_and_export_back_to_hf_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml");
+    let (main, sub) = (dir.path().join("qwen3"), dir.path().join("llama"));
+    init(&examples, "qwen3", &main);
+    init(&examples, "llama", &sub);
+    let config = tiny_config(dir.path(), &main, &sub, 2);
+    let run = dir.path().join("run");
+    succeed(
+        mgrpo()
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run),
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    let device = DeviceSpec::flex_cpu().to_device().unwrap();
+    for (role, source) in [("main", &main), ("sub", &sub)] {
+        let out = dir.path().join(format!("export-{role}"));
+        let said = succeed(
+            mgrpo()
+                .args(["hf", "export", "--policy"])
+                .arg(format!("run:{}", run.display()))
+                .args(["--role", role, "--out"])
+                .arg(&out),
+        );
+        let version: u64 = said
+            .split("version ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(version > 0, "{said}");
+        let ck = load_checkpoint(
+            &run.join("checkpoints").join(role).join(version.to_string()),
+            &device,
+            None,
+        )
+        .unwrap();
+        let exported = HfFolder::open(&out).unwrap().load(&device).unwrap();
+        let started = HfFolder::open(source).unwrap().load(&device).unwrap();
+        let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];
+        let score = |p: &mgrpo_models::Policy| p.score(std::slice::from_ref(&row)).unwrap();
+        assert_eq!(
+            score(&exported),
+            score(&ck.policy),
+            "{role}: export ≠ checkpoint"
+        );
+        assert_ne!(
+            score(&exported),
+            score(&started),
+            "{role}: nothing was trained"
+        );
+        assert!(
+            out.join("tokenizer.json").is_file() && out.join("tokenizer_config.json").is_file()
+        );
+    }
+}
+
+#[test]
+fn folders_that_do_not_fit_the_run_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tests/fixtures/hf");
+    // Missing folder: the config check names the key and the file.
+    let missing = dir.path().join("nowhere");
+    let config = tiny_config(dir.path(), &missing, &missing, 1);
+    let out = mgrpo()
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--run")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("models.main.hf") && err.contains("nowhere"),
+        "{err}"
+    );
+    // A real Qwen3 folder with another (byte-level BPE) tokenizer than the world's.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures.join("qwen3").join(f), other.join(f)).unwrap();
+    }
+    std::fs::copy(
+        fixtures.join("tokenizer/tokenizer.json"),
+        other.join("tokenizer.json"),
+    )
+    .unwrap();
+    let config = tiny_config(dir.path(), &other, &other, 1);
+    let out = mgrpo()
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--run")
+        .arg(dir.path().join("run2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("vocab_size 64") || err.contains("another tokenizer"),
+        "{err}"
+    );
+    // A folder that is not there.
+    let out = mgrpo()
+        .args(["hf", "export", "--policy", "hf:/nonexistent", "--out"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such model folder"));
+}
