@@ -165,3 +165,106 @@ fn folders_that_do_not_fit_the_run_are_refused_by_name() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such model folder"));
 }
+
+/// LoRA on a warm-started HF model (the usual flow: full SFT, then adapter RL): checkpoints carry
+/// the unmerged adapters (`lora.bpk`), and a run stopped after step 2 and resumed to step 4
+/// stores exactly what an uninterrupted 4-step run stores and ends with the same weights.
+#[test]
+fn lora_roles_train_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml");
+    let folder = dir.path().join("qwen3");
+    init(&examples, "qwen3", &folder);
+    // A warm start that reaches non-zero rewards (as tests/common's), without LoRA.
+    let config = tiny_config(dir.path(), &folder, &folder, 4);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60",
+        "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3",
+    );
+    assert!(text.contains("lr = 3e-3"));
+    std::fs::write(&config, &text).unwrap();
+    let warm = dir.path().join("warm");
+    succeed(
+        mgrpo()
+            .args(["warmup", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&warm),
+    );
+    let lora = text.replace(
+        "lr = 3e-4\n",
+        "lr = 3e-4\nlora_rank = 4\nlora_alpha = 8.0\n",
+    );
+    assert_eq!(lora.matches("lora_rank").count(), 2);
+    std::fs::write(&config, lora).unwrap();
+    let train = |run: &Path, extra: &[&str]| {
+        for role in ["main", "sub"] {
+            let to = run.join("checkpoints").join(role).join("0");
+            if !to.exists() {
+                std::fs::create_dir_all(&to).unwrap();
+                let from = warm.join("checkpoints").join(role).join("0");
+                for f in std::fs::read_dir(from).unwrap() {
+                    let f = f.unwrap();
+                    std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+                }
+            }
+        }
+        succeed(
+            mgrpo()
+                .args(["train", "--config"])
+                .arg(&config)
+                .arg("--run")
+                .arg(run)
+                .args(extra),
+        )
+    };
+    let whole = dir.path().join("whole");
+    train(&whole, &[]);
+    let cut = dir.path().join("cut");
+    train(&cut, &["--steps", "2"]);
+    train(&cut, &["--steps", "4", "--resume"]);
+    let rewards: Vec<f64> = std::fs::read_to_string(whole.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reward"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        rewards.iter().any(|&r| r > 0.0),
+        "no reward, no gradient: {rewards:?}"
+    );
+    let (groups_whole, steps_whole) = common::store_records(&whole);
+    let (groups_cut, steps_cut) = common::store_records(&cut);
+    assert_eq!(groups_whole.len(), 4 * 2, "4 steps × 2 queries");
+    assert_eq!(groups_whole, groups_cut, "resumed LoRA run diverged");
+    assert_eq!(steps_whole, steps_cut);
+    let device = DeviceSpec::flex_cpu().to_device().unwrap();
+    for role in ["main", "sub"] {
+        let latest = |run: &Path| {
+            let dir = run.join("checkpoints").join(role);
+            let v = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap();
+            dir.join(v.to_string())
+        };
+        assert!(latest(&whole).join("lora.bpk").is_file());
+        let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];
+        let score = |run: &Path| {
+            load_checkpoint(&latest(run), &device, None)
+                .unwrap()
+                .policy
+                .score(std::slice::from_ref(&row))
+                .unwrap()
+        };
+        assert_eq!(
+            score(&whole),
+            score(&cut),
+            "{role}: resumed LoRA weights differ"
+        );
+    }
+}

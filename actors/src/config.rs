@@ -134,6 +134,23 @@ pub struct RoleModelConfig {
     pub device: String,
     /// Learning rate of the RL learner.
     pub lr: f64,
+    /// Train rank-`lora_rank` adapters of the attention and MLP projections instead of every
+    /// weight (0: full fine-tuning). Applies to the warm start and to RL.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lora_rank: usize,
+    /// LoRA scale numerator: updates are scaled by `lora_alpha / lora_rank`.
+    #[serde(skip_serializing_if = "is_default_alpha")]
+    pub lora_alpha: f64,
+}
+
+const DEFAULT_LORA_ALPHA: f64 = 16.0;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_default_alpha(alpha: &f64) -> bool {
+    *alpha == DEFAULT_LORA_ALPHA
 }
 
 impl Default for RoleModelConfig {
@@ -144,6 +161,8 @@ impl Default for RoleModelConfig {
             backend: "flex".into(),
             device: "cpu".into(),
             lr: 1e-4,
+            lora_rank: 0,
+            lora_alpha: DEFAULT_LORA_ALPHA,
         }
     }
 }
@@ -372,6 +391,12 @@ impl Config {
                 p.push(format!(
                     "models.{role}.backend = {:?}: expected \"flex\" or \"tch\"",
                     m.backend
+                ));
+            }
+            if m.lora_rank > 0 && !(m.lora_alpha > 0.0 && m.lora_alpha.is_finite()) {
+                p.push(format!(
+                    "models.{role}.lora_alpha = {}: must be > 0",
+                    m.lora_alpha
                 ));
             }
             if !(m.lr > 0.0 && m.lr.is_finite()) {

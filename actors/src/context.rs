@@ -5,11 +5,13 @@ use std::sync::Arc;
 use mgrpo_env::{TextCodec, World};
 use std::path::Path;
 
-use mgrpo_models::{DeviceSpec, HfFolder, Policy, PolicyConfig};
+use mgrpo_algo::{derive_seed, salt};
+use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, PolicyConfig};
 
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
 use crate::policy::health::same_tokenizer;
+use crate::role::LearnerRole;
 use crate::run_dir::RunDir;
 use crate::swap::queue::SwapQueue;
 
@@ -122,6 +124,21 @@ impl NodeContext {
             .map_err(|e| ContextError::HfFolder(format!("{}: {e}", path.display())))?;
         same_tokenizer(&tokenizer, &self.tokenizer_json, &what).map_err(ContextError::HfFolder)?;
         Ok(folder)
+    }
+
+    /// The optimiser settings of a role's learner at learning rate `lr`, with its LoRA adapters
+    /// (seeded from the run seed and the role) when `lora_rank > 0`.
+    pub fn learner_config(&self, role: LearnerRole, lr: f64) -> LearnerConfig {
+        let settings = self.config.models.of(role);
+        LearnerConfig {
+            lr,
+            lora: (settings.lora_rank > 0).then(|| LoraSettings {
+                rank: settings.lora_rank,
+                alpha: settings.lora_alpha,
+                seed: derive_seed(self.config.run.seed, &[salt::INIT, 3, role as u64]),
+            }),
+            ..LearnerConfig::default()
+        }
     }
 
     /// The burn device of a role's settings.

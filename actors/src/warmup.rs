@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mgrpo_algo::{BatchRow, Trajectory, assemble, derive_seed, salt};
 use mgrpo_env::{Split, demonstrations};
-use mgrpo_models::{Learner, LearnerConfig};
+use mgrpo_models::Learner;
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
@@ -84,14 +84,8 @@ pub fn warmup_roles(
         let policy = ctx
             .initial_policy(settings, derive_seed(seed, &[salt::INIT, 1, i as u64]))
             .map_err(|e| e.to_string())?;
-        let mut learner = Learner::from_policy(
-            policy,
-            LearnerConfig {
-                lr: cfg.warmup.lr,
-                ..LearnerConfig::default()
-            },
-        )
-        .map_err(|e| e.to_string())?;
+        let mut learner = Learner::from_policy(policy, ctx.learner_config(role, cfg.warmup.lr))
+            .map_err(|e| e.to_string())?;
         let params = learner.policy().num_params();
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[salt::INIT, 2, i as u64]));
         let (mut first, mut last) = (0.0, 0.0);

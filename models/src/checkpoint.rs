@@ -112,21 +112,27 @@ fn load_policy(
         .validate()
         .map_err(|e| ModelError::Checkpoint(format!("stored config: {e}")))?;
     let device = device.clone().inner();
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record.to_vec()))
+    let model = load_record_bytes(PolicyModel::init_zeros(&config, &device)?, record)?;
+    Ok(Policy::from_parts(config, model, device))
+}
+
+/// Loads [`record_bytes`] output into `model` (same shape — with the same adapters, for a
+/// LoRA learner's state).
+pub(crate) fn load_record_bytes(model: PolicyModel, bytes: &[u8]) -> Result<PolicyModel> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| ModelError::Checkpoint(format!("decoding weights: {e}")))?;
     let misfit = |e: burn::store::RecordError| {
         ModelError::Checkpoint(format!("weights do not fit the stored config: {e}"))
     };
-    let model = match PolicyModel::init_zeros(&config, &device)? {
+    Ok(match model {
         PolicyModel::Gpt(m) => PolicyModel::Gpt(m.try_load_record(record).map_err(misfit)?),
         PolicyModel::Hf(m) => PolicyModel::Hf(m.try_load_record(record).map_err(misfit)?),
-    };
-    Ok(Policy::from_parts(config, model, device))
+    })
 }
 
 /// The burnpack record of the network inside the enum, so that a GPT checkpoint's bytes are
 /// what they were before the enum existed (its paths carry no variant name).
-fn record_bytes(model: &PolicyModel) -> Result<Bytes> {
+pub(crate) fn record_bytes(model: &PolicyModel) -> Result<Bytes> {
     let bytes = match model {
         PolicyModel::Gpt(m) => m.clone().into_record().into_bytes(),
         PolicyModel::Hf(m) => m.clone().into_record().into_bytes(),

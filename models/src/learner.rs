@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PolicyConfig;
 use crate::error::{ModelError, Result};
+use crate::lora::LoraSettings;
 use crate::loss::{
     Averaging, RatioStats, SurrogateConfig, SurrogateInputs, loss_weights, ratio_stats, sft_loss,
     surrogate_loss,
@@ -38,6 +39,9 @@ pub struct LearnerConfig {
     pub grad_clip_norm: Option<f32>,
     /// Rows per micro-batch; 0 processes the whole batch at once.
     pub micro_batch_rows: usize,
+    /// Train low-rank adapters of the projections instead of every weight (`None`: full
+    /// fine-tuning).
+    pub lora: Option<LoraSettings>,
 }
 
 impl Default for LearnerConfig {
@@ -50,6 +54,7 @@ impl Default for LearnerConfig {
             weight_decay: 0.1,
             grad_clip_norm: Some(1.0),
             micro_batch_rows: 0,
+            lora: None,
         }
     }
 }
@@ -107,7 +112,45 @@ impl Learner {
         }
         let (config, model, device) = policy.into_parts();
         let device = device.autodiff();
-        let model = model.to_device(&device).train();
+        let mut model = model.to_device(&device).train();
+        if let Some(lora) = &settings.lora {
+            model = lora.apply(model, &device)?;
+        }
+        Self::assemble(config, model, device, settings)
+    }
+
+    /// A LoRA learner restored from [`Learner::lora_state`] (base weights and adapter factors,
+    /// unmerged), so that training continues exactly where it stopped.
+    pub fn from_lora_state(
+        config: PolicyConfig,
+        state: &[u8],
+        device: &Device,
+        settings: LearnerConfig,
+    ) -> Result<Self> {
+        let lora = settings
+            .lora
+            .clone()
+            .ok_or_else(|| ModelError::InvalidConfig("a LoRA state needs LoRA settings".into()))?;
+        let device = device.clone().inner().autodiff();
+        let skeleton = lora.apply(PolicyModel::init_zeros(&config, &device)?.train(), &device)?;
+        let model = crate::checkpoint::load_record_bytes(skeleton, state)?;
+        Self::assemble(config, model, device, settings)
+    }
+
+    /// The unmerged base weights and adapter factors of a LoRA learner (`None` without LoRA).
+    pub fn lora_state(&self) -> Result<Option<Vec<u8>>> {
+        if self.settings.lora.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(crate::checkpoint::record_bytes(&self.model)?.to_vec()))
+    }
+
+    fn assemble(
+        config: PolicyConfig,
+        model: PolicyModel,
+        device: Device,
+        settings: LearnerConfig,
+    ) -> Result<Self> {
         let optimizer = AdamWConfig::new()
             .with_beta_1(settings.beta1)
             .with_beta_2(settings.beta2)
@@ -148,11 +191,14 @@ impl Learner {
     /// An inference snapshot of the current weights (no autodiff; cheap, shares nothing
     /// mutable with the learner).
     pub fn policy(&self) -> Policy {
-        Policy::from_model(
-            self.config.clone(),
-            &self.model,
-            &self.device.clone().inner(),
-        )
+        let device = self.device.clone().inner();
+        if self.settings.lora.is_some() {
+            // Adapters merged into plain weights: inference, checkpoints and exports see one
+            // ordinary model.
+            let merged = self.model.clone().materialize();
+            return Policy::from_model(self.config.clone(), &merged, &device);
+        }
+        Policy::from_model(self.config.clone(), &self.model, &device)
     }
 
     /// Sets (or clears) the frozen reference policy of the KL penalty.

@@ -80,8 +80,15 @@ fn tokenize(args: &HfTokenizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// A run's checkpoint of `role` at `version` (latest when `None`).
-fn run_policy(spec: &str, role: &str) -> Result<(Policy, Vec<(String, Vec<u8>)>, String)> {
+/// A policy to export, the tokenizer files to write beside it, and what it is (for messages).
+struct Source {
+    policy: Policy,
+    files: Vec<(String, Vec<u8>)>,
+    what: String,
+}
+
+/// A run's checkpoint of `role` at `spec`'s version (latest when none is given).
+fn run_policy(spec: &str, role: &str) -> Result<Source> {
     if !["main", "sub"].contains(&role) {
         bail!("--role must be main or sub, got {role:?}");
     }
@@ -116,18 +123,25 @@ fn run_policy(spec: &str, role: &str) -> Result<(Policy, Vec<(String, Vec<u8>)>,
             }
         }
     }
-    Ok((
-        checkpoint.policy,
+    Ok(Source {
+        policy: checkpoint.policy,
         files,
-        format!("{dir} role {role} version {version}"),
-    ))
+        what: format!("{dir} role {role} version {version}"),
+    })
 }
 
 fn export(args: &HfExportArgs) -> Result<()> {
-    let (policy, files, what) = if let Some(dir) = args.policy.strip_prefix("hf:") {
+    let Source {
+        policy,
+        files,
+        what,
+    } = if let Some(dir) = args.policy.strip_prefix("hf:") {
         let folder = HfFolder::open(dir)?;
-        let policy = folder.load(&DeviceSpec::flex_cpu().to_device()?)?;
-        (policy, folder.tokenizer_files()?, format!("{dir}"))
+        Source {
+            policy: folder.load(&DeviceSpec::flex_cpu().to_device()?)?,
+            files: folder.tokenizer_files()?,
+            what: dir.to_string(),
+        }
     } else if let Some(spec) = args.policy.strip_prefix("run:") {
         run_policy(spec, &args.role)?
     } else {

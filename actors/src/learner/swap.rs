@@ -9,7 +9,7 @@
 //! before a crash): the learner loads the plan itself and publishes it whole.
 use std::sync::Arc;
 
-use mgrpo_models::{HfFolder, Learner, LearnerConfig, load_checkpoint};
+use mgrpo_models::{HfFolder, Learner, load_checkpoint};
 
 use crate::faults::FaultPoint;
 use crate::learner::state::{LearnerState, Staged};
@@ -55,10 +55,7 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
                 same_tokenizer(&tokenizer, &ctx.tokenizer_json, &what)?;
                 folder.load(&device).map_err(|e| format!("{what}: {e}"))?
             };
-            let settings = LearnerConfig {
-                lr: ctx.config.models.of(s.role).lr,
-                ..LearnerConfig::default()
-            };
+            let settings = ctx.learner_config(s.role, ctx.config.models.of(s.role).lr);
             Some(Learner::from_policy(policy, settings).map_err(|e| format!("{what}: {e}"))?)
         }
     };

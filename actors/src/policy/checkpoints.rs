@@ -2,9 +2,7 @@
 //! progress under `checkpoints/<role>/<version>/`, and pruning of recovery checkpoints.
 use std::path::Path;
 
-use mgrpo_models::{
-    CheckpointMeta, Learner, LearnerConfig, Policy, load_checkpoint, save_checkpoint,
-};
+use mgrpo_models::{CheckpointMeta, Learner, Policy, load_checkpoint, save_checkpoint};
 use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
@@ -16,6 +14,10 @@ use crate::swap::target::Serving;
 
 /// A file in a checkpoint directory that protects it from pruning (milestones, best, warm start).
 const KEEP_MARKER: &str = "keep";
+
+/// A LoRA learner's unmerged base weights and adapter factors (`model.bpk` holds the merged
+/// weights that inference and exports use).
+const LORA_STATE: &str = "lora.bpk";
 
 /// The training progress of a checkpoint (the last file a save writes).
 pub const TRAIN_STATE: &str = crate::run_dir::COMPLETE_MARKER;
@@ -69,14 +71,21 @@ pub fn load_learner(
 ) -> Result<(Learner, TrainState), String> {
     let (policy, version) = load_policy(ctx, role, version)?;
     let dir = ctx.run_dir.checkpoint_path(role.name(), version);
-    let mut learner = Learner::from_policy(
-        policy,
-        LearnerConfig {
-            lr: ctx.config.models.of(role).lr,
-            ..LearnerConfig::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let settings = ctx.learner_config(role, ctx.config.models.of(role).lr);
+    // A LoRA learner continues from its unmerged base and adapters; without that file (or
+    // without LoRA) it starts from the merged weights.
+    let lora_state = settings
+        .lora
+        .as_ref()
+        .and_then(|_| std::fs::read(dir.join(LORA_STATE)).ok());
+    let mut learner = match lora_state {
+        Some(state) => {
+            let (config, device) = (policy.config().clone(), policy.device().clone());
+            Learner::from_lora_state(config, &state, &device, settings)
+        }
+        None => Learner::from_policy(policy, settings),
+    }
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
     // Saves are atomic, so a checkpoint without its progress is not one of ours: never read it
     // as "step 0".
     let state = read_train_state(&dir).ok_or_else(|| {
@@ -147,6 +156,9 @@ pub fn save_learner(
         ctx.faults
             .strike_now(FaultPoint::CheckpointWrite)
             .map_err(|e| format!("{e}: no space left on device"))?;
+        if let Some(state) = learner.lora_state().map_err(|e| e.to_string())? {
+            std::fs::write(staging.join(LORA_STATE), state).map_err(|e| e.to_string())?;
+        }
         if with_optimizer {
             std::fs::write(
                 staging.join("optimizer.bin"),

@@ -108,8 +108,8 @@ fn left_padded_batch_matches_transformers_with_position_ids() {
     let mut bias = Vec::new();
     for mask in &masks {
         for q in 0..width {
-            for k in 0..width {
-                let open = k <= q && mask[k] == 1;
+            for (k, &real) in mask.iter().enumerate() {
+                let open = k <= q && real == 1;
                 bias.push(if open { 0.0 } else { NEG_BIAS });
             }
         }
@@ -304,4 +304,51 @@ fn incomplete_folders_name_the_missing_file() {
         .load(&test_device())
         .unwrap_err();
     assert!(matches!(err, ModelError::Checkpoint(_)), "{err}");
+}
+
+#[test]
+fn lora_trains_only_the_projections_of_an_hf_model() {
+    use crate::lora::LoraSettings;
+    use crate::transformer::PolicyModel;
+    let policy = load("qwen3");
+    let mut learner = Learner::from_policy(
+        policy.clone(),
+        LearnerConfig {
+            lr: 1e-2,
+            lora: Some(LoraSettings {
+                rank: 2,
+                alpha: 4.0,
+                seed: 9,
+            }),
+            ..LearnerConfig::default()
+        },
+    )
+    .unwrap();
+    let batch = batch_from_rows(
+        &[vec![1, 5, 9, 33, 2, 17], vec![7, 7, 40, 19]],
+        &[1, 1],
+        &[1.0, 1.0],
+    );
+    for _ in 0..3 {
+        learner.sft_step(&batch).unwrap();
+    }
+    let (PolicyModel::Hf(before), PolicyModel::Hf(after)) =
+        (policy.model(), learner.policy().model().clone())
+    else {
+        panic!("an HF model");
+    };
+    let values = |t: burn::tensor::Tensor<2>| read_f32(t).unwrap();
+    assert_eq!(
+        values(before.model.embed_tokens.weight.val()),
+        values(after.model.embed_tokens.weight.val()),
+        "embeddings are frozen under LoRA"
+    );
+    let layer = |m: &super::HfModel| m.model.layers[0].self_attn.q_proj.weight.val();
+    assert_ne!(
+        values(layer(before)),
+        values(layer(&after)),
+        "q_proj was not adapted"
+    );
+    let norm = |m: &super::HfModel| read_f32(m.model.norm.gamma.val()).unwrap();
+    assert_eq!(norm(before), norm(&after), "norms are frozen under LoRA");
 }
