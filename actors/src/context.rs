@@ -10,7 +10,7 @@ use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, Po
 
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
-use crate::policy::health::same_tokenizer;
+use crate::policy::tokenizer_check::same_tokenizer;
 use crate::role::LearnerRole;
 use crate::run_dir::RunDir;
 use crate::swap::queue::SwapQueue;

@@ -1,7 +1,8 @@
 //! Policies between learners and the actors that run them: versions on the wire ([`chunks`]),
 //! who receives a model's versions ([`sink`]: the registry a learner publishes to), the copy
 //! an inference actor serves from ([`replica`]), checkpoint I/O ([`checkpoints`]) and the health
-//! check of a swap's candidate ([`health`]).
+//! check of a swap's candidate ([`health`]) and the tokenizer check of outside weights
+//! ([`tokenizer_check`]).
 //!
 //! The learner never names the inference actors' types: the node hands it a [`PolicySinks`]
 //! registry built from the variant's role map, and each inference actor's message type
@@ -11,6 +12,7 @@ pub mod chunks;
 pub mod health;
 pub mod replica;
 pub mod sink;
+pub mod tokenizer_check;
 
 pub use checkpoints::{TrainState, load_learner, save_learner};
 pub use chunks::{Assembler, PolicyChunk, PolicyId};

@@ -15,7 +15,8 @@ use crate::faults::FaultPoint;
 use crate::learner::state::{LearnerState, Staged};
 use crate::policy::checkpoints::{TrainState, keep_current, load_learner, save_learner};
 use crate::policy::chunks::PolicyId;
-use crate::policy::health::{check, probe, same_tokenizer};
+use crate::policy::health::{check, probe};
+use crate::policy::tokenizer_check::same_tokenizer;
 use crate::swap::target::{SwapPlan, Weights};
 
 /// Loads the plan's weights and health-checks them.

@@ -1,6 +1,7 @@
 //! The health check a swap runs on every instance before anything changes: the candidate
 //! policy scores a probe prompt (the first train question, as the main agent sees it) and
-//! every log-prob must be finite; a model directory must carry the run's tokenizer.
+//! every log-prob must be finite. (That a model directory carries the run's tokenizer is
+//! [`super::tokenizer_check`].)
 use mgrpo_env::{MainEpisode, Split};
 use mgrpo_models::Policy;
 
@@ -29,23 +30,4 @@ pub fn check(policy: &Policy, probe: &[u32]) -> Result<(), String> {
         )),
         None => Ok(()),
     }
-}
-
-/// Refuses weights whose tokenizer is not the run's: a role's tokenizer is fixed for the run
-/// (its trajectories, the protocol's token ids and the other role's statistics depend on it).
-pub fn same_tokenizer(found: &[u8], run: &str, what: &str) -> Result<(), String> {
-    if found == run.as_bytes() {
-        return Ok(());
-    }
-    let vocab = |bytes: &[u8]| {
-        serde_json::from_slice::<serde_json::Value>(bytes)
-            .ok()
-            .and_then(|v| v["model"]["vocab"].as_object().map(|m| m.len()))
-    };
-    let describe = |n: Option<usize>| n.map_or("unreadable".to_string(), |n| format!("{n} tokens"));
-    Err(format!(
-        "{what} has another tokenizer than the run's (vocabulary {} vs the run's {}): a role's tokenizer is fixed for the run",
-        describe(vocab(found)),
-        describe(vocab(run.as_bytes()))
-    ))
 }
