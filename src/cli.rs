@@ -54,8 +54,8 @@ pub enum Command {
     /// Hot-swap a role of a running run at a step boundary: to a saved version
     /// (`checkpoint:V`), back to the policy before its last swap (`previous`), to the scripted
     /// expert (`expert`), frozen (`frozen`; `train` resumes learning), or to another checkpoint
-    /// directory (`model:PATH`); `--node NAME` moves its inference instances to another node.
-    /// Answers once the swap took effect, with the step it did.
+    /// directory or Hugging Face folder (`model:PATH`); `--node NAME` moves its inference
+    /// instances to another node. Answers once the swap took effect, with the step it did.
     Swap(SwapArgs),
     /// Run a fault plan against a live cluster (real `mgrpo node` processes on loopback, a
     /// fault proxy on every link) over one or more seeds, and check that no step was lost or

@@ -61,8 +61,8 @@ pub enum SwapTarget {
     Frozen,
     /// Keep the weights, (re)start the learner with the optimiser state it had.
     Train,
-    /// A checkpoint directory, possibly of another preset (`model:PATH`); the learner starts a
-    /// fresh optimiser. The tokenizer must be the run's.
+    /// A checkpoint directory, possibly of another preset, or a Hugging Face folder
+    /// (`model:PATH`); the learner starts a fresh optimiser. The tokenizer must be the run's.
     Model(PathBuf),
     /// As it is (`keep`): a swap that only moves the role's inference instances.
     Keep,
