@@ -269,6 +269,7 @@ fn a_swap_that_fails_after_its_record_takes_effect_once_at_the_next_boundary() {
 
 #[test]
 fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again() {
+    // …and to a checkpoint directory and a Hugging Face folder (`model:PATH`).
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const STEPS: u64 = 44;
     let (dir, config, run) = run_dir(STEPS);
@@ -285,6 +286,24 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
     let model = dir.path().join("model");
     copy_dir(&run.join("checkpoints/sub/0"), &model);
     let model = format!("model:{}", model.display());
+    // A Hugging Face folder (a Qwen3 over the run's world tokenizer).
+    let hf = dir.path().join("hf-qwen3");
+    succeed(
+        mgrpo()
+            .args(["hf", "init", "--config"])
+            .arg(&config)
+            .args([
+                "--family",
+                "qwen3",
+                "--like",
+                "tiny",
+                "--kv-heads",
+                "2",
+                "--out",
+            ])
+            .arg(&hf),
+    );
+    let hf = format!("model:{}", hf.display());
     let mut at = 4;
     let mut swaps = Vec::new();
     for to in [
@@ -294,6 +313,7 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
         "frozen",
         "train",
         &model,
+        &hf,
     ] {
         let o = swap(&target, to, Some(at))
             .unwrap_or_else(|e| panic!("swap to {to}: {e}\n{}", train.log()));
@@ -320,7 +340,7 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
     std::fs::write(other.join("tokenizer.json"), tok.to_string()).unwrap();
     let e = swap(&target, &format!("model:{}", other.display()), None).unwrap_err();
     assert!(e.contains("another tokenizer"), "{e}");
-    assert_eq!(sub_generation(&run), 6, "a refused swap changes nothing");
+    assert_eq!(sub_generation(&run), 7, "a refused swap changes nothing");
 
     // Two concurrent swaps of one role: the second is refused at once.
     let queued = train.log().matches("swap request queued").count();
@@ -351,7 +371,7 @@ fn one_process_swaps_sub_to_expert_back_to_checkpoints_frozen_and_training_again
 
     let d = dump(&run);
     let recorded: Vec<&Value> = d.iter().filter(|v| v["type"] == "swap").collect();
-    assert_eq!(recorded.len(), 7, "{recorded:?}");
+    assert_eq!(recorded.len(), 8, "{recorded:?}");
     assert_eq!(
         recorded[1]["weights"],
         format!("checkpoint:{}", recorded[0]["from_version"])
