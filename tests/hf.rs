@@ -115,7 +115,7 @@ fn qwen3_and_llama_roles_train_and_export_back_to_hf_folders() {
 fn folders_that_do_not_fit_the_run_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tests/fixtures/hf");
-    // Missing folder: the config check names the key and the file.
+    // Missing folder: named when the role's learner starts.
     let missing = dir.path().join("nowhere");
     let config = tiny_config(dir.path(), &missing, &missing, 1);
     let out = mgrpo()
@@ -128,7 +128,7 @@ fn folders_that_do_not_fit_the_run_are_refused_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("models.main.hf") && err.contains("nowhere"),
+        err.contains("nowhere") && err.contains("no such model folder"),
         "{err}"
     );
     // A real Qwen3 folder with another (byte-level BPE) tokenizer than the world's.

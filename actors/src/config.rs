@@ -374,11 +374,12 @@ impl Config {
             p.push(format!("world: {e}"));
         }
         for (role, m) in [("main", &self.models.main), ("sub", &self.models.sub)] {
+            // An `hf` folder is opened where the role's learner starts (other nodes of a
+            // cluster need not have it), not here.
             if let Some(dir) = &m.hf {
-                if let Err(e) = mgrpo_models::HfFolder::open(dir) {
+                if dir.as_os_str().is_empty() {
                     p.push(format!(
-                        "models.{role}.hf = {:?}: {e}",
-                        dir.display().to_string()
+                        "models.{role}.hf is empty: a Hugging Face folder's path"
                     ));
                 }
             } else if !PRESETS.contains(&m.preset.as_str()) {
