@@ -244,13 +244,8 @@ fn lora_roles_train_and_resume_exactly() {
     let device = DeviceSpec::flex_cpu().to_device().unwrap();
     for role in ["main", "sub"] {
         let latest = |run: &Path| {
-            let dir = run.join("checkpoints").join(role);
-            let v = std::fs::read_dir(&dir)
-                .unwrap()
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-                .max()
-                .unwrap();
-            dir.join(v.to_string())
+            let run = mgrpo_actors::RunDir::new(run);
+            run.checkpoint_path(role, run.latest_checkpoint(role).unwrap())
         };
         assert!(latest(&whole).join("lora.bpk").is_file());
         let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];

@@ -3,7 +3,7 @@
 //!
 //! Loading and saving go through burn's own store: `SafetensorsStore` with the PyTorch adapters,
 //! which transpose every burn `Linear` weight (`[in, out]` ↔ PyTorch's `[out, in]`) and rename
-//! RMSNorm's `gamma` ↔ `weight`, so the module paths of [`HfModel`] are the file's keys. Shards
+//! RMSNorm's `gamma` ↔ `weight`, so the module paths of [`super::HfModel`] are the file's keys. Shards
 //! are applied one by one with `allow_partial`, then coverage is checked: a parameter that no
 //! shard provided is an error naming it. bf16/f16 files are cast to f32 on load (a loaded
 //! parameter otherwise keeps the file's dtype, and AdamW's moments would follow it). Saving
@@ -20,7 +20,6 @@ use burn::store::{
 use burn::tensor::{DType, Device};
 use serde_json::Value;
 
-use super::model::HfModel;
 use crate::config::PolicyConfig;
 use crate::error::{ModelError, Result};
 use crate::policy::Policy;
@@ -279,14 +278,4 @@ fn readable_by_all(path: &Path) -> Result<()> {
 /// Whether `policy`'s weights are an HF architecture's (and so can be exported).
 pub fn is_hf(policy: &Policy) -> bool {
     matches!(policy.model(), PolicyModel::Hf(_))
-}
-
-impl HfModel {
-    /// Parameter paths as the safetensors keys they become (for diagnostics).
-    pub fn hf_keys(&self) -> Vec<String> {
-        self.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
-            .into_iter()
-            .map(|t| t.name)
-            .collect()
-    }
 }
