@@ -18,6 +18,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
 pub use block::Block;
+pub(crate) use block::attend;
 pub use gpt::GptModel;
 use init::ParamInit;
 use kv_cache::KvCache;

@@ -3,10 +3,9 @@
 use burn::module::Module;
 use burn::nn::{Linear, RmsNorm};
 use burn::tensor::Tensor;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use super::rope::Rope;
+use crate::transformer::attend;
 use crate::transformer::kv_cache::KvCache;
 
 /// Query, key, value and output projections (burn `Linear`s, so the store's PyTorch adapters
@@ -63,20 +62,9 @@ impl HfAttention {
             Some((cache, layer)) => cache.append(layer, key, value),
             None => (key, value),
         };
-        let options = AttentionModuleOptions {
-            is_causal: bias.is_none(),
-            ..Default::default()
-        };
-        let context = attention(
-            query,
-            self.repeat_kv(key),
-            self.repeat_kv(value),
-            None,
-            bias,
-            options,
-        )
-        .swap_dims(1, 2)
-        .reshape([batch, seq, self.n_heads * self.head_dim]);
+        let context = attend(query, self.repeat_kv(key), self.repeat_kv(value), bias)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, self.n_heads * self.head_dim]);
         self.o_proj.forward(context)
     }
 

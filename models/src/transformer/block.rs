@@ -10,6 +10,24 @@ use super::init::ParamInit;
 use super::kv_cache::KvCache;
 use crate::config::PolicyConfig;
 
+/// Scaled dot-product attention of both architectures, `[B, H, T, d]` queries over
+/// `[B, H, S, d]` keys and values: causal when `bias` is `None` (whole rows, `T = S`), else
+/// the additive `bias` `[B, 1, T, S]` alone. Never a boolean mask and never `is_causal` with
+/// `T ≠ S`: burn-tch hands both to torch's SDPA with the opposite mask polarity and a
+/// top-left causal alignment (docs/models.md, "Attention on libtorch").
+pub(crate) fn attend(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    bias: Option<Tensor<4>>,
+) -> Tensor<4> {
+    let options = AttentionModuleOptions {
+        is_causal: bias.is_none(),
+        ..Default::default()
+    };
+    attention(query, key, value, None, bias, options)
+}
+
 /// A pre-norm block with fused QKV projection and a GELU MLP (no biases in the projections).
 #[derive(Module, Debug)]
 pub struct Block {
@@ -69,11 +87,7 @@ impl Block {
             Some((cache, layer)) => cache.append(layer, key, value),
             None => (key, value),
         };
-        let options = AttentionModuleOptions {
-            is_causal: bias.is_none(),
-            ..Default::default()
-        };
-        let context = attention(query, key, value, None, bias, options)
+        let context = attend(query, key, value, bias)
             .swap_dims(1, 2)
             .reshape([batch, seq, d_model]);
         let x = x + self.attn_out.forward(context);
