@@ -1,11 +1,10 @@
 //! What every actor of a node shares: the config, the generated world, the tokenizer, the run
 //! directory, the process-group scope of this run, and the node's armed faults.
+use std::path::Path;
 use std::sync::Arc;
 
-use mgrpo_env::{TextCodec, World};
-use std::path::Path;
-
 use mgrpo_algo::{derive_seed, salt};
+use mgrpo_env::{TextCodec, World};
 use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, PolicyConfig};
 
 use crate::config::{Config, RoleModelConfig};
@@ -79,17 +78,14 @@ impl NodeContext {
         }))
     }
 
-    /// The model config of a role's settings for this world's vocabulary.
+    /// The model config of a preset role's settings for this world's vocabulary (an `hf` role's
+    /// is its folder's, see [`Self::hf_folder`]).
     pub fn policy_config(
         &self,
         role: &RoleModelConfig,
         init_seed: u64,
     ) -> Result<PolicyConfig, ContextError> {
-        match &role.hf {
-            Some(dir) => Ok(self.hf_folder(dir)?.config().clone()),
-            None => Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?
-                .with_init_seed(init_seed)),
-        }
+        Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?.with_init_seed(init_seed))
     }
 
     /// The policy a role starts from before its warm start: its HF folder's weights, or a
@@ -109,7 +105,7 @@ impl NodeContext {
     /// Opens a role's HF folder and checks that its model and tokenizer fit the world: the
     /// actors speak the world's tokens, so the folder's tokenizer must be the world's (a folder
     /// made by `mgrpo hf init`, or one trained from it).
-    fn hf_folder(&self, dir: &Path) -> Result<HfFolder, ContextError> {
+    pub fn hf_folder(&self, dir: &Path) -> Result<HfFolder, ContextError> {
         let folder = HfFolder::open(dir)?;
         let what = format!("HF folder {}", dir.display());
         let vocab = folder.config().vocab_size;

@@ -9,7 +9,7 @@
 //! before a crash): the learner loads the plan itself and publishes it whole.
 use std::sync::Arc;
 
-use mgrpo_models::{HfFolder, Learner, load_checkpoint};
+use mgrpo_models::{Learner, load_checkpoint};
 
 use crate::faults::FaultPoint;
 use crate::learner::state::{LearnerState, Staged};
@@ -50,11 +50,10 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
                 ck.policy
             } else {
                 // A Hugging Face folder (config.json + safetensors + tokenizer.json).
-                let folder = HfFolder::open(path).map_err(|e| format!("{what}: {e}"))?;
-                let tokenizer = std::fs::read(path.join("tokenizer.json"))
-                    .map_err(|e| format!("{what}: tokenizer.json: {e}"))?;
-                same_tokenizer(&tokenizer, &ctx.tokenizer_json, &what)?;
-                folder.load(&device).map_err(|e| format!("{what}: {e}"))?
+                ctx.hf_folder(path)
+                    .map_err(|e| format!("{what}: {e}"))?
+                    .load(&device)
+                    .map_err(|e| format!("{what}: {e}"))?
             };
             let settings = ctx.learner_config(s.role, ctx.config.models.of(s.role).lr);
             Some(Learner::from_policy(policy, settings).map_err(|e| format!("{what}: {e}"))?)
