@@ -383,6 +383,10 @@ pub struct HfInitArgs {
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Take the tokenizer files (and chat template) of this HF folder instead of the world's
+    /// tokenizer; the vocabulary is sized to that tokenizer.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// The folder to write.
     #[arg(long)]
     pub out: PathBuf,

@@ -1,7 +1,7 @@
-//! What every actor of a node shares: the config, the generated world, the tokenizer, the run
-//! directory, the process-group scope of this run, and the node's armed faults.
+//! What every actor of a node shares: the config, the generated world, the roles' codecs, the
+//! run directory, the process-group scope of this run, and the node's armed faults.
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mgrpo_algo::{derive_seed, salt};
 use mgrpo_env::{TextCodec, World};
@@ -11,6 +11,7 @@ use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
 use crate::policy::tokenizer_check::same_tokenizer;
 use crate::role::LearnerRole;
+use crate::role_codec::RoleCodec;
 use crate::run_dir::RunDir;
 use crate::swap::queue::SwapQueue;
 
@@ -20,10 +21,11 @@ pub struct NodeContext {
     pub config: Config,
     /// The task world (generated once per node from `[world]`).
     pub world: World,
-    /// The world's tokenizer.
-    pub codec: TextCodec,
-    /// The tokenizer as `tokenizer.json` text (saved with every checkpoint).
-    pub tokenizer_json: String,
+    /// The world's tokenizer (what a preset role speaks).
+    pub world_codec: TextCodec,
+    /// Each role's codec, opened when first needed (an `hf` role's folder need only be on the
+    /// nodes that serve or train it).
+    codecs: [OnceLock<RoleCodec>; 2],
     /// The run directory.
     pub run_dir: RunDir,
     /// The `ractor::pg` scope of this run, so that two runs in one process never meet.
@@ -52,6 +54,14 @@ pub enum ContextError {
     /// The tokenizer could not be built.
     #[error(transparent)]
     Tokenizer(#[from] mgrpo_env::tokenizer::TokenizerError),
+    /// A role's tokenizer or chat template cannot be used.
+    #[error("the {role} model's tokenizer: {why}")]
+    Codec {
+        /// The model.
+        role: &'static str,
+        /// Why.
+        why: String,
+    },
     /// A model setting is invalid.
     #[error(transparent)]
     Model(#[from] mgrpo_models::ModelError),
@@ -64,13 +74,12 @@ impl NodeContext {
     /// Generates the world and tokenizer for `config`.
     pub fn new(config: Config, run_dir: RunDir, scope: String) -> Result<Arc<Self>, ContextError> {
         let world = World::generate(&config.world)?;
-        let codec = TextCodec::build(&world)?;
-        let tokenizer_json = codec.to_json()?;
+        let world_codec = TextCodec::build(&world)?;
         Ok(Arc::new(Self {
             config,
             world,
-            codec,
-            tokenizer_json,
+            world_codec,
+            codecs: Default::default(),
             run_dir,
             scope,
             faults: Faults::default(),
@@ -85,40 +94,71 @@ impl NodeContext {
         role: &RoleModelConfig,
         init_seed: u64,
     ) -> Result<PolicyConfig, ContextError> {
-        Ok(PolicyConfig::preset(&role.preset, self.codec.vocab_size())?.with_init_seed(init_seed))
+        Ok(
+            PolicyConfig::preset(&role.preset, self.world_codec.vocab_size())?
+                .with_init_seed(init_seed),
+        )
+    }
+
+    /// The codec of `role`'s model: its HF folder's tokenizer (and chat template), or the
+    /// world's. Fixed for the run.
+    pub fn codec(&self, role: LearnerRole) -> Result<&RoleCodec, ContextError> {
+        let cell = &self.codecs[role as usize];
+        if let Some(c) = cell.get() {
+            return Ok(c);
+        }
+        let bad = |why: String| ContextError::Codec {
+            role: role.name(),
+            why,
+        };
+        let codec = match &self.config.models.of(role).hf {
+            Some(dir) => {
+                let folder = HfFolder::open(dir)?;
+                RoleCodec::hf(dir, folder.config()).map_err(bad)?
+            }
+            None => RoleCodec::world(self.world_codec.clone()).map_err(bad)?,
+        };
+        Ok(cell.get_or_init(|| codec))
     }
 
     /// The policy a role starts from before its warm start: its HF folder's weights, or a
     /// preset's seeded random ones.
     pub fn initial_policy(
         &self,
-        role: &RoleModelConfig,
+        role: LearnerRole,
         init_seed: u64,
     ) -> Result<Policy, ContextError> {
-        let device = self.device(role)?;
-        match &role.hf {
-            Some(dir) => Ok(self.hf_folder(dir)?.load(&device)?),
-            None => Ok(Policy::new(self.policy_config(role, init_seed)?, &device)?),
+        let settings = self.config.models.of(role);
+        let device = self.device(settings)?;
+        match &settings.hf {
+            Some(dir) => Ok(self.hf_folder(role, dir)?.load(&device)?),
+            None => Ok(Policy::new(
+                self.policy_config(settings, init_seed)?,
+                &device,
+            )?),
         }
     }
 
-    /// Opens a role's HF folder and checks that its model and tokenizer fit the world: the
-    /// actors speak the world's tokens, so the folder's tokenizer must be the world's (a folder
-    /// made by `mgrpo hf init`, or one trained from it).
-    pub fn hf_folder(&self, dir: &Path) -> Result<HfFolder, ContextError> {
+    /// Opens an HF folder for `role` and checks that its tokenizer is the role's (a role's
+    /// tokenizer is fixed for the run: its trajectories and the protocol's token ids depend on
+    /// it) and that its model covers the tokenizer's ids.
+    pub fn hf_folder(&self, role: LearnerRole, dir: &Path) -> Result<HfFolder, ContextError> {
         let folder = HfFolder::open(dir)?;
         let what = format!("HF folder {}", dir.display());
+        let codec = self.codec(role)?;
         let vocab = folder.config().vocab_size;
-        if vocab < self.codec.vocab_size() {
+        if vocab < codec.vocab_size() {
             return Err(ContextError::HfFolder(format!(
-                "{what}: vocab_size {vocab} is smaller than the world's {} tokens",
-                self.codec.vocab_size()
+                "{what}: vocab_size {vocab} is smaller than the {} model's {} tokens",
+                role.name(),
+                codec.vocab_size()
             )));
         }
         let path = dir.join("tokenizer.json");
         let tokenizer = std::fs::read(&path)
             .map_err(|e| ContextError::HfFolder(format!("{}: {e}", path.display())))?;
-        same_tokenizer(&tokenizer, &self.tokenizer_json, &what).map_err(ContextError::HfFolder)?;
+        same_tokenizer(&tokenizer, codec.tokenizer_json(), &what)
+            .map_err(ContextError::HfFolder)?;
         Ok(folder)
     }
 

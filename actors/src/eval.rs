@@ -103,7 +103,7 @@ pub async fn eval_run(
             )
         })
         .collect();
-    let rollouts = Rollouts::new(&ctx, Mode::Eval);
+    let rollouts = Rollouts::new(&ctx, Mode::Eval).map_err(|e| EvalError::Run(e.to_string()))?;
     let sub = sub.as_ref();
     let outcomes = rollouts
         .of_variant(

@@ -88,8 +88,8 @@ impl Actor for Executor {
         ctx: Arc<NodeContext>,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         // Whatever version the owner holds now is the one to serve (also after a restart).
-        let owner = sub_model(ctx.config.algo.variant).group();
-        let replica = Replica::start::<LearnerMsg>(&ctx, owner, &ctx.config.models.sub).await?;
+        let owner = sub_model(ctx.config.algo.variant);
+        let replica = Replica::start::<LearnerMsg>(&ctx, owner).await?;
         rpc::join(&ctx, group::EXECUTOR, myself.get_cell());
         Ok(ExecutorState { ctx, replica })
     }
@@ -144,6 +144,7 @@ async fn run_calls(
         .serve()
         .under_faults(&ctx.faults, Role::Executor);
     let ran = Rollouts::new(ctx, mode)
+        .map_err(|e| e.to_string())?
         .sub(serve, state.replica.id(), jobs)
         .await
         .map_err(|e| e.to_string())?;

@@ -329,7 +329,7 @@ async fn train(
     let built = build(
         algo,
         ctx.config.run.seed,
-        ctx.codec.pad_id(),
+        ctx.codec(s.role).map_err(|e| e.to_string())?.pad_id(),
         &s.role.batches(algo.variant),
         step,
         &stats,

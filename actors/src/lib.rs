@@ -38,6 +38,7 @@ pub mod node;
 pub mod planner;
 pub mod policy;
 pub mod role;
+pub mod role_codec;
 pub mod rollout;
 pub mod rpc;
 pub mod run;

@@ -19,7 +19,7 @@ use crate::learner::LearnerMsg;
 use crate::policy::chunks::{PolicyChunk, PolicyId};
 use crate::policy::replica::Replica;
 use crate::policy::sink::PolicySink;
-use crate::role::{Role, group};
+use crate::role::{LearnerRole, Role, group};
 use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubOutcome};
 use crate::rpc::{self, Reply, RequestError, Wire};
@@ -128,9 +128,7 @@ impl Actor for Planner {
         myself: ActorRef<PlannerMsg>,
         ctx: Arc<NodeContext>,
     ) -> Result<PlannerState, ActorProcessingErr> {
-        let replica =
-            Replica::start::<LearnerMsg>(&ctx, group::MAIN_LEARNER, &ctx.config.models.main)
-                .await?;
+        let replica = Replica::start::<LearnerMsg>(&ctx, LearnerRole::Main).await?;
         rpc::join(&ctx, group::PLANNER, myself.get_cell());
         Ok(PlannerState {
             ctx,
@@ -187,6 +185,8 @@ enum RolloutError {
     Request(#[from] RequestError),
     #[error("unknown question {0}")]
     Question(String),
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
 }
 
 async fn run_groups(
@@ -226,7 +226,7 @@ async fn run_groups(
         .replica
         .serve()
         .under_faults(&ctx.faults, Role::Planner);
-    let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)
+    let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)?
         .of_variant(ctx.config.algo.variant, serve, &jobs, |subs| {
             let pick = counter.fetch_add(1, Ordering::Relaxed);
             async move {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::NodeContext;
 use crate::policy::checkpoints::{TrainState, save_learner};
 use crate::role::{LearnerRole, models};
+use crate::rollout::trace::Trace;
 use crate::run_dir::JsonLines;
 
 /// What the warm start did for one model.
@@ -24,6 +25,9 @@ pub struct WarmupRole {
     pub role: String,
     /// Demonstrations it trained on.
     pub demos: usize,
+    /// Of those, how many were cut to the model's context length (their later turns dropped).
+    #[serde(default)]
+    pub truncated: usize,
     /// Parameters.
     pub params: usize,
     /// Loss of the first and last batch.
@@ -57,36 +61,40 @@ pub fn warmup_roles(
             continue;
         }
         let kinds = role.demos(cfg.algo.variant);
+        // Demonstrations in the role's own tokens and chat frame, as its episodes will be.
+        let codec = ctx.codec(role).map_err(|e| e.to_string())?;
         let t0 = Instant::now();
-        let rows: Vec<Trajectory> = demos
+        let mut rows: Vec<Trajectory> = demos
             .iter()
             .filter(|d| kinds.contains(&d.role))
-            .map(|d| {
-                let mut t = Trajectory {
-                    tokens: Vec::new(),
-                    generated: Vec::new(),
-                    logprobs: Vec::new(),
-                };
-                for s in &d.segments {
-                    let ids = ctx.codec.encode(&s.text);
-                    t.generated
-                        .extend(std::iter::repeat_n(s.generated, ids.len()));
-                    t.logprobs.extend(std::iter::repeat_n(0.0, ids.len()));
-                    t.tokens.extend(ids);
-                }
-                t
-            })
-            .collect();
+            .map(|d| Trace::demonstration(codec, &d.segments).map_err(|e| e.to_string()))
+            .collect::<Result<_, String>>()?;
         if rows.is_empty() {
             return Err(format!("no demonstrations for the {} model", role.name()));
         }
-        let settings = cfg.models.of(role);
         let policy = ctx
-            .initial_policy(settings, derive_seed(seed, &[salt::INIT, 1, i as u64]))
+            .initial_policy(role, derive_seed(seed, &[salt::INIT, 1, i as u64]))
             .map_err(|e| e.to_string())?;
         let mut learner = Learner::from_policy(policy, ctx.learner_config(role, cfg.warmup.lr))
             .map_err(|e| e.to_string())?;
         let params = learner.policy().num_params();
+        // A demonstration longer than the model's context (a long episode in a fine-grained
+        // tokenizer) keeps its beginning, as SFT truncation does.
+        let max_len = learner.policy().config().max_seq_len;
+        let mut truncated = 0;
+        for t in rows.iter_mut().filter(|t| t.tokens.len() > max_len) {
+            t.tokens.truncate(max_len);
+            t.generated.truncate(max_len);
+            t.logprobs.truncate(max_len);
+            truncated += 1;
+        }
+        if truncated > 0 {
+            tracing::warn!(
+                "warm start of the {} model: {truncated} of {} demonstrations cut to its {max_len}-token context",
+                role.name(),
+                rows.len()
+            );
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[salt::INIT, 2, i as u64]));
         let (mut first, mut last) = (0.0, 0.0);
         let steps = cfg.warmup.steps;
@@ -99,7 +107,7 @@ pub fn warmup_roles(
                     advantage: 0.0,
                 })
                 .collect();
-            let batch = assemble(&batch_rows, ctx.codec.pad_id(), None);
+            let batch = assemble(&batch_rows, codec.pad_id(), None);
             let loss = learner.sft_step(&batch).map_err(|e| e.to_string())?;
             if step == 0 {
                 first = loss;
@@ -125,6 +133,7 @@ pub fn warmup_roles(
         out.push(WarmupRole {
             role: role.name().into(),
             demos: rows.len(),
+            truncated,
             params,
             first_loss: first,
             last_loss: last,

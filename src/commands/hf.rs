@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use mgrpo_actors::role_codec::RoleCodec;
 use mgrpo_env::{TextCodec, World};
 use mgrpo_models::hf::{HfFamily, HfFolder, HfTokenizer, SaveOptions, save_hf, tokenizer_files};
 use mgrpo_models::{DeviceSpec, Policy, PolicyConfig, load_checkpoint};
@@ -179,37 +180,63 @@ fn init(args: &HfInitArgs) -> Result<()> {
         "qwen3" => HfFamily::Qwen3,
         other => bail!("--family must be llama, qwen2 or qwen3, got {other:?}"),
     };
-    let config = load_config(&args.config.config)?;
-    let world = World::generate(&config.world)?;
-    let codec = TextCodec::build(&world)?;
-    let preset = PolicyConfig::preset(&args.like, codec.vocab_size())?;
+    // The tokenizer: the world's (its close tags end turns), or another folder's (its chat
+    // template's end-of-turn token ends them).
+    let (vocab, eos, files, what) = match &args.tokenizer {
+        None => {
+            let config = load_config(&args.config.config)?;
+            let world = World::generate(&config.world)?;
+            let codec = TextCodec::build(&world)?;
+            let files = vec![("tokenizer.json".into(), codec.to_json()?.into_bytes())];
+            let what = format!("the world's {}-token tokenizer", codec.vocab_size());
+            (codec.vocab_size(), codec.stop_ids().to_vec(), files, what)
+        }
+        Some(dir) => {
+            let tokenizer = HfTokenizer::from_folder(dir)?;
+            let eos = tokenizer
+                .token_id(tokenizer.eos_token())
+                .into_iter()
+                .collect();
+            let what = format!(
+                "the {}-token tokenizer of {}{}",
+                tokenizer.vocab_size(),
+                dir.display(),
+                if tokenizer.has_chat_template() {
+                    " with its chat template"
+                } else {
+                    ""
+                }
+            );
+            (tokenizer.vocab_size(), eos, tokenizer_files(dir)?, what)
+        }
+    };
+    let preset = PolicyConfig::preset(&args.like, vocab)?;
     let mut policy_config = PolicyConfig::hf_preset(
         &args.like,
         family,
-        codec.vocab_size(),
+        vocab,
         args.kv_heads.unwrap_or(preset.n_heads),
     )?
     .with_init_seed(args.seed);
     if let Some(arch) = policy_config.hf.as_mut() {
-        arch.eos_token_ids = codec.stop_ids().to_vec();
+        arch.eos_token_ids = eos;
     }
     let policy = Policy::new(policy_config, &DeviceSpec::flex_cpu().to_device()?)?;
-    save_hf(
-        &policy,
-        &args.out,
-        &SaveOptions {
-            bf16: false,
-            files: vec![("tokenizer.json".into(), codec.to_json()?.into_bytes())],
-        },
-    )?;
-    write_tokenizer_config(&args.out)?;
+    let own_config = files.iter().any(|(n, _)| n == "tokenizer_config.json");
+    save_hf(&policy, &args.out, &SaveOptions { bf16: false, files })?;
+    if !own_config {
+        write_tokenizer_config(&args.out)?;
+    }
+    // The folder must be usable as a role: the same check a run makes.
+    RoleCodec::hf(&args.out, policy.config())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the written folder cannot serve as a role")?;
     println!(
-        "wrote {} ({} {}, {} parameters, the world's {}-token tokenizer)",
+        "wrote {} ({} {}, {} parameters, {what})",
         args.out.display(),
         family.model_type(),
         args.like,
         policy.num_params(),
-        codec.vocab_size()
     );
     Ok(())
 }

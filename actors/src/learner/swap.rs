@@ -22,6 +22,7 @@ use crate::swap::target::{SwapPlan, Weights};
 /// Loads the plan's weights and health-checks them.
 fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<Vec<u8>>), String> {
     let ctx = &s.ctx;
+    let codec = ctx.codec(s.role).map_err(|e| e.to_string())?;
     let learner = match &plan.weights {
         Weights::Keep => None,
         Weights::Checkpoint(v) => {
@@ -35,7 +36,11 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
             }
             let tokenizer = std::fs::read(dir.join("tokenizer.json"))
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
-            same_tokenizer(&tokenizer, &ctx.tokenizer_json, &format!("checkpoint:{v}"))?;
+            same_tokenizer(
+                &tokenizer,
+                codec.tokenizer_json(),
+                &format!("checkpoint:{v}"),
+            )?;
             Some(load_learner(ctx, s.role, Some(*v))?.0)
         }
         Weights::Model(path) => {
@@ -46,11 +51,11 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
             let policy = if path.join("meta.json").exists() {
                 let ck =
                     load_checkpoint(path, &device, None).map_err(|e| format!("{what}: {e}"))?;
-                same_tokenizer(&ck.tokenizer_json, &ctx.tokenizer_json, &what)?;
+                same_tokenizer(&ck.tokenizer_json, codec.tokenizer_json(), &what)?;
                 ck.policy
             } else {
                 // A Hugging Face folder (config.json + safetensors + tokenizer.json).
-                ctx.hf_folder(path)
+                ctx.hf_folder(s.role, path)
                     .map_err(|e| format!("{what}: {e}"))?
                     .load(&device)
                     .map_err(|e| format!("{what}: {e}"))?
@@ -61,11 +66,11 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
     };
     let weights = match &learner {
         Some(l) => {
-            check(&l.policy(), &probe(ctx))?;
+            check(&l.policy(), &probe(ctx, s.role)?)?;
             Arc::new(l.policy().to_bytes().map_err(|e| e.to_string())?)
         }
         None => {
-            check(&s.learner.policy(), &probe(ctx))?;
+            check(&s.learner.policy(), &probe(ctx, s.role)?)?;
             s.weights.clone()
         }
     };

@@ -149,7 +149,10 @@ pub fn save_learner(
         save_checkpoint(
             staging,
             &learner.policy(),
-            ctx.tokenizer_json.as_bytes(),
+            ctx.codec(role)
+                .map_err(|e| e.to_string())?
+                .tokenizer_json()
+                .as_bytes(),
             &CheckpointMeta::new(role.name(), state.version),
         )
         .map_err(|e| e.to_string())?;

@@ -6,16 +6,21 @@ use mgrpo_env::{MainEpisode, Split};
 use mgrpo_models::Policy;
 
 use crate::context::NodeContext;
+use crate::role::LearnerRole;
+use crate::role_codec::Place;
 
-/// The probe prompt's tokens.
-pub fn probe(ctx: &NodeContext) -> Vec<u32> {
+/// The probe prompt's tokens in `role`'s codec.
+pub fn probe(ctx: &NodeContext, role: LearnerRole) -> Result<Vec<u32>, String> {
     let text = ctx
         .world
         .questions(Split::Train)
         .first()
         .map(|q| MainEpisode::new(&q.text, 1).context())
         .unwrap_or_default();
-    ctx.codec.encode(&text)
+    ctx.codec(role)
+        .map_err(|e| e.to_string())?
+        .context(&[&text], Place::Start)
+        .map_err(|e| e.to_string())
 }
 
 /// Scores `probe` with `policy` (cut to its context): an error unless every log-prob is finite.

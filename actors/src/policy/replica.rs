@@ -5,10 +5,10 @@
 use mgrpo_models::Policy;
 use ractor::{Message, RpcReplyPort};
 
-use crate::config::RoleModelConfig;
 use crate::context::NodeContext;
 use crate::policy::chunks::{Assembled, Assembler, PolicyChunk, PolicyId};
 use crate::policy::health::{check, probe};
+use crate::role::LearnerRole;
 use crate::rollout::turns::Serve;
 use crate::rpc::request::request;
 use crate::rpc::wire::Reply;
@@ -64,21 +64,23 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Fetches the current version from the learner in `group`, on the device of `settings`.
+    /// Fetches the current version of `role`'s model from its learner, on the device of the
+    /// role's settings.
     pub async fn start<M: PolicySource>(
         ctx: &NodeContext,
-        group: &'static str,
-        settings: &RoleModelConfig,
+        role: LearnerRole,
     ) -> Result<Self, String> {
-        let device = ctx.device(settings).map_err(|e| e.to_string())?;
-        let (id, serving, bytes) = fetch::<M>(ctx, group).await?;
+        let device = ctx
+            .device(ctx.config.models.of(role))
+            .map_err(|e| e.to_string())?;
+        let (id, serving, bytes) = fetch::<M>(ctx, role.group()).await?;
         let policy = Policy::from_bytes(&bytes, &device).map_err(|e| e.to_string())?;
         Ok(Self {
             policy,
             id,
             serving,
             device,
-            probe: probe(ctx),
+            probe: probe(ctx, role)?,
             incoming: Assembler::default(),
             staging: Assembler::default(),
             staged: None,

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 
 use mgrpo_algo::{Algo, Trajectory, derive_seed, salt};
 use mgrpo_env::{
-    MainEpisode, MainExpert, Question, SingleEpisode, SingleExpert, SubEpisode, SubExpert,
-    TextCodec, World,
+    MainEpisode, MainExpert, Question, SingleEpisode, SingleExpert, SubEpisode, SubExpert, World,
 };
 use mgrpo_models::ModelError;
 
 use crate::config::SamplingConfig;
-use crate::context::NodeContext;
+use crate::context::{ContextError, NodeContext};
 use crate::policy::chunks::PolicyId;
+use crate::role::{LearnerRole, sub_model};
+use crate::role_codec::RoleCodec;
 use crate::rollout::episode::Lockstep;
 use crate::rollout::keys::{CallKey, MainOutcome, Mode, RolloutKey, SubJob, SubOutcome};
 use crate::rollout::lockstep::{Drive, Driven};
@@ -25,10 +26,14 @@ use crate::rollout::turns::{Expert, ExpertTurns, PolicyTurns, Serve, TurnSource}
 /// expert measures how much the other role gains from a perfect partner.
 pub const EXPERT_NOISE: f64 = 0.0;
 
-/// What every rollout of a node shares: tokenizer, world, sampling settings, run seed, mode.
+/// What every rollout of a node shares: the roles' codecs, world, sampling settings, run seed,
+/// mode.
 #[derive(Clone, Copy)]
 pub struct Rollouts<'a> {
-    codec: &'a TextCodec,
+    /// The codec of main-agent (and single-agent) episodes.
+    main_codec: &'a RoleCodec,
+    /// The codec of sub-agent episodes (the main model's where the model is shared).
+    sub_codec: &'a RoleCodec,
     world: &'a World,
     sampling: &'a SamplingConfig,
     run_seed: u64,
@@ -67,21 +72,23 @@ async fn no_delegation(_: Vec<SubJob>) -> Result<Vec<SubOutcome>, ModelError> {
 }
 
 impl<'a> Rollouts<'a> {
-    /// Rollouts in `mode` with the node's world, tokenizer and settings.
-    pub fn new(ctx: &'a NodeContext, mode: Mode) -> Self {
-        Self {
-            codec: &ctx.codec,
+    /// Rollouts in `mode` with the node's world, the roles' codecs and settings.
+    pub fn new(ctx: &'a NodeContext, mode: Mode) -> Result<Self, ContextError> {
+        Ok(Self {
+            main_codec: ctx.codec(LearnerRole::Main)?,
+            sub_codec: ctx.codec(sub_model(ctx.config.algo.variant))?,
             world: &ctx.world,
             sampling: &ctx.config.sampling,
             run_seed: ctx.config.run.seed,
             mode,
-        }
+        })
     }
 
     /// Runs `episodes` to the end with turns from `serve`: the policy, or the scripted
     /// experts `expert` makes for each episode.
     async fn run<E, X, M, F, Fut, Err>(
         &self,
+        codec: &RoleCodec,
         serve: Serve<'_>,
         max_turns: usize,
         episodes: Vec<(E::Key, E)>,
@@ -98,23 +105,26 @@ impl<'a> Rollouts<'a> {
     {
         match serve {
             Serve::Policy(policy) => {
-                let mut turns = PolicyTurns::new(policy, self.codec, self.sampling, self.mode);
-                self.drive(&mut turns, max_turns, episodes, delegate).await
+                let mut turns = PolicyTurns::new(policy, codec, self.sampling, self.mode);
+                self.drive(codec, &mut turns, max_turns, episodes, delegate)
+                    .await
             }
             Serve::Garbled(policy) => {
-                let mut turns =
-                    PolicyTurns::new(policy, self.codec, self.sampling, self.mode).garbled();
-                self.drive(&mut turns, max_turns, episodes, delegate).await
+                let mut turns = PolicyTurns::new(policy, codec, self.sampling, self.mode).garbled();
+                self.drive(codec, &mut turns, max_turns, episodes, delegate)
+                    .await
             }
             Serve::Expert => {
-                let mut turns = ExpertTurns::new(self.world, self.codec, expert);
-                self.drive(&mut turns, max_turns, episodes, delegate).await
+                let mut turns = ExpertTurns::new(self.world, codec, expert);
+                self.drive(codec, &mut turns, max_turns, episodes, delegate)
+                    .await
             }
         }
     }
 
     async fn drive<E, T, F, Fut, Err>(
         &self,
+        codec: &RoleCodec,
         turns: &mut T,
         max_turns: usize,
         episodes: Vec<(E::Key, E)>,
@@ -129,7 +139,7 @@ impl<'a> Rollouts<'a> {
     {
         Drive {
             turns,
-            codec: self.codec,
+            codec,
             world: self.world,
             run_seed: self.run_seed,
             max_turns,
@@ -171,7 +181,14 @@ impl<'a> Rollouts<'a> {
             MainExpert::new(questions.get(k).copied().unwrap_or(""), EXPERT_NOISE, seed)
         };
         let driven = self
-            .run(serve, max_turns, episodes, expert, run_subs)
+            .run(
+                self.main_codec,
+                serve,
+                max_turns,
+                episodes,
+                expert,
+                run_subs,
+            )
             .await?;
         Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
@@ -194,7 +211,14 @@ impl<'a> Rollouts<'a> {
             SingleExpert::new(questions.get(k).copied().unwrap_or(""), EXPERT_NOISE, seed)
         };
         let driven = self
-            .run(serve, max_turns, episodes, expert, no_delegation)
+            .run(
+                self.main_codec,
+                serve,
+                max_turns,
+                episodes,
+                expert,
+                no_delegation,
+            )
             .await?;
         Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
@@ -218,7 +242,14 @@ impl<'a> Rollouts<'a> {
             SubExpert::new(EXPERT_NOISE, self.expert_seed(&path))
         };
         let driven = self
-            .run(serve, max_turns, episodes, expert, no_delegation)
+            .run(
+                self.sub_codec,
+                serve,
+                max_turns,
+                episodes,
+                expert,
+                no_delegation,
+            )
             .await?;
         Ok(jobs
             .iter()

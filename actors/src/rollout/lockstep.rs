@@ -7,9 +7,10 @@
 use std::future::Future;
 
 use mgrpo_algo::Trajectory;
-use mgrpo_env::{TextCodec, World};
+use mgrpo_env::World;
 use mgrpo_models::ModelError;
 
+use crate::role_codec::RoleCodec;
 use crate::rollout::episode::{Lockstep, Turn, TurnKey};
 use crate::rollout::keys::{SubJob, SubOutcome};
 use crate::rollout::trace::Trace;
@@ -31,8 +32,8 @@ pub struct Driven<E> {
 pub struct Drive<'a, T> {
     /// Where turns come from.
     pub turns: &'a mut T,
-    /// The tokenizer.
-    pub codec: &'a TextCodec,
+    /// The role's codec.
+    pub codec: &'a RoleCodec,
     /// The world (its tools).
     pub world: &'a World,
     /// The run seed.
@@ -62,7 +63,7 @@ impl<T> Drive<'_, T> {
             .iter()
             .map(|e| {
                 let mut t = Trace::default();
-                t.sync(self.codec, e.segments());
+                t.sync(e.segments());
                 t
             })
             .collect();
@@ -70,6 +71,12 @@ impl<T> Drive<'_, T> {
         let mut generated = vec![0usize; eps.len()];
         let room = self.turns.room();
         for turn in 0..self.max_turns as u64 {
+            // What arrived since the last turn becomes one message before the room check.
+            for (t, e) in traces.iter_mut().zip(&eps) {
+                if !e.is_done() {
+                    t.flush(self.codec)?;
+                }
+            }
             let active: Vec<usize> = (0..eps.len())
                 .filter(|&i| !eps[i].is_done() && traces[i].tokens().len() < room)
                 .collect();
@@ -95,10 +102,10 @@ impl<T> Drive<'_, T> {
             let mut jobs = Vec::new();
             let mut waiting = Vec::new();
             for (&i, s) in active.iter().zip(&out) {
-                traces[i].sampled(s);
+                traces[i].sampled(self.codec, s)?;
                 generated[i] += s.tokens.len();
-                let next = eps[i].play(&self.codec.decode(&s.tokens), self.world);
-                traces[i].sync(self.codec, eps[i].segments());
+                let next = eps[i].play(&self.codec.turn_text(&s.tokens), self.world);
+                traces[i].sync(eps[i].segments());
                 if let Turn::Delegate(task) = next
                     && let Some(key) = keys[i].call(calls[i].len() as u32)
                 {
@@ -110,23 +117,24 @@ impl<T> Drive<'_, T> {
                 let results = delegate(jobs).await?;
                 for (i, r) in waiting.into_iter().zip(results) {
                     eps[i].deliver(&r.result);
-                    traces[i].sync(self.codec, eps[i].segments());
+                    traces[i].sync(eps[i].segments());
                     calls[i].push(r);
                 }
             }
         }
-        Ok(eps
-            .into_iter()
+        eps.into_iter()
             .zip(traces)
             .zip(calls)
             .zip(generated)
-            .map(|(((episode, t), calls), generated_tokens)| Driven {
-                episode,
-                trajectory: t.into_trajectory(),
-                calls,
-                generated_tokens,
+            .map(|(((episode, t), calls), generated_tokens)| {
+                Ok(Driven {
+                    episode,
+                    trajectory: t.into_trajectory(self.codec)?,
+                    calls,
+                    generated_tokens,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -135,54 +143,60 @@ mod tests {
     use std::path::Path;
 
     use mgrpo_env::{Split, SubEpisode, SubExpert, TextCodec, World, run_expert_episode};
+    use mgrpo_models::hf::ChatMessage;
 
     use super::*;
     use crate::config::Config;
+    use crate::role_codec::tests::chat_codec;
     use crate::rollout::keys::{CallKey, RolloutKey};
     use crate::rollout::turns::ExpertTurns;
 
-    /// The sub-agent expert driven in lockstep through the driver (its text tokenized and
-    /// decoded like a policy's) returns exactly what it returns when it runs alone.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_expert_through_the_driver_acts_as_it_does_alone() {
+    fn tiny_world() -> World {
         let config = Config::parse(
             include_str!("../../../examples/tiny.toml"),
             Path::new("tiny.toml"),
         )
         .unwrap();
-        let world = World::generate(&config.world).unwrap();
-        let codec = TextCodec::build(&world).unwrap();
+        World::generate(&config.world).unwrap()
+    }
+
+    /// The sub-agent expert's calls on the first `n` train questions when it runs alone, and the
+    /// same calls driven in lockstep through `codec` (its text tokenized as a turn and decoded
+    /// back like a policy's); each driven call must act exactly as it did alone.
+    async fn expert_alone_and_driven(
+        world: &World,
+        codec: &RoleCodec,
+        n: usize,
+    ) -> Vec<Driven<SubEpisode>> {
         let alone: Vec<SubEpisode> = world
             .questions(Split::Train)
             .iter()
-            .take(12)
+            .take(n)
             .enumerate()
-            .flat_map(|(i, q)| run_expert_episode(&world, q, 0.0, 0.0, i as u64).calls)
+            .flat_map(|(i, q)| run_expert_episode(world, q, 0.0, 0.0, i as u64).calls)
             .collect();
-        assert!(alone.len() >= 12, "the main expert delegates");
+        assert!(alone.len() >= n, "the main expert delegates");
         let max_turns = world.config.max_sub_turns;
         let episodes: Vec<(CallKey, SubEpisode)> = alone
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let key = CallKey {
-                    rollout: RolloutKey {
-                        step: 0,
-                        query: 0,
-                        rollout: i as u32,
-                    },
-                    call: 0,
+                let rollout = RolloutKey {
+                    step: 0,
+                    query: 0,
+                    rollout: i as u32,
                 };
+                let key = CallKey { rollout, call: 0 };
                 (key, SubEpisode::new(e.task(), max_turns))
             })
             .collect();
-        let mut turns = ExpertTurns::new(&world, &codec, |_: &CallKey, _: &SubEpisode| {
+        let mut turns = ExpertTurns::new(world, codec, |_: &CallKey, _: &SubEpisode| {
             SubExpert::new(0.0, 0)
         });
         let driven = Drive {
             turns: &mut turns,
-            codec: &codec,
-            world: &world,
+            codec,
+            world,
             run_seed: 3,
             max_turns,
         }
@@ -194,6 +208,41 @@ mod tests {
             assert_eq!(d.episode.format_ok(), a.format_ok());
             assert_eq!(d.episode.segments().len(), a.segments().len());
             assert!(d.trajectory.logprobs.iter().all(|l| *l == 0.0));
+        }
+        driven
+    }
+
+    /// Through the world's word-level tokenizer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_expert_through_the_driver_acts_as_it_does_alone() {
+        let world = tiny_world();
+        let codec = RoleCodec::world(TextCodec::build(&world).unwrap()).unwrap();
+        expert_alone_and_driven(&world, &codec, 12).await;
+    }
+
+    /// Through a byte-level BPE tokenizer and a ChatML template (turns closed with
+    /// `<|im_end|>`): the same acts, and each trajectory is the template's rendering of the
+    /// episode's conversation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_expert_through_a_chat_codec_acts_as_it_does_alone() {
+        let world = tiny_world();
+        let (codec, tokenizer) = chat_codec();
+        for d in expert_alone_and_driven(&world, &codec, 8).await {
+            let mut convo: Vec<ChatMessage> = Vec::new();
+            for s in d.episode.segments() {
+                let role = if s.generated { "assistant" } else { "user" };
+                match convo.last_mut() {
+                    Some(m) if m.role == role => m.content = format!("{} {}", m.content, s.text),
+                    _ => convo.push(ChatMessage::new(role, s.text.clone())),
+                }
+            }
+            let ends_with_turn = convo.last().is_some_and(|m| m.role == "assistant");
+            let mut text = tokenizer.render_chat(&convo, !ends_with_turn).unwrap();
+            if ends_with_turn {
+                // The last turn's `<|im_end|>` ends the trace; the template adds a newline.
+                text = text.strip_suffix('\n').unwrap().to_string();
+            }
+            assert_eq!(d.trajectory.tokens, tokenizer.encode(&text).unwrap());
         }
     }
 }

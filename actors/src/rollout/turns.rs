@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use mgrpo_env::{
-    MainEpisode, MainExpert, SingleEpisode, SingleExpert, SubEpisode, SubExpert, TextCodec, World,
+    MainEpisode, MainExpert, SingleEpisode, SingleExpert, SubEpisode, SubExpert, World,
 };
 use mgrpo_models::{ModelError, Policy, SampleOptions, Sampled};
 
 use crate::config::SamplingConfig;
 use crate::faults::{FaultPoint, Faults};
 use crate::role::Role;
+use crate::role_codec::RoleCodec;
 use crate::rollout::episode::Lockstep;
 use crate::rollout::keys::Mode;
 use crate::rollout::trace::Trace;
@@ -89,7 +90,7 @@ impl<'a> PolicyTurns<'a> {
     /// Turns of `policy` under `sampling` in `mode`.
     pub fn new(
         policy: &'a Policy,
-        codec: &TextCodec,
+        codec: &RoleCodec,
         sampling: &SamplingConfig,
         mode: Mode,
     ) -> Self {
@@ -153,14 +154,14 @@ impl Expert<SingleEpisode> for SingleExpert {
 /// its text tokenized as if sampled (log-prob 0: expert turns are never trained on).
 pub struct ExpertTurns<'a, E: Lockstep, X, F> {
     world: &'a World,
-    codec: &'a TextCodec,
+    codec: &'a RoleCodec,
     make: F,
     experts: BTreeMap<E::Key, X>,
 }
 
 impl<'a, E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> ExpertTurns<'a, E, X, F> {
     /// Experts made by `make` acting in `world`.
-    pub fn new(world: &'a World, codec: &'a TextCodec, make: F) -> Self {
+    pub fn new(world: &'a World, codec: &'a RoleCodec, make: F) -> Self {
         Self {
             world,
             codec,
@@ -178,20 +179,19 @@ impl<E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> TurnSource<E>
     }
 
     fn turns(&mut self, rows: &[TurnRequest<'_, E>]) -> Result<Vec<Sampled>, ModelError> {
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let expert = self
                     .experts
                     .entry(*r.key)
                     .or_insert_with(|| (self.make)(r.key, r.episode));
-                let tokens = self.codec.encode(&expert.act(self.world, r.episode));
-                Sampled {
+                let tokens = self.codec.turn(&expert.act(self.world, r.episode))?;
+                Ok(Sampled {
                     logprobs: vec![0.0; tokens.len()],
                     tokens,
                     stopped: true,
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 }

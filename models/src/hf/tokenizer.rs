@@ -43,6 +43,7 @@ pub struct HfTokenizer {
     template: Option<String>,
     bos_token: String,
     eos_token: String,
+    pad_token: String,
 }
 
 impl std::fmt::Debug for HfTokenizer {
@@ -122,6 +123,7 @@ impl HfTokenizer {
             template,
             bos_token: token_text(config.get("bos_token")),
             eos_token: token_text(config.get("eos_token")),
+            pad_token: token_text(config.get("pad_token")),
         })
     }
 
@@ -133,6 +135,7 @@ impl HfTokenizer {
             template: None,
             bos_token: String::new(),
             eos_token: String::new(),
+            pad_token: String::new(),
         })
     }
 
@@ -156,6 +159,25 @@ impl HfTokenizer {
         self.tokenizer
             .decode(ids, false)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    /// The text of `ids` without special tokens (what a model's turn says, its end-of-turn
+    /// marker dropped).
+    pub fn decode_text(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    /// `tokenizer_config.json`'s `eos_token` (empty when it names none): the token a chat
+    /// template closes each turn with.
+    pub fn eos_token(&self) -> &str {
+        &self.eos_token
+    }
+
+    /// `tokenizer_config.json`'s `pad_token` (empty when it names none).
+    pub fn pad_token(&self) -> &str {
+        &self.pad_token
     }
 
     /// The id of a token, if the vocabulary has it.
