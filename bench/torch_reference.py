@@ -180,6 +180,7 @@ def main():
     ap.add_argument("--train-seq-len", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-nocache", action="store_true", help="skip the no-cache sampling rows")
+    ap.add_argument("--no-updates", action="store_true", help="skip the sft/surrogate rows")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -197,7 +198,7 @@ def main():
         max_seq = max(args.prompt_len + args.new_tokens, args.train_seq_len)
         model = PolicyModel(args.vocab, d, layers, heads, d_ff, max_seq).eval()
         params = sum(p.numel() for p in model.parameters())
-        for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        for batch in [int(b) for b in args.batch_sizes.split(",") if b]:
             prompts = [torch.randint(0, args.vocab, (args.prompt_len,)).tolist() for _ in range(batch)]
             modes = [True] if args.no_nocache else [True, False]
             for use_cache in modes:
@@ -205,6 +206,8 @@ def main():
                 name = "sample_cache" if use_cache else "sample_nocache"
                 row(preset, params, name, batch, ms, batch * args.new_tokens)
 
+        if args.no_updates:
+            continue
         rows, seq = args.train_rows, args.train_seq_len
         tokens = torch.randint(0, args.vocab, (rows, seq))
         mask = torch.zeros(rows, seq)

@@ -279,8 +279,8 @@ pub enum BenchCommand {
     Models {
         #[command(flatten)]
         config: ConfigArg,
-        /// Presets to measure.
-        #[arg(long, default_values_t = vec!["tiny".to_string(), "small".to_string()])]
+        /// Presets to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = vec!["tiny".to_string(), "small".to_string()])]
         presets: Vec<String>,
         /// Backend: flex or tch.
         #[arg(long, default_value = "flex")]
@@ -288,6 +288,49 @@ pub enum BenchCommand {
         /// Device: cpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Also run `bench/torch_reference.py` (eager PyTorch, same shapes and thread count) in
+        /// the same run and print both tables and the ratios.
+        #[arg(long)]
+        compare_torch: bool,
+        /// The Python with torch for `--compare-torch` (default: `$MGRPO_TORCH_PYTHON`, else
+        /// the CI's venv `~/.cache/mgrpo/venv-torch/bin/python` if present, else `python3`).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Threads for both sides (flex's rayon pool and torch's intra-op pool; default: all
+        /// cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Timed repetitions per figure (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Print one JSON object (rows of both sides and the ratios) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Only these figures: `sampling` or `updates` (default: both).
+        #[arg(long)]
+        only: Option<String>,
+        /// Sampling batch sizes.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 8, 32])]
+        batch_sizes: Vec<usize>,
+        /// Skip sampling without the KV cache (slow, and not what rollouts use).
+        #[arg(long)]
+        cache_only: bool,
+    },
+    /// Whole training steps of a config (default: `cluster.toml`, the default run): the warm
+    /// start, then each step's rollout, each learner's update, publishing and the rest
+    /// (staging, commit), as medians over the steps and totals.
+    Train {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Steps to run (after the warm start).
+        #[arg(long, default_value_t = 10)]
+        steps: u64,
+        /// Run directory (default: a new `bench-train-*` directory under the run root).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

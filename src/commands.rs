@@ -1,4 +1,5 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
+mod bench;
 mod chaos;
 mod cluster;
 mod hf;
@@ -52,15 +53,15 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Hf { command } => hf::hf(command),
-        Command::Bench {
-            command:
-                BenchCommand::Models {
-                    presets,
-                    backend,
-                    device,
-                    ..
-                },
-        } => bench_models(&presets, &backend, &device),
+        Command::Bench { command } => match command {
+            BenchCommand::Models { .. } => bench::models(&command),
+            BenchCommand::Train {
+                config,
+                steps,
+                run,
+                json,
+            } => bench::train(&config.config, steps, run, json),
+        },
     }
 }
 
@@ -178,19 +179,6 @@ fn algo(args: &AlgoArgs) -> Result<()> {
     let out =
         mgrpo_algo::inspect::run(&text).with_context(|| format!("in {}", args.input.display()))?;
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
-}
-
-fn bench_models(presets: &[String], backend: &str, device: &str) -> Result<()> {
-    use mgrpo_models::bench::{BenchOptions, format_table, run_bench};
-    let options = BenchOptions {
-        presets: presets.to_vec(),
-        device: mgrpo_models::DeviceSpec::parse(backend, device)?,
-        ..BenchOptions::default()
-    };
-    eprintln!("measuring {presets:?} on {backend}/{device} (medians; takes a minute)");
-    let rows = run_bench(&options)?;
-    print!("{}", format_table(&rows));
     Ok(())
 }
 

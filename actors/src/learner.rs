@@ -54,6 +54,10 @@ pub struct TrainReport {
     pub checkpoint: Option<String>,
     /// Bytes of the trajectories this update trained on (bincode): what stayed on the node.
     pub trajectory_bytes: u64,
+    /// Wall time of the optimiser update(s) alone, seconds.
+    pub update_s: f64,
+    /// Wall time of publishing the new weights and saving the checkpoint, seconds.
+    pub publish_s: f64,
 }
 
 /// Messages of a learner.
@@ -346,10 +350,13 @@ async fn train(
         kl_coef: algo.kl_coef,
     };
     let mut stats = StepStats::default();
+    let t0 = std::time::Instant::now();
     for _ in 0..algo.epochs {
         stats = tokio::task::block_in_place(|| s.learner.surrogate_step(&built.batch, &config))
             .map_err(|e| e.to_string())?;
     }
+    let update_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
     s.state = TrainState {
         next_step: step + 1,
         version: s.state.version + 1,
@@ -378,5 +385,7 @@ async fn train(
         sub: built.sub,
         checkpoint: saved.filter(|_| checkpoint),
         trajectory_bytes: built.trajectory_bytes,
+        update_s,
+        publish_s: t1.elapsed().as_secs_f64(),
     })
 }

@@ -43,6 +43,10 @@ pub struct BenchOptions {
     pub train_seq_len: usize,
     /// Timed repetitions per measurement (after one warm-up); the median is reported.
     pub repeats: usize,
+    /// Measure sampling.
+    pub sampling: bool,
+    /// Measure the SFT and surrogate updates.
+    pub updates: bool,
 }
 
 impl Default for BenchOptions {
@@ -58,6 +62,8 @@ impl Default for BenchOptions {
             train_rows: 16,
             train_seq_len: 128,
             repeats: 3,
+            sampling: true,
+            updates: true,
         }
     }
 }
@@ -106,7 +112,12 @@ pub fn run_bench(options: &BenchOptions) -> Result<Vec<BenchRow>> {
         } else {
             &[true]
         };
-        for &batch in &options.batch_sizes {
+        let sampled_batches: &[usize] = if options.sampling {
+            &options.batch_sizes
+        } else {
+            &[]
+        };
+        for &batch in sampled_batches {
             let prompts: Vec<Vec<u32>> = (0..batch)
                 .map(|_| random_tokens(&mut rng, options.prompt_len, options.vocab_size))
                 .collect();
@@ -127,6 +138,9 @@ pub fn run_bench(options: &BenchOptions) -> Result<Vec<BenchRow>> {
                 };
                 rows.push(row(measure, batch, ms, Some(batch * options.new_tokens)));
             }
+        }
+        if !options.updates {
+            continue;
         }
         let batch = train_batch(&mut rng, options, &policy)?;
         let mut learner = Learner::from_policy(policy, LearnerConfig::default())?;

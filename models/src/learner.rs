@@ -1,9 +1,18 @@
 //! [`Learner`]: a policy on an autodiff device plus its AdamW state.
 //!
 //! One call is one optimiser update on one batch; μ epochs over a batch are the caller's loop.
-//! A batch with many rows can be split into micro-batches (`micro_batch_rows`): gradients are
-//! accumulated and the loss normalisation is global (see [`crate::loss`]), so the update equals
-//! the full-batch one while the activation memory is bounded.
+//! The batch's rows are ordered by length and split into chunks, each padded only to its own
+//! longest trained position (a causal model's log-prob at `t` never sees what follows, so the
+//! cut is exact); `shards` chunks run their forward and backward at once on rayon's pool (each
+//! on a fork of the model: its own autodiff graph) and their gradients are summed in chunk
+//! order. The loss normalisation is global (see [`crate::loss`]), so the update equals the
+//! full-batch one; the chunking depends only on the batch and the settings, never on the
+//! machine, so a run's numbers do not depend on where it runs. `micro_batch_rows` bounds the
+//! rows of a chunk (activation memory).
+//!
+//! Identical rows (same tokens, π_old and advantages — trajectory alignment's duplicated
+//! sub-agent calls, or K rollouts that came out the same) are computed once with their loss
+//! weights summed, which is the same loss: `Σ_r w_r·ℓ = (Σ_r w_r)·ℓ` when every `ℓ` is equal.
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Tensor};
@@ -17,7 +26,7 @@ use crate::loss::{
     Averaging, RatioStats, SurrogateConfig, SurrogateInputs, loss_weights, ratio_stats, sft_loss,
     surrogate_loss,
 };
-use crate::policy::{Policy, selected_logprobs, trained_positions};
+use crate::policy::{Policy, selected_logprobs};
 use crate::tensors::{check_batch, float_tensor, read_f32};
 use crate::transformer::PolicyModel;
 
@@ -37,8 +46,12 @@ pub struct LearnerConfig {
     pub weight_decay: f32,
     /// Clip the global gradient L2 norm to this value (`None`: no clipping).
     pub grad_clip_norm: Option<f32>,
-    /// Rows per micro-batch; 0 processes the whole batch at once.
+    /// Most rows per chunk; 0: no bound beyond `shards`.
     pub micro_batch_rows: usize,
+    /// Chunks whose forward and backward run in parallel (both cores busy on a 2-core host:
+    /// the flex backend runs element-wise ops on the calling thread). A setting, not the
+    /// machine's core count, so results do not depend on the machine.
+    pub shards: usize,
     /// Train low-rank adapters of the projections instead of every weight (`None`: full
     /// fine-tuning).
     pub lora: Option<LoraSettings>,
@@ -54,6 +67,7 @@ impl Default for LearnerConfig {
             weight_decay: 0.1,
             grad_clip_norm: Some(1.0),
             micro_batch_rows: 0,
+            shards: 2,
             lora: None,
         }
     }
@@ -242,21 +256,17 @@ impl Learner {
     pub fn sft_step(&mut self, batch: &TrainBatch) -> Result<f32> {
         check_batch(batch, self.config.vocab_size, self.config.max_seq_len)?;
         let weights = loss_weights(batch, Averaging::Token);
-        let mut total = 0.0f32;
-        let mut accumulator = GradientsAccumulator::<PolicyModel>::new();
-        let mut any = false;
-        for chunk in self.chunks(batch, &weights) {
-            let logprobs = chunk.logprobs(&self.model, batch, &self.device);
-            let loss = sft_loss(logprobs, chunk.gather(&weights, &self.device));
-            total += read_f32(loss.clone())?[0];
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            accumulator.accumulate(&self.model, grads);
-            any = true;
+        let chunks = self.chunks(batch, &weights);
+        let (grads, losses) = self.gradients(&chunks, |model, chunk| {
+            let logprobs = chunk.logprobs(model, batch, &self.device);
+            let loss = sft_loss(logprobs, chunk.weights(&self.device));
+            let value = read_f32(loss.clone())?[0];
+            Ok((loss, value))
+        })?;
+        if let Some(grads) = grads {
+            self.apply(grads)?;
         }
-        if any {
-            self.apply(accumulator.grads())?;
-        }
-        Ok(total)
+        Ok(losses.iter().sum())
     }
 
     /// The SFT loss of `batch` under the current weights, without updating.
@@ -289,38 +299,40 @@ impl Learner {
             None
         };
         let weights = loss_weights(batch, config.averaging);
-        let mut loss_total = 0.0f32;
-        let (mut tokens, mut clipped, mut kl) = (0usize, 0f64, 0f64);
-        let mut accumulator = GradientsAccumulator::<PolicyModel>::new();
-        for chunk in self.chunks(batch, &weights) {
-            let logprobs = chunk.logprobs(&self.model, batch, &self.device);
-            let n = chunk.positions.len();
+        let chunks = self.chunks(batch, &weights);
+        let (grads, parts) = self.gradients(&chunks, |model, chunk| {
+            let logprobs = chunk.logprobs(model, batch, &self.device);
+            let n = chunk.sources.len();
             let inputs = SurrogateInputs {
                 old_logprobs: chunk.gather(&batch.old_logprobs, &self.device),
                 advantages: chunk.gather(&batch.advantages, &self.device),
                 mask: float_tensor(vec![1.0; n], [1, n], &self.device),
-                weights: chunk.gather(&weights, &self.device),
+                weights: chunk.weights(&self.device),
                 ref_logprobs: ref_logprobs.as_ref().map(|r| chunk.gather(r, &self.device)),
             };
             let loss = surrogate_loss(logprobs.clone(), inputs, config);
-            let values = read_f32(logprobs.detach())?;
+            // Diagnostics over every trained token, a merged row counted as often as it occurs.
+            let values = chunk.expand(&read_f32(logprobs.detach())?);
             let (c, k) = ratio_stats(
                 &values,
-                &chunk.host(&batch.old_logprobs),
-                &chunk.host(&batch.advantages),
+                &chunk.expand(&chunk.host(&batch.old_logprobs)),
+                &chunk.expand(&chunk.host(&batch.advantages)),
                 config,
             );
+            let value = read_f32(loss.clone())?[0];
+            Ok((loss, (value, values.len(), c, k)))
+        })?;
+        let Some(grads) = grads else {
+            return Ok(StepStats::default());
+        };
+        let (mut loss_total, mut tokens, mut clipped, mut kl) = (0.0f32, 0usize, 0f64, 0f64);
+        for (value, n, c, k) in parts {
+            loss_total += value;
             tokens += n;
             clipped += c;
             kl += k;
-            loss_total += read_f32(loss.clone())?[0];
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            accumulator.accumulate(&self.model, grads);
         }
-        if tokens == 0 {
-            return Ok(StepStats::default());
-        }
-        let grad_norm = self.apply(accumulator.grads())?;
+        let grad_norm = self.apply(grads)?;
         let stats = RatioStats::from_sums(tokens, clipped, kl);
         Ok(StepStats {
             loss: loss_total,
@@ -331,27 +343,114 @@ impl Learner {
         })
     }
 
-    /// The micro-batches: row ranges with at least one weighted position.
+    /// The chunks of a batch: rows with a weighted position, longest first, `shards` chunks
+    /// of about equal rows (at most `micro_batch_rows` each), each cut to its longest row.
     fn chunks(&self, batch: &TrainBatch, weights: &[f32]) -> Vec<Chunk> {
-        if batch.seq_len < 2 {
+        let seq = batch.seq_len;
+        if seq < 2 {
             return Vec::new();
         }
-        let size = match self.settings.micro_batch_rows {
-            0 => batch.rows.max(1),
-            n => n,
-        };
-        let seq = batch.seq_len;
-        (0..batch.rows.div_ceil(size))
-            .map(|i| i * size..((i + 1) * size).min(batch.rows))
-            .filter_map(|rows| {
-                let local = trained_positions(&weights[rows.start * seq..rows.end * seq], seq);
-                (!local.is_empty()).then_some(Chunk {
-                    offset: rows.start * seq,
-                    rows,
-                    positions: local,
-                })
+        // Identical rows merge into their first occurrence: weights summed, occurrences counted.
+        let mut weights = weights.to_vec();
+        let mut count = vec![1u32; batch.rows];
+        let mut first: std::collections::HashMap<Vec<u32>, usize> = Default::default();
+        for r in 0..batch.rows {
+            let span = r * seq..(r + 1) * seq;
+            if weights[span.clone()].iter().all(|&w| w <= 0.0) {
+                continue;
+            }
+            let key: Vec<u32> = batch.tokens[span.clone()]
+                .iter()
+                .copied()
+                .chain(batch.old_logprobs[span.clone()].iter().map(|x| x.to_bits()))
+                .chain(batch.advantages[span.clone()].iter().map(|x| x.to_bits()))
+                .collect();
+            match first.get(&key) {
+                Some(&f) => {
+                    for t in 0..seq {
+                        weights[f * seq + t] += weights[r * seq + t];
+                        weights[r * seq + t] = 0.0;
+                    }
+                    count[f] += 1;
+                }
+                None => {
+                    first.insert(key, r);
+                }
+            }
+        }
+        // Each row's length as training sees it: up to its last weighted position.
+        let mut rows: Vec<(usize, usize)> = (0..batch.rows)
+            .filter_map(|r| {
+                let row = &weights[r * seq..(r + 1) * seq];
+                let last = (1..seq).rev().find(|&t| row[t] > 0.0)?;
+                Some((r, last + 1))
+            })
+            .collect();
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        rows.sort_by_key(|&(r, len)| (std::cmp::Reverse(len), r));
+        let mut size = rows.len().div_ceil(self.settings.shards.max(1));
+        if self.settings.micro_batch_rows > 0 {
+            size = size.min(self.settings.micro_batch_rows);
+        }
+        rows.chunks(size)
+            .map(|part| {
+                let len = part[0].1;
+                let (mut positions, mut sources) = (Vec::new(), Vec::new());
+                let (mut merged, mut counts) = (Vec::new(), Vec::new());
+                for (k, &(r, _)) in part.iter().enumerate() {
+                    for t in 1..len {
+                        if weights[r * seq + t] > 0.0 {
+                            positions.push(k * len + t);
+                            sources.push(r * seq + t);
+                            merged.push(weights[r * seq + t]);
+                            counts.push(count[r]);
+                        }
+                    }
+                }
+                Chunk {
+                    rows: part.iter().map(|&(r, _)| r).collect(),
+                    len,
+                    positions,
+                    sources,
+                    merged,
+                    counts,
+                }
             })
             .collect()
+    }
+
+    /// Runs `work` (a chunk's loss and what the caller keeps of it) on every chunk, `shards`
+    /// at a time on rayon's pool, each on a fork of the model (its own autodiff graph), and
+    /// sums the gradients in chunk order (deterministic, whatever finishes first). `None`:
+    /// no chunk.
+    fn gradients<T: Send>(
+        &self,
+        chunks: &[Chunk],
+        work: impl Fn(&PolicyModel, &Chunk) -> Result<(Tensor<1>, T)> + Sync,
+    ) -> Result<(Option<GradientsParams>, Vec<T>)> {
+        use rayon::prelude::*;
+        let mut accumulator = GradientsAccumulator::<PolicyModel>::new();
+        let mut kept = Vec::with_capacity(chunks.len());
+        let one = |chunk: &Chunk| -> Result<(GradientsParams, T)> {
+            let model = self.model.clone().fork(&self.device);
+            let (loss, value) = work(&model, chunk)?;
+            Ok((GradientsParams::from_grads(loss.backward(), &model), value))
+        };
+        for group in chunks.chunks(self.settings.shards.max(1)) {
+            let done: Vec<Result<(GradientsParams, T)>> = if group.len() == 1 {
+                vec![one(&group[0])]
+            } else {
+                group.par_iter().map(one).collect()
+            };
+            for result in done {
+                let (grads, value) = result?;
+                accumulator.accumulate(&self.model, grads);
+                kept.push(value);
+            }
+        }
+        Ok(((!chunks.is_empty()).then(|| accumulator.grads()), kept))
     }
 
     /// Clips to the global norm (if configured) and takes one AdamW step; returns the norm.
@@ -387,33 +486,64 @@ impl Learner {
     }
 }
 
-/// One micro-batch: a row range and its weighted positions (flat, relative to the range).
+/// One chunk: batch rows (longest first), the length they are cut to, and their weighted
+/// positions.
 struct Chunk {
-    rows: std::ops::Range<usize>,
-    /// `rows.start · seq_len`: where the chunk starts in batch-wide arrays.
-    offset: usize,
+    /// Batch row indices.
+    rows: Vec<usize>,
+    /// Tokens kept of each row: up to the chunk's last weighted position.
+    len: usize,
+    /// Weighted positions, flat in the chunk's `rows.len() · len` layout.
     positions: Vec<usize>,
+    /// The same positions, flat in the batch's `rows · seq_len` layout.
+    sources: Vec<usize>,
+    /// Loss weight at each position (summed over the rows merged into it).
+    merged: Vec<f32>,
+    /// How many batch rows each position stands for.
+    counts: Vec<u32>,
 }
 
 impl Chunk {
     /// Current log-probs at the chunk's positions, `[1, N]`, on the learner's device.
     fn logprobs(&self, model: &PolicyModel, batch: &TrainBatch, device: &Device) -> Tensor<2> {
         let seq = batch.seq_len;
-        let tokens = &batch.tokens[self.rows.start * seq..self.rows.end * seq];
-        selected_logprobs(model, tokens, self.rows.len(), seq, &self.positions, device)
+        let tokens: Vec<u32> = self
+            .rows
+            .iter()
+            .flat_map(|&r| batch.tokens[r * seq..r * seq + self.len].iter().copied())
+            .collect();
+        selected_logprobs(
+            model,
+            &tokens,
+            self.rows.len(),
+            self.len,
+            &self.positions,
+            device,
+        )
     }
 
     /// `values` (a batch-wide `rows · seq_len` array) at the chunk's positions, on the host.
     fn host(&self, values: &[f32]) -> Vec<f32> {
-        self.positions
+        self.sources.iter().map(|&i| values[i]).collect()
+    }
+
+    /// The loss weights at the chunk's positions as a `[1, N]` tensor.
+    fn weights(&self, device: &Device) -> Tensor<2> {
+        float_tensor(self.merged.clone(), [1, self.merged.len()], device)
+    }
+
+    /// Per-position values repeated as often as their row occurs in the batch.
+    fn expand(&self, values: &[f32]) -> Vec<f32> {
+        values
             .iter()
-            .map(|&i| values[self.offset + i])
+            .zip(&self.counts)
+            .flat_map(|(&v, &c)| std::iter::repeat_n(v, c as usize))
             .collect()
     }
 
     /// `values` at the chunk's positions as a `[1, N]` tensor.
     fn gather(&self, values: &[f32], device: &Device) -> Tensor<2> {
-        let n = self.positions.len();
+        let n = self.sources.len();
         float_tensor(self.host(values), [1, n], device)
     }
 }
@@ -543,6 +673,11 @@ mod tests {
     #[test]
     fn micro_batches_and_padding_rows_do_not_change_the_update() {
         let mut batch = copy_batch(4, 0);
+        // Row 1 trains only its first positions: its chunk is cut shorter.
+        let seq = batch.seq_len;
+        for t in seq / 2..seq {
+            batch.loss_mask[seq + t] = 0.0;
+        }
         batch.advantages = batch
             .loss_mask
             .iter()
@@ -561,6 +696,13 @@ mod tests {
             ..LearnerConfig::default()
         });
         let micro_stats = micro.surrogate_step(&batch, &config).unwrap();
+        let mut one_shard = learner(LearnerConfig {
+            shards: 1,
+            ..LearnerConfig::default()
+        });
+        let one_stats = one_shard.surrogate_step(&batch, &config).unwrap();
+        assert_eq!(whole_stats.tokens, one_stats.tokens);
+        assert!((whole_stats.loss - one_stats.loss).abs() < 1e-5);
         // The same batch plus a zero-weight padding row with garbage advantages.
         let mut padded = batch.clone();
         padded.rows += 1;
@@ -579,8 +721,66 @@ mod tests {
         let a = whole.policy().score_batch(&batch).unwrap();
         let b = micro.policy().score_batch(&batch).unwrap();
         let c = with_padding.policy().score_batch(&batch).unwrap();
-        for ((x, y), z) in a.iter().zip(&b).zip(&c) {
-            assert!((x - y).abs() < 1e-4 && (x - z).abs() < 1e-4, "{x} {y} {z}");
+        let d = one_shard.policy().score_batch(&batch).unwrap();
+        for (((x, y), z), w) in a.iter().zip(&b).zip(&c).zip(&d) {
+            assert!(
+                (x - y).abs() < 1e-4 && (x - z).abs() < 1e-4 && (x - w).abs() < 1e-4,
+                "{x} {y} {z} {w}"
+            );
+        }
+    }
+
+    /// Identical rows are computed once with their weights summed: the update and the
+    /// diagnostics equal those of the same rows kept apart (a bit-level difference in a
+    /// position no loss weight reads keeps them apart).
+    #[test]
+    fn duplicate_rows_merge_into_the_same_update() {
+        let mut batch = copy_batch(3, 0);
+        let seq = batch.seq_len;
+        for t in 0..seq {
+            batch.advantages[t] = batch.loss_mask[t];
+            batch.advantages[seq + t] = -0.5 * batch.loss_mask[seq + t];
+        }
+        batch.old_logprobs = learner(LearnerConfig::default())
+            .policy()
+            .score_batch(&batch)
+            .unwrap();
+        // Row 0 twice more: once exactly, once with -0.0 where its advantage is +0.0 and its
+        // mask 0 (position 0: never trained).
+        let mut dup = batch.clone();
+        for copy in 0..2 {
+            dup.rows += 1;
+            dup.tokens.extend_from_within(0..seq);
+            dup.loss_mask.extend_from_within(0..seq);
+            dup.old_logprobs.extend_from_within(0..seq);
+            let mut adv = batch.advantages[0..seq].to_vec();
+            if copy == 1 {
+                assert_eq!(adv[0], 0.0);
+                adv[0] = -0.0;
+            }
+            dup.advantages.extend(adv);
+            dup.row_weights.push(batch.row_weights[0]);
+        }
+        let config = SurrogateConfig::default();
+        let mut merged = learner(LearnerConfig::default());
+        let a = merged.surrogate_step(&dup, &config).unwrap();
+        // The reference: no two rows identical.
+        let mut apart = dup.clone();
+        assert_eq!(
+            (apart.advantages[3 * seq + 1], apart.loss_mask[3 * seq + 1]),
+            (0.0, 0.0)
+        );
+        apart.advantages[3 * seq + 1] = -0.0;
+        let mut separate = learner(LearnerConfig::default());
+        let b = separate.surrogate_step(&apart, &config).unwrap();
+        assert_eq!(a.tokens, b.tokens);
+        assert!((a.loss - b.loss).abs() < 1e-6, "{} vs {}", a.loss, b.loss);
+        assert!((a.grad_norm - b.grad_norm).abs() < 1e-5);
+        assert_eq!(a.clip_fraction, b.clip_fraction);
+        let x = merged.policy().score_batch(&batch).unwrap();
+        let y = separate.policy().score_batch(&batch).unwrap();
+        for (p, q) in x.iter().zip(&y) {
+            assert!((p - q).abs() < 1e-5, "{p} vs {q}");
         }
     }
 

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::PolicyConfig;
 use crate::error::{ModelError, Result};
-use crate::sampling::{SampleOptions, Sampled, draw};
+use crate::sampling::{MIN_SHARD_ROWS, SampleOptions, Sampled, draw};
 use crate::tensors::{NEG_BIAS, check_batch, check_tokens, float_tensor, int_tensor, read_f32};
 use crate::transformer::PolicyModel;
 use crate::transformer::kv_cache::KvCache;
@@ -115,6 +115,53 @@ impl Policy {
             }
             check_tokens(prompt, self.config.vocab_size)?;
         }
+        let shards = opts
+            .shards
+            .clamp(1, (prompts.len() / MIN_SHARD_ROWS).max(1));
+        if shards > 1 {
+            return self.sample_sharded(prompts, opts, seeds, shards);
+        }
+        self.decode_rows(prompts, opts, seeds)
+    }
+
+    /// [`Self::sample`] over `shards` groups of rows of similar prompt length (less left
+    /// padding), decoded in parallel; outputs in the callers' row order.
+    fn sample_sharded(
+        &self,
+        prompts: &[Vec<u32>],
+        opts: &SampleOptions,
+        seeds: &[u64],
+        shards: usize,
+    ) -> Result<Vec<Sampled>> {
+        use rayon::prelude::*;
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by_key(|&i| (prompts[i].len(), i));
+        let size = order.len().div_ceil(shards);
+        let groups: Vec<&[usize]> = order.chunks(size).collect();
+        let done: Vec<Result<Vec<Sampled>>> = groups
+            .par_iter()
+            .map(|rows| {
+                let p: Vec<Vec<u32>> = rows.iter().map(|&i| prompts[i].clone()).collect();
+                let s: Vec<u64> = rows.iter().map(|&i| seeds[i]).collect();
+                self.decode_rows(&p, opts, &s)
+            })
+            .collect();
+        let mut out: Vec<Option<Sampled>> = vec![None; prompts.len()];
+        for (rows, sampled) in groups.iter().zip(done) {
+            for (&i, s) in rows.iter().zip(sampled?) {
+                out[i] = Some(s);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Decodes validated rows as one batch.
+    fn decode_rows(
+        &self,
+        prompts: &[Vec<u32>],
+        opts: &SampleOptions,
+        seeds: &[u64],
+    ) -> Result<Vec<Sampled>> {
         let mut decode = Decode::new(prompts, opts, seeds, self.config.max_seq_len);
         if decode.active.is_empty() {
             return Ok(decode.outputs);
@@ -506,6 +553,39 @@ mod tests {
             .sample(&prompts(), &opts(10, true), &[11, 21, 31, 41])
             .unwrap();
         assert_ne!(other, batched);
+    }
+
+    /// A batch split into shards (rows grouped by prompt length, decoded in parallel) samples
+    /// what the whole batch samples, in the callers' row order.
+    #[test]
+    fn sharded_sampling_equals_one_batch() {
+        let policy = policy();
+        let prompts: Vec<Vec<u32>> = (0..13u32)
+            .map(|i| (0..1 + (i * 7) % 9).map(|t| (t * 3 + i) % 50 + 1).collect())
+            .collect();
+        let seeds: Vec<u64> = (0..13).map(|i| 100 + i).collect();
+        let whole = SampleOptions {
+            shards: 1,
+            ..opts(9, true)
+        };
+        let one = policy.sample(&prompts, &whole, &seeds).unwrap();
+        for shards in [2, 3] {
+            let split = SampleOptions {
+                shards,
+                ..whole.clone()
+            };
+            let many = policy.sample(&prompts, &split, &seeds).unwrap();
+            for (row, (a, b)) in one.iter().zip(&many).enumerate() {
+                assert_eq!(a.tokens, b.tokens, "{shards} shards, row {row}");
+                assert_eq!(a.stopped, b.stopped);
+                for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                    assert!(
+                        (x - y).abs() < 1e-5,
+                        "{shards} shards, row {row}: {x} vs {y}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::error::{ModelError, Result};
 
 /// How to sample continuations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SampleOptions {
     /// Most tokens generated per row (also capped by the model's `max_seq_len`).
     pub max_new_tokens: usize,
@@ -27,7 +28,16 @@ pub struct SampleOptions {
     /// Decode with the KV cache (the fast path); `false` recomputes the whole prefix each step
     /// (for benchmarks and cross-checks).
     pub use_kv_cache: bool,
+    /// Split a batch of at least `2 · MIN_SHARD_ROWS` rows into this many groups of similar
+    /// prompt length, decoded at once on rayon's pool: a decode step's matrices are too small
+    /// for the backend to parallelise, so one batch would keep one core busy. Each row's tokens
+    /// depend only on its prompt, seed and the model, never on its group.
+    pub shards: usize,
 }
+
+/// Fewest rows per sampling shard (smaller groups cost more in per-step overhead than they
+/// gain).
+pub const MIN_SHARD_ROWS: usize = 4;
 
 impl Default for SampleOptions {
     fn default() -> Self {
@@ -37,6 +47,7 @@ impl Default for SampleOptions {
             top_p: 1.0,
             stop_tokens: Vec::new(),
             use_kv_cache: true,
+            shards: 2,
         }
     }
 }

@@ -219,6 +219,8 @@ pub fn metrics(
             r.stats.clip_fraction as f64,
         );
         out.insert(format!("{name}_rows"), r.rows as f64);
+        out.insert(format!("{name}_update_time_s"), r.update_s);
+        out.insert(format!("{name}_publish_time_s"), r.publish_s);
     }
     out
 }

@@ -104,6 +104,7 @@ impl<'a> PolicyTurns<'a> {
             top_p: sampling.top_p,
             stop_tokens: codec.stop_ids().to_vec(),
             use_kv_cache: true,
+            ..SampleOptions::default()
         };
         Self { policy, options }
     }

@@ -1,0 +1,350 @@
+//! `mgrpo bench models [--compare-torch]`: our model figures, and optionally eager PyTorch's on
+//! the same shapes and thread count in the same run (`bench/torch_reference.py`), joined on
+//! (preset, measure, batch) with the ratios. Speed is compared in one run on one machine, never
+//! against figures from elsewhere.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use mgrpo_models::bench::{BenchOptions, BenchRow, format_table, run_bench};
+use serde::Serialize;
+
+use crate::cli::{BenchCommand, ConfigArg, TrainArgs};
+
+/// One row of both sides: time ratio (ours / torch; below 1 is faster) for updates, throughput
+/// ratio (ours / torch; above 1 is faster) for sampling.
+#[derive(Debug, Clone, Serialize)]
+struct Ratio {
+    preset: String,
+    measure: String,
+    batch: usize,
+    ours_ms: f64,
+    torch_ms: f64,
+    /// ours / torch wall time.
+    time_ratio: f64,
+    /// ours / torch tokens per second (sampling rows).
+    throughput_ratio: Option<f64>,
+}
+
+/// Runs `mgrpo bench models`.
+pub fn models(command: &BenchCommand) -> Result<()> {
+    let BenchCommand::Models {
+        presets,
+        backend,
+        device,
+        compare_torch,
+        python,
+        threads,
+        repeats,
+        json,
+        only,
+        batch_sizes,
+        cache_only,
+        ..
+    } = command
+    else {
+        bail!("not a `bench models` command");
+    };
+    let (sampling, updates) = match only.as_deref() {
+        None => (true, true),
+        Some("sampling") => (true, false),
+        Some("updates") => (false, true),
+        Some(other) => bail!("--only takes sampling or updates, got {other:?}"),
+    };
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // flex parallelises through rayon's global pool; size it like torch's intra-op pool.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("sizing the rayon pool")?;
+    let options = BenchOptions {
+        presets: presets.clone(),
+        device: mgrpo_models::DeviceSpec::parse(backend, device)?,
+        repeats: *repeats,
+        sampling,
+        updates,
+        batch_sizes: batch_sizes.clone(),
+        no_cache: !cache_only,
+        ..BenchOptions::default()
+    };
+    eprintln!(
+        "measuring {presets:?} on {backend}/{device}, {threads} threads (medians of {repeats}; takes a minute)"
+    );
+    let ours = run_bench(&options)?;
+    if !compare_torch {
+        if *json {
+            println!("{}", serde_json::json!({ "ours": ours }));
+        } else {
+            print!("{}", format_table(&ours));
+        }
+        return Ok(());
+    }
+    let python = python.clone().unwrap_or_else(default_python);
+    eprintln!("measuring eager PyTorch with {}", python.display());
+    let torch = torch_rows(&python, &options, threads)?;
+    let ratios = join(&ours, &torch);
+    if *json {
+        println!(
+            "{}",
+            serde_json::json!({ "threads": threads, "ours": ours, "torch": torch, "ratios": ratios })
+        );
+        return Ok(());
+    }
+    print!("{}", format_table(&ours));
+    println!();
+    print!("{}", format_table(&torch));
+    println!();
+    println!(
+        "{:<7} {:<15} {:>5} {:>10} {:>10} {:>11} {:>11}",
+        "preset", "measure", "batch", "ours ms", "torch ms", "time ×", "tok/s ×"
+    );
+    for r in &ratios {
+        println!(
+            "{:<7} {:<15} {:>5} {:>10.2} {:>10.2} {:>11.2} {:>11}",
+            r.preset,
+            r.measure,
+            r.batch,
+            r.ours_ms,
+            r.torch_ms,
+            r.time_ratio,
+            r.throughput_ratio
+                .map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
+        );
+    }
+    println!(
+        "time × = ours / torch (below 1: faster); tok/s × = ours / torch (above 1: faster); {threads} threads each"
+    );
+    Ok(())
+}
+
+/// `$MGRPO_TORCH_PYTHON`, else the venv `.ci/run` installs torch into, else `python3`.
+fn default_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MGRPO_TORCH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let venv = Path::new(&home).join(".cache/mgrpo/venv-torch/bin/python");
+        if venv.is_file() {
+            return venv;
+        }
+    }
+    PathBuf::from("python3")
+}
+
+/// Runs the reference script with our shapes and parses its table.
+fn torch_rows(python: &Path, options: &BenchOptions, threads: usize) -> Result<Vec<BenchRow>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_reference.py");
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
+        .args(["--threads", &threads.to_string()])
+        .args(["--presets", &options.presets.join(",")])
+        .args(["--vocab", &options.vocab_size.to_string()])
+        .args(["--batch-sizes", &list(&options.batch_sizes)])
+        .args(["--prompt-len", &options.prompt_len.to_string()])
+        .args(["--new-tokens", &options.new_tokens.to_string()])
+        .args(["--train-rows", &options.train_rows.to_string()])
+        .args(["--train-seq-len", &options.train_seq_len.to_string()])
+        .args(["--repeats", &options.repeats.to_string()]);
+    if !options.no_cache {
+        cmd.arg("--no-nocache");
+    }
+    if !options.sampling {
+        cmd.args(["--batch-sizes", ""]);
+    }
+    if !options.updates {
+        cmd.arg("--no-updates");
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed (is torch installed there? --python / MGRPO_TORCH_PYTHON): {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    parse_table(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses a table printed by `format_table` (or the reference script).
+fn parse_table(text: &str) -> Result<Vec<BenchRow>> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("preset"))
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() != 7 {
+                bail!("unexpected line from the reference: {line:?}");
+            }
+            let ms: f64 = f[5].parse().with_context(|| format!("ms in {line:?}"))?;
+            Ok(BenchRow {
+                preset: f[0].into(),
+                params: f[1]
+                    .parse()
+                    .with_context(|| format!("params in {line:?}"))?,
+                device: f[2].into(),
+                measure: f[3].into(),
+                batch: f[4].parse().with_context(|| format!("batch in {line:?}"))?,
+                ms,
+                tokens_per_s: f[6].parse().ok(),
+            })
+        })
+        .collect()
+}
+
+/// Our rows joined with the reference's on (preset, measure, batch).
+fn join(ours: &[BenchRow], torch: &[BenchRow]) -> Vec<Ratio> {
+    ours.iter()
+        .filter_map(|o| {
+            let t = torch
+                .iter()
+                .find(|t| (&t.preset, &t.measure, t.batch) == (&o.preset, &o.measure, o.batch))?;
+            Some(Ratio {
+                preset: o.preset.clone(),
+                measure: o.measure.clone(),
+                batch: o.batch,
+                ours_ms: o.ms,
+                torch_ms: t.ms,
+                time_ratio: o.ms / t.ms,
+                throughput_ratio: o.tokens_per_s.zip(t.tokens_per_s).map(|(a, b)| a / b),
+            })
+        })
+        .collect()
+}
+
+/// Runs `mgrpo bench train`: `mgrpo train` for `steps` steps, timed, then the phases of its
+/// steps from `metrics.jsonl`.
+pub fn train(config: &Path, steps: u64, run: Option<PathBuf>, json: bool) -> Result<()> {
+    let loaded = super::load_config(config)?;
+    let run = run.unwrap_or_else(|| {
+        mgrpo_actors::RunDir::fresh_under(&loaded.run.root, "bench-train")
+            .root()
+            .to_path_buf()
+    });
+    let t0 = std::time::Instant::now();
+    super::train::train(&TrainArgs {
+        config: ConfigArg {
+            config: config.to_path_buf(),
+        },
+        run: Some(run.clone()),
+        steps: Some(steps),
+        algo: None,
+        seed: None,
+        resume: false,
+    })?;
+    let total_s = t0.elapsed().as_secs_f64();
+    let path = run.join("metrics.jsonl");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if lines.is_empty() {
+        bail!("{} has no steps", path.display());
+    }
+    let series = |key: &str| -> Vec<f64> { lines.iter().filter_map(|l| l[key].as_f64()).collect() };
+    let steps_s: f64 = series("step_time_s").iter().sum();
+    let mut phases: Vec<(String, Vec<f64>)> = vec![
+        ("step".into(), series("step_time_s")),
+        ("rollout".into(), series("rollout_time_s")),
+        ("train (all learners)".into(), series("train_time_s")),
+    ];
+    for role in ["main", "sub"] {
+        for (what, key) in [
+            ("update", "update_time_s"),
+            ("publish+save", "publish_time_s"),
+        ] {
+            let values = series(&format!("{role}_{key}"));
+            if !values.is_empty() {
+                phases.push((format!("  {role} {what}"), values));
+            }
+        }
+    }
+    let rest: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| {
+            Some(
+                l["step_time_s"].as_f64()?
+                    - l["rollout_time_s"].as_f64()?
+                    - l["train_time_s"].as_f64()?,
+            )
+        })
+        .collect();
+    phases.push(("stage + records".into(), rest));
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = phases
+            .iter()
+            .map(|(name, v)| serde_json::json!({"phase": name.trim(), "median_s": median(v), "total_s": v.iter().sum::<f64>()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"run": run, "steps": lines.len(), "total_s": total_s, "steps_s": steps_s, "phases": rows})
+        );
+        return Ok(());
+    }
+    println!(
+        "{} steps in {:.1} s; warm start and setup {:.1} s; total {:.1} s ({})",
+        lines.len(),
+        steps_s,
+        total_s - steps_s,
+        total_s,
+        run.display()
+    );
+    println!("{:<24} {:>10} {:>10}", "phase", "median s", "total s");
+    for (name, v) in &phases {
+        println!(
+            "{:<24} {:>10.3} {:>10.1}",
+            name,
+            median(v),
+            v.iter().sum::<f64>()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our own table parses back to the same rows, and joining two tables gives the ratios.
+    #[test]
+    fn tables_parse_back_and_join_into_ratios() {
+        let row = |measure: &str, ms: f64, tps: Option<f64>| BenchRow {
+            preset: "small".into(),
+            params: 1_420_000,
+            device: "flex:cpu".into(),
+            measure: measure.into(),
+            batch: 8,
+            ms,
+            tokens_per_s: tps,
+        };
+        let ours = vec![
+            row("sample_cache", 50.0, Some(5120.0)),
+            row("sft_step", 200.0, None),
+        ];
+        let parsed = parse_table(&format!("noise\n{}", format_table(&ours))).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[1].measure, "sft_step");
+        assert_eq!(parsed[1].tokens_per_s, None);
+        assert_eq!(parsed[0].tokens_per_s, Some(5120.0));
+        let torch = vec![
+            row("sample_cache", 100.0, Some(2560.0)),
+            row("sft_step", 100.0, None),
+        ];
+        let ratios = join(&parsed, &torch);
+        assert_eq!(ratios[0].throughput_ratio, Some(2.0));
+        assert_eq!(ratios[1].time_ratio, 2.0);
+        assert!(parse_table("preset x\nsmall 1 2").is_err());
+    }
+}
