@@ -124,8 +124,8 @@ pub struct RoleModelConfig {
     /// Size preset: `tiny`, `small` or `base` (ignored when `hf` is set).
     pub preset: String,
     /// A Hugging Face folder (Llama / Qwen2 / Qwen3: config.json, safetensors, tokenizer.json)
-    /// the role starts from instead of a preset; relative to the working directory. Its
-    /// tokenizer must be the world's (see `mgrpo hf init`).
+    /// the role starts from instead of a preset; relative to the working directory. The role
+    /// speaks its tokenizer and chat template (docs/models.md; `mgrpo hf init` makes one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hf: Option<std::path::PathBuf>,
     /// burn backend: `flex` (pure-Rust CPU, default) or `tch` (libtorch; needs the `tch` feature).
@@ -141,6 +141,17 @@ pub struct RoleModelConfig {
     /// LoRA scale numerator: updates are scaled by `lora_alpha / lora_rank`.
     #[serde(skip_serializing_if = "is_default_alpha")]
     pub lora_alpha: f64,
+    /// Parts of an update batch (and of a sampling batch) computed at once on the CPU thread
+    /// pool. A setting rather than the core count, so that a run's numbers do not depend on
+    /// the machine it runs on; 2 keeps 2 cores busy (docs/results.md, "Performance").
+    #[serde(skip_serializing_if = "is_default_shards")]
+    pub shards: usize,
+}
+
+const DEFAULT_SHARDS: usize = 2;
+
+fn is_default_shards(n: &usize) -> bool {
+    *n == DEFAULT_SHARDS
 }
 
 const DEFAULT_LORA_ALPHA: f64 = 16.0;
@@ -163,6 +174,7 @@ impl Default for RoleModelConfig {
             lr: 1e-4,
             lora_rank: 0,
             lora_alpha: DEFAULT_LORA_ALPHA,
+            shards: DEFAULT_SHARDS,
         }
     }
 }
@@ -403,6 +415,9 @@ impl Config {
             if !(m.lr > 0.0 && m.lr.is_finite()) {
                 p.push(format!("models.{role}.lr = {}: must be > 0", m.lr));
             }
+            if m.shards == 0 {
+                p.push(format!("models.{role}.shards = 0: must be ≥ 1"));
+            }
         }
         let a = &self.algo;
         for (key, v) in [
@@ -478,13 +493,15 @@ mod tests {
     #[test]
     fn bad_values_are_all_listed() {
         let err = Config::parse(
-            "[algo]\ngroup_size = 0\n[models.main]\npreset = \"huge\"\n",
+            "[algo]\ngroup_size = 0\n[models.main]\npreset = \"huge\"\n[models.sub]\nshards = 0\n",
             Path::new("c.toml"),
         )
         .unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("algo.group_size") && msg.contains("models.main.preset"),
+            msg.contains("algo.group_size")
+                && msg.contains("models.main.preset")
+                && msg.contains("models.sub.shards"),
             "{msg}"
         );
     }

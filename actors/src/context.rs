@@ -173,6 +173,7 @@ impl NodeContext {
                 alpha: settings.lora_alpha,
                 seed: derive_seed(self.config.run.seed, &[salt::INIT, 3, role as u64]),
             }),
+            shards: settings.shards,
             ..LearnerConfig::default()
         }
     }

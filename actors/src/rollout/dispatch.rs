@@ -26,14 +26,30 @@ use crate::rollout::turns::{Expert, ExpertTurns, PolicyTurns, Serve, TurnSource}
 /// expert measures how much the other role gains from a perfect partner.
 pub const EXPERT_NOISE: f64 = 0.0;
 
+/// A model's side of its episodes: its codec and its sampling shards.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    codec: &'a RoleCodec,
+    shards: usize,
+}
+
+impl<'a> Side<'a> {
+    fn of(ctx: &'a NodeContext, role: LearnerRole) -> Result<Self, ContextError> {
+        Ok(Self {
+            codec: ctx.codec(role)?,
+            shards: ctx.config.models.of(role).shards,
+        })
+    }
+}
+
 /// What every rollout of a node shares: the roles' codecs, world, sampling settings, run seed,
 /// mode.
 #[derive(Clone, Copy)]
 pub struct Rollouts<'a> {
-    /// The codec of main-agent (and single-agent) episodes.
-    main_codec: &'a RoleCodec,
-    /// The codec of sub-agent episodes (the main model's where the model is shared).
-    sub_codec: &'a RoleCodec,
+    /// The model of main-agent (and single-agent) episodes.
+    main: Side<'a>,
+    /// The model of sub-agent episodes (the main model where the model is shared).
+    sub: Side<'a>,
     world: &'a World,
     sampling: &'a SamplingConfig,
     run_seed: u64,
@@ -75,8 +91,8 @@ impl<'a> Rollouts<'a> {
     /// Rollouts in `mode` with the node's world, the roles' codecs and settings.
     pub fn new(ctx: &'a NodeContext, mode: Mode) -> Result<Self, ContextError> {
         Ok(Self {
-            main_codec: ctx.codec(LearnerRole::Main)?,
-            sub_codec: ctx.codec(sub_model(ctx.config.algo.variant))?,
+            main: Side::of(ctx, LearnerRole::Main)?,
+            sub: Side::of(ctx, sub_model(ctx.config.algo.variant))?,
             world: &ctx.world,
             sampling: &ctx.config.sampling,
             run_seed: ctx.config.run.seed,
@@ -88,7 +104,7 @@ impl<'a> Rollouts<'a> {
     /// experts `expert` makes for each episode.
     async fn run<E, X, M, F, Fut, Err>(
         &self,
-        codec: &RoleCodec,
+        side: Side<'_>,
         serve: Serve<'_>,
         max_turns: usize,
         episodes: Vec<(E::Key, E)>,
@@ -105,18 +121,21 @@ impl<'a> Rollouts<'a> {
     {
         match serve {
             Serve::Policy(policy) => {
-                let mut turns = PolicyTurns::new(policy, codec, self.sampling, self.mode);
-                self.drive(codec, &mut turns, max_turns, episodes, delegate)
+                let mut turns =
+                    PolicyTurns::new(policy, side.codec, self.sampling, self.mode, side.shards);
+                self.drive(side.codec, &mut turns, max_turns, episodes, delegate)
                     .await
             }
             Serve::Garbled(policy) => {
-                let mut turns = PolicyTurns::new(policy, codec, self.sampling, self.mode).garbled();
-                self.drive(codec, &mut turns, max_turns, episodes, delegate)
+                let mut turns =
+                    PolicyTurns::new(policy, side.codec, self.sampling, self.mode, side.shards)
+                        .garbled();
+                self.drive(side.codec, &mut turns, max_turns, episodes, delegate)
                     .await
             }
             Serve::Expert => {
-                let mut turns = ExpertTurns::new(self.world, codec, expert);
-                self.drive(codec, &mut turns, max_turns, episodes, delegate)
+                let mut turns = ExpertTurns::new(self.world, side.codec, expert);
+                self.drive(side.codec, &mut turns, max_turns, episodes, delegate)
                     .await
             }
         }
@@ -181,14 +200,7 @@ impl<'a> Rollouts<'a> {
             MainExpert::new(questions.get(k).copied().unwrap_or(""), EXPERT_NOISE, seed)
         };
         let driven = self
-            .run(
-                self.main_codec,
-                serve,
-                max_turns,
-                episodes,
-                expert,
-                run_subs,
-            )
+            .run(self.main, serve, max_turns, episodes, expert, run_subs)
             .await?;
         Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
@@ -211,14 +223,7 @@ impl<'a> Rollouts<'a> {
             SingleExpert::new(questions.get(k).copied().unwrap_or(""), EXPERT_NOISE, seed)
         };
         let driven = self
-            .run(
-                self.main_codec,
-                serve,
-                max_turns,
-                episodes,
-                expert,
-                no_delegation,
-            )
+            .run(self.main, serve, max_turns, episodes, expert, no_delegation)
             .await?;
         Ok(outcomes(jobs, driven, |e| (e.format_ok(), e.answer())))
     }
@@ -242,14 +247,7 @@ impl<'a> Rollouts<'a> {
             SubExpert::new(EXPERT_NOISE, self.expert_seed(&path))
         };
         let driven = self
-            .run(
-                self.sub_codec,
-                serve,
-                max_turns,
-                episodes,
-                expert,
-                no_delegation,
-            )
+            .run(self.sub, serve, max_turns, episodes, expert, no_delegation)
             .await?;
         Ok(jobs
             .iter()

@@ -87,12 +87,13 @@ impl<'a> PolicyTurns<'a> {
         self
     }
 
-    /// Turns of `policy` under `sampling` in `mode`.
+    /// Turns of `policy` under `sampling` in `mode`, its batches decoded in `shards` parts.
     pub fn new(
         policy: &'a Policy,
         codec: &RoleCodec,
         sampling: &SamplingConfig,
         mode: Mode,
+        shards: usize,
     ) -> Self {
         let options = SampleOptions {
             max_new_tokens: sampling.max_turn_tokens,
@@ -104,7 +105,7 @@ impl<'a> PolicyTurns<'a> {
             top_p: sampling.top_p,
             stop_tokens: codec.stop_ids().to_vec(),
             use_kv_cache: true,
-            ..SampleOptions::default()
+            shards,
         };
         Self { policy, options }
     }
