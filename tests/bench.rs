@@ -1,0 +1,82 @@
+//! The benchmark commands through the real binary, on the tiny config and preset: `mgrpo bench
+//! train` runs whole steps and reports every phase (each learner's update included), and `mgrpo
+//! bench models` reports both updates. Figures are printed, never asserted: speed lives in the
+//! benchmarks, not in tests.
+mod common;
+
+use std::path::Path;
+
+use common::{mgrpo, succeed};
+
+#[test]
+fn bench_train_reports_every_phase_of_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml");
+    let run = dir.path().join("run");
+    let out = succeed(
+        mgrpo()
+            .args(["bench", "train", "--steps", "2", "--json", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run),
+    );
+    let line = out.lines().last().unwrap();
+    let report: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(report["steps"], 2, "{report}");
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    for phase in [
+        "step",
+        "rollout",
+        "main update",
+        "sub update",
+        "sub publish+save",
+    ] {
+        assert!(phases.contains(&phase), "{phase} missing from {phases:?}");
+    }
+    for p in report["phases"].as_array().unwrap() {
+        assert!(p["total_s"].as_f64().unwrap() >= 0.0, "{p}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn bench_models_reports_both_updates() {
+    let out = succeed(mgrpo().args([
+        "bench",
+        "models",
+        "--presets",
+        "tiny",
+        "--only",
+        "updates",
+        "--repeats",
+        "1",
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let measures: Vec<&str> = report["ours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["measure"].as_str().unwrap())
+        .collect();
+    assert_eq!(measures, ["sft_step", "surrogate_step"]);
+    assert!(report["ours"][0]["ms"].as_f64().unwrap() > 0.0);
+    // A bad selection is named.
+    let bad = mgrpo()
+        .args(["bench", "models", "--only", "everything"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--only takes sampling or updates"));
+}
