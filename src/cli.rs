@@ -430,6 +430,11 @@ pub struct HfInitArgs {
     /// tokenizer; the vocabulary is sized to that tokenizer.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Take the architecture from this `config.json` (e.g. a released model's: every size,
+    /// its vocabulary, rope and norm settings) instead of `--family`/`--like`/`--kv-heads`;
+    /// random weights of that shape (what `bench/gpu_check.sh` trains on a GPU host).
+    #[arg(long, conflicts_with_all = ["like", "kv_heads"])]
+    pub arch: Option<PathBuf>,
     /// The folder to write.
     #[arg(long)]
     pub out: PathBuf,

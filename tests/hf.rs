@@ -331,3 +331,62 @@ fn lora_roles_train_and_resume_exactly() {
         );
     }
 }
+
+/// `hf init --arch`: a released model's config.json gives the shape (here the Qwen3 fixture's,
+/// its vocabulary widened to the BPE tokenizer); a vocabulary smaller than the tokenizer is
+/// refused, and `--like` with `--arch` is a usage error.
+#[test]
+fn init_takes_a_shape_from_a_config_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixtures = root.join("models/tests/fixtures/hf");
+    let mut arch: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("qwen3/config.json")).unwrap())
+            .unwrap();
+    let init = |arch_path: &Path, out: &Path| {
+        mgrpo()
+            .args(["hf", "init", "--config"])
+            .arg(root.join("examples/tiny.toml"))
+            .arg("--arch")
+            .arg(arch_path)
+            .arg("--tokenizer")
+            .arg(fixtures.join("tokenizer"))
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let small = dir.path().join("small.json");
+    std::fs::write(&small, arch.to_string()).unwrap();
+    let out = init(&small, &dir.path().join("a"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vocab_size 64 is smaller"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    arch["vocab_size"] = 512.into();
+    let wide = dir.path().join("wide.json");
+    std::fs::write(&wide, arch.to_string()).unwrap();
+    let folder = dir.path().join("b");
+    let out = init(&wide, &folder);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = HfFolder::open(&folder).unwrap();
+    let c = written.config();
+    assert_eq!(
+        (c.vocab_size, c.n_layers, c.hf.as_ref().unwrap().head_dim),
+        (512, 2, 16)
+    );
+    let clash = mgrpo()
+        .args(["hf", "init", "--like", "tiny", "--arch"])
+        .arg(&wide)
+        .arg("--out")
+        .arg(dir.path().join("c"))
+        .output()
+        .unwrap();
+    assert!(!clash.status.success());
+}

@@ -210,15 +210,36 @@ fn init(args: &HfInitArgs) -> Result<()> {
             (tokenizer.vocab_size(), eos, tokenizer_files(dir)?, what)
         }
     };
-    let preset = PolicyConfig::preset(&args.like, vocab)?;
-    let mut policy_config = PolicyConfig::hf_preset(
-        &args.like,
-        family,
-        vocab,
-        args.kv_heads.unwrap_or(preset.n_heads),
-    )?
-    .with_init_seed(args.seed);
-    if let Some(arch) = policy_config.hf.as_mut() {
+    let mut policy_config = match &args.arch {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            let config =
+                PolicyConfig::from_hf_json(&doc).with_context(|| format!("{}", path.display()))?;
+            anyhow::ensure!(
+                config.vocab_size >= vocab,
+                "{}: vocab_size {} is smaller than the tokenizer's {vocab} tokens",
+                path.display(),
+                config.vocab_size
+            );
+            config.with_init_seed(args.seed)
+        }
+        None => {
+            let preset = PolicyConfig::preset(&args.like, vocab)?;
+            PolicyConfig::hf_preset(
+                &args.like,
+                family,
+                vocab,
+                args.kv_heads.unwrap_or(preset.n_heads),
+            )?
+            .with_init_seed(args.seed)
+        }
+    };
+    if let Some(arch) = policy_config.hf.as_mut()
+        && args.arch.is_none()
+    {
         arch.eos_token_ids = eos;
     }
     let policy = Policy::new(policy_config, &DeviceSpec::flex_cpu().to_device()?)?;
@@ -231,11 +252,13 @@ fn init(args: &HfInitArgs) -> Result<()> {
     RoleCodec::hf(&args.out, policy.config())
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("the written folder cannot serve as a role")?;
+    let shape = match &args.arch {
+        Some(path) => format!("the shape of {}", path.display()),
+        None => format!("{} {}", family.model_type(), args.like),
+    };
     println!(
-        "wrote {} ({} {}, {} parameters, {what})",
+        "wrote {} ({shape}, {} parameters, {what})",
         args.out.display(),
-        family.model_type(),
-        args.like,
         policy.num_params(),
     );
     Ok(())

@@ -417,6 +417,33 @@ mod tests {
         );
     }
 
+    /// The shape `bench/gpu_check.sh` trains: Qwen3-0.6B's released config.json.
+    #[test]
+    fn the_qwen3_0_6b_shape_reads() {
+        let doc: Value =
+            serde_json::from_str(include_str!("../../../bench/arch/qwen3-0.6b.json")).unwrap();
+        let c = PolicyConfig::from_hf_json(&doc).unwrap();
+        let arch = c.hf.as_ref().unwrap();
+        assert_eq!(
+            (c.d_model, c.n_layers, c.n_heads, c.d_ff),
+            (1024, 28, 16, 3072)
+        );
+        assert_eq!(
+            (arch.n_kv_heads, arch.head_dim, arch.family),
+            (8, 128, HfFamily::Qwen3)
+        );
+        assert!(c.tie_embeddings && arch.qk_norm && !arch.qkv_bias);
+        assert_eq!(
+            (c.vocab_size, arch.eos_token_ids.as_slice()),
+            (151_936, &[151_645][..])
+        );
+        // 596 M parameters, as the released model card says (0.6 B, 0.44 B without embeddings).
+        let per_layer =
+            1024 * (16 * 128) * 2 + 1024 * (8 * 128) * 2 + 3 * 1024 * 3072 + 2 * 128 + 2 * 1024;
+        let params = 151_936 * 1024 + 28 * per_layer + 1024;
+        assert_eq!(params / 1_000_000, 596);
+    }
+
     #[test]
     fn written_config_reads_back() {
         for family in ["llama", "qwen2", "qwen3"] {
