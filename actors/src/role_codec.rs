@@ -18,12 +18,13 @@ use std::path::Path;
 use mgrpo_env::TextCodec;
 use mgrpo_env::protocol::tags;
 use mgrpo_models::hf::{ChatMessage, HfTokenizer};
-use mgrpo_models::{ModelError, PolicyConfig};
+use mgrpo_models::{ModelError, PolicyConfig, Sampled};
 
 /// Where the next context message lands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Place {
     /// Nothing before it: the prompt.
+    #[default]
     Start,
     /// After a sampled turn; `closed` when the turn ended with the end-of-turn token.
     AfterTurn {
@@ -133,10 +134,6 @@ pub struct RoleCodec {
     tokenizer_json: String,
 }
 
-fn model_err(e: ModelError) -> String {
-    e.to_string()
-}
-
 impl RoleCodec {
     /// The world's word-level tokenizer (a preset role).
     pub fn world(codec: TextCodec) -> Result<Self, String> {
@@ -183,7 +180,7 @@ impl RoleCodec {
                     )
                 })?;
             let text = if eot.is_empty() {
-                tokenizer.decode(&[id]).map_err(model_err)?
+                tokenizer.decode(&[id]).map_err(|e| e.to_string())?
             } else {
                 eot
             };
@@ -265,14 +262,19 @@ impl RoleCodec {
         }
     }
 
-    /// A scripted turn's tokens, as the policy would write it (with the end-of-turn token
-    /// where a chat template closes turns with one).
-    pub fn turn(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        let mut ids = self.encode(text)?;
+    /// A scripted turn (an expert's, a demonstration's) as if the policy had sampled it: its
+    /// tokens with the end-of-turn token where a chat template closes turns with one, log-prob
+    /// 0 (never trained on as a policy sample).
+    pub fn scripted_turn(&self, text: &str) -> Result<Sampled, ModelError> {
+        let mut tokens = self.encode(text)?;
         if let Some((_, id)) = self.end_of_turn {
-            ids.push(id);
+            tokens.push(id);
         }
-        Ok(ids)
+        Ok(Sampled {
+            logprobs: vec![0.0; tokens.len()],
+            tokens,
+            stopped: true,
+        })
     }
 
     /// Whether a sampled turn ended with the end-of-turn token.
@@ -330,8 +332,6 @@ impl RoleCodec {
 pub(crate) mod tests {
     use std::path::{Path, PathBuf};
 
-    use mgrpo_models::Sampled;
-
     use super::*;
     use crate::rollout::trace::Trace;
 
@@ -346,15 +346,6 @@ pub(crate) mod tests {
         let tokenizer = HfTokenizer::from_folder(&fixture()).unwrap();
         let config = PolicyConfig::preset("tiny", tokenizer.vocab_size()).unwrap();
         (RoleCodec::hf(&fixture(), &config).unwrap(), tokenizer)
-    }
-
-    fn turn(codec: &RoleCodec, text: &str) -> Sampled {
-        let tokens = codec.turn(text).unwrap();
-        Sampled {
-            logprobs: vec![0.0; tokens.len()],
-            tokens,
-            stopped: true,
-        }
     }
 
     /// An episode's tokens are exactly the template's rendering of the conversation so far,
@@ -393,7 +384,9 @@ pub(crate) mod tests {
                 .unwrap()
         };
         assert_eq!(trace.tokens(), whole(0));
-        trace.sampled(&codec, &turn(&codec, said)).unwrap();
+        trace
+            .sampled(&codec, &codec.scripted_turn(said).unwrap())
+            .unwrap();
         let segments: Vec<mgrpo_env::Segment> = std::iter::once((prompt, false))
             .chain([(said, true), (seen[0], false), (seen[1], false)])
             .map(|(t, g)| mgrpo_env::Segment {
@@ -414,7 +407,7 @@ pub(crate) mod tests {
             .filter(|(_, g)| **g)
             .map(|(t, _)| *t)
             .collect();
-        assert_eq!(trained, codec.turn(said).unwrap());
+        assert_eq!(trained, codec.scripted_turn(said).unwrap().tokens);
         assert_eq!(trained.last(), Some(&eot));
     }
 

@@ -80,7 +80,7 @@ pub fn warmup_roles(
         let params = learner.policy().num_params();
         // A demonstration longer than the model's context (a long episode in a fine-grained
         // tokenizer) keeps its beginning, as SFT truncation does.
-        let max_len = learner.policy().config().max_seq_len;
+        let max_len = learner.config().max_seq_len;
         let mut truncated = 0;
         for t in rows.iter_mut().filter(|t| t.tokens.len() > max_len) {
             t.tokens.truncate(max_len);

@@ -19,7 +19,9 @@ pub mod tokenizer;
 
 pub use arch::{HfArch, HfFamily, Llama3Scaling};
 pub use attention::HfAttention;
-pub use folder::{HfFolder, SaveOptions, TOKENIZER_FILES, is_hf, save_hf, tokenizer_files};
+pub use folder::{
+    HfFolder, SaveOptions, TOKENIZER_FILES, is_hf, read_config, save_hf, tokenizer_files,
+};
 pub use layer::{HfDecoderLayer, HfMlp};
 pub use model::{HfBody, HfModel};
 pub use tokenizer::{ChatMessage, HfTokenizer};

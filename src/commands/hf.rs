@@ -5,7 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use mgrpo_actors::role_codec::RoleCodec;
 use mgrpo_env::{TextCodec, World};
-use mgrpo_models::hf::{HfFamily, HfFolder, HfTokenizer, SaveOptions, save_hf, tokenizer_files};
+use mgrpo_models::hf::{
+    HfFamily, HfFolder, HfTokenizer, SaveOptions, read_config, save_hf, tokenizer_files,
+};
 use mgrpo_models::{DeviceSpec, Policy, PolicyConfig, load_checkpoint};
 
 use super::load_config;
@@ -210,14 +212,11 @@ fn init(args: &HfInitArgs) -> Result<()> {
             (tokenizer.vocab_size(), eos, tokenizer_files(dir)?, what)
         }
     };
-    let mut policy_config = match &args.arch {
+    // The shape: a config.json as it is (its own end-of-turn ids), or a preset's sizes ending
+    // turns where the tokenizer does.
+    let policy_config = match &args.arch {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let doc: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", path.display()))?;
-            let config =
-                PolicyConfig::from_hf_json(&doc).with_context(|| format!("{}", path.display()))?;
+            let config = read_config(path)?;
             anyhow::ensure!(
                 config.vocab_size >= vocab,
                 "{}: vocab_size {} is smaller than the tokenizer's {vocab} tokens",
@@ -228,20 +227,19 @@ fn init(args: &HfInitArgs) -> Result<()> {
         }
         None => {
             let preset = PolicyConfig::preset(&args.like, vocab)?;
-            PolicyConfig::hf_preset(
+            let mut config = PolicyConfig::hf_preset(
                 &args.like,
                 family,
                 vocab,
                 args.kv_heads.unwrap_or(preset.n_heads),
             )?
-            .with_init_seed(args.seed)
+            .with_init_seed(args.seed);
+            if let Some(arch) = config.hf.as_mut() {
+                arch.eos_token_ids = eos;
+            }
+            config
         }
     };
-    if let Some(arch) = policy_config.hf.as_mut()
-        && args.arch.is_none()
-    {
-        arch.eos_token_ids = eos;
-    }
     let policy = Policy::new(policy_config, &DeviceSpec::flex_cpu().to_device()?)?;
     let own_config = files.iter().any(|(n, _)| n == "tokenizer_config.json");
     save_hf(&policy, &args.out, &SaveOptions { bf16: false, files })?;

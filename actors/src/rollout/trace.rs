@@ -18,8 +18,8 @@ pub struct Trace {
     logprobs: Vec<f32>,
     /// Context segments not tokenized yet.
     pending: Vec<String>,
-    /// The last sampled turn's last token (`None` before the first turn or after context).
-    after_turn: Option<Option<u32>>,
+    /// Where the waiting context lands.
+    place: Place,
     /// Transcript segments already taken in.
     synced: usize,
 }
@@ -30,20 +30,17 @@ impl Trace {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let place = match self.after_turn {
-            Some(last) => Place::AfterTurn {
-                closed: codec.closes_turn(last),
-            },
-            None if self.tokens.is_empty() => Place::Start,
-            None => Place::AfterContext,
-        };
         let texts: Vec<&str> = self.pending.iter().map(String::as_str).collect();
-        let ids = codec.context(&texts, place)?;
+        let ids = codec.context(&texts, self.place)?;
         self.pending.clear();
-        self.after_turn = None;
         self.generated.extend(std::iter::repeat_n(false, ids.len()));
         self.logprobs.extend(std::iter::repeat_n(0.0, ids.len()));
         self.tokens.extend(ids);
+        self.place = if self.tokens.is_empty() {
+            Place::Start
+        } else {
+            Place::AfterContext
+        };
         Ok(())
     }
 
@@ -54,7 +51,9 @@ impl Trace {
         self.generated
             .extend(std::iter::repeat_n(true, s.tokens.len()));
         self.logprobs.extend(&s.logprobs);
-        self.after_turn = Some(s.tokens.last().copied());
+        self.place = Place::AfterTurn {
+            closed: codec.closes_turn(s.tokens.last().copied()),
+        };
         Ok(())
     }
 
@@ -87,7 +86,7 @@ impl Trace {
 
     /// A scripted transcript (a warm-start demonstration) as its role's policy would see and
     /// write it: the same framing as a sampled episode, each generated segment tokenized as a
-    /// turn ([`RoleCodec::turn`]).
+    /// turn ([`RoleCodec::scripted_turn`]).
     pub fn demonstration(
         codec: &RoleCodec,
         segments: &[Segment],
@@ -95,15 +94,7 @@ impl Trace {
         let mut t = Trace::default();
         for seg in segments {
             if seg.generated {
-                let tokens = codec.turn(&seg.text)?;
-                t.sampled(
-                    codec,
-                    &Sampled {
-                        logprobs: vec![0.0; tokens.len()],
-                        tokens,
-                        stopped: true,
-                    },
-                )?;
+                t.sampled(codec, &codec.scripted_turn(&seg.text)?)?;
             } else {
                 t.pending.push(seg.text.clone());
             }

@@ -187,12 +187,7 @@ impl<E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> TurnSource<E>
                     .experts
                     .entry(*r.key)
                     .or_insert_with(|| (self.make)(r.key, r.episode));
-                let tokens = self.codec.turn(&expert.act(self.world, r.episode))?;
-                Ok(Sampled {
-                    logprobs: vec![0.0; tokens.len()],
-                    tokens,
-                    stopped: true,
-                })
+                self.codec.scripted_turn(&expert.act(self.world, r.episode))
             })
             .collect()
     }

@@ -54,6 +54,14 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// The model config of a `config.json` file (either transformers style), errors naming the file.
+pub fn read_config(path: &Path) -> Result<PolicyConfig> {
+    let doc: Value = serde_json::from_slice(&read(path)?)
+        .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", path.display())))?;
+    PolicyConfig::from_hf_json(&doc)
+        .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", path.display())))
+}
+
 /// An opened HF folder: its model config and weight files (nothing loaded yet).
 #[derive(Debug, Clone)]
 pub struct HfFolder {
@@ -77,10 +85,7 @@ impl HfFolder {
                 "a Hugging Face model folder needs config.json",
             ));
         }
-        let doc: Value = serde_json::from_slice(&read(&config_path)?)
-            .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", config_path.display())))?;
-        let config = PolicyConfig::from_hf_json(&doc)
-            .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", config_path.display())))?;
+        let config = read_config(&config_path)?;
         let shards = weight_files(&dir)?;
         Ok(Self {
             dir,
