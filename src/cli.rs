@@ -161,9 +161,42 @@ pub struct TrainArgs {
     /// The run seed (overrides the config).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// `sync` or `async` (overrides the config's `algo.schedule`; async rolls the next step
+    /// out during this step's updates, `algo.max_staleness` versions behind).
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
     /// Continue a stopped run from its last checkpoint and the store.
     #[arg(long)]
     pub resume: bool,
+}
+
+/// `algo.schedule` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// Roll out, then update.
+    Sync,
+    /// The next step's rollouts during this step's updates.
+    Async,
+}
+
+impl From<ScheduleArg> for mgrpo_actors::config::Schedule {
+    fn from(s: ScheduleArg) -> Self {
+        match s {
+            ScheduleArg::Sync => Self::Sync,
+            ScheduleArg::Async => Self::Async,
+        }
+    }
+}
+
+/// Which schedules `mgrpo bench train` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchSchedule {
+    /// The synchronous schedule only.
+    Sync,
+    /// The asynchronous schedule only.
+    Async,
+    /// Both, the second from the first's warm start.
+    Both,
 }
 
 #[derive(Debug, Args)]
@@ -325,9 +358,14 @@ pub enum BenchCommand {
         /// Steps to run (after the warm start).
         #[arg(long, default_value_t = 10)]
         steps: u64,
-        /// Run directory (default: a new `bench-train-*` directory under the run root).
+        /// Run directory (default: a new `bench-train-*` directory under the run root); with
+        /// `--schedule both`, its `sync/` and `async/` subdirectories.
         #[arg(long)]
         run: Option<PathBuf>,
+        /// Which schedules to time: `both` runs the synchronous one, then the asynchronous one
+        /// from the same warm start, and prints their ratio.
+        #[arg(long, value_enum, default_value_t = BenchSchedule::Both)]
+        schedule: BenchSchedule,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

@@ -59,8 +59,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 config,
                 steps,
                 run,
+                schedule,
                 json,
-            } => bench::train(&config.config, steps, run, json),
+            } => bench::train(&config.config, steps, run, schedule, json),
         },
     }
 }

@@ -21,7 +21,16 @@ fn bench_train_reports_every_phase_of_its_steps() {
             .arg(&run),
     );
     let line = out.lines().last().unwrap();
-    let report: serde_json::Value = serde_json::from_str(line).unwrap();
+    let both: serde_json::Value = serde_json::from_str(line).unwrap();
+    // Both schedules by default, the asynchronous one from the synchronous one's warm start.
+    assert!(both["async_speedup"].as_f64().unwrap() > 0.0, "{both}");
+    assert_eq!(both["async"]["steps"], 2, "{both}");
+    assert!(run.join("sync/warmup.jsonl").exists());
+    assert!(
+        !run.join("async/warmup.jsonl").exists(),
+        "the async run reused the warm start"
+    );
+    let report = &both["sync"];
     assert_eq!(report["steps"], 2, "{report}");
     let phases: Vec<&str> = report["phases"]
         .as_array()
@@ -41,8 +50,11 @@ fn bench_train_reports_every_phase_of_its_steps() {
     for p in report["phases"].as_array().unwrap() {
         assert!(p["total_s"].as_f64().unwrap() >= 0.0, "{p}");
     }
+    let lines = std::fs::read_to_string(run.join("async/metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(last["main_staleness"], 1, "{last}");
     assert_eq!(
-        std::fs::read_to_string(run.join("metrics.jsonl"))
+        std::fs::read_to_string(run.join("sync/metrics.jsonl"))
             .unwrap()
             .lines()
             .count(),

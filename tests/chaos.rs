@@ -21,9 +21,16 @@ fn root() -> &'static Path {
 /// Runs a shipped plan (`examples/chaos/NAME.toml`) into `root()/NAME`; it must pass. Its
 /// stdout (the table) and the JSON summary.
 fn run_shipped(name: &str) -> (String, serde_json::Value) {
+    run_shipped_with(name, &[])
+}
+
+/// [`run_shipped`] with more `mgrpo chaos` arguments.
+fn run_shipped_with(name: &str, more: &[&str]) -> (String, serde_json::Value) {
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/chaos/{name}.toml"));
     let out = mgrpo()
-        .args(["chaos", "--json", "--plan"])
+        .args(["chaos", "--json"])
+        .args(more)
+        .arg("--plan")
         .arg(&plan)
         .arg("--out")
         .arg(root().join(name))
@@ -188,4 +195,31 @@ fn the_one_process_plan_kills_the_train_process_and_its_actors_and_loses_nothing
     // Both SIGKILLs of `mgrpo train` were followed by a restart with --resume.
     let log = std::fs::read_to_string(root().join("one-process/seed-0/logs/local.log")).unwrap();
     assert!(log.contains("start 3 of node local"), "{log}");
+}
+
+#[test]
+fn the_async_plan_loses_and_doubles_nothing_and_equals_the_fault_free_async_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, last) = run_shipped_with("async", &["--keep"]);
+    assert_eq!(
+        (
+            &last["faults"],
+            &last["identical"],
+            &last["lost"],
+            &last["doubled"],
+            &last["failed"]
+        ),
+        (&5.into(), &1.into(), &0.into(), &0.into(), &0.into()),
+        "{last}"
+    );
+    // The run was asynchronous: after step 0 every step was sampled one version behind.
+    let metrics = common::metrics(&root().join("async/seed-0/run"));
+    assert!(metrics.len() >= 24, "{}", metrics.len());
+    assert!(
+        metrics
+            .iter()
+            .filter(|m| m["step"].as_u64() > Some(0))
+            .all(|m| m["main_staleness"] == 1 && m["sub_staleness"] == 1),
+        "{metrics:?}"
+    );
 }

@@ -207,6 +207,34 @@ pub struct AlgoConfig {
     pub epochs: usize,
     /// Reward weights α1, α2, β1, β2, β3.
     pub weights: RewardWeights,
+    /// `sync` (default): each step is sampled with the policies its own update starts from.
+    /// `async`: the rollouts of step t+1 run while the learners update on step t.
+    pub schedule: Schedule,
+    /// Under `async`, how many versions behind its update a step is sampled (≥ 1): step t is
+    /// sampled with the versions after step t − `max_staleness`, always that one (not
+    /// whichever is newest when the rollout starts), so an async run is reproducible.
+    pub max_staleness: u64,
+}
+
+/// When rollouts run relative to the updates (`algo.schedule`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// Roll out, then update, step after step.
+    #[default]
+    Sync,
+    /// The next step's rollouts overlap this step's updates.
+    Async,
+}
+
+impl AlgoConfig {
+    /// How many versions behind its update each step is sampled: 0 under `sync`.
+    pub fn lag(&self) -> u64 {
+        match self.schedule {
+            Schedule::Sync => 0,
+            Schedule::Async => self.max_staleness,
+        }
+    }
 }
 
 impl Default for AlgoConfig {
@@ -224,6 +252,8 @@ impl Default for AlgoConfig {
             token_level: false,
             epochs: 1,
             weights: RewardWeights::default(),
+            schedule: Schedule::Sync,
+            max_staleness: 1,
         }
     }
 }
@@ -452,6 +482,23 @@ impl Config {
                 self.sampling.top_p
             ));
         }
+        if a.schedule == Schedule::Async {
+            if a.max_staleness == 0 {
+                p.push(
+                    "algo.max_staleness = 0 with schedule = \"async\": must be at least 1 \
+                     (0 is the synchronous schedule)"
+                        .into(),
+                );
+            }
+            if !self.train.recovery_checkpoints {
+                p.push(
+                    "algo.schedule = \"async\" needs train.recovery_checkpoints = true: after a \
+                     crash the step being resumed is sampled with an earlier version, reloaded \
+                     from its checkpoint"
+                        .into(),
+                );
+            }
+        }
         if self.actors.request_attempts == 0 {
             p.push("actors.request_attempts = 0: must be at least 1".into());
         }
@@ -504,6 +551,27 @@ mod tests {
                 && msg.contains("models.sub.shards"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_asynchronous_schedule_is_validated() {
+        let c = Config::parse("[algo]\nschedule = \"async\"\n", Path::new("x.toml")).unwrap();
+        assert_eq!((c.algo.lag(), Config::default().algo.lag()), (1, 0));
+        let err = Config::parse(
+            "[algo]\nschedule = \"async\"\nmax_staleness = 0\n[train]\nrecovery_checkpoints = false\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("algo.max_staleness = 0"), "{err}");
+        assert!(
+            err.contains("needs train.recovery_checkpoints = true"),
+            "{err}"
+        );
+        let err = Config::parse("[algo]\nschedule = \"later\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sync") && err.contains("async"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod records;
 pub mod recovery;
 pub mod step;
+pub mod versions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::cluster::membership::STOPPED;
 use crate::context::NodeContext;
 use crate::coordinator::recovery::recover;
-use crate::coordinator::step::run_step;
+use crate::coordinator::step::{Pipeline, run_step};
 use crate::eval::evaluate;
 use crate::faults::FaultPoint;
 use crate::learner::LearnerMsg;
@@ -114,10 +115,12 @@ impl Actor for Coordinator {
 async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
     let ctx = &state.ctx;
     let train = &ctx.config.train;
-    let from = match recover(ctx, &state.stop).await {
+    let recovered = match recover(ctx, &state.stop).await {
         Err(e) if e == STOPPED => return Ok(0),
         r => r?,
     };
+    let from = recovered.next;
+    let mut pipe = Pipeline::new(recovered.versions);
     if from == 0 && train.eval_every > 0 {
         let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
         log_eval(ctx, 0, &report)?;
@@ -142,8 +145,9 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
             break;
         }
         // Swaps land here, between steps: the step below runs on one generation of each role.
-        let stepped = match at_boundary(ctx, step).await {
-            Ok(servings) => step_and_report(state, step, to, &servings, reported).await,
+        let rolled = pipe.ahead.as_ref().is_some_and(|r| r.step == step);
+        let stepped = match at_boundary(ctx, step, rolled).await {
+            Ok(servings) => step_and_report(state, step, to, &servings, reported, &mut pipe).await,
             Err(e) => Err(e),
         };
         match stepped {
@@ -164,10 +168,12 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
                     return Err(format!("step {step} failed {failures} times; last: {e}"));
                 }
                 tracing::warn!(step, error = %e, "step failed; waiting for every role, then retrying from the last committed step");
-                step = match recover(ctx, &state.stop).await {
+                let recovered = match recover(ctx, &state.stop).await {
                     Err(e) if e == STOPPED => break,
                     r => r?,
                 };
+                step = recovered.next;
+                pipe = Pipeline::new(recovered.versions);
             }
         }
     }
@@ -198,19 +204,19 @@ async fn step_and_report(
     to: u64,
     servings: &Servings,
     reported: u64,
+    pipe: &mut Pipeline,
 ) -> Result<bool, String> {
     let ctx = &state.ctx;
     let train = &ctx.config.train;
     let last = step + 1 == to;
     let checkpoint =
         last || (train.checkpoint_every > 0 && (step + 1).is_multiple_of(train.checkpoint_every));
-    let (mut metrics, written) = run_step(
-        ctx,
-        step,
-        servings,
-        checkpoint || state.stop.load(Ordering::SeqCst),
-    )
-    .await?;
+    let stopping = state.stop.load(Ordering::SeqCst);
+    // Asynchronous schedule: the next step's rollouts run during this step's updates, unless
+    // it is the last, a stop was asked for, or a swap waits for its boundary.
+    let roll_next = ctx.config.algo.lag() > 0 && !last && !stopping && !ctx.swaps.any_due(step + 1);
+    let (mut metrics, written) =
+        run_step(ctx, step, servings, checkpoint || stopping, pipe, roll_next).await?;
     if !written && step < reported {
         return Ok(false);
     }

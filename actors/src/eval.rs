@@ -14,6 +14,7 @@ use crate::judge::score_rollout;
 use crate::planner::GroupSpec;
 use crate::policy::checkpoints::load_policy;
 use crate::policy::chunks::PolicyId;
+use crate::policy::pins::Pins;
 use crate::role::{LearnerRole, sub_model};
 use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{Mode, RolloutKey, SubJob, SubOutcome};
@@ -51,7 +52,7 @@ pub async fn evaluate(ctx: &NodeContext, split: Split, n: usize) -> Result<EvalR
             question_id: q.id.clone(),
         })
         .collect();
-    let results = roll_out(ctx, EVAL_STEP, specs, 1, Mode::Eval).await?;
+    let results = roll_out(ctx, EVAL_STEP, specs, 1, Mode::Eval, &Pins::latest()).await?;
     Ok(EvalReport::from_outcomes(results.iter().zip(&qs).map(
         |(g, q)| (*q, g.rollouts.first().is_some_and(|r| r.parts.correct)),
     )))

@@ -29,6 +29,8 @@ pub enum ExecutorMsg {
     RunCalls {
         /// Sampling mode.
         mode: Wire<Mode>,
+        /// The version of the sub-agents' model to run them with (`None`: the newest held).
+        policy: Wire<Option<PolicyId>>,
         /// The calls.
         jobs: Wire<Vec<SubJob>>,
         /// Outcomes in the same order.
@@ -115,10 +117,11 @@ impl Actor for Executor {
             }
             ExecutorMsg::RunCalls {
                 mode: Wire(mode),
+                policy: Wire(policy),
                 jobs: Wire(jobs),
                 reply,
             } => {
-                let result = run_calls(state, mode, &jobs).await;
+                let result = run_calls(state, mode, policy, &jobs).await;
                 // After the trajectories went to the learner, before the reply: the worst
                 // moment for double counting.
                 state
@@ -134,18 +137,20 @@ impl Actor for Executor {
 }
 
 async fn run_calls(
-    state: &ExecutorState,
+    state: &mut ExecutorState,
     mode: Mode,
+    policy: Option<PolicyId>,
     jobs: &[SubJob],
 ) -> Result<Vec<SubOutcome>, String> {
     let ctx = &state.ctx;
-    let serve = state
+    let held = state
         .replica
-        .serve()
-        .under_faults(&ctx.faults, Role::Executor);
+        .select(policy)
+        .map_err(|e| format!("sub policy: {e}"))?;
+    let serve = held.serve().under_faults(&ctx.faults, Role::Executor);
     let ran = Rollouts::new(ctx, mode)
         .map_err(|e| e.to_string())?
-        .sub(serve, state.replica.id(), jobs)
+        .sub(serve, held.id(), jobs)
         .await
         .map_err(|e| e.to_string())?;
     let items: Vec<(String, String, bool)> = ran
@@ -159,9 +164,8 @@ async fn run_calls(
     .await
     .map_err(|e| e.to_string())?;
     // Only a role its learner trains keeps trajectories (not one swapped to frozen or expert).
-    let trained = mode == Mode::Train
-        && ctx.config.algo.variant.sub_is_trained()
-        && state.replica.serving().trains();
+    let trained =
+        mode == Mode::Train && ctx.config.algo.variant.sub_is_trained() && held.serving().trains();
     let mut outcomes = Vec::with_capacity(ran.len());
     let mut trajectories: Vec<(CallKey, Trajectory)> = Vec::new();
     for ((mut o, t), s) in ran.into_iter().zip(scores) {

@@ -24,7 +24,8 @@ use crate::faults::FaultPoint;
 use crate::learner::state::LearnerState;
 use crate::learner::update::{Buffered, build};
 use crate::policy::checkpoints::{
-    TrainState, checkpoint_for_step, load_learner, prune, save_learner,
+    TrainState, checkpoint_for_step, checkpoint_state, load_learner, load_policy, prune,
+    save_learner,
 };
 use crate::policy::chunks::{PolicyChunk, PolicyId, chunk};
 use crate::policy::replica::PolicySource;
@@ -42,6 +43,8 @@ pub struct TrainReport {
     pub role: LearnerRole,
     /// The version published by the update.
     pub version: u64,
+    /// The role's generation (unchanged by an update).
+    pub generation: u64,
     /// Loss diagnostics of the last epoch.
     pub stats: StepStats,
     /// Rows in the batch.
@@ -142,9 +145,22 @@ pub enum LearnerMsg {
     Restore {
         /// The step the learner must train next.
         next_step: u64,
-        /// Its state afterwards.
-        reply: RpcReplyPort<Reply<TrainState>>,
+        /// Also republish the versions in effect at the `keep` steps before it, oldest first
+        /// (the asynchronous schedule samples the next steps with them).
+        keep: u64,
+        /// Its state afterwards, and the versions published.
+        reply: RpcReplyPort<Reply<Restored>>,
     },
+}
+
+/// A learner after [`LearnerMsg::Restore`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    /// Its state.
+    pub state: TrainState,
+    /// `(step, policy)`: the version in effect at each step republished, oldest first (the
+    /// last is the current one, at `state.next_step`).
+    pub versions: Vec<(u64, PolicyId)>,
 }
 
 impl PolicySource for LearnerMsg {
@@ -241,8 +257,12 @@ impl Actor for LearnerActor {
                 swap::abort(s).await;
                 let _ = reply.send(Wire(Ok(())));
             }
-            LearnerMsg::Restore { next_step, reply } => {
-                let r = restore(s, next_step).await;
+            LearnerMsg::Restore {
+                next_step,
+                keep,
+                reply,
+            } => {
+                let r = restore(s, next_step, keep).await;
                 let _ = reply.send(Wire(r));
             }
             LearnerMsg::Train {
@@ -263,7 +283,7 @@ impl Actor for LearnerActor {
     }
 }
 
-async fn restore(s: &mut LearnerState, next_step: u64) -> Result<TrainState, String> {
+async fn restore(s: &mut LearnerState, next_step: u64, keep: u64) -> Result<Restored, String> {
     s.buffered.clear();
     s.staged = None;
     if !s.state.serving.trains() && s.state.next_step <= next_step {
@@ -291,9 +311,47 @@ async fn restore(s: &mut LearnerState, next_step: u64) -> Result<TrainState, Str
         s.state = TrainState { next_step, ..state };
         s.weights = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);
     }
+    // The asynchronous schedule samples the next steps with earlier versions: those first.
+    let mut versions = Vec::new();
+    for at in next_step.saturating_sub(keep)..next_step {
+        versions.push((at, republish(s, at).await?));
+    }
     // Inference actors may have been restarted with, or sent, another version: republish.
     s.publish().await?;
-    Ok(s.state)
+    versions.push((next_step, s.id()));
+    Ok(Restored {
+        state: s.state,
+        versions,
+    })
+}
+
+/// Sends the version in effect at step `at` (from its checkpoint) to every replica.
+async fn republish(s: &LearnerState, at: u64) -> Result<PolicyId, String> {
+    let missing = || {
+        format!(
+            "{} learner has no checkpoint for step {at}, which the asynchronous schedule \
+             samples a coming step with",
+            s.role.name()
+        )
+    };
+    let version = checkpoint_for_step(&s.ctx, s.role, at).ok_or_else(missing)?;
+    let state = checkpoint_state(&s.ctx, s.role, version).ok_or_else(missing)?;
+    let id = PolicyId {
+        generation: state.generation,
+        version: state.version,
+    };
+    if id == s.id() {
+        return Ok(id);
+    }
+    let (policy, _) = tokio::task::block_in_place(|| load_policy(&s.ctx, s.role, Some(version)))?;
+    let weights = Arc::new(policy.to_bytes().map_err(|e| e.to_string())?);
+    s.ctx
+        .faults
+        .strike(FaultPoint::Publish(s.role.role()))
+        .await
+        .map_err(|e| format!("republishing {} v{}: {e}", s.role.name(), id.version))?;
+    s.sinks.publish(&s.ctx, id, state.serving, &weights).await;
+    Ok(id)
 }
 
 async fn train(
@@ -379,6 +437,7 @@ async fn train(
     Ok(TrainReport {
         role: s.role,
         version: s.state.version,
+        generation: s.state.generation,
         stats,
         rows: built.batch.rows,
         main_advantages: built.main_advantages,

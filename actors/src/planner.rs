@@ -17,9 +17,10 @@ use crate::faults::FaultPoint;
 use crate::judge::JudgeMsg;
 use crate::learner::LearnerMsg;
 use crate::policy::chunks::{PolicyChunk, PolicyId};
+use crate::policy::pins::Pins;
 use crate::policy::replica::Replica;
 use crate::policy::sink::PolicySink;
-use crate::role::{LearnerRole, Role, group};
+use crate::role::{LearnerRole, Role, group, sub_model};
 use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubOutcome};
 use crate::rpc::{self, Reply, RequestError, Wire};
@@ -71,6 +72,9 @@ pub enum PlannerMsg {
         k: u32,
         /// Train (sample, send trajectories) or eval (greedy, nothing kept).
         mode: Wire<Mode>,
+        /// The versions to sample with (the main model's here, the sub model's at the
+        /// executors); unpinned models serve their newest.
+        pins: Wire<Pins>,
         /// The groups' results, in order.
         reply: RpcReplyPort<Reply<Vec<GroupResult>>>,
     },
@@ -161,9 +165,10 @@ impl Actor for Planner {
                 groups,
                 k,
                 mode: Wire(mode),
+                pins: Wire(pins),
                 reply,
             } => {
-                let r = run_groups(state, step, &groups.0, k, mode).await;
+                let r = run_groups(state, step, &groups.0, k, mode, &pins).await;
                 state
                     .ctx
                     .faults
@@ -187,15 +192,23 @@ enum RolloutError {
     Question(String),
     #[error(transparent)]
     Context(#[from] crate::context::ContextError),
+    #[error("main policy: {0}")]
+    Policy(String),
 }
 
 async fn run_groups(
-    state: &PlannerState,
+    state: &mut PlannerState,
     step: u64,
     specs: &[GroupSpec],
     k: u32,
     mode: Mode,
+    pins: &Pins,
 ) -> Result<Vec<GroupResult>, RolloutError> {
+    let held = state
+        .replica
+        .select(pins.of(LearnerRole::Main))
+        .map_err(RolloutError::Policy)?;
+    let sub_pin = pins.of(sub_model(state.ctx.config.algo.variant));
     let ctx = &state.ctx;
     let questions: Vec<&Question> = specs
         .iter()
@@ -222,16 +235,14 @@ async fn run_groups(
         })
         .collect();
     let counter = state.next_executor.clone();
-    let serve = state
-        .replica
-        .serve()
-        .under_faults(&ctx.faults, Role::Planner);
+    let serve = held.serve().under_faults(&ctx.faults, Role::Planner);
     let ran: Vec<(MainOutcome, Trajectory)> = Rollouts::new(ctx, mode)?
         .of_variant(ctx.config.algo.variant, serve, &jobs, |subs| {
             let pick = counter.fetch_add(1, Ordering::Relaxed);
             async move {
                 rpc::request(ctx, group::EXECUTOR, pick, |reply| ExecutorMsg::RunCalls {
                     mode: Wire(mode),
+                    policy: Wire(sub_pin),
                     jobs: Wire(subs.clone()),
                     reply,
                 })
@@ -277,9 +288,9 @@ async fn run_groups(
                 })
                 .collect(),
             generated_tokens: o.generated_tokens,
-            policy: state.replica.id(),
+            policy: held.id(),
         });
-        if mode == Mode::Train && state.replica.serving().trains() {
+        if mode == Mode::Train && held.serving().trains() {
             trajectories.push((*key, t));
         }
     }

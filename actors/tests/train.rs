@@ -209,6 +209,23 @@ fn delegating(steps: u64) -> Config {
     c
 }
 
+/// Trains `config` in `dir` with the first executor request panicking after its trajectories
+/// went to the learner and before its reply; checks the executor was restarted.
+async fn train_with_executor_panic(config: Config, dir: &Path) {
+    let fault = Fault {
+        point: FaultPoint::Reply(Role::Executor),
+        action: FaultAction::Panic,
+        times: 1,
+    };
+    let events = train(config, dir, false, Some(fault)).await;
+    assert!(
+        events.iter().any(
+            |e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))
+        ),
+        "an executor was restarted: {events:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executor_panic_mid_step_is_counted_once() {
     // No dev evaluation, so that the first executor request of the run is step 0's.
@@ -219,18 +236,7 @@ async fn executor_panic_mid_step_is_counted_once() {
     let faulty = tempfile::tempdir().unwrap();
     // The first executor request of step 0 panics after its trajectories went to the learner
     // and before its reply: the worst moment for double counting.
-    let fault = Fault {
-        point: FaultPoint::Reply(Role::Executor),
-        action: FaultAction::Panic,
-        times: 1,
-    };
-    let events = train(config, faulty.path(), false, Some(fault)).await;
-    assert!(
-        events.iter().any(
-            |e| matches!(e, NodeEvent::ChildRestarting { name, .. } if name.starts_with("executor"))
-        ),
-        "an executor was restarted: {events:?}"
-    );
+    train_with_executor_panic(config, faulty.path()).await;
     let (a, b) = (groups_of(clean.path()), groups_of(faulty.path()));
     assert!(
         a.iter().map(|g| g.calls.len()).sum::<usize>() > 0,
@@ -276,4 +282,72 @@ async fn every_rollout_and_call_records_the_version_that_produced_it() {
             .any(|g| g.step >= 1 && g.calls.iter().any(|c| c.role_version >= 1)),
         "sub calls after step 0 record a trained version"
     );
+}
+
+/// A config on the asynchronous schedule (one version behind).
+fn asynchronous(mut c: Config) -> Config {
+    c.algo.schedule = mgrpo_actors::config::Schedule::Async;
+    c.algo.max_staleness = 1;
+    c
+}
+
+/// Under the asynchronous schedule step `s` is sampled with version `s − 1` (step 0 with the
+/// warm start): every stored rollout and call says so, and each step is committed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asynchronous_steps_are_sampled_one_version_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    train(asynchronous(delegating(4)), dir.path(), false, None).await;
+    let groups = groups_of(dir.path());
+    assert_eq!(groups.len(), 4 * 2, "4 steps of 2 groups, each once");
+    assert!(groups.iter().map(|g| g.calls.len()).sum::<usize>() > 0);
+    for g in &groups {
+        let sampled = g.step.saturating_sub(1);
+        for r in &g.main {
+            assert_eq!(r.role_version, sampled, "main, step {}", g.step);
+        }
+        for c in &g.calls {
+            assert_eq!(c.role_version, sampled, "sub, step {}", g.step);
+        }
+    }
+    let lines = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["main_staleness"], 0);
+    for l in &lines[1..] {
+        assert_eq!(
+            (&l["main_staleness"], &l["sub_staleness"]),
+            (&1.into(), &1.into()),
+            "{l}"
+        );
+        // The learners trained on step s from version s: the update is one version ahead of
+        // the rollouts it trains on.
+        assert_eq!(l["main_version"], l["step"].as_u64().unwrap() + 1, "{l}");
+    }
+}
+
+/// The asynchronous schedule keeps the synchronous promises: a run stopped and resumed, and a
+/// run whose executor panics mid-step (its trajectories sent, its reply lost), both commit
+/// exactly the records of the uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asynchronous_resume_and_crash_equal_uninterrupted() {
+    let mut config = asynchronous(delegating(4));
+    config.train.eval_every = 0;
+    let whole = tempfile::tempdir().unwrap();
+    train(config.clone(), whole.path(), false, None).await;
+    let a = groups_of(whole.path());
+    assert_eq!(a.len(), 4 * 2);
+
+    let parts = tempfile::tempdir().unwrap();
+    let mut first = config.clone();
+    first.train.steps = 2;
+    train(first, parts.path(), false, None).await;
+    train(config.clone(), parts.path(), true, None).await;
+    assert_eq!(a, groups_of(parts.path()), "resumed at step 2");
+
+    let faulty = tempfile::tempdir().unwrap();
+    train_with_executor_panic(config, faulty.path()).await;
+    assert_eq!(a, groups_of(faulty.path()), "executor panic mid-step");
 }

@@ -25,6 +25,9 @@ pub struct Plan {
     /// Run the config in one `mgrpo train` process (node `local`) instead of its nodes.
     #[serde(default)]
     pub one_process: bool,
+    /// Run under this schedule (`sync` or `async`; overrides the config's `algo.schedule`).
+    #[serde(default)]
+    pub schedule: Option<mgrpo_actors::config::Schedule>,
     /// The plan's seed: random triggers are drawn from it and the run's seed.
     #[serde(default)]
     pub seed: u64,

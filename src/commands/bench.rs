@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use mgrpo_models::bench::{BenchOptions, BenchRow, format_table, run_bench};
 use serde::Serialize;
 
-use crate::cli::{BenchCommand, ConfigArg, TrainArgs};
+use crate::cli::{BenchCommand, BenchSchedule, ConfigArg, ScheduleArg, TrainArgs};
 
 /// One row of both sides: time ratio (ours / torch; below 1 is faster) for updates, throughput
 /// ratio (ours / torch; above 1 is faster) for sampling.
@@ -217,24 +217,151 @@ fn join(ours: &[BenchRow], torch: &[BenchRow]) -> Vec<Ratio> {
         .collect()
 }
 
-/// Runs `mgrpo bench train`: `mgrpo train` for `steps` steps, timed, then the phases of its
-/// steps from `metrics.jsonl`.
-pub fn train(config: &Path, steps: u64, run: Option<PathBuf>, json: bool) -> Result<()> {
+/// Runs `mgrpo bench train`: `mgrpo train` for `steps` steps under each schedule asked for,
+/// timed, then the phases of its steps from `metrics.jsonl`. With both schedules the
+/// asynchronous run starts from the synchronous run's warm start (copied), so the two differ
+/// only in the schedule, and the ratio of their step times is printed.
+pub fn train(
+    config: &Path,
+    steps: u64,
+    run: Option<PathBuf>,
+    schedule: BenchSchedule,
+    json: bool,
+) -> Result<()> {
     let loaded = super::load_config(config)?;
-    let run = run.unwrap_or_else(|| {
+    let root = run.unwrap_or_else(|| {
         mgrpo_actors::RunDir::fresh_under(&loaded.run.root, "bench-train")
             .root()
             .to_path_buf()
     });
+    let runs: Vec<(ScheduleArg, PathBuf)> = match schedule {
+        BenchSchedule::Sync => vec![(ScheduleArg::Sync, root.clone())],
+        BenchSchedule::Async => vec![(ScheduleArg::Async, root.clone())],
+        BenchSchedule::Both => vec![
+            (ScheduleArg::Sync, root.join("sync")),
+            (ScheduleArg::Async, root.join("async")),
+        ],
+    };
+    let mut timed = Vec::new();
+    for (i, (schedule, run)) in runs.iter().enumerate() {
+        if i > 0 {
+            copy_warm_start(&runs[0].1, run)?;
+        }
+        timed.push(time_run(config, steps, run, *schedule)?);
+    }
+    if json {
+        let mut out = serde_json::json!({});
+        for t in &timed {
+            out[t.schedule_name()] = t.json();
+        }
+        // One schedule: its report at the top level too.
+        if let [t] = timed.as_slice() {
+            out = t.json();
+        }
+        if let [a, b] = timed.as_slice() {
+            out["async_speedup"] = (a.steps_s / b.steps_s).into();
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    for t in &timed {
+        t.print();
+    }
+    if let [a, b] = timed.as_slice() {
+        println!(
+            "async vs sync, time in steps: {:.1} s vs {:.1} s ({:.2}× faster), mean step {:.3} s vs {:.3} s",
+            b.steps_s,
+            a.steps_s,
+            a.steps_s / b.steps_s,
+            b.steps_s / b.steps as f64,
+            a.steps_s / a.steps as f64,
+        );
+    }
+    Ok(())
+}
+
+/// Copies the warm start (version 0 of each role) of run `from` into the new run `to`.
+fn copy_warm_start(from: &Path, to: &Path) -> Result<()> {
+    let (src, dst) = (from.join("checkpoints"), to.join("checkpoints"));
+    for role in std::fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))? {
+        let role = role?.file_name();
+        let (s, d) = (src.join(&role).join("0"), dst.join(&role).join("0"));
+        std::fs::create_dir_all(&d)?;
+        for f in std::fs::read_dir(&s).with_context(|| format!("reading {}", s.display()))? {
+            let f = f?;
+            std::fs::copy(f.path(), d.join(f.file_name()))
+                .with_context(|| format!("copying {}", f.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One timed run.
+struct Timed {
+    schedule: ScheduleArg,
+    run: PathBuf,
+    steps: usize,
+    total_s: f64,
+    steps_s: f64,
+    phases: Vec<(String, Vec<f64>)>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+impl Timed {
+    fn schedule_name(&self) -> &'static str {
+        match self.schedule {
+            ScheduleArg::Sync => "sync",
+            ScheduleArg::Async => "async",
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .phases
+            .iter()
+            .map(|(name, v)| serde_json::json!({"phase": name.trim(), "median_s": median(v), "total_s": v.iter().sum::<f64>()}))
+            .collect();
+        serde_json::json!({"schedule": self.schedule_name(), "run": self.run, "steps": self.steps, "total_s": self.total_s, "steps_s": self.steps_s, "phases": rows})
+    }
+
+    fn print(&self) {
+        println!(
+            "{}: {} steps in {:.1} s; warm start and setup {:.1} s; total {:.1} s ({})",
+            self.schedule_name(),
+            self.steps,
+            self.steps_s,
+            self.total_s - self.steps_s,
+            self.total_s,
+            self.run.display()
+        );
+        println!("{:<24} {:>10} {:>10}", "phase", "median s", "total s");
+        for (name, v) in &self.phases {
+            println!(
+                "{:<24} {:>10.3} {:>10.1}",
+                name,
+                median(v),
+                v.iter().sum::<f64>()
+            );
+        }
+    }
+}
+
+fn time_run(config: &Path, steps: u64, run: &Path, schedule: ScheduleArg) -> Result<Timed> {
     let t0 = std::time::Instant::now();
     super::train::train(&TrainArgs {
         config: ConfigArg {
             config: config.to_path_buf(),
         },
-        run: Some(run.clone()),
+        run: Some(run.to_path_buf()),
         steps: Some(steps),
         algo: None,
         seed: None,
+        schedule: Some(schedule),
         resume: false,
     })?;
     let total_s = t0.elapsed().as_secs_f64();
@@ -250,9 +377,18 @@ pub fn train(config: &Path, steps: u64, run: Option<PathBuf>, json: bool) -> Res
     }
     let series = |key: &str| -> Vec<f64> { lines.iter().filter_map(|l| l[key].as_f64()).collect() };
     let steps_s: f64 = series("step_time_s").iter().sum();
+    let overlapped = schedule == ScheduleArg::Async;
     let mut phases: Vec<(String, Vec<f64>)> = vec![
         ("step".into(), series("step_time_s")),
-        ("rollout".into(), series("rollout_time_s")),
+        (
+            if overlapped {
+                "rollout (overlapped)"
+            } else {
+                "rollout"
+            }
+            .into(),
+            series("rollout_time_s"),
+        ),
         ("train (all learners)".into(), series("train_time_s")),
     ];
     for role in ["main", "sub"] {
@@ -266,51 +402,29 @@ pub fn train(config: &Path, steps: u64, run: Option<PathBuf>, json: bool) -> Res
             }
         }
     }
-    let rest: Vec<f64> = lines
-        .iter()
-        .filter_map(|l| {
-            Some(
-                l["step_time_s"].as_f64()?
-                    - l["rollout_time_s"].as_f64()?
-                    - l["train_time_s"].as_f64()?,
-            )
-        })
-        .collect();
-    phases.push(("stage + records".into(), rest));
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    if json {
-        let rows: Vec<serde_json::Value> = phases
+    // Under the asynchronous schedule a step's rollouts ran during the previous step: its
+    // time is not part of the step's.
+    if !overlapped {
+        let rest: Vec<f64> = lines
             .iter()
-            .map(|(name, v)| serde_json::json!({"phase": name.trim(), "median_s": median(v), "total_s": v.iter().sum::<f64>()}))
+            .filter_map(|l| {
+                Some(
+                    l["step_time_s"].as_f64()?
+                        - l["rollout_time_s"].as_f64()?
+                        - l["train_time_s"].as_f64()?,
+                )
+            })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({"run": run, "steps": lines.len(), "total_s": total_s, "steps_s": steps_s, "phases": rows})
-        );
-        return Ok(());
+        phases.push(("stage + records".into(), rest));
     }
-    println!(
-        "{} steps in {:.1} s; warm start and setup {:.1} s; total {:.1} s ({})",
-        lines.len(),
-        steps_s,
-        total_s - steps_s,
+    Ok(Timed {
+        schedule,
+        run: run.to_path_buf(),
+        steps: lines.len(),
         total_s,
-        run.display()
-    );
-    println!("{:<24} {:>10} {:>10}", "phase", "median s", "total s");
-    for (name, v) in &phases {
-        println!(
-            "{:<24} {:>10.3} {:>10.1}",
-            name,
-            median(v),
-            v.iter().sum::<f64>()
-        );
-    }
-    Ok(())
+        steps_s,
+        phases,
+    })
 }
 
 #[cfg(test)]

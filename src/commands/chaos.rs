@@ -18,6 +18,9 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     let (plan, config_path) = Plan::load(&args.plan)?;
     let mut config = load_config(&config_path)?;
     config.train.steps = plan.steps;
+    if let Some(schedule) = plan.schedule {
+        config.algo.schedule = schedule;
+    }
     if plan.one_process {
         config.cluster.nodes.clear();
     }

@@ -78,6 +78,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some(seed) = args.seed {
         config.run.seed = seed;
     }
+    if let Some(schedule) = args.schedule {
+        config.algo.schedule = schedule.into();
+        let problems = config.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("--schedule: {}", problems.join("; "));
+        }
+    }
     let run_dir = run_dir_for(&config, args.run.as_deref());
     println!("run directory: {}", run_dir.root().display());
     let (pb, on_step) = warm_bar();

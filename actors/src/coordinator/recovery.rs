@@ -6,6 +6,7 @@ use crate::cluster::agent::{host, node_infos};
 use crate::cluster::membership::{STOPPED, wait_roles};
 use crate::config::cluster::NodePlacement;
 use crate::context::NodeContext;
+use crate::coordinator::versions::Versions;
 use crate::learner::LearnerMsg;
 use crate::role::{Role, group, training_learners};
 use crate::rpc;
@@ -20,7 +21,10 @@ use crate::swap::placement::{any_moves, effective};
 /// oldest common step, and the steps from there are replayed: rollouts are seeded, so the
 /// replay commits identical records, which the store takes as no-ops (and refuses with a
 /// conflict if they differed).
-pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String> {
+///
+/// Under the asynchronous schedule each learner also republishes the versions the next steps
+/// are sampled with; the returned [`Versions`] name them.
+pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<Recovered, String> {
     let within = std::time::Duration::from_secs(ctx.config.cluster.wait_roles_s);
     let swaps = recorded(ctx).await?;
     let placement = effective(&ctx.config.placement(), &swaps);
@@ -33,11 +37,12 @@ pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String
         .map_err(|e| e.to_string())?;
     let mut states = Vec::new();
     for learner in training_learners(ctx.config.algo.variant) {
-        let g = learner.group();
-        let s = rpc::request(ctx, g, 0, |reply| LearnerMsg::GetState { reply })
-            .await
-            .map_err(|e| e.to_string())?;
-        states.push((g, s));
+        let s = rpc::request(ctx, learner.group(), 0, |reply| LearnerMsg::GetState {
+            reply,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        states.push((learner, s));
     }
     // A learner whose role is swapped to frozen or expert takes no steps: its progress does
     // not hold the others back (it follows them in `Restore`).
@@ -48,20 +53,38 @@ pub async fn recover(ctx: &NodeContext, stop: &AtomicBool) -> Result<u64, String
         .min()
         .unwrap_or(committed)
         .min(committed);
-    let states: Vec<_> = states.into_iter().map(|(g, s)| (g, s.next_step)).collect();
-    for (g, at) in states {
+    let lag = ctx.config.algo.lag();
+    let mut versions = Versions::new(lag);
+    for (learner, s) in states {
+        let (g, at) = (learner.group(), s.next_step);
         if at != target {
             tracing::warn!(learner = g, at, target, committed, "restoring learner");
         }
         // Also when already there: drops half-received trajectories and republishes weights.
-        rpc::request(ctx, g, 0, |reply| LearnerMsg::Restore {
+        let restored = rpc::request(ctx, g, 0, |reply| LearnerMsg::Restore {
             next_step: target,
+            keep: lag,
             reply,
         })
         .await
         .map_err(|e| e.to_string())?;
+        for (step, id) in restored.versions {
+            versions.record(learner, step, id);
+        }
     }
-    Ok(target)
+    Ok(Recovered {
+        next: target,
+        versions,
+    })
+}
+
+/// Where training continues after recovery.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The step to run next.
+    pub next: u64,
+    /// The versions the learners republished (what the next steps are sampled with).
+    pub versions: Versions,
 }
 
 /// Makes every node host the inference instances `placement` gives it (after swaps moved

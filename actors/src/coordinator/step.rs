@@ -9,6 +9,10 @@
 //! Statistics flow one way: the rollouts' rewards are staged in the store (shared, not
 //! copied, on one node), each learner reads them there, returns the advantages it used, and
 //! the commit is built from exactly those ([`records`](crate::coordinator::records)).
+//!
+//! Under the asynchronous schedule the next step's `roll_out` runs beside this step's `train`
+//! ([`Pipeline`]), sampled with the versions [`Versions`] names for it; the phases and what
+//! each commits are the same.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,8 +29,10 @@ use crate::cluster::agent::link_counters;
 use crate::cluster::bytes::crossed;
 use crate::context::NodeContext;
 use crate::coordinator::records::{self, Measured, Reports};
+use crate::coordinator::versions::{Pinned, Versions};
 use crate::learner::{LearnerMsg, TrainReport};
 use crate::planner::{GroupResult, GroupSpec, PlannerMsg};
+use crate::policy::pins::Pins;
 use crate::role::{group, training_learners};
 use crate::rollout::keys::Mode;
 use crate::rpc::{self, Wire};
@@ -49,13 +55,15 @@ pub fn draw(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
         .collect()
 }
 
-/// Roll out: `specs` over the planners (round robin), `k` rollouts each; results by query.
+/// Roll out: `specs` over the planners (round robin), `k` rollouts each, sampled with the
+/// pinned versions (unpinned models: the newest); results by query.
 pub async fn roll_out(
     ctx: &NodeContext,
     step: u64,
     specs: Vec<GroupSpec>,
     k: u32,
     mode: Mode,
+    pins: &Pins,
 ) -> Result<Vec<GroupResult>, String> {
     let n = rpc::wait_member::<PlannerMsg>(ctx, group::PLANNER, std::time::Duration::from_secs(60))
         .await
@@ -75,6 +83,7 @@ pub async fn roll_out(
                 groups: Wire(chunk.clone()),
                 k,
                 mode: Wire(mode),
+                pins: Wire(pins.clone()),
                 reply,
             })
             .await
@@ -141,29 +150,109 @@ pub async fn commit(ctx: &NodeContext, commit: StepCommit) -> Result<bool, Strin
     .map_err(|e| e.to_string())
 }
 
+/// A step's rollouts: its results and how they were sampled.
+pub struct Rolled {
+    /// The step.
+    pub step: u64,
+    /// Its groups' results.
+    pub results: Vec<GroupResult>,
+    /// Wall time of the rollouts, seconds.
+    pub rollout_s: f64,
+    /// The versions they were sampled with.
+    pub pinned: Pinned,
+}
+
+/// Draws the step's queries and rolls them out with `pinned`.
+pub async fn roll(ctx: &NodeContext, step: u64, pinned: Pinned) -> Result<Rolled, String> {
+    let t0 = Instant::now();
+    let k = ctx.config.algo.group_size as u32;
+    let results = roll_out(ctx, step, draw(ctx, step), k, Mode::Train, &pinned.pins).await?;
+    Ok(Rolled {
+        step,
+        results,
+        rollout_s: t0.elapsed().as_secs_f64(),
+        pinned,
+    })
+}
+
+/// The coordinator's side of the schedule: which versions each step is sampled with, and the
+/// next step's rollouts when they ran ahead (asynchronous schedule).
+#[derive(Default)]
+pub struct Pipeline {
+    /// The versions in effect at the recent steps.
+    pub versions: Versions,
+    /// Rollouts done ahead of their step.
+    pub ahead: Option<Rolled>,
+}
+
+impl Pipeline {
+    /// After recovery: the versions the learners republished, nothing rolled out ahead.
+    pub fn new(versions: Versions) -> Self {
+        Self {
+            versions,
+            ahead: None,
+        }
+    }
+}
+
 /// Runs one step through every phase; returns its metrics line and whether this run wrote it
-/// (`false`: the identical step was already committed — a replay after recovery).
+/// (`false`: the identical step was already committed — a replay after recovery). With
+/// `roll_next` (asynchronous schedule), the rollouts of `step + 1` run during the updates and
+/// are left in `pipe.ahead`.
 pub async fn run_step(
     ctx: &NodeContext,
     step: u64,
     servings: &Servings,
     checkpoint: bool,
+    pipe: &mut Pipeline,
+    roll_next: bool,
 ) -> Result<(serde_json::Value, bool), String> {
     let t0 = Instant::now();
     let link0 = link_counters(ctx).await;
     let algo = &ctx.config.algo;
 
-    let specs = draw(ctx, step);
-    let results = roll_out(ctx, step, specs, algo.group_size as u32, Mode::Train).await?;
-    let rollout_s = t0.elapsed().as_secs_f64();
+    pipe.versions.at_boundary(step, servings);
+    let rolled = match pipe.ahead.take() {
+        Some(r) if r.step == step => r,
+        _ => roll(ctx, step, pipe.versions.pins(step, servings)).await?,
+    };
+    let Rolled {
+        results,
+        rollout_s,
+        pinned,
+        ..
+    } = rolled;
 
     let (stats, main_groups) = records::statistics(step, &results, algo);
     let stats = Arc::new(stats);
     let stats_bytes = stage(ctx, step, &stats).await?;
 
     let t1 = Instant::now();
-    let reports = train(ctx, step, results.len() as u32, servings, checkpoint).await?;
-    let train_s = t1.elapsed().as_secs_f64();
+    // No swap lands at the next boundary while its rollouts run ahead (they are sampled with
+    // this step's generations): the coordinator does not roll ahead of a due swap.
+    let next = roll_next.then(|| pipe.versions.pins(step + 1, servings));
+    let updates = async {
+        let r = train(ctx, step, results.len() as u32, servings, checkpoint).await;
+        (r, t1.elapsed().as_secs_f64())
+    };
+    let ahead = async {
+        match next {
+            Some(pinned) => Some(roll(ctx, step + 1, pinned).await),
+            None => None,
+        }
+    };
+    let ((reports, train_s), ahead) = futures::join!(updates, ahead);
+    let reports = reports?;
+    pipe.versions.after_update(step, &reports);
+    pipe.ahead = match ahead {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            // Not this step's failure: the next step rolls out again (and fails if it must).
+            tracing::warn!(step = step + 1, error = %e, "rollouts ahead failed; redoing them at their step");
+            None
+        }
+        None => None,
+    };
 
     let by_model = Reports::of(&reports);
     let main_version = by_model.main.map_or(0, |r| r.version);
@@ -181,6 +270,10 @@ pub async fn run_step(
     // The generation each role ran the step with (a swap never lands mid-step).
     for (role, state) in servings {
         line[format!("{}_generation", role.name())] = state.generation.into();
+    }
+    // Asynchronous schedule: how many versions behind its update each model was sampled.
+    for (role, behind) in &pinned.behind {
+        line[format!("{}_staleness", role.name())] = (*behind).into();
     }
     let written = commit(ctx, commit_).await?;
     if !written {

@@ -102,6 +102,11 @@ pub fn load_learner(
     Ok((learner, state))
 }
 
+/// The progress saved with checkpoint `version` of `role`, if it is a complete checkpoint.
+pub fn checkpoint_state(ctx: &NodeContext, role: LearnerRole, version: u64) -> Option<TrainState> {
+    read_train_state(&ctx.run_dir.checkpoint_path(role.name(), version))
+}
+
 fn read_train_state(dir: &Path) -> Option<TrainState> {
     serde_json::from_slice(&std::fs::read(dir.join(TRAIN_STATE)).ok()?).ok()
 }
@@ -195,10 +200,13 @@ pub fn keep_current(
     save_learner(ctx, role, learner, state, true, true).map(|_| ())
 }
 
-/// Deletes recovery checkpoints older than the newest two (kept ones stay).
+/// Deletes recovery checkpoints older than the newest two (kept ones stay), or the newest
+/// `2 + max_staleness` under the asynchronous schedule: recovery to the last committed step
+/// also reloads the versions the next steps are sampled with.
 pub fn prune(ctx: &NodeContext, role: LearnerRole) {
     let versions = ctx.run_dir.checkpoint_versions(role.name());
-    let recent: Vec<u64> = versions.iter().rev().take(2).copied().collect();
+    let keep = 2 + ctx.config.algo.lag() as usize;
+    let recent: Vec<u64> = versions.iter().rev().take(keep).copied().collect();
     for v in versions {
         let dir = ctx.run_dir.checkpoint_path(role.name(), v);
         if !recent.contains(&v)

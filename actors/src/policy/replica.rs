@@ -1,7 +1,11 @@
 //! The inference side of a policy: the copy a planner or executor samples from, fetched from
 //! the model's learner when the actor starts and replaced as new versions arrive in chunks.
 //! Written once for every inference actor. A swap stages its candidate here first (loaded and
-//! health-checked, not served) and activates it at the step boundary.
+//! health-checked, not served) and activates it at the step boundary. Under the asynchronous
+//! schedule a replica holds the last few versions and serves the one each request names
+//! ([`crate::policy::pins`]).
+use std::collections::VecDeque;
+
 use mgrpo_models::Policy;
 use ractor::{Message, RpcReplyPort};
 
@@ -49,83 +53,14 @@ pub async fn fetch<M: PolicySource>(
     ))
 }
 
-/// A policy served by an inference actor, with the id of the version it holds and how the
-/// role is served (its policy, or the scripted expert), plus the candidate of a swap being
-/// prepared.
-pub struct Replica {
+/// One version a replica holds.
+pub struct Held {
     policy: Policy,
     id: PolicyId,
     serving: Serving,
-    device: burn::tensor::Device,
-    probe: Vec<u32>,
-    incoming: Assembler,
-    staging: Assembler,
-    staged: Option<(PolicyId, Serving, Policy)>,
 }
 
-impl Replica {
-    /// Fetches the current version of `role`'s model from its learner, on the device of the
-    /// role's settings.
-    pub async fn start<M: PolicySource>(
-        ctx: &NodeContext,
-        role: LearnerRole,
-    ) -> Result<Self, String> {
-        let device = ctx
-            .device(ctx.config.models.of(role))
-            .map_err(|e| e.to_string())?;
-        let (id, serving, bytes) = fetch::<M>(ctx, role.group()).await?;
-        let policy = Policy::from_bytes(&bytes, &device).map_err(|e| e.to_string())?;
-        Ok(Self {
-            policy,
-            id,
-            serving,
-            device,
-            probe: probe(ctx, role)?,
-            incoming: Assembler::default(),
-            staging: Assembler::default(),
-            staged: None,
-        })
-    }
-
-    /// Takes one chunk of a new version; loads the version once every chunk is in. A staged
-    /// chunk (a swap being prepared) is loaded and health-checked aside instead.
-    pub fn receive(&mut self, chunk: PolicyChunk) -> Result<(), String> {
-        if chunk.staged {
-            if let Some((id, serving, bytes)) = self.staging.push(chunk)? {
-                let policy = Policy::from_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
-                check(&policy, &self.probe)?;
-                self.staged = Some((id, serving, policy));
-            }
-            return Ok(());
-        }
-        if let Some((id, serving, bytes)) = self.incoming.push(chunk)? {
-            self.policy = Policy::from_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
-            self.id = id;
-            self.serving = serving;
-        }
-        Ok(())
-    }
-
-    /// Serves the staged candidate `id` from now on (`None`: drops the candidate).
-    pub fn activate(&mut self, id: Option<PolicyId>) -> Result<(), String> {
-        let staged = self.staged.take();
-        let Some(id) = id else {
-            self.staging = Assembler::default();
-            return Ok(());
-        };
-        match staged {
-            Some((sid, serving, policy)) if sid == id => {
-                self.policy = policy;
-                self.id = id;
-                self.serving = serving;
-                Ok(())
-            }
-            _ => Err(format!(
-                "policy {id:?} was not staged here (restarted since?)"
-            )),
-        }
-    }
-
+impl Held {
     /// What to run turns with: the policy, or the scripted expert.
     pub fn serve(&self) -> Serve<'_> {
         match self.serving {
@@ -142,5 +77,118 @@ impl Replica {
     /// Which version it is.
     pub fn id(&self) -> PolicyId {
         self.id
+    }
+}
+
+/// The policy versions served by an inference actor, newest last, plus the candidate of a swap
+/// being prepared. It holds one version under the synchronous schedule; under the asynchronous
+/// one, `max_staleness + 1` (the one a step in flight is pinned to and those published since).
+pub struct Replica {
+    held: VecDeque<Held>,
+    keep: usize,
+    device: burn::tensor::Device,
+    probe: Vec<u32>,
+    incoming: Assembler,
+    staging: Assembler,
+    staged: Option<Held>,
+}
+
+impl Replica {
+    /// Fetches the current version of `role`'s model from its learner, on the device of the
+    /// role's settings.
+    pub async fn start<M: PolicySource>(
+        ctx: &NodeContext,
+        role: LearnerRole,
+    ) -> Result<Self, String> {
+        let device = ctx
+            .device(ctx.config.models.of(role))
+            .map_err(|e| e.to_string())?;
+        let (id, serving, bytes) = fetch::<M>(ctx, role.group()).await?;
+        let policy = Policy::from_bytes(&bytes, &device).map_err(|e| e.to_string())?;
+        Ok(Self {
+            held: VecDeque::from([Held {
+                policy,
+                id,
+                serving,
+            }]),
+            keep: ctx.config.algo.lag() as usize + 1,
+            device,
+            probe: probe(ctx, role)?,
+            incoming: Assembler::default(),
+            staging: Assembler::default(),
+            staged: None,
+        })
+    }
+
+    /// Takes one chunk of a new version; loads the version once every chunk is in (the oldest
+    /// held one goes when more than the schedule needs are held). A staged chunk (a swap being
+    /// prepared) is loaded and health-checked aside instead.
+    pub fn receive(&mut self, chunk: PolicyChunk) -> Result<(), String> {
+        if chunk.staged {
+            if let Some((id, serving, bytes)) = self.staging.push(chunk)? {
+                let policy = Policy::from_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+                check(&policy, &self.probe)?;
+                self.staged = Some(Held {
+                    policy,
+                    id,
+                    serving,
+                });
+            }
+            return Ok(());
+        }
+        if let Some((id, serving, bytes)) = self.incoming.push(chunk)? {
+            let policy = Policy::from_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+            // A version sent again (a republish after recovery) counts as the newest.
+            self.held.retain(|h| h.id != id);
+            self.held.push_back(Held {
+                policy,
+                id,
+                serving,
+            });
+            while self.held.len() > self.keep {
+                self.held.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves the staged candidate `id` from now on, alone (`None`: drops the candidate).
+    pub fn activate(&mut self, id: Option<PolicyId>) -> Result<(), String> {
+        let staged = self.staged.take();
+        let Some(id) = id else {
+            self.staging = Assembler::default();
+            return Ok(());
+        };
+        match staged {
+            Some(held) if held.id == id => {
+                self.held.clear();
+                self.held.push_back(held);
+                Ok(())
+            }
+            _ => Err(format!(
+                "policy {id:?} was not staged here (restarted since?)"
+            )),
+        }
+    }
+
+    /// The version to serve a request with: `pin`, or the newest when `None`. Serving a pinned
+    /// version drops the ones that arrived before it (no later step is sampled with them). An
+    /// error if it is not held (this actor restarted since, or missed a publish): the step
+    /// fails and recovery republishes.
+    pub fn select(&mut self, pin: Option<PolicyId>) -> Result<&Held, String> {
+        let Some(id) = pin else {
+            return self.held.back().ok_or_else(|| "no policy held".into());
+        };
+        let at = self.held.iter().position(|h| h.id == id).ok_or_else(|| {
+            format!(
+                "policy generation {} version {} is not held here (holding {:?}; restarted or \
+                 missed a publish)",
+                id.generation,
+                id.version,
+                self.held.iter().map(|h| h.id.version).collect::<Vec<_>>()
+            )
+        })?;
+        self.held.drain(..at);
+        Ok(&self.held[0])
     }
 }

@@ -67,7 +67,9 @@ async fn apply(
 /// The boundary before `step`: replays recorded swaps not yet in effect, performs the due
 /// requests, answers the expired ones; returns each model's state for the step. An
 /// error (a recorded swap that could not be applied) fails the step: recovery retries it.
-pub async fn at_boundary(ctx: &NodeContext, step: u64) -> Result<Servings, String> {
+/// `rolled`: the step was already rolled out (asynchronous schedule), so due requests wait
+/// for the next boundary (the coordinator does not roll ahead of them).
+pub async fn at_boundary(ctx: &NodeContext, step: u64, rolled: bool) -> Result<Servings, String> {
     let variant = ctx.config.algo.variant;
     let swaps = recorded(ctx).await?;
     for r in swaps.iter().filter(|r| r.step == step) {
@@ -88,7 +90,11 @@ pub async fn at_boundary(ctx: &NodeContext, step: u64) -> Result<Servings, Strin
             apply(ctx, role, step, &SwapPlan::of_record(r)?, id).await?;
         }
     }
-    let (due, expired) = ctx.swaps.take_due(step);
+    let (due, expired) = if rolled {
+        (Vec::new(), Vec::new())
+    } else {
+        ctx.swaps.take_due(step)
+    };
     for p in expired {
         let (role, wait_s) = (p.request.role, p.request.wait_s);
         p.answer(Err(expired_reason(wait_s)));

@@ -138,6 +138,17 @@ impl SwapQueue {
         (due, expired)
     }
 
+    /// Whether a request waits for the boundary before `step` (or an earlier one): the
+    /// asynchronous schedule does not roll that step out ahead, so that the swap lands first.
+    pub fn any_due(&self, step: u64) -> bool {
+        self.inner.lock().is_ok_and(|inner| {
+            inner
+                .pending
+                .iter()
+                .any(|p| p.request.at_step.is_none_or(|s| s <= step))
+        })
+    }
+
     /// Answers the requests past their wait now (a timer does this, so that a swap waiting
     /// on a run stuck in recovery — a node down — fails at its deadline, not at the next
     /// boundary).
