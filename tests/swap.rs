@@ -632,3 +632,74 @@ fn three_processes_move_a_role_take_every_target_and_keep_the_move_across_a_rest
     assert!(versions.len() >= 3, "sub calls after `train`: {by_step:?}");
     assert!(versions.windows(2).all(|w| w[1] > w[0]), "{versions:?}");
 }
+
+/// Under the asynchronous schedule a swap still lands at a step boundary and no step mixes
+/// generations: the coordinator stops rolling ahead while the swap waits, and the steps
+/// right after it are sampled with the swapped policy itself (not one from before it).
+#[test]
+fn asynchronous_swaps_land_between_steps_and_no_step_mixes_generations() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const STEPS: u64 = 16;
+    let (dir, config, run) = run_dir(STEPS);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(text.matches("[algo]\n").count(), 1);
+    std::fs::write(
+        &config,
+        text.replace("[algo]\n", "[algo]\nschedule = \"async\"\n"),
+    )
+    .unwrap();
+    let mut train = Train::start(&config, &run, dir.path());
+    let target = ["--run", run.to_str().unwrap()];
+    let mut at = 3;
+    let mut swaps = Vec::new();
+    for to in ["expert", "train"] {
+        let o = swap(&target, to, Some(at))
+            .unwrap_or_else(|e| panic!("swap to {to}: {e}\n{}", train.log()));
+        let step = o["step"].as_u64().unwrap();
+        assert!(step >= at, "{o}");
+        println!("swap to {to}: {o}");
+        swaps.push(step);
+        at = step + 4;
+    }
+    train.wait_success();
+    let d = dump(&run);
+    let recorded: Vec<&Value> = d.iter().filter(|v| v["type"] == "swap").collect();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    let by_step = calls_by_step(&d);
+    assert_eq!(by_step.len() as u64, STEPS);
+    assert_one_generation_per_step(&by_step, &recorded);
+    for l in &metrics(&run) {
+        let step = l["step"].as_u64().unwrap();
+        assert_eq!(
+            l["sub_generation"].as_u64(),
+            Some(in_effect(&recorded, step)),
+            "{l}"
+        );
+        // A step is one version behind, except where it would reach back before the swap
+        // (or before the run): then it is sampled with the swapped (or first) policy.
+        let behind = if step == 0 || swaps.contains(&step) {
+            0
+        } else {
+            1
+        };
+        assert_eq!(
+            l["main_staleness"].as_u64(),
+            Some(if step == 0 { 0 } else { 1 }),
+            "{l}"
+        );
+        assert_eq!(l["sub_staleness"].as_u64(), Some(behind), "{l}");
+    }
+    // Training again after the expert: the first step back is sampled with the version the
+    // swap restored, the next ones one version behind the learner.
+    let back = swaps[1];
+    let version_at = |s: u64| {
+        by_step
+            .iter()
+            .find(|c| c.0 == s)
+            .and_then(|c| c.1.first())
+            .map(|i| i.1)
+    };
+    if let (Some(v0), Some(v2)) = (version_at(back), version_at(back + 2)) {
+        assert_eq!(v2, v0 + 1, "steps {back} and {}: {by_step:?}", back + 2);
+    }
+}

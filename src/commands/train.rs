@@ -26,17 +26,21 @@ fn run_dir_for(config: &Config, run: Option<&std::path::Path>) -> RunDir {
     }
 }
 
+/// The warm start's bar: the roles warm at the same time, so it shows each one's step and
+/// loss, and their total progress.
 fn warm_bar() -> (ProgressBar, impl FnMut(&str, usize, usize, f32)) {
-    let pb = bar(0, "warm-up {msg:>12} [{bar:30}] {pos}/{len} loss {prefix}");
+    let pb = bar(0, "warm-up [{bar:30}] {msg}");
     let p = pb.clone();
+    let mut roles: std::collections::BTreeMap<String, (usize, usize, f32)> = Default::default();
     let on_step = move |role: &str, step: usize, steps: usize, loss: f32| {
-        if step == 1 {
-            p.set_length(steps as u64);
-            p.set_position(0);
-            p.set_message(role.to_string());
-        }
-        p.set_position(step as u64);
-        p.set_prefix(format!("{loss:.3}"));
+        roles.insert(role.to_string(), (step, steps, loss));
+        p.set_length(roles.values().map(|r| r.1 as u64).sum());
+        p.set_position(roles.values().map(|r| r.0 as u64).sum());
+        let parts: Vec<String> = roles
+            .iter()
+            .map(|(name, (step, steps, loss))| format!("{name} {step}/{steps} loss {loss:.3}"))
+            .collect();
+        p.set_message(parts.join(" · "));
     };
     (pb, on_step)
 }
