@@ -43,7 +43,8 @@ fn bench_train_reports_every_phase_of_its_steps() {
         "rollout",
         "main update",
         "sub update",
-        "sub publish+save",
+        "sub publish",
+        "sub save",
     ] {
         assert!(phases.contains(&phase), "{phase} missing from {phases:?}");
     }

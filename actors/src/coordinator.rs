@@ -212,9 +212,10 @@ async fn step_and_report(
     let checkpoint =
         last || (train.checkpoint_every > 0 && (step + 1).is_multiple_of(train.checkpoint_every));
     let stopping = state.stop.load(Ordering::SeqCst);
-    // Asynchronous schedule: the next step's rollouts run during this step's updates, unless
-    // it is the last, a stop was asked for, or a swap waits for its boundary.
-    let roll_next = ctx.config.algo.lag() > 0 && !last && !stopping && !ctx.swaps.any_due(step + 1);
+    // The next step's rollouts run ahead (during this step's updates under the asynchronous
+    // schedule, during its saves under the synchronous one), unless it is the last, a stop
+    // was asked for, or a swap waits for its boundary.
+    let roll_next = !last && !stopping && !ctx.swaps.any_due(step + 1);
     let (mut metrics, written) =
         run_step(ctx, step, servings, checkpoint || stopping, pipe, roll_next).await?;
     if !written && step < reported {

@@ -33,6 +33,7 @@ use crate::policy::sink::PolicySinks;
 use crate::role::{LearnerRole, group};
 use crate::rollout::keys::{CallKey, RolloutKey};
 use crate::rpc::{self, Reply, Wire};
+use crate::run_dir::RunDir;
 use crate::store_actor::StoreMsg;
 use crate::swap::target::SwapPlan;
 
@@ -53,13 +54,13 @@ pub struct TrainReport {
     pub main_advantages: Vec<Vec<f32>>,
     /// Per group, alignment and sub advantages used (empty for a main learner not shared).
     pub sub: Vec<SubGroupAdvantages>,
-    /// The checkpoint saved after the update, relative to the run directory.
+    /// The kept checkpoint the update is saved as (a milestone), relative to the run directory.
     pub checkpoint: Option<String>,
     /// Bytes of the trajectories this update trained on (bincode): what stayed on the node.
     pub trajectory_bytes: u64,
     /// Wall time of the optimiser update(s) alone, seconds.
     pub update_s: f64,
-    /// Wall time of publishing the new weights and saving the checkpoint, seconds.
+    /// Wall time of publishing the new weights to the replicas, seconds.
     pub publish_s: f64,
 }
 
@@ -76,7 +77,10 @@ pub enum LearnerMsg {
         /// `(call, trajectory)` pairs.
         items: Wire<Vec<(CallKey, Trajectory)>>,
     },
-    /// Take one update on a step's data; `checkpoint` saves afterwards.
+    /// Take one update on a step's data and publish it; replies then, and saves afterwards
+    /// (a kept checkpoint with `checkpoint`, else a recovery save if they are on) while the
+    /// coordinator moves on: it commits the step only once [`LearnerMsg::Flush`] says the
+    /// save is on disk.
     #[rpc]
     Train {
         /// The step.
@@ -87,6 +91,16 @@ pub enum LearnerMsg {
         checkpoint: bool,
         /// The report.
         reply: RpcReplyPort<Reply<TrainReport>>,
+    },
+    /// Waits for the save that followed the update on `step` (messages are handled in order,
+    /// so this one runs after it): its wall time in seconds (0 when nothing was due), or why it
+    /// failed (then the step must not be committed).
+    #[rpc]
+    Flush {
+        /// The step trained.
+        step: u64,
+        /// The save's time, or its error.
+        reply: RpcReplyPort<Reply<f64>>,
     },
     /// Chunk `chunk` of the current version's weights (for inference actors that start or
     /// restart; chunk 0 tells how many there are).
@@ -204,6 +218,7 @@ impl Actor for LearnerActor {
             weights,
             buffered: Buffered::default(),
             staged: None,
+            saved: None,
         })
     }
 
@@ -276,6 +291,20 @@ impl Actor for LearnerActor {
                     .faults
                     .strike(FaultPoint::Reply(s.role.role()))
                     .await?;
+                let trained = r.is_ok();
+                let _ = reply.send(Wire(r));
+                // After the reply: the next step's rollouts (and the coordinator's wait in
+                // `Flush`) overlap the save's serialisation and disk writes.
+                s.saved = trained.then(|| (step, save(s, checkpoint)));
+            }
+            LearnerMsg::Flush { step, reply } => {
+                let r = match &s.saved {
+                    Some((at, r)) if *at == step => r.clone(),
+                    _ => Err(format!(
+                        "{} learner has no update of step {step} (restarted since?)",
+                        s.role.name()
+                    )),
+                };
                 let _ = reply.send(Wire(r));
             }
         }
@@ -286,6 +315,7 @@ impl Actor for LearnerActor {
 async fn restore(s: &mut LearnerState, next_step: u64, keep: u64) -> Result<Restored, String> {
     s.buffered.clear();
     s.staged = None;
+    s.saved = None;
     if !s.state.serving.trains() && s.state.next_step <= next_step {
         // Frozen or expert since before `next_step`: nothing changed since; follow along.
         s.state.next_step = next_step;
@@ -323,6 +353,22 @@ async fn restore(s: &mut LearnerState, next_step: u64, keep: u64) -> Result<Rest
         state: s.state,
         versions,
     })
+}
+
+/// Saves the update just taken: a kept checkpoint with `checkpoint`, else a recovery save if
+/// they are on (pruning older ones), else nothing. Once the coordinator commits the step (after
+/// [`LearnerMsg::Flush`]), every learner has a checkpoint at it (what `Restore` goes back to).
+fn save(s: &LearnerState, checkpoint: bool) -> Result<f64, String> {
+    let ctx = &s.ctx;
+    if !(checkpoint || ctx.config.train.recovery_checkpoints) {
+        return Ok(0.0);
+    }
+    let t0 = std::time::Instant::now();
+    tokio::task::block_in_place(|| {
+        save_learner(ctx, s.role, &s.learner, s.state, true, checkpoint)
+    })?;
+    prune(ctx, s.role);
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 /// Sends the version in effect at step `at` (from its checkpoint) to every replica.
@@ -423,17 +469,6 @@ async fn train(
     s.buffered.drop_through(step);
     s.weights = Arc::new(s.learner.policy().to_bytes().map_err(|e| e.to_string())?);
     s.publish().await?;
-    // Saved before the reply, so once the coordinator commits the step every learner has a
-    // checkpoint at it (what `Restore` goes back to).
-    let saved = if checkpoint || ctx.config.train.recovery_checkpoints {
-        let path = tokio::task::block_in_place(|| {
-            save_learner(&ctx, s.role, &s.learner, s.state, true, checkpoint)
-        })?;
-        prune(&ctx, s.role);
-        Some(path)
-    } else {
-        None
-    };
     Ok(TrainReport {
         role: s.role,
         version: s.state.version,
@@ -442,7 +477,7 @@ async fn train(
         rows: built.batch.rows,
         main_advantages: built.main_advantages,
         sub: built.sub,
-        checkpoint: saved.filter(|_| checkpoint),
+        checkpoint: checkpoint.then(|| RunDir::checkpoint_rel(s.role.name(), s.state.version)),
         trajectory_bytes: built.trajectory_bytes,
         update_s,
         publish_s: t1.elapsed().as_secs_f64(),

@@ -377,45 +377,25 @@ fn time_run(config: &Path, steps: u64, run: &Path, schedule: ScheduleArg) -> Res
     }
     let series = |key: &str| -> Vec<f64> { lines.iter().filter_map(|l| l[key].as_f64()).collect() };
     let steps_s: f64 = series("step_time_s").iter().sum();
-    let overlapped = schedule == ScheduleArg::Async;
+    // A step's rollouts run during the step before (beside its updates under the
+    // asynchronous schedule, beside its saves under the synchronous one): "step" is the wall
+    // time from one commit to the next, the phases below it overlap.
     let mut phases: Vec<(String, Vec<f64>)> = vec![
         ("step".into(), series("step_time_s")),
-        (
-            if overlapped {
-                "rollout (overlapped)"
-            } else {
-                "rollout"
-            }
-            .into(),
-            series("rollout_time_s"),
-        ),
+        ("rollout".into(), series("rollout_time_s")),
         ("train (all learners)".into(), series("train_time_s")),
     ];
     for role in ["main", "sub"] {
         for (what, key) in [
             ("update", "update_time_s"),
-            ("publish+save", "publish_time_s"),
+            ("publish", "publish_time_s"),
+            ("save", "save_time_s"),
         ] {
             let values = series(&format!("{role}_{key}"));
             if !values.is_empty() {
                 phases.push((format!("  {role} {what}"), values));
             }
         }
-    }
-    // Under the asynchronous schedule a step's rollouts ran during the previous step: its
-    // time is not part of the step's.
-    if !overlapped {
-        let rest: Vec<f64> = lines
-            .iter()
-            .filter_map(|l| {
-                Some(
-                    l["step_time_s"].as_f64()?
-                        - l["rollout_time_s"].as_f64()?
-                        - l["train_time_s"].as_f64()?,
-                )
-            })
-            .collect();
-        phases.push(("stage + records".into(), rest));
     }
     Ok(Timed {
         schedule,

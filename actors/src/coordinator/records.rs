@@ -144,7 +144,7 @@ pub fn group_records(
 }
 
 /// Time and bytes of a step, measured by the coordinator.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Measured {
     /// Roll-out phase, seconds.
     pub rollout_s: f64,
@@ -156,6 +156,8 @@ pub struct Measured {
     pub stats_bytes: u64,
     /// Bytes that crossed between nodes during the step.
     pub cross_node_bytes: u64,
+    /// Each learner's save after its update, seconds.
+    pub saves: Vec<(LearnerRole, f64)>,
 }
 
 /// The step's metrics (means over rollouts and over calls, throughput, times, bytes, losses).
@@ -221,6 +223,9 @@ pub fn metrics(
         out.insert(format!("{name}_rows"), r.rows as f64);
         out.insert(format!("{name}_update_time_s"), r.update_s);
         out.insert(format!("{name}_publish_time_s"), r.publish_s);
+    }
+    for (role, s) in &m.saves {
+        out.insert(format!("{}_save_time_s", role.name()), *s);
     }
     out
 }

@@ -33,7 +33,7 @@ use crate::coordinator::versions::{Pinned, Versions};
 use crate::learner::{LearnerMsg, TrainReport};
 use crate::planner::{GroupResult, GroupSpec, PlannerMsg};
 use crate::policy::pins::Pins;
-use crate::role::{group, training_learners};
+use crate::role::{LearnerRole, group, training_learners};
 use crate::rollout::keys::Mode;
 use crate::rpc::{self, Wire};
 use crate::store_actor::{StepStatistics, StoreMsg};
@@ -138,6 +138,27 @@ pub async fn train(
     .map_err(|e| e.to_string())
 }
 
+/// Flush: waits until every learner that trained has saved its update (what recovery goes
+/// back to); each one's save time.
+pub async fn flush(
+    ctx: &NodeContext,
+    step: u64,
+    reports: &[TrainReport],
+) -> Result<Vec<(LearnerRole, f64)>, String> {
+    join_all(reports.iter().map(|r| async move {
+        let s = rpc::request(ctx, r.role.group(), 0, |reply| LearnerMsg::Flush {
+            step,
+            reply,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok::<_, String>((r.role, s))
+    }))
+    .await
+    .into_iter()
+    .collect()
+}
+
 /// Commit: writes the step atomically. `false`: the identical step was already there (a
 /// replay after recovery).
 pub async fn commit(ctx: &NodeContext, commit: StepCommit) -> Result<bool, String> {
@@ -228,21 +249,31 @@ pub async fn run_step(
     let stats_bytes = stage(ctx, step, &stats).await?;
 
     let t1 = Instant::now();
-    // No swap lands at the next boundary while its rollouts run ahead (they are sampled with
-    // this step's generations): the coordinator does not roll ahead of a due swap.
+    // The next step's rollouts run ahead: beside the updates (asynchronous schedule, one
+    // version behind), or once the updates are published, beside the learners' saves
+    // (synchronous: sampled with the new versions, as if after the commit). No swap lands at
+    // the next boundary while they run ahead (they are sampled with this step's
+    // generations): the coordinator does not roll ahead of a due swap.
     let next = roll_next.then(|| pipe.versions.pins(step + 1, servings));
+    let overlap = algo.lag() > 0;
+    let (published, on_publish) = futures::channel::oneshot::channel::<()>();
     let updates = async {
-        let r = train(ctx, step, results.len() as u32, servings, checkpoint).await;
-        (r, t1.elapsed().as_secs_f64())
+        let reports = train(ctx, step, results.len() as u32, servings, checkpoint).await?;
+        let train_s = t1.elapsed().as_secs_f64();
+        // (Dropped unsent on an error: the rollouts ahead are not started then.)
+        let _ = published.send(());
+        let saves = flush(ctx, step, &reports).await?;
+        Ok::<_, String>((reports, train_s, saves))
     };
     let ahead = async {
-        match next {
-            Some(pinned) => Some(roll(ctx, step + 1, pinned).await),
-            None => None,
+        let pinned = next?;
+        if !overlap && on_publish.await.is_err() {
+            return None;
         }
+        Some(roll(ctx, step + 1, pinned).await)
     };
-    let ((reports, train_s), ahead) = futures::join!(updates, ahead);
-    let reports = reports?;
+    let (updated, ahead) = futures::join!(updates, ahead);
+    let (reports, train_s, saves) = updated?;
     pipe.versions.after_update(step, &reports);
     pipe.ahead = match ahead {
         Some(Ok(r)) => Some(r),
@@ -263,6 +294,7 @@ pub async fn run_step(
         step_s: t0.elapsed().as_secs_f64(),
         stats_bytes,
         cross_node_bytes: crossed(&link0, &link_counters(ctx).await),
+        saves,
     };
     let metrics = records::metrics(&groups, &results, &reports, &measured);
     let commit_ = records::commit(step, metrics, groups, &reports);

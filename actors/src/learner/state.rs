@@ -34,6 +34,8 @@ pub struct LearnerState {
     pub(crate) weights: Arc<Vec<u8>>,
     pub(crate) buffered: Buffered,
     pub(crate) staged: Option<Staged>,
+    /// The save that followed the last update: its step and wall time (or error).
+    pub(crate) saved: Option<(u64, Result<f64, String>)>,
 }
 
 impl LearnerState {
