@@ -306,7 +306,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            steps: 300,
+            steps: 200,
             eval_every: 25,
             eval_questions: 200,
             checkpoint_every: 50,
