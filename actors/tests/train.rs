@@ -63,6 +63,22 @@ async fn train(config: Config, dir: &Path, resume: bool, fault: Option<Fault>) -
     events
 }
 
+/// Copies run `from`'s warm start (version 0 of each role) into the fresh run directory `to`:
+/// a later run of the same config then skips the identical warm start.
+fn reuse_warm_start(from: &Path, to: &Path) {
+    for role in ["main", "sub"] {
+        let (src, dst) = (
+            from.join("checkpoints").join(role).join("0"),
+            to.join("checkpoints").join(role).join("0"),
+        );
+        std::fs::create_dir_all(&dst).unwrap();
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        }
+    }
+}
+
 fn groups_of(dir: &Path) -> Vec<GroupRecord> {
     let store = Store::open(dir.join("store")).unwrap();
     let steps = store.steps().unwrap();
@@ -234,6 +250,7 @@ async fn executor_panic_mid_step_is_counted_once() {
     let clean = tempfile::tempdir().unwrap();
     train(config.clone(), clean.path(), false, None).await;
     let faulty = tempfile::tempdir().unwrap();
+    reuse_warm_start(clean.path(), faulty.path());
     // The first executor request of step 0 panics after its trajectories went to the learner
     // and before its reply: the worst moment for double counting.
     train_with_executor_panic(config, faulty.path()).await;
@@ -341,6 +358,7 @@ async fn asynchronous_resume_and_crash_equal_uninterrupted() {
     assert_eq!(a.len(), 4 * 2);
 
     let parts = tempfile::tempdir().unwrap();
+    reuse_warm_start(whole.path(), parts.path());
     let mut first = config.clone();
     first.train.steps = 2;
     train(first, parts.path(), false, None).await;
@@ -348,6 +366,7 @@ async fn asynchronous_resume_and_crash_equal_uninterrupted() {
     assert_eq!(a, groups_of(parts.path()), "resumed at step 2");
 
     let faulty = tempfile::tempdir().unwrap();
+    reuse_warm_start(whole.path(), faulty.path());
     train_with_executor_panic(config, faulty.path()).await;
     assert_eq!(a, groups_of(faulty.path()), "executor panic mid-step");
 }
