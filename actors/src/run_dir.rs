@@ -76,6 +76,29 @@ impl RunDir {
             .join(version.to_string())
     }
 
+    /// Copies run `from`'s warm start (every role's version 0) into this run directory, so
+    /// that a run of the same config here skips the identical warm start (benchmarks,
+    /// fault-plan runs, tests).
+    pub fn adopt_warm_start(&self, from: &RunDir) -> std::io::Result<()> {
+        let roles = from.root.join("checkpoints");
+        for role in std::fs::read_dir(&roles)? {
+            let role = role?.file_name();
+            let (src, dst) = (
+                from.checkpoint_path(&role.to_string_lossy(), 0),
+                self.checkpoint_path(&role.to_string_lossy(), 0),
+            );
+            if !src.is_dir() {
+                continue;
+            }
+            std::fs::create_dir_all(&dst)?;
+            for f in std::fs::read_dir(&src)? {
+                let f = f?;
+                std::fs::copy(f.path(), dst.join(f.file_name()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The same, relative to the run directory (what the store records).
     pub fn checkpoint_rel(role: &str, version: u64) -> String {
         format!("checkpoints/{role}/{version}")

@@ -63,20 +63,12 @@ async fn train(config: Config, dir: &Path, resume: bool, fault: Option<Fault>) -
     events
 }
 
-/// Copies run `from`'s warm start (version 0 of each role) into the fresh run directory `to`:
-/// a later run of the same config then skips the identical warm start.
+/// Copies run `from`'s warm start into the fresh run directory `to`: a later run of the same
+/// config then skips the identical warm start.
 fn reuse_warm_start(from: &Path, to: &Path) {
-    for role in ["main", "sub"] {
-        let (src, dst) = (
-            from.join("checkpoints").join(role).join("0"),
-            to.join("checkpoints").join(role).join("0"),
-        );
-        std::fs::create_dir_all(&dst).unwrap();
-        for f in std::fs::read_dir(&src).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
-        }
-    }
+    RunDir::new(to)
+        .adopt_warm_start(&RunDir::new(from))
+        .unwrap();
 }
 
 fn groups_of(dir: &Path) -> Vec<GroupRecord> {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use mgrpo_actors::Config;
 use mgrpo_actors::config::cluster::Secret;
 use mgrpo_actors::role::Role;
+use mgrpo_actors::{Config, RunDir};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -124,25 +124,6 @@ pub fn validate(plan: &Plan, config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Copies the reference's warm start (every role's version 0) into `run`.
-fn copy_warm_start(reference: &Path, run: &Path) -> Result<()> {
-    let ck = reference.join("checkpoints");
-    for role in std::fs::read_dir(&ck).with_context(|| format!("reading {}", ck.display()))? {
-        let role = role?;
-        let from = role.path().join("0");
-        if !from.is_dir() {
-            continue;
-        }
-        let to = run.join("checkpoints").join(role.file_name()).join("0");
-        std::fs::create_dir_all(&to)?;
-        for f in std::fs::read_dir(&from)? {
-            let f = f?;
-            std::fs::copy(f.path(), to.join(f.file_name()))?;
-        }
-    }
-    Ok(())
-}
-
 /// The run's config: free ports, every dialled link through a new proxy, the cookie from the
 /// environment (the node processes get it there).
 async fn derive(base: &Config) -> Result<(Config, Links)> {
@@ -185,7 +166,9 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
     }
     let run = dir.join("run");
     std::fs::create_dir_all(&run)?;
-    copy_warm_start(&setup.reference, &run)?;
+    RunDir::new(&run)
+        .adopt_warm_start(&RunDir::new(&setup.reference))
+        .with_context(|| format!("copying the warm start of {}", setup.reference.display()))?;
     let (config, links) = derive(&setup.config).await?;
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config.to_toml())?;

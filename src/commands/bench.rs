@@ -245,7 +245,9 @@ pub fn train(
     let mut timed = Vec::new();
     for (i, (schedule, run)) in runs.iter().enumerate() {
         if i > 0 {
-            copy_warm_start(&runs[0].1, run)?;
+            mgrpo_actors::RunDir::new(run)
+                .adopt_warm_start(&mgrpo_actors::RunDir::new(&runs[0].1))
+                .with_context(|| format!("copying the warm start of {}", runs[0].1.display()))?;
         }
         timed.push(time_run(config, steps, run, *schedule)?);
     }
@@ -276,22 +278,6 @@ pub fn train(
             b.steps_s / b.steps as f64,
             a.steps_s / a.steps as f64,
         );
-    }
-    Ok(())
-}
-
-/// Copies the warm start (version 0 of each role) of run `from` into the new run `to`.
-fn copy_warm_start(from: &Path, to: &Path) -> Result<()> {
-    let (src, dst) = (from.join("checkpoints"), to.join("checkpoints"));
-    for role in std::fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))? {
-        let role = role?.file_name();
-        let (s, d) = (src.join(&role).join("0"), dst.join(&role).join("0"));
-        std::fs::create_dir_all(&d)?;
-        for f in std::fs::read_dir(&s).with_context(|| format!("reading {}", s.display()))? {
-            let f = f?;
-            std::fs::copy(f.path(), d.join(f.file_name()))
-                .with_context(|| format!("copying {}", f.path().display()))?;
-        }
     }
     Ok(())
 }
