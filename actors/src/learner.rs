@@ -391,12 +391,7 @@ async fn republish(s: &LearnerState, at: u64) -> Result<PolicyId, String> {
     }
     let (policy, _) = tokio::task::block_in_place(|| load_policy(&s.ctx, s.role, Some(version)))?;
     let weights = Arc::new(policy.to_bytes().map_err(|e| e.to_string())?);
-    s.ctx
-        .faults
-        .strike(FaultPoint::Publish(s.role.role()))
-        .await
-        .map_err(|e| format!("republishing {} v{}: {e}", s.role.name(), id.version))?;
-    s.sinks.publish(&s.ctx, id, state.serving, &weights).await;
+    s.publish_version(id, state.serving, &weights).await?;
     Ok(id)
 }
 

@@ -1,18 +1,19 @@
 //! One training step as named phases, each a function with typed inputs and outputs:
 //!
 //! ```text
-//! draw ──► roll_out ──► stage ──► train ──► commit ──► (report)
-//! B questions   planners: K rollouts   statistics   learners: advantages,   one atomic store
-//! from the seed each, executors, judge  to the store  update, publish        write; the metrics line
+//! draw ──► roll_out ──► stage ──► train ──► flush ──► commit ──► (report)
+//! B questions   planners: K rollouts   statistics   learners: advantages,   their saves   one atomic store
+//! from the seed each, executors, judge  to the store  update, publish        on disk       write; the metrics line
 //! ```
 //!
 //! Statistics flow one way: the rollouts' rewards are staged in the store (shared, not
 //! copied, on one node), each learner reads them there, returns the advantages it used, and
 //! the commit is built from exactly those ([`records`](crate::coordinator::records)).
 //!
-//! Under the asynchronous schedule the next step's `roll_out` runs beside this step's `train`
-//! ([`Pipeline`]), sampled with the versions [`Versions`] names for it; the phases and what
-//! each commits are the same.
+//! The next step's `roll_out` runs ahead ([`Pipeline`]): under the synchronous schedule once
+//! this step's `train` has published (beside the saves and the commit, sampling the new
+//! versions as it would after the commit), under the asynchronous one beside `train`, with the
+//! versions [`Versions`] names for it. The phases and what each commits are the same.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -197,7 +198,7 @@ pub async fn roll(ctx: &NodeContext, step: u64, pinned: Pinned) -> Result<Rolled
 }
 
 /// The coordinator's side of the schedule: which versions each step is sampled with, and the
-/// next step's rollouts when they ran ahead (asynchronous schedule).
+/// next step's rollouts when they ran ahead.
 #[derive(Default)]
 pub struct Pipeline {
     /// The versions in effect at the recent steps.
@@ -218,8 +219,9 @@ impl Pipeline {
 
 /// Runs one step through every phase; returns its metrics line and whether this run wrote it
 /// (`false`: the identical step was already committed — a replay after recovery). With
-/// `roll_next` (asynchronous schedule), the rollouts of `step + 1` run during the updates and
-/// are left in `pipe.ahead`.
+/// `roll_next`, the rollouts of `step + 1` run during this step (from its updates on under the
+/// asynchronous schedule, from its saves on under the synchronous one) and are left in
+/// `pipe.ahead`.
 pub async fn run_step(
     ctx: &NodeContext,
     step: u64,

@@ -12,7 +12,7 @@ use crate::policy::checkpoints::TrainState;
 use crate::policy::chunks::PolicyId;
 use crate::policy::sink::PolicySinks;
 use crate::role::LearnerRole;
-use crate::swap::target::SwapPlan;
+use crate::swap::target::{Serving, SwapPlan};
 
 /// A prepared swap: its new id and plan, the loaded learner (`None`: the weights are kept) and
 /// the weights as served.
@@ -51,20 +51,24 @@ impl LearnerState {
     /// publish that could not start (an injected [`FaultPoint::Publish`]): the caller fails
     /// its request, and recovery republishes.
     pub async fn publish(&self) -> Result<(), String> {
+        self.publish_version(self.id(), self.state.serving, &self.weights)
+            .await
+    }
+
+    /// Sends version `id` (an earlier one, from its checkpoint, after recovery under the
+    /// asynchronous schedule) to every replica, like [`LearnerState::publish`].
+    pub async fn publish_version(
+        &self,
+        id: PolicyId,
+        serving: Serving,
+        weights: &Arc<Vec<u8>>,
+    ) -> Result<(), String> {
         self.ctx
             .faults
             .strike(FaultPoint::Publish(self.role.role()))
             .await
-            .map_err(|e| {
-                format!(
-                    "publishing {} v{}: {e}",
-                    self.role.name(),
-                    self.state.version
-                )
-            })?;
-        self.sinks
-            .publish(&self.ctx, self.id(), self.state.serving, &self.weights)
-            .await;
+            .map_err(|e| format!("publishing {} v{}: {e}", self.role.name(), id.version))?;
+        self.sinks.publish(&self.ctx, id, serving, weights).await;
         Ok(())
     }
 }
