@@ -192,3 +192,75 @@ impl Replica {
         Ok(&self.held[0])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mgrpo_models::{DeviceSpec, PolicyConfig};
+
+    use super::*;
+    use crate::policy::chunks::split;
+
+    fn id(version: u64) -> PolicyId {
+        PolicyId {
+            generation: 0,
+            version,
+        }
+    }
+
+    /// A replica holding `keep` versions, starting with version 0; and a version's chunk.
+    fn replica(keep: usize) -> (Replica, impl Fn(u64) -> PolicyChunk) {
+        let device = DeviceSpec::parse("flex", "cpu")
+            .unwrap()
+            .to_device()
+            .unwrap();
+        let config = PolicyConfig::preset("tiny", 40).unwrap();
+        let policy = Policy::new(config, &device).unwrap();
+        let bytes = Arc::new(policy.to_bytes().unwrap());
+        let r = Replica {
+            held: VecDeque::from([Held {
+                policy,
+                id: id(0),
+                serving: Serving::Learner,
+            }]),
+            keep,
+            device,
+            probe: vec![1, 2, 3],
+            incoming: Assembler::default(),
+            staging: Assembler::default(),
+            staged: None,
+        };
+        let chunk = move |v: u64| split(id(v), &bytes, usize::MAX).remove(0);
+        (r, chunk)
+    }
+
+    #[test]
+    fn a_pinned_version_is_served_whatever_arrived_since_and_older_ones_go() {
+        let (mut r, chunk) = replica(3);
+        r.receive(chunk(1)).unwrap();
+        r.receive(chunk(2)).unwrap();
+        // Unpinned: the newest; nothing dropped.
+        assert_eq!(r.select(None).unwrap().id(), id(2));
+        // Pinned to 1: served although 2 arrived; 0 is never sampled again.
+        assert_eq!(r.select(Some(id(1))).unwrap().id(), id(1));
+        assert!(r.select(Some(id(0))).is_err());
+        assert_eq!(r.select(Some(id(2))).unwrap().id(), id(2));
+        let e = r.select(Some(id(1))).err().unwrap();
+        assert!(e.contains("not held here"), "{e}");
+    }
+
+    #[test]
+    fn one_version_is_held_under_the_synchronous_schedule() {
+        let (mut r, chunk) = replica(1);
+        r.receive(chunk(1)).unwrap();
+        assert!(r.select(Some(id(0))).is_err());
+        // A republished version counts as the newest.
+        let (mut r, chunk) = replica(2);
+        r.receive(chunk(1)).unwrap();
+        r.receive(chunk(0)).unwrap();
+        assert_eq!(r.select(None).unwrap().id(), id(0));
+        r.receive(chunk(2)).unwrap();
+        assert!(r.select(Some(id(1))).is_err(), "the oldest went");
+    }
+}
