@@ -5,8 +5,8 @@ with the torch venv; needs `pip install transformers`).
     python bench/hf_check.py --mgrpo target/debug/mgrpo [--config cluster.toml]
 
 1. `mgrpo hf export --policy hf:FIXTURE` for every fixture in models/tests/fixtures/hf: transformers
-   loads the export and gives the same logits as the fixture itself (|Δ| ≤ 1e-5), for f32 and
-   for `--bf16` (the bf16 export against the fixture cast to bf16).
+   loads the export and gives the same logits as the fixture itself (|Δ| ≤ 1e-5), for f32,
+   `--bf16` and `--dtype f16` (a half export against the fixture cast to that dtype).
 2. `mgrpo hf init` (a Qwen3 sized like a preset over the world's tokenizer) and a run's trained
    role exported with `--policy run:DIR` (given with --run DIR --role R): transformers loads the
    folder (model and tokenizer) and its log-probs equal `mgrpo hf logprobs` on it (|Δ| ≤ 1e-4).
@@ -59,15 +59,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in ["llama", "qwen2", "qwen3", "qwen3-sharded", "qwen3-bf16"]:
             src = os.path.join(FIXTURES, name)
-            for bf16 in (False, True):
-                out = os.path.join(tmp, f"{name}-{bf16}")
-                mgrpo(args.mgrpo, "hf", "export", "--policy", f"hf:{src}", "--out", out,
-                      *(["--bf16"] if bf16 else []))
-                dtype = torch.bfloat16 if bf16 else torch.float32
+            for flag, dtype in [([], torch.float32), (["--bf16"], torch.bfloat16),
+                                (["--dtype", "f16"], torch.float16)]:
+                out = os.path.join(tmp, f"{name}-{dtype}")
+                mgrpo(args.mgrpo, "hf", "export", "--policy", f"hf:{src}", "--out", out, *flag)
                 err = (logits(out, IDS, dtype) - logits(src, IDS, dtype)).abs().max().item()
                 ok = err <= 1e-5
                 failures += not ok
-                print(f"{name} export{' bf16' if bf16 else ''}: transformers logits, "
+                print(f"{name} export {str(dtype).split('.')[-1]}: transformers logits, "
                       f"max |Δ| vs the original = {err:.2e} {'ok' if ok else 'FAIL'}")
         init = os.path.join(tmp, "init")
         mgrpo(args.mgrpo, "hf", "init", "--config", args.config, "--family", "qwen3",

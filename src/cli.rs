@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mgrpo_models::hf::StoreDtype;
 
 /// Train multi-agent LLM systems (a planner that delegates to tool-using sub-agents) with
 /// M-GRPO, on an offline, procedurally generated deep-research world.
@@ -443,9 +444,17 @@ pub struct HfExportArgs {
     /// The folder to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// Store the weights as bf16.
+    /// The dtype to store the weights in: f32, bf16 or f16 (default: a run role's
+    /// `[models.ROLE] dtype`, else f32).
+    #[arg(long, value_parser = parse_dtype, conflicts_with = "bf16")]
+    pub dtype: Option<StoreDtype>,
+    /// Store the weights as bf16 (`--dtype bf16`).
     #[arg(long)]
     pub bf16: bool,
+}
+
+fn parse_dtype(s: &str) -> Result<StoreDtype, String> {
+    s.parse()
 }
 
 #[derive(Debug, Args)]

@@ -72,17 +72,61 @@ fn qwen3_and_llama_roles_train_and_export_back_to_hf_folders() {
     init(&examples, "qwen3", &main);
     init(&examples, "llama", &sub);
     let config = tiny_config(dir.path(), &main, &sub, 2);
+    // The sub role is stored in bf16 when exported (training stays f32).
+    let text = std::fs::read_to_string(&config).unwrap();
+    let sub_line = format!("hf = {:?}\n", sub.display().to_string());
+    assert_eq!(text.matches(&sub_line).count(), 1);
+    std::fs::write(
+        &config,
+        text.replace(&sub_line, &format!("{sub_line}dtype = \"bf16\"\n")),
+    )
+    .unwrap();
     let run = train_steps(&config, &dir.path().join("run"), 2);
     let device = DeviceSpec::flex_cpu().to_device().unwrap();
+    let export = |role: &str, out: &Path, dtype: Option<&str>| {
+        let mut cmd = mgrpo();
+        cmd.args(["hf", "export", "--policy"])
+            .arg(format!("run:{}", run.display()))
+            .args(["--role", role, "--out"])
+            .arg(out);
+        if let Some(d) = dtype {
+            cmd.args(["--dtype", d]);
+        }
+        succeed(&mut cmd)
+    };
+    let torch_dtype = |out: &Path| -> String {
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        c["torch_dtype"].as_str().unwrap().to_string()
+    };
     for (role, source) in [("main", &main), ("sub", &sub)] {
         let out = dir.path().join(format!("export-{role}"));
-        let said = succeed(
-            mgrpo()
-                .args(["hf", "export", "--policy"])
-                .arg(format!("run:{}", run.display()))
-                .args(["--role", role, "--out"])
-                .arg(&out),
-        );
+        let said = export(role, &out, None);
+        if role == "sub" {
+            // By default in the role's configured dtype: close to the checkpoint, not equal;
+            // `--dtype f32` overrides it (and gives the exact checkpoint, checked below).
+            assert!(said.contains("bf16"), "{said}");
+            assert_eq!(torch_dtype(&out), "bfloat16");
+            let half = HfFolder::open(&out).unwrap().load(&device).unwrap();
+            let again = export(role, &out, Some("f32"));
+            assert!(again.contains("f32"), "{again}");
+            let full = HfFolder::open(&out).unwrap().load(&device).unwrap();
+            let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];
+            let (a, b) = (
+                half.score(std::slice::from_ref(&row)).unwrap(),
+                full.score(std::slice::from_ref(&row)).unwrap(),
+            );
+            let worst = a[0]
+                .iter()
+                .zip(&b[0])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst > 0.0 && worst < 0.5,
+                "bf16 export moved a log-prob by {worst}"
+            );
+        }
+        assert_eq!(torch_dtype(&out), "float32");
         let version: u64 = said
             .split("version ")
             .nth(1)

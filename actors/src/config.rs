@@ -7,6 +7,7 @@ pub mod cluster;
 
 use std::path::{Path, PathBuf};
 
+use mgrpo_models::hf::StoreDtype;
 use serde::{Deserialize, Serialize};
 
 use mgrpo_algo::{Algo, RewardWeights, StdKind};
@@ -146,6 +147,16 @@ pub struct RoleModelConfig {
     /// the machine it runs on; 2 keeps 2 cores busy (docs/results.md, "Performance").
     #[serde(skip_serializing_if = "is_default_shards")]
     pub shards: usize,
+    /// The dtype of the role's parameters as stored in the Hugging Face folders written from
+    /// this run (`mgrpo hf export --policy run:DIR`): `f32`, `bf16` or `f16`. Training, the
+    /// replicas and the run's own checkpoints stay f32 (burn 0.22 has no mixed precision; resume
+    /// is exact); docs/models.md.
+    #[serde(skip_serializing_if = "is_f32")]
+    pub dtype: StoreDtype,
+}
+
+fn is_f32(d: &StoreDtype) -> bool {
+    *d == StoreDtype::F32
 }
 
 const DEFAULT_SHARDS: usize = 2;
@@ -175,6 +186,7 @@ impl Default for RoleModelConfig {
             lora_rank: 0,
             lora_alpha: DEFAULT_LORA_ALPHA,
             shards: DEFAULT_SHARDS,
+            dtype: StoreDtype::F32,
         }
     }
 }
@@ -448,6 +460,13 @@ impl Config {
             if m.shards == 0 {
                 p.push(format!("models.{role}.shards = 0: must be ≥ 1"));
             }
+            if m.dtype != StoreDtype::F32 && m.hf.is_none() {
+                p.push(format!(
+                    "models.{role}.dtype = {:?} applies to Hugging Face folders: the role needs \
+                     hf = \"DIR\" (a preset has no HF format)",
+                    m.dtype.name()
+                ));
+            }
         }
         let a = &self.algo;
         for (key, v) in [
@@ -572,6 +591,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sync") && err.contains("async"), "{err}");
+    }
+
+    #[test]
+    fn a_stored_dtype_needs_an_hf_role_and_a_known_name() {
+        let ok = Config::parse(
+            "[models.main]\nhf = \"m\"\ndtype = \"bf16\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.models.main.dtype, StoreDtype::Bf16);
+        assert!(ok.to_toml().contains("dtype = \"bf16\""));
+        assert!(!Config::default().to_toml().contains("dtype"));
+        let err = Config::parse("[models.sub]\ndtype = \"f16\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("models.sub.dtype = \"f16\" applies to Hugging Face"),
+            "{err}"
+        );
+        let err = Config::parse("[models.sub]\ndtype = \"f8\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("f8"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub mod tokenizer;
 pub use arch::{HfArch, HfFamily, Llama3Scaling};
 pub use attention::HfAttention;
 pub use folder::{
-    HfFolder, SaveOptions, TOKENIZER_FILES, is_hf, read_config, save_hf, tokenizer_files,
+    HfFolder, SaveOptions, StoreDtype, TOKENIZER_FILES, is_hf, read_config, save_hf,
+    tokenizer_files,
 };
 pub use layer::{HfDecoderLayer, HfMlp};
 pub use model::{HfBody, HfModel};

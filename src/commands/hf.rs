@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use mgrpo_actors::role_codec::RoleCodec;
 use mgrpo_env::{TextCodec, World};
 use mgrpo_models::hf::{
-    HfFamily, HfFolder, HfTokenizer, SaveOptions, read_config, save_hf, tokenizer_files,
+    HfFamily, HfFolder, HfTokenizer, SaveOptions, StoreDtype, read_config, save_hf, tokenizer_files,
 };
 use mgrpo_models::{DeviceSpec, Policy, PolicyConfig, load_checkpoint};
 
@@ -88,6 +88,8 @@ struct Source {
     policy: Policy,
     files: Vec<(String, Vec<u8>)>,
     what: String,
+    /// The dtype its weights are to be stored in unless told otherwise.
+    dtype: StoreDtype,
 }
 
 /// A run's checkpoint of `role` at `spec`'s version (latest when none is given).
@@ -116,10 +118,11 @@ fn run_policy(spec: &str, role: &str) -> Result<Source> {
     let checkpoint = load_checkpoint(&path, &DeviceSpec::flex_cpu().to_device()?, None)
         .with_context(|| format!("loading {}", path.display()))?;
     let mut files = vec![("tokenizer.json".to_string(), checkpoint.tokenizer_json)];
+    let settings = mgrpo_actors::Config::load(&run.config_path())
+        .ok()
+        .and_then(|c| c.models.of_name(role).cloned());
     // The role's own folder (when it started from one) holds the rest of its tokenizer files.
-    if let Ok(config) = mgrpo_actors::Config::load(&run.config_path())
-        && let Some(source) = &config.models.of_name(role).and_then(|m| m.hf.clone())
-    {
+    if let Some(source) = settings.as_ref().and_then(|m| m.hf.as_ref()) {
         for (name, bytes) in tokenizer_files(source)? {
             if name != "tokenizer.json" {
                 files.push((name, bytes));
@@ -130,6 +133,7 @@ fn run_policy(spec: &str, role: &str) -> Result<Source> {
         policy: checkpoint.policy,
         files,
         what: format!("{dir} role {role} version {version}"),
+        dtype: settings.map_or(StoreDtype::F32, |m| m.dtype),
     })
 }
 
@@ -138,12 +142,14 @@ fn export(args: &HfExportArgs) -> Result<()> {
         policy,
         files,
         what,
+        dtype: stored_dtype,
     } = if let Some(dir) = args.policy.strip_prefix("hf:") {
         let folder = HfFolder::open(dir)?;
         Source {
             policy: folder.load(&DeviceSpec::flex_cpu().to_device()?)?,
             files: folder.tokenizer_files()?,
             what: dir.to_string(),
+            dtype: StoreDtype::F32,
         }
     } else if let Some(spec) = args.policy.strip_prefix("run:") {
         run_policy(spec, &args.role)?
@@ -159,17 +165,16 @@ fn export(args: &HfExportArgs) -> Result<()> {
              (start the role from one: [models.ROLE] hf = \"DIR\", see `mgrpo hf init`)"
         );
     }
-    save_hf(
-        &policy,
-        &args.out,
-        &SaveOptions {
-            bf16: args.bf16,
-            files,
-        },
-    )?;
+    let dtype = match (args.dtype, args.bf16) {
+        (Some(d), _) => d,
+        (None, true) => StoreDtype::Bf16,
+        (None, false) => stored_dtype,
+    };
+    save_hf(&policy, &args.out, &SaveOptions { dtype, files })?;
     println!(
-        "exported {what} ({} parameters) to {}",
+        "exported {what} ({} parameters, {}) to {}",
         policy.num_params(),
+        dtype.name(),
         args.out.display()
     );
     Ok(())
@@ -242,7 +247,14 @@ fn init(args: &HfInitArgs) -> Result<()> {
     };
     let policy = Policy::new(policy_config, &DeviceSpec::flex_cpu().to_device()?)?;
     let own_config = files.iter().any(|(n, _)| n == "tokenizer_config.json");
-    save_hf(&policy, &args.out, &SaveOptions { bf16: false, files })?;
+    save_hf(
+        &policy,
+        &args.out,
+        &SaveOptions {
+            dtype: StoreDtype::F32,
+            files,
+        },
+    )?;
     if !own_config {
         write_tokenizer_config(&args.out)?;
     }

@@ -8,7 +8,7 @@
 //! shard provided is an error naming it. bf16/f16 files are cast to f32 on load (a loaded
 //! parameter otherwise keeps the file's dtype, and AdamW's moments would follow it). Saving
 //! writes `format = "pt"` metadata (transformers refuses anything else), `config.json`,
-//! `generation_config.json` and the tokenizer files given, optionally as bf16.
+//! `generation_config.json` and the tokenizer files given, as f32, bf16 or f16 ([`StoreDtype`]).
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -209,19 +209,76 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
+/// The dtype weights are stored in, in the HF folders written. A policy's parameters stay f32
+/// in memory whatever this says: burn 0.22 has no mixed precision (AdamW's moments take the
+/// parameters' dtype, and flex requires equal dtypes in a matmul), and a run's own checkpoints
+/// stay f32 so that resume is exact. Folders in bf16 or f16 are cast to f32 on load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreDtype {
+    /// float32 (exact).
+    #[default]
+    F32,
+    /// bfloat16: half the bytes, f32's range, 8 bits of mantissa.
+    Bf16,
+    /// float16: half the bytes, 11 bits of mantissa, range up to 65504.
+    F16,
+}
+
+impl StoreDtype {
+    /// transformers' name for it (`torch_dtype` in config.json).
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            StoreDtype::F32 => "float32",
+            StoreDtype::Bf16 => "bfloat16",
+            StoreDtype::F16 => "float16",
+        }
+    }
+
+    /// Our name for it (config files, `--dtype`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreDtype::F32 => "f32",
+            StoreDtype::Bf16 => "bf16",
+            StoreDtype::F16 => "f16",
+        }
+    }
+
+    fn cast(self) -> Option<DType> {
+        match self {
+            StoreDtype::F32 => None,
+            StoreDtype::Bf16 => Some(DType::BF16),
+            StoreDtype::F16 => Some(DType::F16),
+        }
+    }
+}
+
+impl std::str::FromStr for StoreDtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" | "float32" => Ok(StoreDtype::F32),
+            "bf16" | "bfloat16" => Ok(StoreDtype::Bf16),
+            "f16" | "float16" => Ok(StoreDtype::F16),
+            _ => Err(format!("dtype {s:?}: expected f32, bf16 or f16")),
+        }
+    }
+}
+
 /// How to write an HF folder.
 #[derive(Debug, Clone, Default)]
 pub struct SaveOptions {
-    /// Store the weights as bf16 (halves the files; the policy itself stays f32).
-    pub bf16: bool,
+    /// The dtype the weights are stored in (bf16 and f16 halve the files; the policy itself
+    /// stays f32).
+    pub dtype: StoreDtype,
     /// Tokenizer and template files to write beside the model, as (name, bytes).
     pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Writes `policy` (an HF architecture) as a folder transformers' `from_pretrained` loads.
 pub fn save_hf(policy: &Policy, dir: &Path, options: &SaveOptions) -> Result<()> {
-    let dtype = if options.bf16 { "bfloat16" } else { "float32" };
-    let config_json = policy.config().to_hf_json(dtype)?;
+    let config_json = policy.config().to_hf_json(options.dtype.hf_name())?;
     let PolicyModel::Hf(model) = policy.model() else {
         return Err(ModelError::InvalidConfig(
             "only Hugging Face architectures export to HF folders".into(),
@@ -233,10 +290,11 @@ pub fn save_hf(policy: &Policy, dir: &Path, options: &SaveOptions) -> Result<()>
     })?;
     let path = dir.join(SINGLE);
     let mut store = SafetensorsStore::from_file(&path).overwrite(true);
-    store = if options.bf16 {
-        store.with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(DType::BF16)))
-    } else {
-        store.with_to_adapter(BurnToPyTorchAdapter)
+    store = match options.dtype.cast() {
+        Some(dtype) => {
+            store.with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(dtype)))
+        }
+        None => store.with_to_adapter(BurnToPyTorchAdapter),
     };
     model
         .save_into(&mut store.metadata("format", "pt"))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use burn::tensor::activation::log_softmax;
 use serde_json::Value;
 
-use super::folder::{HfFolder, SaveOptions, save_hf, tokenizer_files};
+use super::folder::{HfFolder, SaveOptions, StoreDtype, save_hf, tokenizer_files};
 use super::tokenizer::{ChatMessage, HfTokenizer};
 use crate::error::ModelError;
 use crate::learner::{Learner, LearnerConfig};
@@ -159,7 +159,7 @@ fn cached_sampling_equals_recomputation_on_hf_models() {
 }
 
 #[test]
-fn save_then_reload_is_identical_and_bf16_is_close() {
+fn save_then_reload_is_identical_and_bf16_and_f16_are_close() {
     let expected = expected();
     for name in ["llama", "qwen2", "qwen3"] {
         let policy = load(name);
@@ -169,7 +169,7 @@ fn save_then_reload_is_identical_and_bf16_is_close() {
             &policy,
             dir.path(),
             &SaveOptions {
-                bf16: false,
+                dtype: StoreDtype::F32,
                 files: files.clone(),
             },
         )
@@ -185,31 +185,42 @@ fn save_then_reload_is_identical_and_bf16_is_close() {
         let b = again.score(std::slice::from_ref(&row)).unwrap();
         assert_eq!(a, b, "{name}: reload changed the log-probs");
         assert!(dir.path().join("tokenizer.json").is_file());
-        let bf16 = tempfile::tempdir().unwrap();
-        save_hf(&policy, bf16.path(), &SaveOptions { bf16: true, files }).unwrap();
         let size = |d: &std::path::Path| {
             std::fs::metadata(d.join("model.safetensors"))
                 .unwrap()
                 .len()
         };
-        assert!(
-            size(bf16.path()) * 10 < size(dir.path()) * 6,
-            "bf16 file is not half"
-        );
-        let c = HfFolder::open(bf16.path())
-            .unwrap()
-            .load(&test_device())
-            .unwrap();
-        let c = c.score(std::slice::from_ref(&row)).unwrap();
-        let worst = a[0]
-            .iter()
-            .zip(&c[0])
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
-        assert!(
-            worst < 0.5,
-            "{name}: bf16 round trip moved a log-prob by {worst}"
-        );
+        // bf16 keeps 8 bits of mantissa, f16 11: the round trip moves log-probs accordingly.
+        for (dtype, bound) in [(StoreDtype::Bf16, 0.5), (StoreDtype::F16, 0.05)] {
+            let half = tempfile::tempdir().unwrap();
+            let options = SaveOptions {
+                dtype,
+                files: files.clone(),
+            };
+            save_hf(&policy, half.path(), &options).unwrap();
+            assert!(
+                size(half.path()) * 10 < size(dir.path()) * 6,
+                "{dtype:?} file is not half"
+            );
+            let config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(half.path().join("config.json")).unwrap())
+                    .unwrap();
+            assert_eq!(config["torch_dtype"], dtype.hf_name());
+            let c = HfFolder::open(half.path())
+                .unwrap()
+                .load(&test_device())
+                .unwrap();
+            let c = c.score(std::slice::from_ref(&row)).unwrap();
+            let worst = a[0]
+                .iter()
+                .zip(&c[0])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst < bound,
+                "{name}: {dtype:?} round trip moved a log-prob by {worst}"
+            );
+        }
     }
 }
 
