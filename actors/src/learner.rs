@@ -382,10 +382,7 @@ async fn republish(s: &LearnerState, at: u64) -> Result<PolicyId, String> {
     };
     let version = checkpoint_for_step(&s.ctx, s.role, at).ok_or_else(missing)?;
     let state = checkpoint_state(&s.ctx, s.role, version).ok_or_else(missing)?;
-    let id = PolicyId {
-        generation: state.generation,
-        version: state.version,
-    };
+    let id = state.id();
     if id == s.id() {
         return Ok(id);
     }

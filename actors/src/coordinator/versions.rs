@@ -48,14 +48,7 @@ impl Versions {
     /// Each model's state at the boundary before `step` (after any swap there).
     pub fn at_boundary(&mut self, step: u64, servings: &Servings) {
         for (role, s) in servings {
-            self.record(
-                *role,
-                step,
-                PolicyId {
-                    generation: s.generation,
-                    version: s.version,
-                },
-            );
+            self.record(*role, step, s.id());
         }
     }
 

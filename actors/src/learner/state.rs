@@ -41,10 +41,7 @@ pub struct LearnerState {
 impl LearnerState {
     /// The id of the policy it serves.
     pub fn id(&self) -> PolicyId {
-        PolicyId {
-            generation: self.state.generation,
-            version: self.state.version,
-        }
+        self.state.id()
     }
 
     /// Sends the current version to every replica and waits for each to load it. An error is a

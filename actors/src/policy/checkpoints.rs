@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::NodeContext;
 use crate::faults::FaultPoint;
+use crate::policy::chunks::PolicyId;
 use crate::role::LearnerRole;
 use crate::run_dir::RunDir;
 use crate::staged_dir;
@@ -35,6 +36,16 @@ pub struct TrainState {
     /// How the role is served (a swap to frozen or expert stops its learner).
     #[serde(default)]
     pub serving: Serving,
+}
+
+impl TrainState {
+    /// The policy these weights are: (generation, version).
+    pub fn id(&self) -> PolicyId {
+        PolicyId {
+            generation: self.generation,
+            version: self.version,
+        }
+    }
 }
 
 /// Loads the policy of checkpoint `version` of `role` (the latest when `None`) on the role's
