@@ -1,20 +1,15 @@
 //! `mgrpo` — the command line of the M-GRPO system. Thin: it parses arguments, loads the
 //! config and calls into the library crates; every error reaches the user through `anyhow`
 //! with the file and key that caused it.
+mod allocator;
 mod chaos;
 mod cli;
 mod commands;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: the flex backend allocates a fresh buffer for nearly
-/// every tensor op, and glibc serves large ones with mmap/munmap, so every training step paid
-/// for page faults, zeroed pages and TLB shootdowns (≈ 20% of a learner update on 2 cores,
-/// docs/results.md "Performance").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    allocator::configure();
     let cli = cli::Cli::parse();
     // A cluster node reports peers joining and leaving (info); ractor_cluster's own session
     // chatter is left to -vv.

@@ -19,6 +19,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod hf;
+mod kernels;
 pub mod learner;
 pub mod lora;
 pub mod loss;

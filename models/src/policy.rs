@@ -8,7 +8,6 @@
 //! draw in practice). Each decode step reads back only the last position's `[B, V]` logits: one
 //! device sync per step; rows that finish are dropped from the cache.
 use burn::module::Module;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 use mgrpo_algo::TrainBatch;
 use rand::SeedableRng;
@@ -340,9 +339,7 @@ pub(crate) fn selected_logprobs(
         .reshape([rows * (seq_len - 1), d_model])
         .select(0, int_tensor(rows_of, [n], device)); // [N, D]
     let targets = positions.iter().map(|&i| tokens[i] as i64).collect();
-    log_softmax(model.logits(hidden), 1)
-        .gather(1, int_tensor(targets, [n, 1], device))
-        .reshape([1, n])
+    crate::kernels::logprobs(model.logits(hidden), int_tensor(targets, [n], device)).reshape([1, n])
 }
 
 /// Per-token log-probs of right-padded rows.
@@ -355,10 +352,12 @@ pub(crate) fn token_logprobs(model: &PolicyModel, tokens: Tensor<2, Int>) -> Ten
     let device = tokens.device();
     // The last position predicts nothing inside the row: skip it.
     let logits = model.forward(tokens.clone().slice([0..batch, 0..seq - 1]));
-    let targets = tokens.slice([0..batch, 1..seq]).unsqueeze_dim::<3>(2);
-    let picked = log_softmax(logits, 2)
-        .gather(2, targets)
-        .squeeze_dim::<2>(2);
+    let vocab = logits.dims()[2];
+    let targets = tokens
+        .slice([0..batch, 1..seq])
+        .reshape([batch * (seq - 1)]);
+    let picked = crate::kernels::logprobs(logits.reshape([batch * (seq - 1), vocab]), targets)
+        .reshape([batch, seq - 1]);
     Tensor::cat(vec![Tensor::zeros([batch, 1], &device), picked], 1)
 }
 

@@ -1,7 +1,6 @@
 //! One pre-norm causal transformer block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
@@ -9,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use super::init::ParamInit;
 use super::kv_cache::KvCache;
 use crate::config::PolicyConfig;
+use crate::kernels::gelu;
 
 /// Scaled dot-product attention of both architectures, `[B, H, T, d]` queries over
 /// `[B, H, S, d]` keys and values: causal when `bias` is `None` (whole rows, `T = S`), else

@@ -1,0 +1,187 @@
+//! Fused CPU kernels for the ops that burn 0.22's flex backend leaves slow, plugged in through
+//! burn's backend-extension mechanism (`#[backend_extension]`): one trait, implemented for flex
+//! with our own kernel, for libtorch with burn's own op (torch already fuses it), and for
+//! `Autodiff<B>` with a hand-written backward that calls the inner backend's fused gradient.
+//!
+//! Why: after mimalloc and the learner's parallel shards, a small-model update spent ≈ 10 % in
+//! GELU alone — flex evaluates it one element at a time through `libm::erff`, forward and again
+//! in the backward, where it also calls a scalar `expf` (docs/results.md "Performance").
+//! [`gelu`] computes the same function with branch-free polynomial `erf`/`exp` that the compiler
+//! vectorises (see [`math`]), within 2 float ulps of the libm results.
+use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::{FloatTensor, IndexingUpdateOp, IntTensor};
+use burn::backend::{Backend, Dispatch, Shape, TensorMetadata, backend_extension};
+use burn::tensor::{Int, Tensor};
+
+#[macro_use]
+mod multiversion;
+mod autodiff;
+mod flex;
+mod gelu;
+mod logprobs;
+pub(crate) mod math;
+
+/// The fused ops, per backend. The default bodies are burn's own ops: what every backend that
+/// has no kernel of ours runs.
+#[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Autodiff)]
+pub(crate) trait Kernels: Backend {
+    /// `x · Φ(x)` (GELU, erf form), element-wise.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::gelu(x)
+    }
+
+    /// `grad · (Φ(x) + x · φ(x))`: the gradient of [`Kernels::fused_gelu`] at `x`.
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::gelu_backward(x, grad)
+    }
+
+    /// `[N, V]` logits and `N` target ids → `[N]`: `log softmax(logits[i])[targets[i]]`.
+    fn fused_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        composed_logprobs::<Self>(logits, targets)
+    }
+
+    /// The gradient of [`Kernels::fused_logprobs`] with respect to the logits, `[N, V]`.
+    fn fused_logprobs_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed_logprobs_backward::<Self>(logits, targets, grad)
+    }
+}
+
+/// burn's composition of [`Kernels::fused_logprobs`]: `log_softmax`, then `gather`.
+fn composed_logprobs<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>) -> FloatTensor<B> {
+    let [rows, _] = logits.shape().dims::<2>();
+    let targets = B::int_reshape(targets, Shape::new([rows, 1]));
+    let picked = B::float_gather(1, B::log_softmax(logits, 1), targets);
+    B::float_reshape(picked, Shape::new([rows]))
+}
+
+/// burn's composition of [`Kernels::fused_logprobs_backward`]: `g · (one_hot(t) − softmax)`.
+fn composed_logprobs_backward<B: Backend>(
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let [rows, _] = logits.shape().dims::<2>();
+    let grad = B::float_reshape(grad, Shape::new([rows, 1]));
+    let softmax = B::float_exp(B::log_softmax(logits, 1));
+    let minus = B::float_neg(B::float_mul(softmax, grad.clone()));
+    let targets = B::int_reshape(targets, Shape::new([rows, 1]));
+    B::float_scatter(1, minus, targets, grad, IndexingUpdateOp::Add)
+}
+
+#[cfg(feature = "tch")]
+impl Kernels for burn::backend::LibTorch {}
+
+/// GELU (the exact, erf form — what GPT-2's `gelu` and PyTorch's default compute), on whatever
+/// backend `x` lives, differentiable when `x` is tracked.
+pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::fused_gelu(x.into_dispatch()))
+}
+
+/// `log softmax(logits[i])[targets[i]]` for each row: `[N, V]` and `[N]` → `[N]`,
+/// differentiable in the logits.
+pub(crate) fn logprobs(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::fused_logprobs(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::activation;
+    use burn::tensor::{Distribution, Int, Tensor};
+
+    use crate::test_support::test_device;
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// The fused GELU equals burn's own, forward and backward, on a tracked, non-contiguous input
+    /// (a transposed view) large enough to be split over the pool.
+    #[test]
+    fn fused_gelu_equals_burns_forward_and_backward() {
+        let device = test_device().autodiff();
+        let base = Tensor::<2>::random([300, 200], Distribution::Normal(0.0, 3.0), &device);
+        let upstream = Tensor::<2>::random([200, 300], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let x = base.clone().detach().require_grad();
+            let view = x.clone().transpose();
+            let y = if fused {
+                super::gelu(view)
+            } else {
+                activation::gelu(view)
+            };
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            let dx = x.grad(&grads).expect("x is tracked");
+            (values(y), values(dx))
+        };
+        let (ours, our_grad) = run(true);
+        let (theirs, their_grad) = run(false);
+        assert!(
+            max_diff(&ours, &theirs) <= 2e-6,
+            "forward {}",
+            max_diff(&ours, &theirs)
+        );
+        assert!(
+            max_diff(&our_grad, &their_grad) <= 2e-6,
+            "backward {}",
+            max_diff(&our_grad, &their_grad)
+        );
+    }
+
+    /// The fused log-probs equal `log_softmax` + `gather`, forward and backward, for a vocabulary
+    /// that is not a multiple of the 8 lanes and rows with large, shifted logits.
+    #[test]
+    fn fused_logprobs_equal_log_softmax_and_gather() {
+        let device = test_device().autodiff();
+        let (rows, vocab) = (37, 1003);
+        let base = Tensor::<2>::random([rows, vocab], Distribution::Normal(0.0, 4.0), &device)
+            + Tensor::<2>::random([rows, 1], Distribution::Uniform(-50.0, 50.0), &device);
+        let ids: Vec<i64> = (0..rows as i64)
+            .map(|r| (r * 389 + 11) % vocab as i64)
+            .collect();
+        let targets = Tensor::<1, Int>::from_data(ids.as_slice(), &device);
+        let upstream = Tensor::<1>::random([rows], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let logits = base.clone().detach().require_grad();
+            let picked = if fused {
+                super::logprobs(logits.clone(), targets.clone())
+            } else {
+                activation::log_softmax(logits.clone(), 1)
+                    .gather(1, targets.clone().reshape([rows, 1]))
+                    .reshape([rows])
+            };
+            let grads = (picked.clone() * upstream.clone()).sum().backward();
+            (
+                values(picked),
+                values(logits.grad(&grads).expect("logits are tracked")),
+            )
+        };
+        let (ours, our_grad) = run(true);
+        let (theirs, their_grad) = run(false);
+        assert!(
+            max_diff(&ours, &theirs) <= 1e-5,
+            "forward {}",
+            max_diff(&ours, &theirs)
+        );
+        assert!(
+            // g · (1 − p) at the target: a few ulps of |g| ≤ 4 apart.
+            max_diff(&our_grad, &their_grad) <= 5e-6,
+            "backward {}",
+            max_diff(&our_grad, &their_grad)
+        );
+    }
+}

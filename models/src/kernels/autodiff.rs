@@ -1,0 +1,74 @@
+//! The fused ops under autodiff: the forward runs the inner backend's kernel, the backward its
+//! fused gradient — one node in the graph where burn's composition records several.
+use burn::backend::Autodiff;
+use burn::backend::Backend;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+
+use super::Kernels;
+
+/// GELU's backward keeps the input: the gradient is a function of it.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl<B: Backend + Kernels> Backward<B, 1> for GeluBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let input = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_gelu_backward(input, grad)
+        });
+    }
+}
+
+/// The log-probs' backward keeps the logits and the targets (the targets carry no gradient).
+#[derive(Debug)]
+struct LogprobsBackward;
+
+impl<B: Backend + Kernels> Backward<B, 1> for LogprobsBackward {
+    type State = (FloatTensor<B>, IntTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (logits, targets) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_logprobs_backward(logits, targets, grad)
+        });
+    }
+}
+
+impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.into_primitive();
+                prep.finish(input.clone(), B::fused_gelu(input))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(x.into_primitive())),
+        }
+    }
+
+    fn fused_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        match LogprobsBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = logits.into_primitive();
+                let output = B::fused_logprobs(input.clone(), targets.clone());
+                prep.finish((input, targets), output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_logprobs(logits.into_primitive(), targets))
+            }
+        }
+    }
+}

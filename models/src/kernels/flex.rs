@@ -1,0 +1,124 @@
+//! The flex backend's fused kernels: contiguous `f32` slices in, a fresh buffer out, split over
+//! rayon's pool when large. Other dtypes and shapes fall back to burn's composition.
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{DType, TensorMetadata};
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+use super::Kernels;
+use super::gelu::{gelu_backward_slice, gelu_slice};
+use super::logprobs::{logprobs_backward_rows, logprobs_rows};
+
+/// Elements per parallel task: large enough that a task outweighs its scheduling.
+const TASK: usize = 1 << 15;
+
+impl Kernels for Flex {
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.dtype() != DType::F32 {
+            return <Flex as ActivationOps<Flex>>::gelu(x);
+        }
+        let input = contiguous(&x);
+        let xs = f32s(&input);
+        let mut out = vec![0.0f32; xs.len()];
+        in_tasks(&mut out, 1, |range, out| gelu_slice(&xs[range], out));
+        from_vec(out, &x)
+    }
+
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.shape() != grad.shape() {
+            return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
+        }
+        let (input, upstream) = (contiguous(&x), contiguous(&grad));
+        let (xs, gs) = (f32s(&input), f32s(&upstream));
+        let mut out = vec![0.0f32; xs.len()];
+        in_tasks(&mut out, 1, |range, out| {
+            gelu_backward_slice(&xs[range.clone()], &gs[range], out)
+        });
+        from_vec(out, &x)
+    }
+
+    fn fused_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        if logits.dtype() != DType::F32 || logits.shape().num_dims() != 2 {
+            return super::composed_logprobs::<Flex>(logits, targets);
+        }
+        let [rows, vocab] = logits.shape().dims::<2>();
+        let input = contiguous(&logits);
+        let (xs, ts) = (f32s(&input), ids(targets, rows));
+        let mut out = vec![0.0f32; rows];
+        let per_task = (TASK / vocab.max(1)).max(1);
+        out.par_chunks_mut(per_task)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let rows = i * per_task..i * per_task + out.len();
+                logprobs_rows(
+                    &xs[rows.start * vocab..rows.end * vocab],
+                    vocab,
+                    &ts[rows],
+                    out,
+                )
+            });
+        FlexTensor::from_data(TensorData::new(out, [rows]))
+    }
+
+    fn fused_logprobs_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if logits.dtype() != DType::F32 || logits.shape().num_dims() != 2 {
+            return super::composed_logprobs_backward::<Flex>(logits, targets, grad);
+        }
+        let [rows, vocab] = logits.shape().dims::<2>();
+        let (input, upstream) = (contiguous(&logits), contiguous(&grad));
+        let (xs, gs, ts) = (f32s(&input), f32s(&upstream), ids(targets, rows));
+        let mut out = vec![0.0f32; rows * vocab];
+        in_tasks(&mut out, vocab, |range, out| {
+            let rows = range.start / vocab..range.end / vocab;
+            logprobs_backward_rows(&xs[range], vocab, &ts[rows.clone()], &gs[rows], out)
+        });
+        from_vec(out, &logits)
+    }
+}
+
+fn contiguous(tensor: &FlexTensor) -> FlexTensor {
+    if tensor.as_slice::<f32>().is_some() {
+        tensor.clone()
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+fn f32s(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// Token ids as `i64`, whatever integer dtype they came in.
+fn ids(targets: FlexTensor, rows: usize) -> Vec<i64> {
+    let ids: Vec<i64> = targets.into_data().iter::<i64>().collect();
+    assert_eq!(ids.len(), rows, "one target per row of logits");
+    ids
+}
+
+fn from_vec(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.shape()))
+}
+
+/// Runs `kernel(range, out[range])` over `out` in pieces of about [`TASK`] elements (a multiple
+/// of `unit`), in parallel when there is more than one.
+fn in_tasks(
+    out: &mut [f32],
+    unit: usize,
+    kernel: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) {
+    let size = (TASK / unit.max(1)).max(1) * unit.max(1);
+    if out.len() <= size {
+        let len = out.len();
+        return kernel(0..len, out);
+    }
+    out.par_chunks_mut(size).enumerate().for_each(|(i, out)| {
+        let start = i * size;
+        kernel(start..start + out.len(), out)
+    });
+}
