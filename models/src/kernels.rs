@@ -8,14 +8,16 @@
 //! in the backward, where it also calls a scalar `expf` (docs/results.md "Performance").
 //! [`gelu`] computes the same function with branch-free polynomial `erf`/`exp` that the compiler
 //! vectorises (see [`math`]), within 2 float ulps of the libm results.
-use burn::backend::ops::ActivationOps;
-use burn::backend::tensor::{FloatTensor, IndexingUpdateOp, IntTensor};
-use burn::backend::{Backend, Dispatch, Shape, TensorMetadata, backend_extension};
+use burn::backend::ops::{ActivationOps, AttentionModuleOptions, ModuleOps};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::{Int, Tensor};
 
 #[macro_use]
 mod multiversion;
+mod attention;
 mod autodiff;
+mod composed;
 mod flex;
 mod gelu;
 mod logprobs;
@@ -37,7 +39,7 @@ pub(crate) trait Kernels: Backend {
 
     /// `[N, V]` logits and `N` target ids → `[N]`: `log softmax(logits[i])[targets[i]]`.
     fn fused_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        composed_logprobs::<Self>(logits, targets)
+        composed::logprobs::<Self>(logits, targets)
     }
 
     /// The gradient of [`Kernels::fused_logprobs`] with respect to the logits, `[N, V]`.
@@ -46,30 +48,44 @@ pub(crate) trait Kernels: Backend {
         targets: IntTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        composed_logprobs_backward::<Self>(logits, targets, grad)
+        composed::logprobs_backward::<Self>(logits, targets, grad)
     }
-}
 
-/// burn's composition of [`Kernels::fused_logprobs`]: `log_softmax`, then `gather`.
-fn composed_logprobs<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>) -> FloatTensor<B> {
-    let [rows, _] = logits.shape().dims::<2>();
-    let targets = B::int_reshape(targets, Shape::new([rows, 1]));
-    let picked = B::float_gather(1, B::log_softmax(logits, 1), targets);
-    B::float_reshape(picked, Shape::new([rows]))
-}
+    /// Causal attention `softmax(Q Kᵀ / √d + mask) V` of `[B, H, T, d]` queries, keys and values
+    /// (as many keys as queries).
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        <Self as ModuleOps<Self>>::attention(q, k, v, None, None, options)
+    }
 
-/// burn's composition of [`Kernels::fused_logprobs_backward`]: `g · (one_hot(t) − softmax)`.
-fn composed_logprobs_backward<B: Backend>(
-    logits: FloatTensor<B>,
-    targets: IntTensor<B>,
-    grad: FloatTensor<B>,
-) -> FloatTensor<B> {
-    let [rows, _] = logits.shape().dims::<2>();
-    let grad = B::float_reshape(grad, Shape::new([rows, 1]));
-    let softmax = B::float_exp(B::log_softmax(logits, 1));
-    let minus = B::float_neg(B::float_mul(softmax, grad.clone()));
-    let targets = B::int_reshape(targets, Shape::new([rows, 1]));
-    B::float_scatter(1, minus, targets, grad, IndexingUpdateOp::Add)
+    /// [`Kernels::fused_causal_attention`] and its attention weights `P`, `[B, H, T, T]`: what
+    /// the backward needs.
+    fn fused_causal_attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        composed::causal_attention_forward::<Self>(q, k, v)
+    }
+
+    /// The gradients `(dQ, dK, dV)` of [`Kernels::fused_causal_attention`] given `P` and the
+    /// output's gradient.
+    fn fused_causal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed::causal_attention_backward::<Self>(q, k, v, p, grad)
+    }
 }
 
 #[cfg(feature = "tch")]
@@ -79,6 +95,15 @@ impl Kernels for burn::backend::LibTorch {}
 /// backend `x` lives, differentiable when `x` is tracked.
 pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as Kernels>::fused_gelu(x.into_dispatch()))
+}
+
+/// Causal attention of `[B, H, T, d]` queries, keys and values (scale `1/√d`), differentiable.
+pub(crate) fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::fused_causal_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+    ))
 }
 
 /// `log softmax(logits[i])[targets[i]]` for each row: `[N, V]` and `[N]` → `[N]`,
@@ -92,8 +117,11 @@ pub(crate) fn logprobs(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> 
 
 #[cfg(test)]
 mod tests {
+    use burn::backend::ops::AttentionModuleOptions;
     use burn::tensor::activation;
     use burn::tensor::{Distribution, Int, Tensor};
+
+    use super::{Kernels, composed};
 
     use crate::test_support::test_device;
 
@@ -183,5 +211,90 @@ mod tests {
             "backward {}",
             max_diff(&our_grad, &their_grad)
         );
+    }
+
+    /// The fused causal attention equals burn's (`attention` with `is_causal`), output and the
+    /// three gradients, for tracked, non-contiguous inputs with `T` and `d` off the 8 lanes.
+    #[test]
+    fn fused_causal_attention_equals_burns() {
+        let device = test_device().autodiff();
+        let (b, h, t, d) = (3, 2, 13, 6);
+        let qkv = Tensor::<4>::random([b, t, 3 * h, d], Distribution::Normal(0.0, 1.5), &device);
+        let upstream = Tensor::<4>::random([b, h, t, d], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let qkv = qkv.clone().detach().require_grad();
+            let heads = qkv.clone().swap_dims(1, 2); // [B, 3H, T, d], a view
+            let (q, k, v) = (
+                heads.clone().narrow(1, 0, h),
+                heads.clone().narrow(1, h, h),
+                heads.narrow(1, 2 * h, h),
+            );
+            let out = if fused {
+                super::causal_attention(q, k, v)
+            } else {
+                let options = AttentionModuleOptions {
+                    is_causal: true,
+                    ..Default::default()
+                };
+                burn::tensor::module::attention(q, k, v, None, None, options)
+            };
+            let grads = (out.clone() * upstream.clone()).sum().backward();
+            (
+                values(out),
+                values(qkv.grad(&grads).expect("qkv is tracked")),
+            )
+        };
+        let (ours, our_grad) = run(true);
+        let (theirs, their_grad) = run(false);
+        assert!(
+            max_diff(&ours, &theirs) <= 1e-5,
+            "output {}",
+            max_diff(&ours, &theirs)
+        );
+        assert!(
+            max_diff(&our_grad, &their_grad) <= 1e-5,
+            "grad {}",
+            max_diff(&our_grad, &their_grad)
+        );
+    }
+
+    /// burn's composition (what libtorch runs) equals the flex kernel, forward and backward.
+    #[test]
+    fn composed_causal_attention_equals_the_kernel() {
+        use burn::backend::Flex;
+        use burn::backend::flex::FlexTensor;
+
+        let device = burn::tensor::Device::flex();
+        let shape = [2, 3, 9, 5];
+        let draw = || Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let inner = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
+        let [q, k, v, grad] = [draw(), draw(), draw(), draw()].map(inner);
+        let (out, p) =
+            <Flex as Kernels>::fused_causal_attention_forward(q.clone(), k.clone(), v.clone());
+        let (out2, p2) =
+            composed::causal_attention_forward::<Flex>(q.clone(), k.clone(), v.clone());
+        let grads = <Flex as Kernels>::fused_causal_attention_backward(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            p.clone(),
+            grad.clone(),
+        );
+        let grads2 = composed::causal_attention_backward::<Flex>(q, k, v, p2.clone(), grad);
+        let host = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
+        for (ours, theirs) in [
+            (out, out2),
+            (p, p2),
+            (grads.0, grads2.0),
+            (grads.1, grads2.1),
+            (grads.2, grads2.2),
+        ] {
+            let (ours, theirs) = (host(ours), host(theirs));
+            assert!(
+                max_diff(&ours, &theirs) <= 1e-5,
+                "{}",
+                max_diff(&ours, &theirs)
+            );
+        }
     }
 }

@@ -40,6 +40,25 @@ impl<B: Backend + Kernels> Backward<B, 1> for LogprobsBackward {
     }
 }
 
+/// Attention's backward keeps its inputs and the attention weights `P`.
+#[derive(Debug)]
+struct CausalAttentionBackward;
+
+impl<B: Backend + Kernels> Backward<B, 3> for CausalAttentionBackward {
+    type State = [FloatTensor<B>; 4];
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [q, k, v, p] = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (dq, dk, dv) = B::fused_causal_attention_backward(q, k, v, p, grad);
+        for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward
@@ -69,6 +88,30 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::fused_logprobs(logits.into_primitive(), targets))
             }
+        }
+    }
+
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let nodes = [q.node(), k.node(), v.node()];
+        match CausalAttentionBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
+                let (out, p) = B::fused_causal_attention_forward(q.clone(), k.clone(), v.clone());
+                prep.finish([q, k, v, p], out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_causal_attention(
+                q.into_primitive(),
+                k.into_primitive(),
+                v.into_primitive(),
+            )),
         }
     }
 }

@@ -7,9 +7,10 @@ use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::Kernels;
+use super::attention::{self, Shape};
 use super::gelu::{gelu_backward_slice, gelu_slice};
 use super::logprobs::{logprobs_backward_rows, logprobs_rows};
+use super::{Kernels, composed};
 
 /// Elements per parallel task: large enough that a task outweighs its scheduling.
 const TASK: usize = 1 << 15;
@@ -41,7 +42,7 @@ impl Kernels for Flex {
 
     fn fused_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
         if logits.dtype() != DType::F32 || logits.shape().num_dims() != 2 {
-            return super::composed_logprobs::<Flex>(logits, targets);
+            return composed::logprobs::<Flex>(logits, targets);
         }
         let [rows, vocab] = logits.shape().dims::<2>();
         let input = contiguous(&logits);
@@ -68,7 +69,7 @@ impl Kernels for Flex {
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         if logits.dtype() != DType::F32 || logits.shape().num_dims() != 2 {
-            return super::composed_logprobs_backward::<Flex>(logits, targets, grad);
+            return composed::logprobs_backward::<Flex>(logits, targets, grad);
         }
         let [rows, vocab] = logits.shape().dims::<2>();
         let (input, upstream) = (contiguous(&logits), contiguous(&grad));
@@ -80,6 +81,60 @@ impl Kernels for Flex {
         });
         from_vec(out, &logits)
     }
+
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::fused_causal_attention_forward(q, k, v).0
+    }
+
+    fn fused_causal_attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let Some(shape) = attention_shape(&[&q, &k, &v]) else {
+            return composed::causal_attention_forward::<Flex>(q, k, v);
+        };
+        let (q, k, v) = (contiguous(&q), contiguous(&k), contiguous(&v));
+        let (out, p) = attention::forward(f32s(&q), f32s(&k), f32s(&v), shape);
+        let [b, h, t, _] = q.shape().dims::<4>();
+        (
+            from_vec(out, &q),
+            FlexTensor::from_data(TensorData::new(p, [b, h, t, t])),
+        )
+    }
+
+    fn fused_causal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let Some(shape) = attention_shape(&[&q, &k, &v, &grad]) else {
+            return composed::causal_attention_backward::<Flex>(q, k, v, p, grad);
+        };
+        let [q, k, v, p, grad] = [&q, &k, &v, &p, &grad].map(contiguous);
+        let (dq, dk, dv) =
+            attention::backward(f32s(&q), f32s(&k), f32s(&v), f32s(&p), f32s(&grad), shape);
+        (from_vec(dq, &q), from_vec(dk, &k), from_vec(dv, &v))
+    }
+}
+
+/// The kernel's view of `[B, H, T, d]` f32 tensors of one shape, if they are that.
+fn attention_shape(tensors: &[&FlexTensor]) -> Option<Shape> {
+    let shape = tensors[0].shape();
+    let same = tensors
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.shape() == shape);
+    if !same || shape.num_dims() != 4 {
+        return None;
+    }
+    let [b, h, t, d] = shape.dims::<4>();
+    (t > 0 && d > 0).then_some(Shape { heads: b * h, t, d })
 }
 
 fn contiguous(tensor: &FlexTensor) -> FlexTensor {

@@ -4,42 +4,13 @@
 //! `[rows, vocab]` logits, with a scalar `expf` per element; a row here stays in L1 and its
 //! `exp`s vectorise. Sums and maxima run in 8 fixed lanes, so the result has one order of
 //! additions on every CPU.
-use super::math::exp_nonpositive;
-
-const LANES: usize = 8;
-
-#[inline(always)]
-fn row_max(row: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (m, &x) in lanes.iter_mut().zip(chunk) {
-            *m = m.max(x);
-        }
-    }
-    tail.iter().fold(
-        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max),
-        |m, &x| m.max(x),
-    )
-}
+use super::math::{exp_nonpositive, max, sum_exp_shifted};
 
 /// `ln Σ_j exp(x_j)`, shifted by the row's maximum.
 #[inline(always)]
 fn row_logsumexp(row: &[f32]) -> f32 {
-    let max = row_max(row);
-    let mut lanes = [0.0f32; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (s, &x) in lanes.iter_mut().zip(chunk) {
-            *s += exp_nonpositive(x - max);
-        }
-    }
-    let sum = tail.iter().fold(lanes.iter().sum::<f32>(), |s, &x| {
-        s + exp_nonpositive(x - max)
-    });
-    max + sum.ln()
+    let max = max(row);
+    max + sum_exp_shifted(row, max).ln()
 }
 
 fn target(targets: &[i64], row: usize, vocab: usize) -> usize {

@@ -53,6 +53,71 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
+/// Lanes of the reductions below: a fixed order of operations, whatever the CPU.
+const LANES: usize = 8;
+
+/// The largest element (−∞ for an empty slice), reduced in [`LANES`] lanes so that it
+/// vectorises.
+#[inline(always)]
+pub(crate) fn max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(x);
+        }
+    }
+    tail.iter().fold(
+        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max),
+        |m, &x| m.max(x),
+    )
+}
+
+/// `Σ_j exp(x_j − shift)` for `shift ≥ max(x)`, summed in [`LANES`] lanes.
+#[inline(always)]
+pub(crate) fn sum_exp_shifted(row: &[f32], shift: f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (s, &x) in lanes.iter_mut().zip(chunk) {
+            *s += exp_nonpositive(x - shift);
+        }
+    }
+    let sum = lanes.iter().sum::<f32>();
+    tail.iter()
+        .fold(sum, |s, &x| s + exp_nonpositive(x - shift))
+}
+
+/// `Σ_j x_j`, in [`LANES`] lanes.
+#[inline(always)]
+pub(crate) fn sum(row: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (s, &x) in lanes.iter_mut().zip(chunk) {
+            *s += x;
+        }
+    }
+    tail.iter().fold(lanes.iter().sum::<f32>(), |s, &x| s + x)
+}
+
+/// `Σ_j a_j · b_j`, in [`LANES`] lanes.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail = ca.remainder().iter().zip(cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((s, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    tail.fold(lanes.iter().sum::<f32>(), |s, (&x, &y)| s + x * y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 
 /// `multiversion! { pub(super) fn name(args) { body } }`: see the module docs.
 macro_rules! multiversion {
-    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
             fn body($($arg: $ty),*) $body

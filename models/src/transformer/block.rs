@@ -2,13 +2,12 @@
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::init::ParamInit;
 use super::kv_cache::KvCache;
 use crate::config::PolicyConfig;
-use crate::kernels::gelu;
+use crate::kernels::{causal_attention, gelu};
 
 /// Scaled dot-product attention of both architectures, `[B, H, T, d]` queries over
 /// `[B, H, S, d]` keys and values: causal when `bias` is `None` (whole rows, `T = S`), else
@@ -21,11 +20,11 @@ pub(crate) fn attend(
     value: Tensor<4>,
     bias: Option<Tensor<4>>,
 ) -> Tensor<4> {
-    let options = AttentionModuleOptions {
-        is_causal: bias.is_none(),
-        ..Default::default()
-    };
-    attention(query, key, value, None, bias, options)
+    match bias {
+        // Training and scoring: whole rows, our fused causal kernel (src/kernels.rs).
+        None => causal_attention(query, key, value),
+        Some(bias) => attention(query, key, value, None, Some(bias), Default::default()),
+    }
 }
 
 /// A pre-norm block with fused QKV projection and a GELU MLP (no biases in the projections).
