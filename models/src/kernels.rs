@@ -51,40 +51,38 @@ pub(crate) trait Kernels: Backend {
         composed::logprobs_backward::<Self>(logits, targets, grad)
     }
 
-    /// Causal attention `softmax(Q Kᵀ / √d + mask) V` of `[B, H, T, d]` queries, keys and values
-    /// (as many keys as queries).
-    fn fused_causal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    /// Causal self-attention `softmax(Q Kᵀ / √d + mask) V` of the fused QKV projection's
+    /// output `[B, T, 3·heads·d]` (queries, keys, values, each heads side by side) → `[B, T,
+    /// heads·d]`.
+    fn fused_self_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        let (q, k, v) = composed::split_heads::<Self>(qkv, heads);
         let options = AttentionModuleOptions {
             is_causal: true,
             ..Default::default()
         };
-        <Self as ModuleOps<Self>>::attention(q, k, v, None, None, options)
+        composed::merge_heads::<Self>(<Self as ModuleOps<Self>>::attention(
+            q, k, v, None, None, options,
+        ))
     }
 
-    /// [`Kernels::fused_causal_attention`] and its attention weights `P`, `[B, H, T, T]`: what
+    /// [`Kernels::fused_self_attention`] and its attention weights `P`, `[B, heads, T, T]`: what
     /// the backward needs.
-    fn fused_causal_attention_forward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+    fn fused_self_attention_forward(
+        qkv: FloatTensor<Self>,
+        heads: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        composed::causal_attention_forward::<Self>(q, k, v)
+        composed::self_attention_forward::<Self>(qkv, heads)
     }
 
-    /// The gradients `(dQ, dK, dV)` of [`Kernels::fused_causal_attention`] given `P` and the
-    /// output's gradient.
-    fn fused_causal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+    /// The gradient with respect to `qkv` of [`Kernels::fused_self_attention`], given `P` and
+    /// the output's gradient.
+    fn fused_self_attention_backward(
+        qkv: FloatTensor<Self>,
         p: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        composed::causal_attention_backward::<Self>(q, k, v, p, grad)
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        composed::self_attention_backward::<Self>(qkv, p, grad, heads)
     }
 }
 
@@ -97,12 +95,12 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as Kernels>::fused_gelu(x.into_dispatch()))
 }
 
-/// Causal attention of `[B, H, T, d]` queries, keys and values (scale `1/√d`), differentiable.
-pub(crate) fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as Kernels>::fused_causal_attention(
-        q.into_dispatch(),
-        k.into_dispatch(),
-        v.into_dispatch(),
+/// Causal self-attention of a fused QKV projection's output `[B, T, 3·heads·d]` → `[B, T,
+/// heads·d]` (scale `1/√d`), differentiable.
+pub(crate) fn causal_self_attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::fused_self_attention(
+        qkv.into_dispatch(),
+        heads,
     ))
 }
 
@@ -213,30 +211,32 @@ mod tests {
         );
     }
 
-    /// The fused causal attention equals burn's (`attention` with `is_causal`), output and the
-    /// three gradients, for tracked, non-contiguous inputs with `T` and `d` off the 8 lanes.
+    /// The fused self-attention equals burn's (`attention` with `is_causal` on the heads split
+    /// out of the projection), output and gradient, with `T` and `d` off the 8 lanes.
     #[test]
-    fn fused_causal_attention_equals_burns() {
+    fn fused_self_attention_equals_burns() {
         let device = test_device().autodiff();
         let (b, h, t, d) = (3, 2, 13, 6);
-        let qkv = Tensor::<4>::random([b, t, 3 * h, d], Distribution::Normal(0.0, 1.5), &device);
-        let upstream = Tensor::<4>::random([b, h, t, d], Distribution::Normal(0.0, 1.0), &device);
+        let qkv = Tensor::<3>::random([b, t, 3 * h * d], Distribution::Normal(0.0, 1.5), &device);
+        let upstream = Tensor::<3>::random([b, t, h * d], Distribution::Normal(0.0, 1.0), &device);
         let run = |fused: bool| {
             let qkv = qkv.clone().detach().require_grad();
-            let heads = qkv.clone().swap_dims(1, 2); // [B, 3H, T, d], a view
-            let (q, k, v) = (
-                heads.clone().narrow(1, 0, h),
-                heads.clone().narrow(1, h, h),
-                heads.narrow(1, 2 * h, h),
-            );
             let out = if fused {
-                super::causal_attention(q, k, v)
+                super::causal_self_attention(qkv.clone(), h)
             } else {
+                let heads = qkv.clone().reshape([b, t, 3 * h, d]).swap_dims(1, 2);
+                let (q, k, v) = (
+                    heads.clone().narrow(1, 0, h),
+                    heads.clone().narrow(1, h, h),
+                    heads.narrow(1, 2 * h, h),
+                );
                 let options = AttentionModuleOptions {
                     is_causal: true,
                     ..Default::default()
                 };
                 burn::tensor::module::attention(q, k, v, None, None, options)
+                    .swap_dims(1, 2)
+                    .reshape([b, t, h * d])
             };
             let grads = (out.clone() * upstream.clone()).sum().backward();
             (
@@ -260,35 +260,28 @@ mod tests {
 
     /// burn's composition (what libtorch runs) equals the flex kernel, forward and backward.
     #[test]
-    fn composed_causal_attention_equals_the_kernel() {
+    fn composed_self_attention_equals_the_kernel() {
         use burn::backend::Flex;
         use burn::backend::flex::FlexTensor;
 
         let device = burn::tensor::Device::flex();
-        let shape = [2, 3, 9, 5];
-        let draw = || Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let inner = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
-        let [q, k, v, grad] = [draw(), draw(), draw(), draw()].map(inner);
-        let (out, p) =
-            <Flex as Kernels>::fused_causal_attention_forward(q.clone(), k.clone(), v.clone());
-        let (out2, p2) =
-            composed::causal_attention_forward::<Flex>(q.clone(), k.clone(), v.clone());
-        let grads = <Flex as Kernels>::fused_causal_attention_backward(
-            q.clone(),
-            k.clone(),
-            v.clone(),
+        let (b, h, t, d) = (2, 3, 9, 5);
+        let draw = |shape: [usize; 3]| {
+            let t = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            FlexTensor::from_data(t.into_data())
+        };
+        let (qkv, grad) = (draw([b, t, 3 * h * d]), draw([b, t, h * d]));
+        let (out, p) = <Flex as Kernels>::fused_self_attention_forward(qkv.clone(), h);
+        let (out2, p2) = composed::self_attention_forward::<Flex>(qkv.clone(), h);
+        let dqkv = <Flex as Kernels>::fused_self_attention_backward(
+            qkv.clone(),
             p.clone(),
             grad.clone(),
+            h,
         );
-        let grads2 = composed::causal_attention_backward::<Flex>(q, k, v, p2.clone(), grad);
+        let dqkv2 = composed::self_attention_backward::<Flex>(qkv, p2.clone(), grad, h);
         let host = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
-        for (ours, theirs) in [
-            (out, out2),
-            (p, p2),
-            (grads.0, grads2.0),
-            (grads.1, grads2.1),
-            (grads.2, grads2.2),
-        ] {
+        for (ours, theirs) in [(out, out2), (p, p2), (dqkv, dqkv2)] {
             let (ours, theirs) = (host(ours), host(theirs));
             assert!(
                 max_diff(&ours, &theirs) <= 1e-5,

@@ -1,17 +1,21 @@
-//! Causal scaled dot-product attention on contiguous `[heads, T, d]` slices (batch and heads
-//! flattened), one head per task: `P = softmax(scale · Q Kᵀ + causal mask)`, `O = P V`, and the
+//! Causal scaled dot-product attention straight from the fused QKV projection's output
+//! (`[B, T, 3·H·d]`, read in place through strides — no split into heads, no copies), one batch
+//! row per task: `P = softmax(scale · Q Kᵀ + causal mask)`, `O = P V`, and the
 //! backward from `P`: `dV = Pᵀ dO`, `dS = P ⊙ (dO Vᵀ − rowsum(P ⊙ dO Vᵀ))`, `dQ = scale · dS K`,
 //! `dK = scale · dSᵀ Q`. The five matrix products go to the `gemm` crate (what flex's matmul
 //! uses); the softmax and its gradient are one pass over each row of `P`, with the vectorised
 //! `exp`. burn's fallback materialises the mask, the scores, their max, shift, `exp`, sum and
-//! quotient as separate tensors, each with its own backward (docs/results.md "Performance").
+//! quotient as separate tensors, each with its own backward, and copies the heads out of and
+//! back into the projection's layout, forward and backward (docs/results.md "Performance").
 use rayon::prelude::*;
 
 use super::math::{dot, exp_nonpositive, max, sum};
 
-/// One attention problem: `heads` independent `[t, d]` heads.
+/// One attention problem: `batch` rows of `t` positions, each `3 · heads · d` wide (queries,
+/// keys, values of every head, as the fused QKV projection writes them).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Shape {
+    pub(super) batch: usize,
     pub(super) heads: usize,
     pub(super) t: usize,
     pub(super) d: usize,
@@ -21,88 +25,116 @@ impl Shape {
     fn scale(&self) -> f32 {
         1.0 / (self.d as f32).sqrt()
     }
+
+    /// Width of the attention's output row, `heads · d`.
+    fn width(&self) -> usize {
+        self.heads * self.d
+    }
 }
 
-/// `O` and `P` (`[heads, t, d]` and `[heads, t, t]`) of causal attention.
-pub(super) fn forward(q: &[f32], k: &[f32], v: &[f32], shape: Shape) -> (Vec<f32>, Vec<f32>) {
-    let Shape { heads, t, d } = shape;
-    let (mut out, mut p) = (vec![0.0f32; heads * t * d], vec![0.0f32; heads * t * t]);
-    out.par_chunks_mut(t * d)
-        .zip(p.par_chunks_mut(t * t))
-        .enumerate()
-        .for_each(|(h, (out, p))| {
-            let head = h * t * d..(h + 1) * t * d;
-            // S = scale · Q Kᵀ, then row-wise causal softmax in place.
-            matmul(
-                p,
-                t,
-                t,
-                d,
-                Mat::rows(&q[head.clone()], d),
-                Mat::cols(&k[head.clone()], d),
-                shape.scale(),
-            );
-            softmax_causal_rows(p, t);
-            matmul(out, t, d, t, Mat::rows(p, t), Mat::rows(&v[head], d), 1.0);
+/// Head `h`'s queries (`part` 0), keys (1) or values (2) in a `[t, 3 · heads · d]` block.
+fn part(block: &[f32], shape: Shape, part: usize, h: usize) -> Mat<'_> {
+    Mat {
+        data: &block[part * shape.width() + h * shape.d..],
+        row_stride: 3 * shape.width(),
+        col_stride: 1,
+    }
+}
+
+/// Causal attention of `qkv` (`[batch, t, 3 · heads · d]`): the output `[batch, t, heads · d]`
+/// (heads side by side, as the output projection reads them) and `P` (`[batch, heads, t, t]`).
+pub(super) fn forward(qkv: &[f32], shape: Shape) -> (Vec<f32>, Vec<f32>) {
+    let Shape { batch, heads, t, d } = shape;
+    let (width, scale) = (shape.width(), shape.scale());
+    let mut out = vec![0.0f32; batch * t * width];
+    let mut p = vec![0.0f32; batch * heads * t * t];
+    out.par_chunks_mut(t * width)
+        .zip(p.par_chunks_mut(heads * t * t))
+        .zip(qkv.par_chunks(t * 3 * width))
+        .for_each(|((out, p), block)| {
+            for (h, p) in p.chunks_exact_mut(t * t).enumerate() {
+                // S = scale · Q Kᵀ, then the causal softmax of each row in place.
+                let keys = part(block, shape, 1, h).transposed();
+                matmul(p, t, t, t, d, part(block, shape, 0, h), keys, scale);
+                softmax_causal_rows(p, t);
+                let values = part(block, shape, 2, h);
+                matmul(
+                    &mut out[h * d..],
+                    width,
+                    t,
+                    d,
+                    t,
+                    Mat::rows(p, t),
+                    values,
+                    1.0,
+                );
+            }
         });
     (out, p)
 }
 
-/// `(dQ, dK, dV)` of causal attention from its inputs, `P` and the output's gradient.
-pub(super) fn backward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    p: &[f32],
-    grad: &[f32],
-    shape: Shape,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let Shape { heads, t, d } = shape;
-    let size = heads * t * d;
-    let (mut dq, mut dk, mut dv) = (vec![0.0f32; size], vec![0.0f32; size], vec![0.0f32; size]);
-    dq.par_chunks_mut(t * d)
-        .zip(dk.par_chunks_mut(t * d))
-        .zip(dv.par_chunks_mut(t * d))
-        .enumerate()
-        .for_each(|(h, ((dq, dk), dv))| {
-            let head = h * t * d..(h + 1) * t * d;
-            let (p, g) = (&p[h * t * t..(h + 1) * t * t], &grad[head.clone()]);
-            // dV = Pᵀ dO
-            matmul(dv, t, d, t, Mat::cols(p, t), Mat::rows(g, d), 1.0);
-            // dP = dO Vᵀ, then dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place.
+/// The gradient with respect to `qkv` (`[batch, t, 3 · heads · d]`), from `qkv`, `P` and the
+/// output's gradient.
+pub(super) fn backward(qkv: &[f32], p: &[f32], grad: &[f32], shape: Shape) -> Vec<f32> {
+    let Shape { batch, heads, t, d } = shape;
+    let (width, scale) = (shape.width(), shape.scale());
+    let mut dqkv = vec![0.0f32; batch * t * 3 * width];
+    dqkv.par_chunks_mut(t * 3 * width)
+        .zip(qkv.par_chunks(t * 3 * width))
+        .zip(p.par_chunks(heads * t * t))
+        .zip(grad.par_chunks(t * width))
+        .for_each(|(((dblock, block), p), grad)| {
             let mut ds = vec![0.0f32; t * t];
-            matmul(
-                &mut ds,
-                t,
-                t,
-                d,
-                Mat::rows(g, d),
-                Mat::cols(&v[head.clone()], d),
-                1.0,
-            );
-            softmax_backward_causal_rows(&mut ds, p, t);
-            // dQ = scale · dS K, dK = scale · dSᵀ Q
-            let scale = shape.scale();
-            matmul(
-                dq,
-                t,
-                d,
-                t,
-                Mat::rows(&ds, t),
-                Mat::rows(&k[head.clone()], d),
-                scale,
-            );
-            matmul(
-                dk,
-                t,
-                d,
-                t,
-                Mat::cols(&ds, t),
-                Mat::rows(&q[head], d),
-                scale,
-            );
+            for (h, p) in p.chunks_exact(t * t).enumerate() {
+                let g = Mat {
+                    data: &grad[h * d..],
+                    row_stride: width,
+                    col_stride: 1,
+                };
+                let (q, k, v) = (
+                    part(block, shape, 0, h),
+                    part(block, shape, 1, h),
+                    part(block, shape, 2, h),
+                );
+                let at = |part: usize| part * width + h * d;
+                // dV = Pᵀ dO
+                matmul(
+                    &mut dblock[at(2)..],
+                    3 * width,
+                    t,
+                    d,
+                    t,
+                    Mat::cols(p, t),
+                    g,
+                    1.0,
+                );
+                // dP = dO Vᵀ, then dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place.
+                matmul(&mut ds, t, t, t, d, g, v.transposed(), 1.0);
+                softmax_backward_causal_rows(&mut ds, p, t);
+                // dQ = scale · dS K, dK = scale · dSᵀ Q
+                matmul(
+                    &mut dblock[at(0)..],
+                    3 * width,
+                    t,
+                    d,
+                    t,
+                    Mat::rows(&ds, t),
+                    k,
+                    scale,
+                );
+                matmul(
+                    &mut dblock[at(1)..],
+                    3 * width,
+                    t,
+                    d,
+                    t,
+                    Mat::cols(&ds, t),
+                    q,
+                    scale,
+                );
+            }
         });
-    (dq, dk, dv)
+    dqkv
 }
 
 multiversion! {
@@ -164,21 +196,46 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// The transpose of this view.
+    fn transposed(self) -> Self {
+        Self {
+            data: self.data,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
     /// The furthest element a `rows × cols` view reads.
     fn last(&self, rows: usize, cols: usize) -> usize {
         (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
     }
 }
 
-/// `dst (m × n, row-major) = scale · a (m × k) · b (k × n)`, single-threaded (the callers
-/// parallelise over heads).
-fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, scale: f32) {
+/// `dst (m × n, rows `dst_stride` apart) = scale · a (m × k) · b (k × n)`, single-threaded
+/// (the callers parallelise over the batch).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    dst_stride: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    scale: f32,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst.len() >= m * n, "gemm destination too short");
+    assert!(
+        n <= dst_stride && (m - 1) * dst_stride + n <= dst.len(),
+        "gemm destination too short"
+    );
     if k == 0 {
-        return dst[..m * n].fill(0.0);
+        for row in dst.chunks_mut(dst_stride).take(m) {
+            row[..n].fill(0.0);
+        }
+        return;
     }
     assert!(
         a.last(m, k) < a.data.len() && b.last(k, n) < b.data.len(),
@@ -194,7 +251,7 @@ fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>,
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_stride as isize,
             false,
             a.data.as_ptr(),
             a.col_stride as isize,

@@ -40,22 +40,19 @@ impl<B: Backend + Kernels> Backward<B, 1> for LogprobsBackward {
     }
 }
 
-/// Attention's backward keeps its inputs and the attention weights `P`.
+/// Attention's backward keeps the projection's output, the attention weights `P` and the
+/// number of heads.
 #[derive(Debug)]
-struct CausalAttentionBackward;
+struct SelfAttentionBackward;
 
-impl<B: Backend + Kernels> Backward<B, 3> for CausalAttentionBackward {
-    type State = [FloatTensor<B>; 4];
+impl<B: Backend + Kernels> Backward<B, 1> for SelfAttentionBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, usize);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [q, k, v, p] = ops.state;
-        let grad = grads.consume::<B>(&ops.node);
-        let (dq, dk, dv) = B::fused_causal_attention_backward(q, k, v, p, grad);
-        for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (qkv, p, heads) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_self_attention_backward(qkv, p, grad, heads)
+        });
     }
 }
 
@@ -91,27 +88,20 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
         }
     }
 
-    fn fused_causal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let nodes = [q.node(), k.node(), v.node()];
-        match CausalAttentionBackward
-            .prepare::<C>(nodes)
+    fn fused_self_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        match SelfAttentionBackward
+            .prepare::<C>([qkv.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
-                let (out, p) = B::fused_causal_attention_forward(q.clone(), k.clone(), v.clone());
-                prep.finish([q, k, v, p], out)
+                let qkv = qkv.into_primitive();
+                let (out, p) = B::fused_self_attention_forward(qkv.clone(), heads);
+                prep.finish((qkv, p, heads), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_causal_attention(
-                q.into_primitive(),
-                k.into_primitive(),
-                v.into_primitive(),
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_self_attention(qkv.into_primitive(), heads))
+            }
         }
     }
 }

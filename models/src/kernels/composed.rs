@@ -1,7 +1,7 @@
 //! burn's own ops composing each fused op: the default of every backend without a kernel of
 //! ours (libtorch), and flex's answer for dtypes and shapes its kernels do not take.
 use burn::backend::tensor::{FloatTensor, IndexingUpdateOp, IntTensor};
-use burn::backend::{Backend, Shape, TensorData, TensorMetadata};
+use burn::backend::{Backend, Shape, Slice, TensorData, TensorMetadata};
 
 /// burn's composition of [`Kernels::fused_logprobs`]: `log_softmax`, then `gather`.
 pub(super) fn logprobs<B: Backend>(
@@ -30,7 +30,7 @@ pub(super) fn logprobs_backward<B: Backend>(
 
 /// burn's ops for [`Kernels::fused_causal_attention_forward`]: scores, an additive causal mask,
 /// softmax, product.
-pub(super) fn causal_attention_forward<B: Backend>(
+fn causal_attention_forward<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
     v: FloatTensor<B>,
@@ -51,7 +51,7 @@ pub(super) fn causal_attention_forward<B: Backend>(
 }
 
 /// burn's ops for [`Kernels::fused_causal_attention_backward`].
-pub(super) fn causal_attention_backward<B: Backend>(
+fn causal_attention_backward<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
     v: FloatTensor<B>,
@@ -70,4 +70,63 @@ pub(super) fn causal_attention_backward<B: Backend>(
         scale.into(),
     );
     (dq, dk, dv)
+}
+
+/// `[B, T, 3·H·d]` → queries, keys, values `[B, H, T, d]` (views).
+pub(super) fn split_heads<B: Backend>(
+    qkv: FloatTensor<B>,
+    heads: usize,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let [batch, t, width] = qkv.shape().dims::<3>();
+    let d = width / (3 * heads);
+    let all = B::float_swap_dims(
+        B::float_reshape(qkv, Shape::new([batch, t, 3 * heads, d])),
+        1,
+        2,
+    );
+    let part = |i: usize| {
+        let ranges = [0..batch, i * heads..(i + 1) * heads, 0..t, 0..d].map(Slice::from);
+        B::float_slice(all.clone(), &ranges)
+    };
+    (part(0), part(1), part(2))
+}
+
+/// `[B, H, T, d]` → `[B, T, H·d]`.
+pub(super) fn merge_heads<B: Backend>(heads: FloatTensor<B>) -> FloatTensor<B> {
+    let [batch, h, t, d] = heads.shape().dims::<4>();
+    B::float_reshape(
+        B::float_swap_dims(heads, 1, 2),
+        Shape::new([batch, t, h * d]),
+    )
+}
+
+/// [`causal_attention_forward`] on a fused QKV projection's output.
+pub(super) fn self_attention_forward<B: Backend>(
+    qkv: FloatTensor<B>,
+    heads: usize,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (q, k, v) = split_heads::<B>(qkv, heads);
+    let (out, p) = causal_attention_forward::<B>(q, k, v);
+    (merge_heads::<B>(out), p)
+}
+
+/// [`causal_attention_backward`] on a fused QKV projection's output: the gradient `[B, T,
+/// 3·H·d]`.
+pub(super) fn self_attention_backward<B: Backend>(
+    qkv: FloatTensor<B>,
+    p: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    heads: usize,
+) -> FloatTensor<B> {
+    let [batch, t, width] = qkv.shape().dims::<3>();
+    let d = width / (3 * heads);
+    let (q, k, v) = split_heads::<B>(qkv, heads);
+    let grad = B::float_swap_dims(
+        B::float_reshape(grad, Shape::new([batch, t, heads, d])),
+        1,
+        2,
+    );
+    let (dq, dk, dv) = causal_attention_backward::<B>(q, k, v, p, grad);
+    let all = B::float_cat(vec![dq, dk, dv], 1); // [B, 3H, T, d]
+    B::float_reshape(B::float_swap_dims(all, 1, 2), Shape::new([batch, t, width]))
 }

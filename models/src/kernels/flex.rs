@@ -82,59 +82,52 @@ impl Kernels for Flex {
         from_vec(out, &logits)
     }
 
-    fn fused_causal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        Self::fused_causal_attention_forward(q, k, v).0
+    fn fused_self_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        Self::fused_self_attention_forward(qkv, heads).0
     }
 
-    fn fused_causal_attention_forward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+    fn fused_self_attention_forward(
+        qkv: FloatTensor<Self>,
+        heads: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let Some(shape) = attention_shape(&[&q, &k, &v]) else {
-            return composed::causal_attention_forward::<Flex>(q, k, v);
+        let Some(shape) = attention_shape(&qkv, heads) else {
+            return composed::self_attention_forward::<Flex>(qkv, heads);
         };
-        let (q, k, v) = (contiguous(&q), contiguous(&k), contiguous(&v));
-        let (out, p) = attention::forward(f32s(&q), f32s(&k), f32s(&v), shape);
-        let [b, h, t, _] = q.shape().dims::<4>();
+        let qkv = contiguous(&qkv);
+        let (out, p) = attention::forward(f32s(&qkv), shape);
+        let Shape { batch, t, d, .. } = shape;
         (
-            from_vec(out, &q),
-            FlexTensor::from_data(TensorData::new(p, [b, h, t, t])),
+            FlexTensor::from_data(TensorData::new(out, [batch, t, heads * d])),
+            FlexTensor::from_data(TensorData::new(p, [batch, heads, t, t])),
         )
     }
 
-    fn fused_causal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+    fn fused_self_attention_backward(
+        qkv: FloatTensor<Self>,
         p: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let Some(shape) = attention_shape(&[&q, &k, &v, &grad]) else {
-            return composed::causal_attention_backward::<Flex>(q, k, v, p, grad);
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        let Some(shape) = attention_shape(&qkv, heads) else {
+            return composed::self_attention_backward::<Flex>(qkv, p, grad, heads);
         };
-        let [q, k, v, p, grad] = [&q, &k, &v, &p, &grad].map(contiguous);
-        let (dq, dk, dv) =
-            attention::backward(f32s(&q), f32s(&k), f32s(&v), f32s(&p), f32s(&grad), shape);
-        (from_vec(dq, &q), from_vec(dk, &k), from_vec(dv, &v))
+        let [qkv, p, grad] = [&qkv, &p, &grad].map(contiguous);
+        from_vec(
+            attention::backward(f32s(&qkv), f32s(&p), f32s(&grad), shape),
+            &qkv,
+        )
     }
 }
 
-/// The kernel's view of `[B, H, T, d]` f32 tensors of one shape, if they are that.
-fn attention_shape(tensors: &[&FlexTensor]) -> Option<Shape> {
-    let shape = tensors[0].shape();
-    let same = tensors
-        .iter()
-        .all(|t| t.dtype() == DType::F32 && t.shape() == shape);
-    if !same || shape.num_dims() != 4 {
+/// The kernel's view of an f32 `[B, T, 3·heads·d]` tensor, if it is one.
+fn attention_shape(qkv: &FlexTensor, heads: usize) -> Option<Shape> {
+    let shape = qkv.shape();
+    if qkv.dtype() != DType::F32 || shape.num_dims() != 3 || heads == 0 {
         return None;
     }
-    let [b, h, t, d] = shape.dims::<4>();
-    (t > 0 && d > 0).then_some(Shape { heads: b * h, t, d })
+    let [batch, t, width] = shape.dims::<3>();
+    let d = width / (3 * heads);
+    (d > 0 && width == 3 * heads * d).then_some(Shape { batch, heads, t, d })
 }
 
 fn contiguous(tensor: &FlexTensor) -> FlexTensor {

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use super::init::ParamInit;
 use super::kv_cache::KvCache;
 use crate::config::PolicyConfig;
-use crate::kernels::{causal_attention, gelu};
+use crate::kernels::{causal_self_attention, gelu};
 
 /// Scaled dot-product attention of both architectures, `[B, H, T, d]` queries over
 /// `[B, H, S, d]` keys and values: causal when `bias` is `None` (whole rows, `T = S`), else
@@ -20,11 +20,18 @@ pub(crate) fn attend(
     value: Tensor<4>,
     bias: Option<Tensor<4>>,
 ) -> Tensor<4> {
-    match bias {
-        // Training and scoring: whole rows, our fused causal kernel (src/kernels.rs).
-        None => causal_attention(query, key, value),
-        Some(bias) => attention(query, key, value, None, Some(bias), Default::default()),
-    }
+    let Some(bias) = bias else {
+        // Whole rows (training, scoring): the fused causal kernel, on the heads packed as a
+        // QKV projection writes them (one copy; the GPT block calls the kernel directly).
+        let [batch, heads, seq, d_head] = query.dims();
+        let qkv = Tensor::cat(vec![query, key, value], 1)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, 3 * heads * d_head]);
+        return causal_self_attention(qkv, heads)
+            .reshape([batch, seq, heads, d_head])
+            .swap_dims(1, 2);
+    };
+    attention(query, key, value, None, Some(bias), Default::default())
 }
 
 /// A pre-norm block with fused QKV projection and a GELU MLP (no biases in the projections).
@@ -73,9 +80,13 @@ impl Block {
     ) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         let d_head = d_model / self.n_heads;
-        let qkv = self
-            .qkv
-            .forward(self.attn_norm.forward(x.clone()))
+        let qkv = self.qkv.forward(self.attn_norm.forward(x.clone()));
+        if bias.is_none() && cache.is_none() {
+            // Whole rows (training, scoring): the fused kernel reads the heads in place.
+            let context = causal_self_attention(qkv, self.n_heads);
+            return self.mlp(x + self.attn_out.forward(context));
+        }
+        let qkv = qkv
             .reshape([batch, seq, 3 * self.n_heads, d_head])
             .swap_dims(1, 2); // [B, 3H, T, d_head]
         let heads = self.n_heads;
@@ -89,7 +100,11 @@ impl Block {
         let context = attend(query, key, value, bias)
             .swap_dims(1, 2)
             .reshape([batch, seq, d_model]);
-        let x = x + self.attn_out.forward(context);
+        self.mlp(x + self.attn_out.forward(context))
+    }
+
+    /// `x + mlp(norm(x))`.
+    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = gelu(self.mlp_in.forward(self.mlp_norm.forward(x.clone())));
         x + self.mlp_out.forward(hidden)
     }
