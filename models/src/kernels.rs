@@ -8,6 +8,10 @@
 //! in the backward, where it also calls a scalar `expf` (docs/results.md "Performance").
 //! [`gelu`] computes the same function with branch-free polynomial `erf`/`exp` that the compiler
 //! vectorises (see [`math`]), within 2 float ulps of the libm results.
+// burn-tch is deprecated upstream but is our GPU path for now (as in device.rs); the
+// extension macro names it in code it generates here.
+#![cfg_attr(feature = "tch", allow(deprecated))]
+
 use burn::backend::ops::{ActivationOps, AttentionModuleOptions, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
