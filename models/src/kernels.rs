@@ -15,6 +15,7 @@
 use burn::backend::ops::{ActivationOps, AttentionModuleOptions, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::nn::LayerNorm;
 use burn::tensor::{Int, Tensor};
 
 #[macro_use]
@@ -24,6 +25,7 @@ mod autodiff;
 mod composed;
 mod flex;
 mod gelu;
+mod layer_norm;
 mod logprobs;
 pub(crate) mod math;
 
@@ -53,6 +55,27 @@ pub(crate) trait Kernels: Backend {
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         composed::logprobs_backward::<Self>(logits, targets, grad)
+    }
+
+    /// Layer norm over the last dimension, `(x − μ) / √(σ² + eps) · γ + β`.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), eps)
+    }
+
+    /// The gradients `(dx, dγ, dβ)` of [`Kernels::fused_layer_norm`] at `x` for the output's
+    /// gradient.
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed::layer_norm_backward::<Self>(x, gamma, grad, eps)
     }
 
     /// Causal self-attention `softmax(Q Kᵀ / √d + mask) V` of the fused QKV projection's
@@ -97,6 +120,23 @@ impl Kernels for burn::backend::LibTorch {}
 /// backend `x` lives, differentiable when `x` is tracked.
 pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as Kernels>::fused_gelu(x.into_dispatch()))
+}
+
+/// The epsilon of every layer norm of the GPT presets (burn's and PyTorch's default).
+pub(crate) const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// `norm`'s layer norm of `x` (over the last dimension), differentiable in `x`, `γ` and `β`;
+/// a norm without `β` goes to burn's op.
+pub(crate) fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let Some(beta) = &norm.beta else {
+        return norm.forward(x);
+    };
+    Tensor::from_dispatch(<Dispatch as Kernels>::fused_layer_norm(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        beta.val().into_dispatch(),
+        LAYER_NORM_EPS,
+    ))
 }
 
 /// Causal self-attention of a fused QKV projection's output `[B, T, 3·heads·d]` → `[B, T,
@@ -292,6 +332,68 @@ mod tests {
                 "{}",
                 max_diff(&ours, &theirs)
             );
+        }
+    }
+
+    /// The fused layer norm equals burn's `LayerNorm`, output and the gradients of the input, `γ`
+    /// and `β`, over more rows than one task and a width off the 8 lanes.
+    #[test]
+    fn fused_layer_norm_equals_burns() {
+        use burn::module::Param;
+        use burn::nn::LayerNormConfig;
+
+        let device = test_device().autodiff();
+        let (rows, width) = (150, 37);
+        let base = Tensor::<3>::random(
+            [2, rows / 2, width],
+            Distribution::Normal(1.0, 2.0),
+            &device,
+        );
+        let upstream = Tensor::<3>::random(
+            [2, rows / 2, width],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let mut norm = LayerNormConfig::new(width)
+            .with_epsilon(super::LAYER_NORM_EPS)
+            .init(&device);
+        norm.gamma = Param::from_tensor(Tensor::random(
+            [width],
+            Distribution::Normal(1.0, 0.5),
+            &device,
+        ));
+        norm.beta = Some(Param::from_tensor(Tensor::random(
+            [width],
+            Distribution::Normal(0.0, 0.5),
+            &device,
+        )));
+        let run = |fused: bool| {
+            let x = base.clone().detach().require_grad();
+            let y = if fused {
+                super::layer_norm(&norm, x.clone())
+            } else {
+                norm.forward(x.clone())
+            };
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            let beta = norm.beta.as_ref().unwrap();
+            (
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(norm.gamma.val().grad(&grads).unwrap()),
+                values(beta.val().grad(&grads).unwrap()),
+            )
+        };
+        let ours = run(true);
+        let theirs = run(false);
+        // dγ and dβ are sums over 150 rows: another summation order, a few ulps of ≈ 10 apart.
+        let checks = [
+            ("y", &ours.0, &theirs.0, 1e-5),
+            ("dx", &ours.1, &theirs.1, 1e-5),
+            ("dγ", &ours.2, &theirs.2, 5e-5),
+            ("dβ", &ours.3, &theirs.3, 5e-5),
+        ];
+        for (name, a, b, tolerance) in checks {
+            assert!(max_diff(a, b) <= tolerance, "{name}: {}", max_diff(a, b));
         }
     }
 }

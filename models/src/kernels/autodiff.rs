@@ -56,6 +56,25 @@ impl<B: Backend + Kernels> Backward<B, 1> for SelfAttentionBackward {
     }
 }
 
+/// Layer norm's backward keeps the input, `γ` and `ε`.
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl<B: Backend + Kernels> Backward<B, 3> for LayerNormBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, gamma, eps) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (dx, dgamma, dbeta) = B::fused_layer_norm_backward(x, gamma, grad, eps);
+        for (parent, grad) in ops.parents.into_iter().zip([dx, dgamma, dbeta]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward
@@ -102,6 +121,32 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::fused_self_attention(qkv.into_primitive(), heads))
             }
+        }
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        let nodes = [x.node(), gamma.node(), beta.node()];
+        match LayerNormBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let [x, gamma, beta] = [x, gamma, beta].map(|t| t.into_primitive());
+                let out = B::fused_layer_norm(x.clone(), gamma.clone(), beta, eps);
+                prep.finish((x, gamma, eps), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                eps,
+            )),
         }
     }
 }

@@ -130,3 +130,35 @@ pub(super) fn self_attention_backward<B: Backend>(
     let all = B::float_cat(vec![dq, dk, dv], 1); // [B, 3H, T, d]
     B::float_reshape(B::float_swap_dims(all, 1, 2), Shape::new([batch, t, width]))
 }
+
+/// burn's ops for [`Kernels::fused_layer_norm_backward`].
+pub(super) fn layer_norm_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    eps: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let shape = x.shape();
+    let width = shape[shape.num_dims() - 1];
+    let rows = shape.num_elements() / width.max(1);
+    let flat = |t: FloatTensor<B>| B::float_reshape(t, Shape::new([rows, width]));
+    let (x, grad) = (flat(x), flat(grad));
+    let centered = B::float_sub(x.clone(), B::float_mean_dim(x, 1));
+    let var = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), 1);
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
+    let normed = B::float_mul(centered, rstd.clone());
+    let dnormed = B::float_mul(
+        grad.clone(),
+        B::float_reshape(gamma, Shape::new([1, width])),
+    );
+    let mean_d = B::float_mean_dim(dnormed.clone(), 1);
+    let mean_dx = B::float_mean_dim(B::float_mul(dnormed.clone(), normed.clone()), 1);
+    let inner = B::float_sub(
+        B::float_sub(dnormed, mean_d),
+        B::float_mul(normed.clone(), mean_dx),
+    );
+    let dx = B::float_reshape(B::float_mul(inner, rstd), shape);
+    let column = |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(t, 0), Shape::new([width]));
+    let dgamma = column(B::float_mul(grad.clone(), normed));
+    (dx, dgamma, column(grad))
+}

@@ -1,7 +1,7 @@
 //! The flex backend's fused kernels: contiguous `f32` slices in, a fresh buffer out, split over
 //! rayon's pool when large. Other dtypes and shapes fall back to burn's composition.
 use burn::backend::flex::{Flex, FlexTensor};
-use burn::backend::ops::ActivationOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::attention::{self, Shape};
 use super::gelu::{gelu_backward_slice, gelu_slice};
+use super::layer_norm;
 use super::logprobs::{logprobs_backward_rows, logprobs_rows};
 use super::{Kernels, composed};
 
@@ -82,6 +83,40 @@ impl Kernels for Flex {
         from_vec(out, &logits)
     }
 
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        if !norm_shapes(&x, &gamma, Some(&beta)) {
+            return <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, Some(beta), eps);
+        }
+        let [x_, gamma, beta] = [&x, &gamma, &beta].map(contiguous);
+        let out = layer_norm::forward(f32s(&x_), f32s(&gamma), f32s(&beta), eps as f32);
+        from_vec(out, &x)
+    }
+
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if !norm_shapes(&x, &gamma, None) || grad.shape() != x.shape() || grad.dtype() != DType::F32
+        {
+            return composed::layer_norm_backward::<Flex>(x, gamma, grad, eps);
+        }
+        let [x_, gamma_, grad] = [&x, &gamma, &grad].map(contiguous);
+        let (dx, dgamma, dbeta) =
+            layer_norm::backward(f32s(&x_), f32s(&gamma_), f32s(&grad), eps as f32);
+        (
+            from_vec(dx, &x),
+            from_vec(dgamma, &gamma),
+            from_vec(dbeta, &gamma),
+        )
+    }
+
     fn fused_self_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
         Self::fused_self_attention_forward(qkv, heads).0
     }
@@ -117,6 +152,17 @@ impl Kernels for Flex {
             &qkv,
         )
     }
+}
+
+/// Whether the kernel takes these: f32, `γ` (and `β`) one row wide.
+fn norm_shapes(x: &FlexTensor, gamma: &FlexTensor, beta: Option<&FlexTensor>) -> bool {
+    let shape = x.shape();
+    let width = shape.num_dims().checked_sub(1).map(|last| shape[last]);
+    let param = |p: &FlexTensor| p.dtype() == DType::F32 && Some(p.shape().num_elements()) == width;
+    x.dtype() == DType::F32
+        && width.is_some_and(|w| w > 0)
+        && param(gamma)
+        && beta.is_none_or(param)
 }
 
 /// The kernel's view of an f32 `[B, T, 3·heads·d]` tensor, if it is one.

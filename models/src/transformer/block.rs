@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use super::init::ParamInit;
 use super::kv_cache::KvCache;
 use crate::config::PolicyConfig;
-use crate::kernels::{causal_self_attention, gelu};
+use crate::kernels::{LAYER_NORM_EPS, causal_self_attention, gelu, layer_norm};
 
 /// Scaled dot-product attention of both architectures, `[B, H, T, d]` queries over
 /// `[B, H, S, d]` keys and values: causal when `bias` is `None` (whole rows, `T = S`), else
@@ -53,7 +53,7 @@ impl Block {
         // GPT-2: residual-output projections scaled by 1/sqrt(2·n_layers) keep the residual
         // stream's variance flat with depth.
         let out_std = std / (2.0 * config.n_layers as f64).sqrt();
-        let norm = LayerNormConfig::new(d);
+        let norm = LayerNormConfig::new(d).with_epsilon(LAYER_NORM_EPS);
         Self {
             attn_norm: norm.init(device),
             qkv: init.linear(d, 3 * d, std, device),
@@ -80,7 +80,7 @@ impl Block {
     ) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         let d_head = d_model / self.n_heads;
-        let qkv = self.qkv.forward(self.attn_norm.forward(x.clone()));
+        let qkv = self.qkv.forward(layer_norm(&self.attn_norm, x.clone()));
         if bias.is_none() && cache.is_none() {
             // Whole rows (training, scoring): the fused kernel reads the heads in place.
             let context = causal_self_attention(qkv, self.n_heads);
@@ -105,7 +105,7 @@ impl Block {
 
     /// `x + mlp(norm(x))`.
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = gelu(self.mlp_in.forward(self.mlp_norm.forward(x.clone())));
+        let hidden = gelu(self.mlp_in.forward(layer_norm(&self.mlp_norm, x.clone())));
         x + self.mlp_out.forward(hidden)
     }
 }

@@ -3,6 +3,8 @@
 //! matrix).
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+
+use crate::kernels::{LAYER_NORM_EPS, layer_norm};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
@@ -37,7 +39,9 @@ impl GptModel {
             token_embedding,
             position_embedding,
             blocks,
-            final_norm: LayerNormConfig::new(config.d_model).init(device),
+            final_norm: LayerNormConfig::new(config.d_model)
+                .with_epsilon(LAYER_NORM_EPS)
+                .init(device),
             head,
         }
     }
@@ -89,7 +93,7 @@ impl GptModel {
     /// # Shapes
     /// - hidden: `[..., d_model]` → `[..., V]`
     pub(crate) fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
-        let hidden = self.final_norm.forward(hidden);
+        let hidden = layer_norm(&self.final_norm, hidden);
         match &self.head {
             Some(head) => head.forward(hidden),
             None => linear(hidden, self.token_embedding.weight.val().transpose(), None),
