@@ -1,13 +1,17 @@
 //! Fused CPU kernels for the ops that burn 0.22's flex backend leaves slow, plugged in through
-//! burn's backend-extension mechanism (`#[backend_extension]`): one trait, implemented for flex
-//! with our own kernel, for libtorch with burn's own op (torch already fuses it), and for
-//! `Autodiff<B>` with a hand-written backward that calls the inner backend's fused gradient.
+//! burn's backend-extension mechanism (`#[backend_extension]`): one trait, [`Kernels`],
+//! implemented for flex with our kernels, for `Autodiff<B>` with hand-written backwards (one
+//! graph node per op, calling the inner backend's fused gradient), and for libtorch with burn's
+//! own composition (torch fuses these itself).
 //!
-//! Why: after mimalloc and the learner's parallel shards, a small-model update spent ≈ 10 % in
-//! GELU alone — flex evaluates it one element at a time through `libm::erff`, forward and again
-//! in the backward, where it also calls a scalar `expf` (docs/results.md "Performance").
-//! [`gelu`] computes the same function with branch-free polynomial `erf`/`exp` that the compiler
-//! vectorises (see [`math`]), within 2 float ulps of the libm results.
+//! Why: flex runs GELU one element at a time through `libm::erff`, composes `log_softmax` +
+//! `gather`, attention and layer norm from separate tensor ops (a pass over memory and a backward
+//! node each) and copies attention heads out of the QKV projection and back; together that was
+//! about half of a small model's update after the learner's parallel shards (docs/results.md
+//! "Performance"). The four ops here: [`gelu`] (vectorised `Φ` and `exp`, see [`math`]),
+//! [`logprobs`] (one row pass), [`causal_self_attention`] (heads read in place, `gemm` products,
+//! one-pass softmax) and [`layer_norm`]. Each equals burn's op within 1e-5 (tests below; they run
+//! on libtorch too) and computes the same bits on every CPU.
 // burn-tch is deprecated upstream but is our GPU path for now (as in device.rs); the
 // extension macro names it in code it generates here.
 #![cfg_attr(feature = "tch", allow(deprecated))]
