@@ -169,15 +169,7 @@ mod tests {
 
     use super::{Kernels, composed};
 
-    use crate::test_support::test_device;
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max)
-    }
+    use crate::test_support::{max_diff, test_device};
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()

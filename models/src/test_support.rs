@@ -45,3 +45,12 @@ pub(crate) fn batch_from_rows(
     }
     batch
 }
+
+/// The largest element-wise `|a − b|` of two equally long slices.
+pub(crate) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}

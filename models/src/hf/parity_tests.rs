@@ -14,7 +14,7 @@ use crate::learner::{Learner, LearnerConfig};
 use crate::policy::Policy;
 use crate::sampling::SampleOptions;
 use crate::tensors::{NEG_BIAS, float_tensor, int_tensor, read_f32};
-use crate::test_support::{batch_from_rows, test_device};
+use crate::test_support::{batch_from_rows, max_diff, test_device};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -211,11 +211,7 @@ fn save_then_reload_is_identical_and_bf16_and_f16_are_close() {
                 .load(&test_device())
                 .unwrap();
             let c = c.score(std::slice::from_ref(&row)).unwrap();
-            let worst = a[0]
-                .iter()
-                .zip(&c[0])
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max);
+            let worst = max_diff(&a[0], &c[0]);
             assert!(
                 worst < bound,
                 "{name}: {dtype:?} round trip moved a log-prob by {worst}"

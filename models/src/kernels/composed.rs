@@ -28,8 +28,8 @@ pub(super) fn logprobs_backward<B: Backend>(
     B::float_scatter(1, minus, targets, grad, IndexingUpdateOp::Add)
 }
 
-/// burn's ops for [`Kernels::fused_causal_attention_forward`]: scores, an additive causal mask,
-/// softmax, product.
+/// Causal attention of `[B, H, T, d]` heads in burn's ops — scores, an additive causal mask,
+/// softmax, product — and its weights `P`.
 fn causal_attention_forward<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
@@ -50,7 +50,8 @@ fn causal_attention_forward<B: Backend>(
     (B::float_matmul(p.clone(), v), p)
 }
 
-/// burn's ops for [`Kernels::fused_causal_attention_backward`].
+/// `(dQ, dK, dV)` of [`causal_attention_forward`] in burn's ops, from `P` and the output's
+/// gradient.
 fn causal_attention_backward<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
