@@ -26,6 +26,7 @@ use burn::tensor::{Int, Tensor};
 mod multiversion;
 mod attention;
 mod autodiff;
+mod cached_attention;
 mod composed;
 mod flex;
 mod gelu;
@@ -115,6 +116,24 @@ pub(crate) trait Kernels: Backend {
     ) -> FloatTensor<Self> {
         composed::self_attention_backward::<Self>(qkv, p, grad, heads)
     }
+
+    /// Attention of `T` new positions over a key/value cache, for decoding: writes `key` and
+    /// `value` (`[B, Hkv, T, d]`) into `cache_key` and `cache_value` (`[B, Hkv, C, d]`) at
+    /// positions `len..len + T` (`len + T ≤ C`), then attends `query` (`[B, H, T, d]`, `H` a
+    /// multiple of `Hkv`) over the first `len + T` positions with the additive `bias` (`[B, 1,
+    /// T, len + T]`): `softmax(Q Kᵀ / √d + bias) V` as `[B, T, H·d]`, and the two caches.
+    /// Not differentiable: nothing trains through a decode.
+    fn fused_cached_attention(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        cache_key: FloatTensor<Self>,
+        cache_value: FloatTensor<Self>,
+        len: usize,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed::cached_attention::<Self>(query, key, value, cache_key, cache_value, len, bias)
+    }
 }
 
 #[cfg(feature = "tch")]
@@ -150,6 +169,46 @@ pub(crate) fn causal_self_attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
         qkv.into_dispatch(),
         heads,
     ))
+}
+
+/// The new positions' keys and values, and the cache they are written into (see
+/// [`cached_attention`]).
+pub(crate) struct CacheWrite {
+    /// This step's keys, `[B, Hkv, T, d]`.
+    pub(crate) key: Tensor<4>,
+    /// This step's values, `[B, Hkv, T, d]`.
+    pub(crate) value: Tensor<4>,
+    /// The cached keys, `[B, Hkv, C, d]`.
+    pub(crate) cache_key: Tensor<4>,
+    /// The cached values, `[B, Hkv, C, d]`.
+    pub(crate) cache_value: Tensor<4>,
+    /// Positions already cached.
+    pub(crate) len: usize,
+}
+
+/// Writes `write`'s keys and values into its cache at `len..len + T` and attends `query`
+/// (`[B, H, T, d]`) over the first `len + T` cached positions with the additive `bias` (`[B, 1,
+/// T, len + T]`): the output `[B, T, H·d]` and the updated cache `(keys, values)`. In place on
+/// flex when the cache tensors are not shared; never differentiable.
+pub(crate) fn cached_attention(
+    query: Tensor<4>,
+    write: CacheWrite,
+    bias: Tensor<4>,
+) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
+    let (out, cache_key, cache_value) = <Dispatch as Kernels>::fused_cached_attention(
+        query.into_dispatch(),
+        write.key.into_dispatch(),
+        write.value.into_dispatch(),
+        write.cache_key.into_dispatch(),
+        write.cache_value.into_dispatch(),
+        write.len,
+        bias.into_dispatch(),
+    );
+    (
+        Tensor::from_dispatch(out),
+        Tensor::from_dispatch(cache_key),
+        Tensor::from_dispatch(cache_value),
+    )
 }
 
 /// `log softmax(logits[i])[targets[i]]` for each row: `[N, V]` and `[N]` → `[N]`,
@@ -322,6 +381,67 @@ mod tests {
         let dqkv2 = composed::self_attention_backward::<Flex>(qkv, p2.clone(), grad, h);
         let host = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
         for (ours, theirs) in [(out, out2), (p, p2), (dqkv, dqkv2)] {
+            let (ours, theirs) = (host(ours), host(theirs));
+            assert!(
+                max_diff(&ours, &theirs) <= 1e-5,
+                "{}",
+                max_diff(&ours, &theirs)
+            );
+        }
+    }
+
+    /// The flex cached-attention kernel equals burn's composition (what libtorch runs): the
+    /// output and both caches, for grouped-query heads, queries read through strides (heads
+    /// swapped out of a wider projection), several new positions after cached ones, and a bias
+    /// that masks padding and future positions.
+    #[test]
+    fn composed_cached_attention_equals_the_kernel() {
+        use burn::backend::Flex;
+        use burn::backend::flex::FlexTensor;
+
+        let device = burn::tensor::Device::flex();
+        let (b, h, kv, t, d, len, room) = (3, 4, 2, 3, 8, 5, 11);
+        let draw =
+            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let flex = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
+        // Queries as a block's projection leaves them: [B, T, 2H, d] → heads first, a view.
+        let query = flex(draw([b, t, 2 * h, d])).transpose(1, 2).narrow(1, h, h);
+        assert!(!query.is_contiguous());
+        let (key, value) = (flex(draw([b, kv, t, d])), flex(draw([b, kv, t, d])));
+        let (cache_key, cache_value) = (flex(draw([b, kv, room, d])), flex(draw([b, kv, room, d])));
+        let bias: Vec<f32> = (0..b * t * (len + t))
+            .map(|i| {
+                let (row, q, s) = (i / (t * (len + t)), i / (len + t) % t, i % (len + t));
+                let visible = s >= row && s <= len + q;
+                if visible {
+                    0.0
+                } else {
+                    crate::tensors::NEG_BIAS
+                }
+            })
+            .collect();
+        let bias = FlexTensor::from_data(burn::tensor::TensorData::new(bias, [b, 1, t, len + t]));
+        let ours = <Flex as Kernels>::fused_cached_attention(
+            query.clone(),
+            key.clone(),
+            value.clone(),
+            cache_key.clone(),
+            cache_value.clone(),
+            len,
+            bias.clone(),
+        );
+        let theirs = composed::cached_attention::<Flex>(
+            query,
+            key,
+            value,
+            cache_key,
+            cache_value,
+            len,
+            bias,
+        );
+        let host = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(host(ours.0.clone()).len(), b * t * h * d);
+        for (ours, theirs) in [(ours.0, theirs.0), (ours.1, theirs.1), (ours.2, theirs.2)] {
             let (ours, theirs) = (host(ours), host(theirs));
             assert!(
                 max_diff(&ours, &theirs) <= 1e-5,

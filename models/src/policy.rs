@@ -178,7 +178,10 @@ impl Policy {
         let rows = decode.active.clone();
         let (tokens, positions, bias, width) = decode.padded_inputs(&rows);
         let batch = rows.len();
-        let mut cache = self.model.new_cache();
+        // Room for the prompts and the most tokens any row may produce (the last one is never
+        // fed back).
+        let most = rows.iter().map(|&r| decode.caps[r]).max().unwrap_or(0);
+        let mut cache = self.model.new_cache(width + most.saturating_sub(1));
         let hidden = self.model.forward_positions(
             int_tensor(tokens, [batch, width], &self.device),
             int_tensor(positions, [batch, width], &self.device),

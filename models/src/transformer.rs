@@ -9,6 +9,7 @@
 //! the crate-private `forward_positions` for sampling, where rows are left-padded, carry their
 //! own position ids and may reuse a [`KvCache`]. The sampler, the losses and the learner only
 //! see this enum, so a role does not know which architecture it runs.
+mod attend;
 mod block;
 mod gpt;
 pub(crate) mod init;
@@ -17,8 +18,8 @@ pub(crate) mod kv_cache;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
+pub(crate) use attend::{Visibility, attend};
 pub use block::Block;
-pub(crate) use block::attend;
 pub use gpt::GptModel;
 use init::ParamInit;
 use kv_cache::KvCache;
@@ -116,11 +117,12 @@ impl PolicyModel {
         }
     }
 
-    /// An empty KV cache sized for this model.
-    pub(crate) fn new_cache(&self) -> KvCache {
-        KvCache::new(match self {
+    /// An empty KV cache sized for this model, with room for `capacity` positions.
+    pub(crate) fn new_cache(&self, capacity: usize) -> KvCache {
+        let layers = match self {
             Self::Gpt(m) => m.n_layers(),
             Self::Hf(m) => m.n_layers(),
-        })
+        };
+        KvCache::new(layers, capacity)
     }
 }

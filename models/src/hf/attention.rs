@@ -5,8 +5,7 @@ use burn::nn::{Linear, RmsNorm};
 use burn::tensor::Tensor;
 
 use super::rope::Rope;
-use crate::transformer::attend;
-use crate::transformer::kv_cache::KvCache;
+use crate::transformer::{Visibility, attend};
 
 /// Query, key, value and output projections (burn `Linear`s, so the store's PyTorch adapters
 /// transpose them), optional per-head RMSNorms of queries and keys.
@@ -27,16 +26,13 @@ impl HfAttention {
     /// # Shapes
     /// - x: `[B, T, hidden]` → `[B, T, hidden]`
     ///
-    /// `bias` as in the GPT block: `None` is causal masking of whole right-padded rows,
-    /// `Some([B, 1, T, S + T])` an additive bias for left-padded rows and cached decoding.
-    /// The cache keeps the `n_kv_heads` keys and values (before they are repeated for the
-    /// query heads), already rotated.
+    /// The cache ([`Visibility::Cached`]) keeps the `n_kv_heads` keys and values (before they
+    /// are repeated for the query heads), already rotated.
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         rope: &Rope,
-        bias: Option<Tensor<4>>,
-        cache: Option<(&mut KvCache, usize)>,
+        visibility: Visibility<'_>,
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let split = |t: Tensor<3>, heads: usize, norm: &Option<RmsNorm>| {
@@ -58,26 +54,6 @@ impl HfAttention {
             &self.k_norm,
         ));
         let value = split(self.v_proj.forward(x), self.n_kv_heads, &None);
-        let (key, value) = match cache {
-            Some((cache, layer)) => cache.append(layer, key, value),
-            None => (key, value),
-        };
-        let context = attend(query, self.repeat_kv(key), self.repeat_kv(value), bias)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, self.n_heads * self.head_dim]);
-        self.o_proj.forward(context)
-    }
-
-    /// `[B, n_kv_heads, S, d]` → `[B, n_heads, S, d]`, each key/value head serving
-    /// `n_heads / n_kv_heads` consecutive query heads (transformers' `repeat_kv`).
-    fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
-        let groups = self.n_heads / self.n_kv_heads;
-        if groups == 1 {
-            return x;
-        }
-        let [batch, kv_heads, seq, dim] = x.dims();
-        x.unsqueeze_dim::<5>(2)
-            .expand([batch, kv_heads, groups, seq, dim])
-            .reshape([batch, kv_heads * groups, seq, dim])
+        self.o_proj.forward(attend(query, key, value, visibility))
     }
 }

@@ -6,7 +6,7 @@ use burn::tensor::activation::silu;
 
 use super::attention::HfAttention;
 use super::rope::Rope;
-use crate::transformer::kv_cache::KvCache;
+use crate::transformer::Visibility;
 
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
 #[derive(Module, Debug)]
@@ -34,17 +34,16 @@ pub struct HfDecoderLayer {
 
 impl HfDecoderLayer {
     /// # Shapes
-    /// - x: `[B, T, hidden]` → `[B, T, hidden]` (see [`HfAttention::forward`] for `bias`)
+    /// - x: `[B, T, hidden]` → `[B, T, hidden]` (see [`Visibility`])
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         rope: &Rope,
-        bias: Option<Tensor<4>>,
-        cache: Option<(&mut KvCache, usize)>,
+        visibility: Visibility<'_>,
     ) -> Tensor<3> {
         let attended =
             self.self_attn
-                .forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
+                .forward(self.input_layernorm.forward(x.clone()), rope, visibility);
         let x = x + attended;
         let out = self
             .mlp

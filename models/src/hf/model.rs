@@ -11,6 +11,7 @@ use super::attention::HfAttention;
 use super::layer::{HfDecoderLayer, HfMlp};
 use super::rope::{Rope, inv_freq};
 use crate::config::PolicyConfig;
+use crate::transformer::Visibility;
 use crate::transformer::init::ParamInit;
 use crate::transformer::kv_cache::KvCache;
 
@@ -110,7 +111,7 @@ impl HfModel {
         let rope = Rope::new(&self.inv_freq, positions);
         let mut x = self.model.embed_tokens.forward(tokens);
         for layer in &self.model.layers {
-            x = layer.forward(x, &rope, None, None);
+            x = layer.forward(x, &rope, Visibility::Causal);
         }
         x
     }
@@ -127,8 +128,8 @@ impl HfModel {
         let rope = Rope::new(&self.inv_freq, positions);
         let mut x = self.model.embed_tokens.forward(tokens);
         for (index, layer) in self.model.layers.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|cache| (cache, index));
-            x = layer.forward(x, &rope, Some(bias.clone()), layer_cache);
+            let visibility = Visibility::biased(&bias, cache.as_deref_mut(), index);
+            x = layer.forward(x, &rope, visibility);
         }
         x
     }

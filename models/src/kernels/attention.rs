@@ -171,15 +171,15 @@ multiversion! {
 
 /// A row-major matrix or the transpose of one, as a slice with (row, column) strides.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
+pub(super) struct Mat<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) row_stride: usize,
+    pub(super) col_stride: usize,
 }
 
 impl<'a> Mat<'a> {
     /// A row-major matrix with `cols` columns.
-    fn rows(data: &'a [f32], cols: usize) -> Self {
+    pub(super) fn rows(data: &'a [f32], cols: usize) -> Self {
         Self {
             data,
             row_stride: cols,
@@ -197,7 +197,7 @@ impl<'a> Mat<'a> {
     }
 
     /// The transpose of this view.
-    fn transposed(self) -> Self {
+    pub(super) fn transposed(self) -> Self {
         Self {
             data: self.data,
             row_stride: self.col_stride,
@@ -214,7 +214,7 @@ impl<'a> Mat<'a> {
 /// `dst (m × n, rows `dst_stride` apart) = scale · a (m × k) · b (k × n)`, single-threaded
 /// (the callers parallelise over the batch).
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     dst: &mut [f32],
     dst_stride: usize,
     m: usize,

@@ -1,12 +1,12 @@
 //! The fused ops under autodiff: the forward runs the inner backend's kernel, the backward its
 //! fused gradient — one node in the graph where burn's composition records several.
 use burn::backend::Autodiff;
-use burn::backend::Backend;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{AutodiffBackend, Backend};
 
 use super::Kernels;
 
@@ -148,5 +148,31 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
                 eps,
             )),
         }
+    }
+
+    fn fused_cached_attention(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        cache_key: FloatTensor<Self>,
+        cache_value: FloatTensor<Self>,
+        len: usize,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // Decoding records nothing: the inner backend's kernel on untracked tensors.
+        let (out, cache_key, cache_value) = B::fused_cached_attention(
+            query.into_primitive(),
+            key.into_primitive(),
+            value.into_primitive(),
+            cache_key.into_primitive(),
+            cache_value.into_primitive(),
+            len,
+            bias.into_primitive(),
+        );
+        (
+            Self::from_inner(out),
+            Self::from_inner(cache_key),
+            Self::from_inner(cache_value),
+        )
     }
 }

@@ -163,3 +163,42 @@ pub(super) fn layer_norm_backward<B: Backend>(
     let dgamma = column(B::float_mul(grad.clone(), normed));
     (dx, dgamma, column(grad))
 }
+
+/// burn's ops for [`Kernels::fused_cached_attention`]: `slice_assign` into the caches, the
+/// cached prefix sliced out and its heads repeated for grouped queries, burn's attention with
+/// the additive bias.
+pub(super) fn cached_attention<B: Backend>(
+    query: FloatTensor<B>,
+    key: FloatTensor<B>,
+    value: FloatTensor<B>,
+    cache_key: FloatTensor<B>,
+    cache_value: FloatTensor<B>,
+    len: usize,
+    bias: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let [batch, heads, t, d] = query.shape().dims::<4>();
+    let kv_heads = key.shape().dims::<4>()[1];
+    let new = [0..batch, 0..kv_heads, len..len + t, 0..d].map(Slice::from);
+    let cache_key = B::float_slice_assign(cache_key, &new, key);
+    let cache_value = B::float_slice_assign(cache_value, &new, value);
+    let seen = [0..batch, 0..kv_heads, 0..len + t, 0..d].map(Slice::from);
+    let groups = heads / kv_heads;
+    let heads_of = |cache: &FloatTensor<B>| {
+        let x = B::float_slice(cache.clone(), &seen);
+        if groups == 1 {
+            return x;
+        }
+        let x = B::float_reshape(x, Shape::new([batch, kv_heads, 1, len + t, d]));
+        let x = B::float_expand(x, Shape::new([batch, kv_heads, groups, len + t, d]));
+        B::float_reshape(x, Shape::new([batch, heads, len + t, d]))
+    };
+    let out = B::attention(
+        query,
+        heads_of(&cache_key),
+        heads_of(&cache_value),
+        None,
+        Some(bias),
+        Default::default(),
+    );
+    (merge_heads::<B>(out), cache_key, cache_value)
+}

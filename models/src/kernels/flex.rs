@@ -8,6 +8,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::attention::{self, Shape};
+use super::cached_attention;
 use super::gelu::{gelu_backward_slice, gelu_slice};
 use super::layer_norm;
 use super::logprobs::{logprobs_backward_rows, logprobs_rows};
@@ -151,6 +152,122 @@ impl Kernels for Flex {
             attention::backward(f32s(&qkv), f32s(&p), f32s(&grad), shape),
             &qkv,
         )
+    }
+
+    fn fused_cached_attention(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        cache_key: FloatTensor<Self>,
+        cache_value: FloatTensor<Self>,
+        len: usize,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let Some(shape) = cache_shape(&query, &key, &value, &cache_key, &cache_value, len, &bias)
+        else {
+            return composed::cached_attention::<Flex>(
+                query,
+                key,
+                value,
+                cache_key,
+                cache_value,
+                len,
+                bias,
+            );
+        };
+        let [query, key, value, bias] = [query, key, value, bias].map(row_readable);
+        let (mut cache_key, mut cache_value) = (dense(cache_key), dense(cache_value));
+        let inputs = cached_attention::Inputs {
+            query: rows(&query),
+            key: rows(&key),
+            value: rows(&value),
+            bias: rows(&bias),
+        };
+        let out = cached_attention::forward(
+            inputs,
+            cache_key.storage_mut::<f32>(),
+            cache_value.storage_mut::<f32>(),
+            shape,
+        );
+        let width = shape.heads * shape.d;
+        let out = FlexTensor::from_data(TensorData::new(out, [shape.batch, shape.t, width]));
+        (out, cache_key, cache_value)
+    }
+}
+
+/// The cached-attention kernel's problem, if the inputs are f32 and shaped as
+/// [`Kernels::fused_cached_attention`] documents.
+fn cache_shape(
+    query: &FlexTensor,
+    key: &FlexTensor,
+    value: &FlexTensor,
+    cache_key: &FlexTensor,
+    cache_value: &FlexTensor,
+    len: usize,
+    bias: &FlexTensor,
+) -> Option<cached_attention::Shape> {
+    let all = [query, key, value, cache_key, cache_value, bias];
+    if all
+        .iter()
+        .any(|t| t.dtype() != DType::F32 || t.shape().num_dims() != 4)
+    {
+        return None;
+    }
+    let [batch, heads, t, d] = query.shape().dims::<4>();
+    let [_, kv_heads, capacity, _] = cache_key.shape().dims::<4>();
+    let new = [batch, kv_heads, t, d];
+    let shape = cached_attention::Shape {
+        batch,
+        heads,
+        kv_heads,
+        t,
+        d,
+        len,
+        capacity,
+    };
+    let fits = kv_heads > 0
+        && heads % kv_heads == 0
+        && len + t <= capacity
+        && key.shape().dims::<4>() == new
+        && value.shape().dims::<4>() == new
+        && cache_value.shape() == cache_key.shape()
+        && cache_key.shape().dims::<4>() == [batch, kv_heads, capacity, d]
+        && bias.shape().dims::<4>() == [batch, 1, t, len + t];
+    fits.then_some(shape)
+}
+
+/// `tensor` itself when its rows (last dimension) are contiguous and its strides are not
+/// negative, else a contiguous copy: what [`rows`] reads.
+fn row_readable(tensor: FlexTensor) -> FlexTensor {
+    let layout = tensor.layout();
+    let dims = layout.shape().num_dims();
+    let inner_ok = layout.strides()[dims - 1] == 1 || layout.shape()[dims - 1] <= 1;
+    if inner_ok && layout.strides().iter().all(|&s| s >= 0) {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+/// The rows of a `[B, H, T, n]` tensor that [`row_readable`] passed.
+fn rows(tensor: &FlexTensor) -> cached_attention::Rows<'_> {
+    let layout = tensor.layout();
+    let [sb, sh, st, _] = [0, 1, 2, 3].map(|i| layout.strides()[i] as usize);
+    cached_attention::Rows {
+        data: tensor.storage::<f32>(),
+        offset: layout.start_offset(),
+        strides: [sb, sh, st],
+        len: layout.shape()[3],
+    }
+}
+
+/// `tensor` as a buffer of exactly its elements in row-major order (itself when it already is).
+fn dense(tensor: FlexTensor) -> FlexTensor {
+    let n = tensor.shape().num_elements();
+    if tensor.layout().contiguous_offsets() == Some((0, n)) && tensor.storage::<f32>().len() == n {
+        tensor
+    } else {
+        tensor.to_contiguous()
     }
 }
 

@@ -8,6 +8,7 @@ use crate::kernels::{LAYER_NORM_EPS, layer_norm};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
+use super::attend::Visibility;
 use super::block::Block;
 use super::init::ParamInit;
 use super::kv_cache::KvCache;
@@ -60,7 +61,7 @@ impl GptModel {
             .unsqueeze::<3>(); // [1, T, D]
         let mut x = self.token_embedding.forward(tokens) + positions;
         for block in &self.blocks {
-            x = block.forward(x, None, None);
+            x = block.forward(x, Visibility::Causal);
         }
         x
     }
@@ -82,8 +83,7 @@ impl GptModel {
         let mut x =
             self.token_embedding.forward(tokens) + self.position_embedding.forward(positions);
         for (layer, block) in self.blocks.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|cache| (cache, layer));
-            x = block.forward(x, Some(bias.clone()), layer_cache);
+            x = block.forward(x, Visibility::biased(&bias, cache.as_deref_mut(), layer));
         }
         x
     }
