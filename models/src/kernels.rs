@@ -8,10 +8,13 @@
 //! `gather`, attention and layer norm from separate tensor ops (a pass over memory and a backward
 //! node each) and copies attention heads out of the QKV projection and back; together that was
 //! about half of a small model's update after the learner's parallel shards (docs/results.md
-//! "Performance"). The four ops here: [`gelu`] (vectorised `Φ` and `exp`, see [`math`]),
+//! "Performance"). The ops here: [`gelu`] (vectorised `Φ` and `exp`, see [`math`]),
 //! [`logprobs`] (one row pass), [`causal_self_attention`] (heads read in place, `gemm` products,
-//! one-pass softmax) and [`layer_norm`]. Each equals burn's op within 1e-5 (tests below; they run
-//! on libtorch too) and computes the same bits on every CPU.
+//! one-pass softmax), [`layer_norm`], [`linear`] / [`project`] (the products into fresh buffers,
+//! no zero-fill, no nested parallelism) and decoding's [`cached_attention`] (a cache written in
+//! place, no concatenation). Each equals burn's op within 1e-5 (tests below; they run on libtorch
+//! too); our own loops compute the same bits on every CPU (the `gemm` crate picks its kernel by
+//! CPU, as flex's matmul does).
 // burn-tch is deprecated upstream but is our GPU path for now (as in device.rs); the
 // extension macro names it in code it generates here.
 #![cfg_attr(feature = "tch", allow(deprecated))]
@@ -19,7 +22,7 @@
 use burn::backend::ops::{ActivationOps, AttentionModuleOptions, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
-use burn::nn::LayerNorm;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Int, Tensor};
 
 #[macro_use]
@@ -31,6 +34,7 @@ mod composed;
 mod flex;
 mod gelu;
 mod layer_norm;
+mod linear;
 mod logprobs;
 pub(crate) mod math;
 
@@ -117,6 +121,29 @@ pub(crate) trait Kernels: Backend {
         composed::self_attention_backward::<Self>(qkv, p, grad, heads)
     }
 
+    /// `x W` over the last dimension of `x`: `[..., d_in]` × `[d_in, d_out]` → `[..., d_out]`
+    /// (a linear layer without its bias).
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear(x, weight, None)
+    }
+
+    /// The gradient of [`Kernels::fused_linear`] with respect to `x`: `dy Wᵀ`, `[..., d_in]`.
+    fn fused_linear_backward_x(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear_x_backward(weight, grad)
+    }
+
+    /// The gradient of [`Kernels::fused_linear`] with respect to the weight: `xᵀ dy` summed
+    /// over every leading dimension, `[d_in, d_out]`.
+    fn fused_linear_backward_weight(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear_weight_backward(x, grad)
+    }
+
     /// Attention of `T` new positions over a key/value cache, for decoding: writes `key` and
     /// `value` (`[B, Hkv, T, d]`) into `cache_key` and `cache_value` (`[B, Hkv, C, d]`) at
     /// positions `len..len + T` (`len + T ≤ C`), then attends `query` (`[B, H, T, d]`, `H` a
@@ -169,6 +196,24 @@ pub(crate) fn causal_self_attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
         qkv.into_dispatch(),
         heads,
     ))
+}
+
+/// `x W` over the last dimension of `x` (`[..., d_in]` × `[d_in, d_out]`), differentiable in
+/// both.
+pub(crate) fn project<const D: usize>(x: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::fused_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+    ))
+}
+
+/// `layer`'s `x W + b`: the product through [`project`], a bias added by burn.
+pub(crate) fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let y = project(x, layer.weight.val());
+    match &layer.bias {
+        Some(bias) => y + bias.val().unsqueeze(),
+        None => y,
+    }
 }
 
 /// The new positions' keys and values, and the cache they are written into (see
@@ -387,6 +432,44 @@ mod tests {
                 "{}",
                 max_diff(&ours, &theirs)
             );
+        }
+    }
+
+    /// The fused linear product equals burn's `linear`: output, the input's gradient and the
+    /// weight's, on a 3-D input read through strides and a transposed weight (as a tied head
+    /// uses it), with widths off the 8 lanes and more rows than one parallel threshold.
+    #[test]
+    fn fused_linear_equals_burns() {
+        let device = test_device().autodiff();
+        let (b, t, d_in, d_out) = (3, 70, 37, 53);
+        let draw =
+            |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let base = draw([t, b, d_in]);
+        let weight = Tensor::<2>::random([d_out, d_in], Distribution::Normal(0.0, 0.3), &device);
+        let upstream = draw([b, t, d_out]);
+        let run = |fused: bool| {
+            let x = base.clone().detach().require_grad();
+            let w = weight.clone().detach().require_grad();
+            let (view, w_t) = (x.clone().swap_dims(0, 1), w.clone().transpose());
+            let y = if fused {
+                super::project(view, w_t)
+            } else {
+                burn::tensor::module::linear(view, w_t, None)
+            };
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            let dx = x.grad(&grads).expect("x is tracked");
+            let dw = w.grad(&grads).expect("w is tracked");
+            (values(y), values(dx), values(dw))
+        };
+        let (ours, theirs) = (run(true), run(false));
+        // The weight's gradient sums 210 products per element (values ≈ 15): another order of
+        // additions than burn's, so a few ulps apart.
+        for (name, a, b, bound) in [
+            ("output", &ours.0, &theirs.0, 1e-5),
+            ("dx", &ours.1, &theirs.1, 1e-5),
+            ("dw", &ours.2, &theirs.2, 5e-5),
+        ] {
+            assert!(max_diff(a, b) <= bound, "{name} {}", max_diff(a, b));
         }
     }
 

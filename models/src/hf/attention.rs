@@ -5,6 +5,7 @@ use burn::nn::{Linear, RmsNorm};
 use burn::tensor::Tensor;
 
 use super::rope::Rope;
+use crate::kernels::linear;
 use crate::transformer::{Visibility, attend};
 
 /// Query, key, value and output projections (burn `Linear`s, so the store's PyTorch adapters
@@ -44,16 +45,16 @@ impl HfAttention {
             t.swap_dims(1, 2) // [B, heads, T, head_dim]
         };
         let query = rope.apply(split(
-            self.q_proj.forward(x.clone()),
+            linear(&self.q_proj, x.clone()),
             self.n_heads,
             &self.q_norm,
         ));
         let key = rope.apply(split(
-            self.k_proj.forward(x.clone()),
+            linear(&self.k_proj, x.clone()),
             self.n_kv_heads,
             &self.k_norm,
         ));
-        let value = split(self.v_proj.forward(x), self.n_kv_heads, &None);
-        self.o_proj.forward(attend(query, key, value, visibility))
+        let value = split(linear(&self.v_proj, x), self.n_kv_heads, &None);
+        linear(&self.o_proj, attend(query, key, value, visibility))
     }
 }

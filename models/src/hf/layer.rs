@@ -6,6 +6,7 @@ use burn::tensor::activation::silu;
 
 use super::attention::HfAttention;
 use super::rope::Rope;
+use crate::kernels::linear;
 use crate::transformer::Visibility;
 
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
@@ -18,8 +19,8 @@ pub struct HfMlp {
 
 impl HfMlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(linear(&self.gate_proj, x.clone()));
+        linear(&self.down_proj, gate * linear(&self.up_proj, x))
     }
 }
 

@@ -3,7 +3,6 @@
 //! (`model.embed_tokens`, `model.layers.N.…`, `model.norm`, `lm_head`) with no remapping.
 use burn::module::Module;
 use burn::nn::{Embedding, Linear, RmsNorm, RmsNormConfig};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::arch::HfArch;
@@ -11,6 +10,7 @@ use super::attention::HfAttention;
 use super::layer::{HfDecoderLayer, HfMlp};
 use super::rope::{Rope, inv_freq};
 use crate::config::PolicyConfig;
+use crate::kernels::{linear, project};
 use crate::transformer::Visibility;
 use crate::transformer::init::ParamInit;
 use crate::transformer::kv_cache::KvCache;
@@ -138,12 +138,8 @@ impl HfModel {
     pub(crate) fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
         let hidden = self.model.norm.forward(hidden);
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
-            None => linear(
-                hidden,
-                self.model.embed_tokens.weight.val().transpose(),
-                None,
-            ),
+            Some(head) => linear(head, hidden),
+            None => project(hidden, self.model.embed_tokens.weight.val().transpose()),
         }
     }
 

@@ -206,7 +206,7 @@ impl<'a> Mat<'a> {
     }
 
     /// The furthest element a `rows × cols` view reads.
-    fn last(&self, rows: usize, cols: usize) -> usize {
+    pub(super) fn last(&self, rows: usize, cols: usize) -> usize {
         (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
     }
 }

@@ -56,6 +56,28 @@ impl<B: Backend + Kernels> Backward<B, 1> for SelfAttentionBackward {
     }
 }
 
+/// A linear product's backward keeps the input and the weight (each the other's gradient
+/// needs).
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: Backend + Kernels> Backward<B, 2> for LinearBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, weight) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [node_x, node_weight] = ops.parents;
+        if let Some(node) = node_weight {
+            let dw = B::fused_linear_backward_weight(x, grad.clone());
+            grads.register::<B>(node.id, dw);
+        }
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::fused_linear_backward_x(weight, grad));
+        }
+    }
+}
+
 /// Layer norm's backward keeps the input, `γ` and `ε`.
 #[derive(Debug)]
 struct LayerNormBackward;
@@ -147,6 +169,23 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
                 beta.into_primitive(),
                 eps,
             )),
+        }
+    }
+
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LinearBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let out = B::fused_linear(x.clone(), weight.clone());
+                prep.finish((x, weight), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_linear(x.into_primitive(), weight.into_primitive()))
+            }
         }
     }
 

@@ -7,10 +7,11 @@ use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::attention::{self, Shape};
+use super::attention::{self, Mat, Shape};
 use super::cached_attention;
 use super::gelu::{gelu_backward_slice, gelu_slice};
 use super::layer_norm;
+use super::linear;
 use super::logprobs::{logprobs_backward_rows, logprobs_rows};
 use super::{Kernels, composed};
 
@@ -154,6 +155,49 @@ impl Kernels for Flex {
         )
     }
 
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let Some([rows, d_in, d_out]) = linear_shape(&x, &weight, false) else {
+            return <Flex as ModuleOps<Flex>>::linear(x, weight, None);
+        };
+        let (input, weight) = (contiguous(&x), positive(weight));
+        let out = linear::forward(f32s(&input), rows, d_in, mat(&weight), d_out);
+        with_last(out, &x, d_out)
+    }
+
+    fn fused_linear_backward_x(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let Some([rows, d_out, d_in]) = linear_shape(&grad, &weight, true) else {
+            return <Flex as ModuleOps<Flex>>::linear_x_backward(weight, grad);
+        };
+        let (upstream, weight) = (contiguous(&grad), positive(weight));
+        let dx = linear::backward_x(f32s(&upstream), rows, d_out, mat(&weight), d_in);
+        with_last(dx, &grad, d_in)
+    }
+
+    fn fused_linear_backward_weight(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let dims = shape.num_dims();
+        let (d_in, d_out) = (shape[dims.max(1) - 1], grad.shape()[dims.max(1) - 1]);
+        let rows = shape.num_elements() / d_in.max(1);
+        let fits = x.dtype() == DType::F32
+            && grad.dtype() == DType::F32
+            && dims >= 2
+            && grad.shape().num_dims() == dims
+            && (0..dims - 1).all(|i| grad.shape()[i] == shape[i])
+            && d_in > 0;
+        if !fits {
+            return <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad);
+        }
+        let (input, upstream) = (contiguous(&x), contiguous(&grad));
+        let dw = linear::backward_weight(f32s(&input), f32s(&upstream), rows, d_in, d_out);
+        FlexTensor::from_data(TensorData::new(dw, [d_in, d_out]))
+    }
+
     fn fused_cached_attention(
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
@@ -192,6 +236,46 @@ impl Kernels for Flex {
         let width = shape.heads * shape.d;
         let out = FlexTensor::from_data(TensorData::new(out, [shape.batch, shape.t, width]));
         (out, cache_key, cache_value)
+    }
+}
+
+/// `[rows, width, other]` of a product of `x` (`[..., width]`, f32, rank ≥ 2) with `weight`
+/// (`[width, other]`, or `[other, width]` read transposed when `transposed`), if it is one.
+fn linear_shape(x: &FlexTensor, weight: &FlexTensor, transposed: bool) -> Option<[usize; 3]> {
+    let shape = x.shape();
+    let dims = shape.num_dims();
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || dims < 2 {
+        return None;
+    }
+    if weight.shape().num_dims() != 2 {
+        return None;
+    }
+    let [w_rows, w_cols] = weight.shape().dims::<2>();
+    let (width, other) = if transposed {
+        (w_cols, w_rows)
+    } else {
+        (w_rows, w_cols)
+    };
+    let fits = shape[dims - 1] == width && width > 0 && other > 0;
+    fits.then(|| [shape.num_elements() / width, width, other])
+}
+
+/// `tensor` itself when no stride is negative, else a contiguous copy: what [`mat`] reads.
+fn positive(tensor: FlexTensor) -> FlexTensor {
+    if tensor.layout().strides().iter().all(|&s| s >= 0) {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+/// A 2-D tensor that [`positive`] passed as a strided matrix view.
+fn mat(tensor: &FlexTensor) -> Mat<'_> {
+    let layout = tensor.layout();
+    Mat {
+        data: &tensor.storage::<f32>()[layout.start_offset()..],
+        row_stride: layout.strides()[0] as usize,
+        col_stride: layout.strides()[1] as usize,
     }
 }
 
@@ -314,6 +398,13 @@ fn ids(targets: FlexTensor, rows: usize) -> Vec<i64> {
 
 fn from_vec(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, like.shape()))
+}
+
+/// `values` shaped as `like` with its last dimension `last` wide.
+fn with_last(values: Vec<f32>, like: &FlexTensor, last: usize) -> FlexTensor {
+    let mut dims = like.shape().to_vec();
+    *dims.last_mut().expect("rank ≥ 1") = last;
+    FlexTensor::from_data(TensorData::new(values, dims))
 }
 
 /// Runs `kernel(range, out[range])` over `out` in pieces of about [`TASK`] elements (a multiple

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use super::attend::{Visibility, attend};
 use super::init::ParamInit;
 use crate::config::PolicyConfig;
-use crate::kernels::{LAYER_NORM_EPS, causal_self_attention, gelu, layer_norm};
+use crate::kernels::{LAYER_NORM_EPS, causal_self_attention, gelu, layer_norm, linear};
 
 /// A pre-norm block with fused QKV projection and a GELU MLP (no biases in the projections).
 #[derive(Module, Debug)]
@@ -47,11 +47,11 @@ impl Block {
     pub(crate) fn forward(&self, x: Tensor<3>, visibility: Visibility<'_>) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         let d_head = d_model / self.n_heads;
-        let qkv = self.qkv.forward(layer_norm(&self.attn_norm, x.clone()));
+        let qkv = linear(&self.qkv, layer_norm(&self.attn_norm, x.clone()));
         if let Visibility::Causal = visibility {
             // Whole rows (training, scoring): the fused kernel reads the heads in place.
             let context = causal_self_attention(qkv, self.n_heads);
-            return self.mlp(x + self.attn_out.forward(context));
+            return self.mlp(x + linear(&self.attn_out, context));
         }
         let qkv = qkv
             .reshape([batch, seq, 3 * self.n_heads, d_head])
@@ -61,12 +61,12 @@ impl Block {
         let key = qkv.clone().narrow(1, heads, heads);
         let value = qkv.narrow(1, 2 * heads, heads);
         let context = attend(query, key, value, visibility);
-        self.mlp(x + self.attn_out.forward(context))
+        self.mlp(x + linear(&self.attn_out, context))
     }
 
     /// `x + mlp(norm(x))`.
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = gelu(self.mlp_in.forward(layer_norm(&self.mlp_norm, x.clone())));
-        x + self.mlp_out.forward(hidden)
+        let hidden = gelu(linear(&self.mlp_in, layer_norm(&self.mlp_norm, x.clone())));
+        x + linear(&self.mlp_out, hidden)
     }
 }

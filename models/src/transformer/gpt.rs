@@ -4,8 +4,7 @@
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 
-use crate::kernels::{LAYER_NORM_EPS, layer_norm};
-use burn::tensor::module::linear;
+use crate::kernels::{LAYER_NORM_EPS, layer_norm, linear, project};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::attend::Visibility;
@@ -95,8 +94,8 @@ impl GptModel {
     pub(crate) fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
         let hidden = layer_norm(&self.final_norm, hidden);
         match &self.head {
-            Some(head) => head.forward(hidden),
-            None => linear(hidden, self.token_embedding.weight.val().transpose(), None),
+            Some(head) => linear(head, hidden),
+            None => project(hidden, self.token_embedding.weight.val().transpose()),
         }
     }
 
