@@ -349,6 +349,11 @@ pub enum BenchCommand {
         /// Skip sampling without the KV cache (slow, and not what rollouts use).
         #[arg(long)]
         cache_only: bool,
+        /// With `--compare-torch`: measure both sides this many times, alternating ours and
+        /// torch's, and summarise each ratio over the rounds (median, range, rounds at or
+        /// beyond parity) — on a machine whose speed drifts, one round is one sample.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
     },
     /// Whole training steps of a config (default: `cluster.toml`, the default run): the warm
     /// start, then each step's rollout, each learner's update, publishing and the rest

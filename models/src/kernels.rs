@@ -37,6 +37,7 @@ mod layer_norm;
 mod linear;
 mod logprobs;
 pub(crate) mod math;
+mod matrix;
 
 /// The fused ops, per backend. The default bodies are burn's own ops: what every backend that
 /// has no kernel of ours runs.

@@ -40,6 +40,7 @@ pub fn models(command: &BenchCommand) -> Result<()> {
         only,
         batch_sizes,
         cache_only,
+        rounds,
         ..
     } = command
     else {
@@ -85,6 +86,25 @@ pub fn models(command: &BenchCommand) -> Result<()> {
     eprintln!("measuring eager PyTorch with {}", python.display());
     let torch = torch_rows(&python, &options, threads)?;
     let ratios = join(&ours, &torch);
+    if *rounds > 1 {
+        let mut all = vec![ratios];
+        for round in 2..=*rounds {
+            eprintln!("round {round} of {rounds}");
+            let ours = run_bench(&options)?;
+            let torch = torch_rows(&python, &options, threads)?;
+            all.push(join(&ours, &torch));
+        }
+        let summary = summarise(&all);
+        if *json {
+            println!(
+                "{}",
+                serde_json::json!({ "threads": threads, "rounds": all, "summary": summary })
+            );
+        } else {
+            print!("{}", format_summary(&summary, threads));
+        }
+        return Ok(());
+    }
     if *json {
         println!(
             "{}",
@@ -217,6 +237,92 @@ fn join(ours: &[BenchRow], torch: &[BenchRow]) -> Vec<Ratio> {
         .collect()
 }
 
+/// One figure's ratio over several rounds of both sides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Summary {
+    preset: String,
+    measure: String,
+    batch: usize,
+    /// Ours / torch wall time (sampling: the inverse of the throughput ratio), each round.
+    time_ratios: Vec<f64>,
+    /// Median of `time_ratios`.
+    median: f64,
+    /// Rounds where ours was at least as fast as torch (time ratio ≤ 1).
+    at_parity: usize,
+    /// Median of our and of torch's milliseconds.
+    ours_ms: f64,
+    torch_ms: f64,
+}
+
+/// Each figure's time ratios over the rounds (figures missing from a round are skipped there).
+fn summarise(rounds: &[Vec<Ratio>]) -> Vec<Summary> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|r| {
+            let key = (&r.preset, &r.measure, r.batch);
+            let same: Vec<&Ratio> = rounds
+                .iter()
+                .filter_map(|round| {
+                    round
+                        .iter()
+                        .find(|x| (&x.preset, &x.measure, x.batch) == key)
+                })
+                .collect();
+            let pick =
+                |f: fn(&Ratio) -> f64| median(&same.iter().map(|x| f(x)).collect::<Vec<_>>());
+            let time_ratios: Vec<f64> = same.iter().map(|x| x.time_ratio).collect();
+            Summary {
+                preset: r.preset.clone(),
+                measure: r.measure.clone(),
+                batch: r.batch,
+                median: median(&time_ratios),
+                at_parity: time_ratios.iter().filter(|&&x| x <= 1.0).count(),
+                time_ratios,
+                ours_ms: pick(|x| x.ours_ms),
+                torch_ms: pick(|x| x.torch_ms),
+            }
+        })
+        .collect()
+}
+
+/// The rounds' summary as a table.
+fn format_summary(summary: &[Summary], threads: usize) -> String {
+    let mut out = format!(
+        "{:<7} {:<15} {:>5} {:>10} {:>10} {:>8} {:>15} {:>9}  per round\n",
+        "preset", "measure", "batch", "ours ms", "torch ms", "time ×", "range", "≤ 1.0×"
+    );
+    for s in summary {
+        let lo = s.time_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = s
+            .time_ratios
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let each: Vec<String> = s.time_ratios.iter().map(|x| format!("{x:.2}")).collect();
+        out.push_str(&format!(
+            "{:<7} {:<15} {:>5} {:>10.2} {:>10.2} {:>8.2} {:>15} {:>9}  {}\n",
+            s.preset,
+            s.measure,
+            s.batch,
+            s.ours_ms,
+            s.torch_ms,
+            s.median,
+            format!("{lo:.2}–{hi:.2}"),
+            format!("{}/{}", s.at_parity, s.time_ratios.len()),
+            each.join(" "),
+        ));
+    }
+    out.push_str(&format!(
+        "time × = ours / torch wall time, median over rounds (below 1: faster; for sampling the \
+         inverse of the tokens/s ratio); ms = medians; rounds alternate ours and torch; {threads} \
+         threads each\n"
+    ));
+    out
+}
+
 /// Runs `mgrpo bench train`: `mgrpo train` for `steps` steps under each schedule asked for,
 /// timed, then the phases of its steps from `metrics.jsonl`. With both schedules the
 /// asynchronous run starts from the synchronous run's warm start (copied), so the two differ
@@ -292,10 +398,16 @@ struct Timed {
     phases: Vec<(String, Vec<f64>)>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
+/// The median (the mean of the middle two for an even count); 0 for none.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[mid],
+        _ => (v[mid - 1] + v[mid]) / 2.0,
+    }
 }
 
 impl Timed {
@@ -426,5 +538,46 @@ mod tests {
         assert_eq!(ratios[0].throughput_ratio, Some(2.0));
         assert_eq!(ratios[1].time_ratio, 2.0);
         assert!(parse_table("preset x\nsmall 1 2").is_err());
+    }
+
+    /// Rounds summarise into each figure's median ratio and the rounds at parity; a figure
+    /// missing from a round is skipped there.
+    #[test]
+    fn rounds_summarise_into_medians() {
+        let ratio = |measure: &str, ours: f64, torch: f64| Ratio {
+            preset: "small".into(),
+            measure: measure.into(),
+            batch: 16,
+            ours_ms: ours,
+            torch_ms: torch,
+            time_ratio: ours / torch,
+            throughput_ratio: None,
+        };
+        let rounds = vec![
+            vec![
+                ratio("sft_step", 90.0, 100.0),
+                ratio("surrogate_step", 120.0, 100.0),
+            ],
+            vec![ratio("sft_step", 110.0, 100.0)],
+            vec![
+                ratio("sft_step", 80.0, 100.0),
+                ratio("surrogate_step", 60.0, 100.0),
+            ],
+        ];
+        let summary = summarise(&rounds);
+        assert_eq!(summary.len(), 2);
+        assert_eq!(summary[0].time_ratios, vec![0.9, 1.1, 0.8]);
+        assert_eq!(summary[0].median, 0.9);
+        assert_eq!(summary[0].at_parity, 2);
+        assert_eq!(summary[0].ours_ms, 90.0);
+        assert_eq!(summary[1].time_ratios.len(), 2);
+        assert!((summary[1].median - 0.9).abs() < 1e-12);
+        assert_eq!(summary[1].at_parity, 1);
+        let table = format_summary(&summary, 2);
+        assert!(
+            table.contains("0.80–1.10") && table.contains("2/3"),
+            "{table}"
+        );
+        assert_eq!(median(&[]), 0.0);
     }
 }

@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::math::{dot, exp_nonpositive, max, sum};
+use super::matrix::{Mat, matmul};
 
 /// One attention problem: `batch` rows of `t` positions, each `3 · heads · d` wide (queries,
 /// keys, values of every head, as the fused QKV projection writes them).
@@ -166,105 +167,5 @@ multiversion! {
             }
             future.fill(0.0);
         }
-    }
-}
-
-/// A row-major matrix or the transpose of one, as a slice with (row, column) strides.
-#[derive(Clone, Copy)]
-pub(super) struct Mat<'a> {
-    pub(super) data: &'a [f32],
-    pub(super) row_stride: usize,
-    pub(super) col_stride: usize,
-}
-
-impl<'a> Mat<'a> {
-    /// A row-major matrix with `cols` columns.
-    pub(super) fn rows(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a row-major matrix with `cols` columns.
-    fn cols(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: 1,
-            col_stride: cols,
-        }
-    }
-
-    /// The transpose of this view.
-    pub(super) fn transposed(self) -> Self {
-        Self {
-            data: self.data,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-        }
-    }
-
-    /// The furthest element a `rows × cols` view reads.
-    pub(super) fn last(&self, rows: usize, cols: usize) -> usize {
-        (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
-    }
-}
-
-/// `dst (m × n, rows `dst_stride` apart) = scale · a (m × k) · b (k × n)`, single-threaded
-/// (the callers parallelise over the batch).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul(
-    dst: &mut [f32],
-    dst_stride: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    scale: f32,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(
-        n <= dst_stride && (m - 1) * dst_stride + n <= dst.len(),
-        "gemm destination too short"
-    );
-    if k == 0 {
-        for row in dst.chunks_mut(dst_stride).take(m) {
-            row[..n].fill(0.0);
-        }
-        return;
-    }
-    assert!(
-        a.last(m, k) < a.data.len() && b.last(k, n) < b.data.len(),
-        "gemm operand too short"
-    );
-    // SAFETY: every index the call reads or writes is inside the slices (asserted above), the
-    // destination does not alias the operands (`&mut` against `&`), and `read_dst = false`
-    // makes it write `dst = scale · a · b` without reading the old contents.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            false,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }

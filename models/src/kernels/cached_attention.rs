@@ -11,8 +11,8 @@
 //! per head), so plain vectorised loops beat a `gemm` call here.
 use rayon::prelude::*;
 
-use super::attention::{Mat, matmul};
 use super::math::{dot, exp_nonpositive, max, sum};
+use super::matrix::{Mat, matmul};
 
 /// A `[B, H, T, n]` float tensor read through strides whose last dimension is contiguous: the
 /// row of `n` values at `(b, h, t)`.

@@ -7,12 +7,13 @@ use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::attention::{self, Mat, Shape};
+use super::attention::{self, Shape};
 use super::cached_attention;
 use super::gelu::{gelu_backward_slice, gelu_slice};
 use super::layer_norm;
 use super::linear;
 use super::logprobs::{logprobs_backward_rows, logprobs_rows};
+use super::matrix::Mat;
 use super::{Kernels, composed};
 
 /// Elements per parallel task: large enough that a task outweighs its scheduling.

@@ -6,11 +6,12 @@
 //! shards, which already keep every core busy. Here the output is written once, and a product
 //! runs on the calling thread when it is already one of rayon's workers (parallel otherwise,
 //! when large).
-use super::attention::Mat;
+use super::matrix::{self, Mat};
 
-/// Products at least this large (`m · n · k`) use rayon's pool when called from outside it
-/// (flex's own threshold).
-const PARALLEL_WORK: usize = 192 * 192 * 192;
+/// A product on the calling thread when it is one of rayon's workers, else on the pool.
+fn product(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
+    matrix::product(m, n, k, a, b, rayon::current_thread_index().is_none())
+}
 
 /// `y = x W`: `x` is `rows × d_in` (row-major), `w` a `d_in × d_out` view; `y` is `rows ×
 /// d_out`.
@@ -39,49 +40,4 @@ pub(super) fn backward_weight(
 ) -> Vec<f32> {
     let x_t = Mat::rows(x, d_in).transposed();
     product(d_in, d_out, rows, x_t, Mat::rows(grad, d_out))
-}
-
-/// `a (m × k) · b (k × n)` as a new row-major `m × n` buffer.
-fn product(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
-    if m == 0 || n == 0 || k == 0 {
-        return vec![0.0; m * n];
-    }
-    assert!(
-        a.last(m, k) < a.data.len() && b.last(k, n) < b.data.len(),
-        "gemm operand too short"
-    );
-    let parallelism = if rayon::current_thread_index().is_none() && m * n * k >= PARALLEL_WORK {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    let mut out = Vec::<f32>::with_capacity(m * n);
-    // SAFETY: every index the call reads is inside the operands (asserted above); it writes
-    // each of the `m · n` elements of `out`'s capacity exactly once (`read_dst = false`: `dst =
-    // 1 · a · b`, the old contents never read), and only then is the length set to cover them.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        out.set_len(m * n);
-    }
-    out
 }
