@@ -8,7 +8,9 @@
 //! attention copied queries, keys and values to contiguous heads again and its output back;
 //! with a decode step's tiny products that copying was a fifth of batch-32 sampling
 //! (docs/results.md "Performance"). A decode step's products are matrix-vector (one query row
-//! per head), so plain vectorised loops beat a `gemm` call here.
+//! per head): vectorised loops over four keys at a time; a prompt's several positions go through
+//! two `gemm` products per head. The decode step is memory-bound — it reads every layer's cache
+//! once — so its time is the cache's size, not the arithmetic.
 use rayon::prelude::*;
 
 use super::math::{dot, exp_nonpositive, max, sum};

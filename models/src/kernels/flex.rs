@@ -181,19 +181,19 @@ impl Kernels for Flex {
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let shape = x.shape();
+        let (shape, grad_shape) = (x.shape(), grad.shape());
         let dims = shape.num_dims();
-        let (d_in, d_out) = (shape[dims.max(1) - 1], grad.shape()[dims.max(1) - 1]);
-        let rows = shape.num_elements() / d_in.max(1);
         let fits = x.dtype() == DType::F32
             && grad.dtype() == DType::F32
             && dims >= 2
-            && grad.shape().num_dims() == dims
-            && (0..dims - 1).all(|i| grad.shape()[i] == shape[i])
-            && d_in > 0;
+            && grad_shape.num_dims() == dims
+            && (0..dims - 1).all(|i| grad_shape[i] == shape[i])
+            && shape[dims - 1] > 0;
         if !fits {
             return <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad);
         }
+        let (d_in, d_out) = (shape[dims - 1], grad_shape[dims - 1]);
+        let rows = shape.num_elements() / d_in;
         let (input, upstream) = (contiguous(&x), contiguous(&grad));
         let dw = linear::backward_weight(f32s(&input), f32s(&upstream), rows, d_in, d_out);
         FlexTensor::from_data(TensorData::new(dw, [d_in, d_out]))
