@@ -321,13 +321,13 @@ fn cache_shape(
     fits.then_some(shape)
 }
 
-/// `tensor` itself when its rows (last dimension) are contiguous and its strides are not
-/// negative, else a contiguous copy: what [`rows`] reads.
+/// What [`positive`] passes when its rows (last dimension) are also contiguous, else a
+/// contiguous copy: what [`rows`] reads.
 fn row_readable(tensor: FlexTensor) -> FlexTensor {
+    let tensor = positive(tensor);
     let layout = tensor.layout();
-    let dims = layout.shape().num_dims();
-    let inner_ok = layout.strides()[dims - 1] == 1 || layout.shape()[dims - 1] <= 1;
-    if inner_ok && layout.strides().iter().all(|&s| s >= 0) {
+    let last = layout.shape().num_dims() - 1;
+    if layout.strides()[last] == 1 || layout.shape()[last] <= 1 {
         tensor
     } else {
         tensor.to_contiguous()
