@@ -22,7 +22,12 @@ const PURGE_DELAY: ffi::mi_option_t = 15;
 /// Applies the option; call first thing in `main`. `MIMALLOC_PURGE_DELAY` in the environment
 /// still wins, for experiments.
 pub fn configure() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    apply(std::env::var_os("MIMALLOC_PURGE_DELAY").is_some());
+}
+
+/// Turns purging off unless the environment set the delay.
+fn apply(set_by_environment: bool) {
+    if !set_by_environment {
         // SAFETY: mi_option_set only stores the value in mimalloc's option table; the index is
         // an option of the pinned mimalloc version (checked by the test below).
         unsafe { ffi::mi_option_set(PURGE_DELAY, -1) };
@@ -33,8 +38,9 @@ pub fn configure() {
 mod tests {
     use super::*;
 
-    /// The index names the option we mean: the purge delay, 1000 ms by default in this
-    /// mimalloc, and setting it reads back.
+    /// The index names the option we mean: the purge delay — 1000 ms by default in this
+    /// mimalloc, or what `MIMALLOC_PURGE_DELAY` says when the environment sets it (mimalloc
+    /// reads it there) — and setting it reads back. Runs whatever the environment holds.
     #[test]
     fn the_option_index_is_the_purge_delay() {
         assert_eq!(
@@ -42,13 +48,16 @@ mod tests {
             47,
             "mimalloc's option table changed: recheck the index"
         );
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return;
-        }
+        let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok();
+        let expected: std::ffi::c_long = from_env
+            .as_deref()
+            .map_or(1000, |v| v.trim().parse().expect("MIMALLOC_PURGE_DELAY is a number"));
         // SAFETY: reads and writes of mimalloc's option table.
         unsafe {
-            assert_eq!(ffi::mi_option_get(PURGE_DELAY), 1000);
-            configure();
+            assert_eq!(ffi::mi_option_get(PURGE_DELAY), expected, "{from_env:?}");
+            apply(true);
+            assert_eq!(ffi::mi_option_get(PURGE_DELAY), expected, "the environment wins");
+            apply(false);
             assert_eq!(ffi::mi_option_get(PURGE_DELAY), -1);
         }
     }

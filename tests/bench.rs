@@ -48,9 +48,37 @@ fn bench_train_reports_every_phase_of_its_steps() {
     ] {
         assert!(phases.contains(&phase), "{phase} missing from {phases:?}");
     }
+    // Each phase's total is the sum of its per-step times in the run's metrics.jsonl (what the
+    // bench reads), and the phases that always do work took some time.
+    let sync_lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(run.join("sync/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
     for p in report["phases"].as_array().unwrap() {
-        assert!(p["total_s"].as_f64().unwrap() >= 0.0, "{p}");
+        let name = p["phase"].as_str().unwrap().trim();
+        let key = match name {
+            "step" => "step_time_s".to_string(),
+            "rollout" => "rollout_time_s".into(),
+            "train (all learners)" => "train_time_s".into(),
+            other => {
+                let (role, what) = other.split_once(' ').unwrap();
+                format!("{role}_{what}_time_s")
+            }
+        };
+        let sum: f64 = sync_lines.iter().map(|l| l[&key].as_f64().unwrap()).sum();
+        let total = p["total_s"].as_f64().unwrap();
+        assert!((total - sum).abs() <= 1e-9 * sum.max(1.0), "{name}: {total} vs Σ {key} = {sum}");
+        if ["step", "rollout", "main update", "sub update"].contains(&name) {
+            assert!(total > 0.0, "{name} took no time: {p}");
+        }
     }
+    let step_total = report["phases"][0]["total_s"].as_f64().unwrap();
+    assert!(
+        step_total <= report["total_s"].as_f64().unwrap(),
+        "the steps fit in the run's wall time: {report}"
+    );
     let lines = std::fs::read_to_string(run.join("async/metrics.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
     assert_eq!(last["main_staleness"], 1, "{last}");

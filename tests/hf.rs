@@ -433,4 +433,9 @@ fn init_takes_a_shape_from_a_config_json() {
         .output()
         .unwrap();
     assert!(!clash.status.success());
+    let said = String::from_utf8_lossy(&clash.stderr);
+    assert!(
+        said.contains("cannot be used with") && said.contains("--arch") && said.contains("--like"),
+        "{said}"
+    );
 }

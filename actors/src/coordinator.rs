@@ -4,6 +4,7 @@
 //! ([`step`], with the records it commits built in [`records`]), dev evaluations, the metrics
 //! line, milestone and best-version checkpoints, and a clean stop. Hot-swaps land at the step
 //! boundaries of this loop ([`crate::swap::boundary`]).
+pub mod backfill;
 pub mod records;
 pub mod recovery;
 pub mod step;
@@ -135,8 +136,11 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
         }
         let _ = state.progress.send(Progress::Eval { step: 0, report });
     }
-    // Lines are appended in step order; a step committed just before a crash may have none.
+    // Lines are appended in step order; a step committed just before a crash may have none:
+    // those not replayed below get theirs from the store now.
     let reported = next_reported(ctx);
+    let restored = backfill::restore_lines(ctx, reported, from).await?;
+    let reported = reported + restored;
     let mut done = 0;
     let mut step = from;
     let mut failures = 0u32;

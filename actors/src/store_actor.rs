@@ -75,6 +75,17 @@ pub enum StoreMsg {
         /// `(committed steps, last record)`.
         reply: RpcReplyPort<Reply<(u64, Option<StepRecord>)>>,
     },
+    /// The committed steps' records in `from..to`, in step order (the coordinator rebuilds
+    /// the `metrics.jsonl` lines a crash lost from them).
+    #[rpc]
+    Steps {
+        /// The first step.
+        from: u64,
+        /// One past the last.
+        to: u64,
+        /// The records there are.
+        reply: RpcReplyPort<Reply<Vec<StepRecord>>>,
+    },
 }
 
 /// The store actor.
@@ -140,6 +151,16 @@ impl Actor for StoreActor {
                     .map(|o| o == CommitOutcome::Written)
                     .map_err(|e| e.to_string());
                 let _ = reply.send(Wire(r));
+            }
+            StoreMsg::Steps { from, to, reply } => {
+                let r = tokio::task::block_in_place(|| {
+                    let mut out = Vec::new();
+                    for s in from..to {
+                        out.extend(state.store.step(s)?);
+                    }
+                    Ok::<_, mgrpo_store::StoreError>(out)
+                });
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
             StoreMsg::Swaps { reply } => {
                 let r = tokio::task::block_in_place(|| state.store.swaps());

@@ -1,7 +1,8 @@
 //! Training through the real actors and the real sled store on a tiny configuration.
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use mgrpo_actors::cluster::agent::NodeAgentMsg;
 use mgrpo_actors::faults::{Fault, FaultAction, FaultPoint};
@@ -53,9 +54,12 @@ async fn train(config: Config, dir: &Path, resume: bool, fault: Option<Fault>) -
         .unwrap();
     }
     run_steps(&node).await.unwrap();
-    node.supervisor.stop(None);
+    // Every event was sent before the supervisor stopped: wait for that, not for a while.
+    node.supervisor
+        .stop_and_wait(None, Some(Duration::from_secs(60)))
+        .await
+        .expect("the node supervisor stops");
     drop(store);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let mut events = Vec::new();
     while let Ok(e) = ev_rx.try_recv() {
         events.push(e);
@@ -71,6 +75,83 @@ fn reuse_warm_start(from: &Path, to: &Path) {
         .unwrap();
 }
 
+/// A tiny config warmed up long enough that the main agent delegates: rollouts make calls,
+/// rewards differ within a group, advantages are not all 0 and alignment holds real calls —
+/// so records compared between two runs have something in them that could differ.
+fn delegating(steps: u64) -> Config {
+    let mut c = tiny(steps);
+    c.warmup.steps = 150;
+    c.warmup.batch_size = 16;
+    c.warmup.lr = 3e-3;
+    c
+}
+
+/// `delegating`'s warm start, made once for the whole test binary (every test here uses the
+/// same seed, world and warm-start settings) and copied into `dir`.
+fn delegating_warm_start(dir: &Path) {
+    static WARM: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let warm = WARM.get_or_init(|| {
+        let warm = tempfile::tempdir().unwrap();
+        let (ctx, store, report) =
+            prepare(delegating(0), RunDir::new(warm.path()), false, |_, _, _, _| {}).unwrap();
+        assert!(!report.is_empty(), "the shared warm start trained");
+        drop((ctx, store));
+        warm
+    });
+    reuse_warm_start(warm.path(), dir);
+}
+
+/// Asserts the groups of a run have what a comparison needs to mean something: some group's
+/// rewards differ (so advantages are not all 0) and some rollout delegated (so alignment holds
+/// calls and the sub-agents' advantages are not all padding).
+fn assert_informative(groups: &[GroupRecord]) {
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.main.windows(2).any(|w| w[0].reward != w[1].reward)),
+        "some group's rewards differ"
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.main.iter().any(|r| r.advantage != 0.0)),
+        "some main advantage is not 0"
+    );
+    assert!(
+        groups.iter().any(|g| g
+            .alignment
+            .iter()
+            .flatten()
+            .any(|s| matches!(s, mgrpo_store::SubSlot::Call(_)))),
+        "some aligned slot holds a real call"
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.sub_advantages.iter().flatten().any(|a| *a != 0.0)),
+        "some sub advantage is not 0"
+    );
+}
+
+/// The files of role `role`'s checkpoint `version` in run `dir` (weights, optimizer state…),
+/// by name.
+fn checkpoint_files(dir: &Path, role: &str, version: u64) -> Vec<(String, Vec<u8>)> {
+    let path = RunDir::new(dir).checkpoint_path(role, version);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|f| {
+            let f = f.unwrap();
+            (
+                f.file_name().to_string_lossy().into_owned(),
+                std::fs::read(f.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} is empty", path.display());
+    files
+}
+
 fn groups_of(dir: &Path) -> Vec<GroupRecord> {
     let store = Store::open(dir.join("store")).unwrap();
     let steps = store.steps().unwrap();
@@ -83,8 +164,10 @@ fn groups_of(dir: &Path) -> Vec<GroupRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trains_and_store_matches_recomputation() {
     let dir = tempfile::tempdir().unwrap();
-    let config = tiny(3);
+    let config = delegating(3);
+    delegating_warm_start(dir.path());
     train(config.clone(), dir.path(), false, None).await;
+    assert_informative(&groups_of(dir.path()));
     let store = Store::open(dir.path().join("store")).unwrap();
     let steps = store.steps().unwrap();
     assert_eq!(
@@ -196,25 +279,62 @@ async fn trains_and_store_matches_recomputation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumed_run_equals_uninterrupted() {
     let whole = tempfile::tempdir().unwrap();
-    train(tiny(4), whole.path(), false, None).await;
+    delegating_warm_start(whole.path());
+    train(delegating(4), whole.path(), false, None).await;
     let parts = tempfile::tempdir().unwrap();
-    train(tiny(2), parts.path(), false, None).await;
-    train(tiny(4), parts.path(), true, None).await;
+    delegating_warm_start(parts.path());
+    train(delegating(2), parts.path(), false, None).await;
+    train(delegating(4), parts.path(), true, None).await;
     let (a, b) = (groups_of(whole.path()), groups_of(parts.path()));
     assert_eq!(a.len(), 4 * 2);
+    // Steps 2 and 3 ran after the resume: what they sampled and how they were scored depends
+    // on the weights, optimizer state and seeds the resume restored.
+    assert_informative(&a[4..]);
     assert_eq!(
         a, b,
         "rewards, alignment and advantages identical after resume"
     );
+    // The last step's updates went through the restored optimizer state: the final
+    // checkpoints (weights and optimizer) are equal byte for byte.
+    for role in ["main", "sub"] {
+        assert!(
+            checkpoint_files(whole.path(), role, 4) == checkpoint_files(parts.path(), role, 4),
+            "{role}'s checkpoint after step 4 differs between the resumed and the whole run"
+        );
+    }
 }
 
-/// A tiny config warmed up long enough that the main agent delegates.
-fn delegating(steps: u64) -> Config {
-    let mut c = tiny(steps);
-    c.warmup.steps = 150;
-    c.warmup.batch_size = 16;
-    c.warmup.lr = 3e-3;
-    c
+/// A committed step whose `metrics.jsonl` line was lost (the process died between the store's
+/// commit and the line) gets its line back from the store when the run goes on: every step
+/// once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_step_without_its_metrics_line_gets_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    delegating_warm_start(dir.path());
+    let mut config = delegating(3);
+    config.train.eval_every = 0;
+    train(config.clone(), dir.path(), false, None).await;
+    let path = dir.path().join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let lost: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    // As if the process died after committing step 2 and before writing its line.
+    std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    config.train.steps = 4;
+    train(config, dir.path(), true, None).await;
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = got.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [0, 1, 2, 3], "each step once, in order");
+    assert_eq!(got[2]["restored"], true, "{}", got[2]);
+    // The restored line says what the lost one said (from the store's step record).
+    let mut restored = got[2].clone();
+    restored.as_object_mut().unwrap().remove("restored");
+    assert_eq!(restored, lost);
 }
 
 /// Trains `config` in `dir` with the first executor request panicking after its trajectories
@@ -240,9 +360,10 @@ async fn executor_panic_mid_step_is_counted_once() {
     let mut config = delegating(2);
     config.train.eval_every = 0;
     let clean = tempfile::tempdir().unwrap();
+    delegating_warm_start(clean.path());
     train(config.clone(), clean.path(), false, None).await;
     let faulty = tempfile::tempdir().unwrap();
-    reuse_warm_start(clean.path(), faulty.path());
+    delegating_warm_start(faulty.path());
     // The first executor request of step 0 panics after its trajectories went to the learner
     // and before its reply: the worst moment for double counting.
     train_with_executor_panic(config, faulty.path()).await;
@@ -263,6 +384,7 @@ async fn executor_panic_mid_step_is_counted_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rollout_and_call_records_the_version_that_produced_it() {
     let dir = tempfile::tempdir().unwrap();
+    delegating_warm_start(dir.path());
     train(delegating(3), dir.path(), false, None).await;
     let groups = groups_of(dir.path());
     let calls: usize = groups.iter().map(|g| g.calls.len()).sum();
@@ -305,6 +427,7 @@ fn asynchronous(mut c: Config) -> Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asynchronous_steps_are_sampled_one_version_behind() {
     let dir = tempfile::tempdir().unwrap();
+    delegating_warm_start(dir.path());
     train(asynchronous(delegating(4)), dir.path(), false, None).await;
     let groups = groups_of(dir.path());
     assert_eq!(groups.len(), 4 * 2, "4 steps of 2 groups, each once");
@@ -345,8 +468,10 @@ async fn asynchronous_resume_and_crash_equal_uninterrupted() {
     let mut config = asynchronous(delegating(4));
     config.train.eval_every = 0;
     let whole = tempfile::tempdir().unwrap();
+    delegating_warm_start(whole.path());
     train(config.clone(), whole.path(), false, None).await;
     let a = groups_of(whole.path());
+    assert_informative(&a);
     assert_eq!(a.len(), 4 * 2);
 
     let parts = tempfile::tempdir().unwrap();

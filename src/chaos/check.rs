@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use mgrpo_algo::advantages::normalise;
-use mgrpo_algo::{StdKind, group_advantages, group_stats};
-use mgrpo_store::{GroupRecord, Store, SubSlot};
+use mgrpo_algo::{Algo, StdKind, group_advantages, group_stats};
+use mgrpo_store::{GroupRecord, Store, SubSlot, SwapRecord};
 use serde_json::Value;
 
 /// What the store and metrics of a run say against the reference.
@@ -24,6 +24,47 @@ pub struct StoreVerdict {
     pub identical: bool,
     /// Every broken invariant, in words.
     pub problems: Vec<String>,
+}
+
+/// Which models took updates at each step: the variant's, then as the store's swap records
+/// say (a role swapped to `frozen` or `expert` takes no update and stores no advantages; one
+/// swapped back to `train` does again). Decided from how the role was served, never from the
+/// stored advantages themselves, so a regression that zeroes them cannot pass as "not trained".
+#[derive(Debug, Clone)]
+pub struct Training {
+    variant: Algo,
+    swaps: Vec<SwapRecord>,
+}
+
+impl Training {
+    /// The variant `variant` with the swaps recorded in `swaps`.
+    pub fn new(variant: Algo, swaps: Vec<SwapRecord>) -> Self {
+        Self { variant, swaps }
+    }
+
+    /// Whether model `model` (`main`, `sub`) was served by its learner at `step`.
+    fn learner_serves(&self, model: &str, step: u64) -> bool {
+        self.swaps
+            .iter()
+            .filter(|s| s.role == model && s.step <= step)
+            .max_by_key(|s| (s.step, s.generation))
+            .is_none_or(|s| s.to_serving == "learner")
+    }
+
+    /// Whether the main agent's model trained at `step`.
+    pub fn main(&self, step: u64) -> bool {
+        self.learner_serves("main", step)
+    }
+
+    /// Whether the sub-agents' model trained at `step` (under `shared`, the one model).
+    pub fn sub(&self, step: u64) -> bool {
+        let model = if self.variant.shares_model() {
+            "main"
+        } else {
+            "sub"
+        };
+        self.variant.sub_is_trained() && self.learner_serves(model, step)
+    }
 }
 
 /// A store's group records (as JSON text) and each step's role versions.
@@ -46,19 +87,24 @@ fn records(run: &Path) -> Result<(Vec<String>, Vec<String>, Vec<GroupRecord>)> {
     Ok((groups, steps, typed))
 }
 
-/// Checks run `run` (which should have trained `steps` steps) against `reference`.
-/// Steps from `compare_until` on are not compared with the reference (a fault changed the
-/// samples on purpose from there: garbage output); they are still checked for the rest.
+/// Checks run `run` (which should have trained `steps` steps under `variant`) against
+/// `reference`. Steps from `compare_until` on are not compared with the reference (a fault
+/// changed the samples on purpose from there: garbage output); they are still checked for the
+/// rest.
 pub fn check_store(
     run: &Path,
     reference: &Path,
     steps: u64,
-    std: StdKind,
-    eps: f32,
+    variant: Algo,
+    (std, eps): (StdKind, f32),
     compare_until: u64,
 ) -> Result<StoreVerdict> {
     let mut v = StoreVerdict::default();
     let (groups, step_lines, typed) = records(run)?;
+    let swaps = Store::open(run.join("store"))
+        .and_then(|s| s.swaps())
+        .with_context(|| format!("reading the swaps of {}", run.display()))?;
+    let training = Training::new(variant, swaps);
     let (ref_groups, ref_steps, _) = records(reference)?;
 
     // Every step once, in order: the store keys steps by number, so a step is there or not.
@@ -130,7 +176,16 @@ pub fn check_store(
     }
 
     for g in &typed {
-        v.problems.extend(recompute(g, std, eps));
+        let trains = (training.main(g.step), training.sub(g.step));
+        v.problems.extend(recompute(g, std, eps, trains));
+    }
+    // Recomputation checks nothing where every group's rewards are equal (all advantages 0):
+    // a run that trained must have had something to check.
+    let varied = |g: &GroupRecord| g.main.windows(2).any(|w| w[0].reward != w[1].reward);
+    if typed.iter().any(|g| training.main(g.step)) && !typed.iter().any(varied) {
+        v.problems.push(
+            "no group's rewards differed: the stored advantages were never put to the test".into(),
+        );
     }
     v.problems.extend(monotone_versions(&metrics));
     Ok(v)
@@ -151,17 +206,29 @@ fn step_of(line: &str, kind: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Recomputes a group's advantages from its stored rewards; a message per mismatch.
-pub fn recompute(g: &GroupRecord, std: StdKind, eps: f32) -> Vec<String> {
+/// Recomputes a group's advantages from its stored rewards; a message per mismatch. `trains`
+/// says whether the main and the sub model took updates at the group's step: a model that did
+/// not stores advantages of 0.
+pub fn recompute(
+    g: &GroupRecord,
+    std: StdKind,
+    eps: f32,
+    (main_trains, sub_trains): (bool, bool),
+) -> Vec<String> {
     let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * (1.0 + a.abs().max(b.abs()));
     let mut out = Vec::new();
     let rewards: Vec<f32> = g.main.iter().map(|m| m.reward).collect();
     let (adv, stats) = group_advantages(&rewards, std, eps);
     let stored: Vec<f32> = g.main.iter().map(|m| m.advantage).collect();
     // A role that did not train (frozen, expert) stores no advantages.
-    let trained = stored.iter().any(|a| *a != 0.0);
-    if trained
-        && (!adv.iter().zip(&stored).all(|(a, b)| close(*a, *b)) || !close(stats.mean, g.main_mean))
+    let adv = if main_trains {
+        adv
+    } else {
+        vec![0.0; stored.len()]
+    };
+    if adv.len() != stored.len()
+        || !adv.iter().zip(&stored).all(|(a, b)| close(*a, *b))
+        || !close(stats.mean, g.main_mean)
     {
         out.push(format!(
             "step {} query {}: main advantages {stored:?} do not recompute from rewards {rewards:?} ({adv:?})",
@@ -195,12 +262,14 @@ pub fn recompute(g: &GroupRecord, std: StdKind, eps: f32) -> Vec<String> {
                 .map(|(_, a)| *a)
         })
         .collect();
-    let trained = stored.iter().any(|a| *a != 0.0);
-    if trained
-        && (stats.count != g.sub_count
+    let wrong = if sub_trains {
+        stats.count != g.sub_count
             || adv.len() != stored.len()
-            || !adv.iter().zip(&stored).all(|(a, b)| close(*a, *b)))
-    {
+            || !adv.iter().zip(&stored).all(|(a, b)| close(*a, *b))
+    } else {
+        stored.iter().any(|a| *a != 0.0)
+    };
+    if wrong {
         out.push(format!(
             "step {} query {}: sub advantages {stored:?} do not recompute from the aligned rewards {slot_rewards:?} ({adv:?})",
             g.step, g.query
@@ -308,9 +377,48 @@ mod tests {
     #[test]
     fn stored_advantages_must_recompute_from_stored_rewards() {
         // Rewards 0 and 1, population std 0.5: advantages −1 and +1.
-        assert!(recompute(&group(-1.0), StdKind::Population, 0.0).is_empty());
-        let bad = recompute(&group(0.3), StdKind::Population, 0.0);
+        let trains = (true, true);
+        assert!(recompute(&group(-1.0), StdKind::Population, 0.0, trains).is_empty());
+        let bad = recompute(&group(0.3), StdKind::Population, 0.0, trains);
         assert_eq!(bad.len(), 1, "{bad:?}");
+        // Zeroed advantages of a role that trained are caught (they used to pass as "not
+        // trained")…
+        let mut zeroed = group(-1.0);
+        zeroed.main.iter_mut().for_each(|m| m.advantage = 0.0);
+        zeroed.sub_advantages = vec![vec![0.0], vec![0.0]];
+        let bad = recompute(&zeroed, StdKind::Population, 0.0, trains);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        // …and a role that did not train must store none.
+        assert!(recompute(&zeroed, StdKind::Population, 0.0, (false, false)).is_empty());
+        let bad = recompute(&group(-1.0), StdKind::Population, 0.0, (false, true));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+    }
+
+    #[test]
+    fn training_follows_the_variant_and_the_swaps() {
+        let swap = |step, role: &str, to: &str, generation| SwapRecord {
+            step,
+            role: role.into(),
+            request: to.into(),
+            from_serving: "learner".into(),
+            from_version: 0,
+            to_serving: to.into(),
+            weights: "keep".into(),
+            generation,
+            version: 0,
+            node: None,
+            duration_ms: 0,
+        };
+        let t = Training::new(
+            Algo::Mgrpo,
+            vec![swap(5, "sub", "expert", 1), swap(9, "sub", "learner", 2)],
+        );
+        assert!(t.main(0) && t.main(7) && t.sub(4) && t.sub(9));
+        assert!(!t.sub(5) && !t.sub(8));
+        let frozen = Training::new(Algo::FrozenSub, vec![]);
+        assert!(frozen.main(3) && !frozen.sub(3));
+        let shared = Training::new(Algo::Shared, vec![swap(2, "main", "frozen", 1)]);
+        assert!(shared.sub(1) && !shared.sub(2) && !shared.main(2));
     }
 
     /// A run directory with a real sled store holding `steps` steps (one group each, the first
@@ -359,7 +467,8 @@ mod tests {
         run_with(&changed, 3, 0.5, &[0, 1, 1, 2]);
         run_with(&short, 2, 0.0, &[0, 1]);
         let check = |run: &Path| {
-            check_store(run, &reference, 3, StdKind::Population, 0.0, u64::MAX).unwrap()
+            let algo = (StdKind::Population, 0.0);
+            check_store(run, &reference, 3, Algo::Mgrpo, algo, u64::MAX).unwrap()
         };
 
         let v = check(&same);

@@ -160,13 +160,18 @@ impl Injector {
         match &f.kind {
             FaultKind::KillNode { node, .. } => {
                 inj.target = node.clone();
-                self.nodes.kill(node);
+                inj.fired = self.nodes.kill(node);
+                if !inj.fired {
+                    inj.note = "the node was not running when the SIGKILL was due".into();
+                }
                 self.healing.push(heal(Heal::Restart(node.clone())));
             }
             FaultKind::CutLink { link, .. } => {
                 let (p, dirs) = self.links.find(&parse_link(link)?)?;
                 inj.target = link.clone();
                 p.faults.cut(&dirs, true);
+                // In effect from now: the proxy drops every frame until it heals.
+                inj.fired = true;
                 let faults = p.faults.clone();
                 self.healing.push(heal(Heal::Uncut(faults, dirs)));
             }
@@ -179,6 +184,7 @@ impl Injector {
                 let (p, dirs) = self.links.find(&parse_link(link)?)?;
                 inj.target = link.clone();
                 p.faults.delay(&dirs, Some((*ms, *jitter_ms)));
+                inj.fired = true;
                 let faults = p.faults.clone();
                 self.healing.push(heal(Heal::Undelay(faults, dirs)));
             }
@@ -242,12 +248,17 @@ impl Injector {
                 inj.target = node.clone();
                 let addr = self.listen_of(node)?;
                 let hold = Duration::from_secs_f64(*for_s);
-                tokio::spawn(async move {
-                    if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
-                        let mut b = [0u8; 1];
-                        let _ = tokio::time::timeout(hold, s.read(&mut b)).await;
+                // Struck only if the connection that never speaks was accepted.
+                match tokio::net::TcpStream::connect(&addr).await {
+                    Ok(mut s) => {
+                        inj.fired = true;
+                        tokio::spawn(async move {
+                            let mut b = [0u8; 1];
+                            let _ = tokio::time::timeout(hold, s.read(&mut b)).await;
+                        });
                     }
-                });
+                    Err(e) => inj.note = format!("could not connect to {addr}: {e}"),
+                }
                 self.healing.push(heal(Heal::Nothing));
             }
             FaultKind::GarbageFrames { node } | FaultKind::OversizedFrame { node } => {
@@ -262,7 +273,7 @@ impl Injector {
                     b.extend_from_slice(&[0u8; 1024]);
                     b
                 };
-                inj.note = bad_client(&addr, &bytes).await;
+                (inj.fired, inj.note) = bad_client(&addr, &bytes).await;
             }
         }
         Ok(())
@@ -415,12 +426,16 @@ impl Injector {
     }
 }
 
-/// Sends `bytes` to `addr` as a misbehaving client; says how the node answered.
-async fn bad_client(addr: &str, bytes: &[u8]) -> String {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return "could not connect".into();
+/// Sends `bytes` to `addr` as a misbehaving client; whether the bytes reached the node (it
+/// accepted the connection and took them), and how it answered.
+async fn bad_client(addr: &str, bytes: &[u8]) -> (bool, String) {
+    let mut s = match tokio::net::TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return (false, format!("could not connect to {addr}: {e}")),
     };
-    let _ = s.write_all(bytes).await;
+    if let Err(e) = s.write_all(bytes).await {
+        return (false, format!("could not send the bytes: {e}"));
+    }
     let t = Instant::now();
     let mut buf = [0u8; 1024];
     let closed = tokio::time::timeout(Duration::from_secs(20), async {
@@ -432,11 +447,12 @@ async fn bad_client(addr: &str, bytes: &[u8]) -> String {
         }
     })
     .await;
-    match closed {
+    let note = match closed {
         Ok(()) => format!(
             "the node closed the connection after {} ms",
             t.elapsed().as_millis()
         ),
         Err(_) => "the node kept the connection open for 20 s".into(),
-    }
+    };
+    (true, note)
 }

@@ -115,9 +115,11 @@ impl Nodes {
         };
         match p.child.take() {
             Some(mut c) => {
-                let _ = c.kill();
+                // Alive when struck: it had not exited by itself, and the signal was delivered.
+                let alive = matches!(c.try_wait(), Ok(None));
+                let killed = alive && c.kill().is_ok();
                 let _ = c.wait();
-                true
+                killed
             }
             None => false,
         }

@@ -59,9 +59,7 @@ impl Outcome {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(mgrpo_actors::cluster::ports::loopback_ports(1)?[0])
 }
 
 /// The node names of a config (`local` for one process).
@@ -250,6 +248,7 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
             history.injections[i].healed_s = Some(secs(now));
         }
         for (i, at) in inj.strikes() {
+            history.injections[i].fired = true;
             history.injections[i].healed_s = Some(secs(at));
         }
         // Faults due (none once training finished).
@@ -273,7 +272,10 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
                     at_s: secs(now),
                     step: under_way,
                     healed_s: None,
-                    fired: true,
+                    // Set where the fault observably struck: a node that was running got the
+                    // SIGKILL, a proxy took the fault, a connection was accepted, an armed
+                    // fault point logged its strike (`strikes`).
+                    fired: false,
                     recovery_s: None,
                     note: String::new(),
                 };
@@ -303,10 +305,10 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
     }
     // Strikes logged since the last look.
     for (i, at) in inj.strikes() {
+        history.injections[i].fired = true;
         history.injections[i].healed_s = Some(secs(at));
     }
     for (i, why) in inj.unfired() {
-        history.injections[i].fired = false;
         if history.injections[i].note.is_empty() {
             history.injections[i].note = why;
         }
@@ -345,8 +347,8 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
         &run,
         &setup.reference,
         setup.plan.steps,
-        config.algo.std,
-        config.algo.eps,
+        config.algo.variant,
+        (config.algo.std, config.algo.eps),
         garbled.iter().map(|(_, s)| *s).min().unwrap_or(u64::MAX),
     )
     .unwrap_or_else(|e| StoreVerdict {

@@ -150,31 +150,60 @@ fn retries_are_idempotent_and_conflicts_refused() {
     assert_eq!(store.steps().unwrap().len(), 1);
 }
 
-/// Child half of the crash test: commits steps as fast as it can until killed.
+/// Child half of the crash test: commits steps as fast as it can until killed, printing each
+/// commit. Ignored: it runs only when re-executed by `crash_mid_commit_leaves_whole_steps`
+/// (`--ignored`), so it never shows as a test that passed without doing anything.
 #[test]
+#[ignore = "the child process of crash_mid_commit_leaves_whole_steps"]
 fn crash_child_commits_until_killed() {
-    let Ok(dir) = std::env::var("MGRPO_STORE_CRASH_DIR") else {
-        return; // only meaningful when re-executed by `crash_mid_commit_leaves_whole_steps`
-    };
+    let dir = std::env::var("MGRPO_STORE_CRASH_DIR")
+        .expect("run by crash_mid_commit_leaves_whole_steps, which sets MGRPO_STORE_CRASH_DIR");
     let store = Store::open(&dir).unwrap();
     let start = store.last_step().unwrap().map_or(0, |s| s + 1);
     for s in start.. {
         store.commit_step(&commit(s, 16)).unwrap();
+        println!("committed {s}");
     }
 }
 
 #[test]
 fn crash_mid_commit_leaves_whole_steps() {
+    use std::io::BufRead;
     let exe = std::env::current_exe().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // Several kills at different moments (deterministic delays; print them for reproduction).
-    for (round, delay_ms) in [150u64, 230, 310].into_iter().enumerate() {
+    let mut before = 0usize;
+    // Several kills at different moments after the child's first commit (deterministic
+    // delays, printed for reproduction).
+    for (round, delay_ms) in [0u64, 37, 83].into_iter().enumerate() {
         let mut child = Command::new(&exe)
-            .args(["crash_child_commits_until_killed", "--exact", "--nocapture"])
+            .args([
+                "crash_child_commits_until_killed",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
             .env("MGRPO_STORE_CRASH_DIR", dir.path())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if line.starts_with("committed ") && tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        // The child is committing: its first commit of this round was printed.
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("round {round}: the child never committed a step"));
         std::thread::sleep(Duration::from_millis(delay_ms));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the child was still committing when killed"
+        );
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -191,7 +220,16 @@ fn crash_mid_commit_leaves_whole_steps() {
                 s.step
             );
         }
-        eprintln!("round {round}: {delay_ms} ms → {} whole steps", steps.len());
+        assert!(
+            steps.len() > before,
+            "round {round}: the child's commits ({first}, …) are in the store: {} steps, {before} before",
+            steps.len()
+        );
+        eprintln!(
+            "round {round}: killed {delay_ms} ms after {first} → {} whole steps",
+            steps.len()
+        );
+        before = steps.len();
     }
     let store = Store::open(dir.path()).unwrap();
     assert!(

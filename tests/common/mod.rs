@@ -14,14 +14,10 @@ pub fn mgrpo() -> Command {
     c
 }
 
+/// Three loopback ports for a cluster's nodes: outside the OS's ephemeral range, so no
+/// outgoing connection takes one before its node binds it.
 pub fn free_ports() -> Vec<u16> {
-    let listeners: Vec<_> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    mgrpo_actors::cluster::ports::loopback_ports(3).unwrap()
 }
 
 /// examples/tiny.toml with a warm start long enough to learn the protocol (so rollouts make

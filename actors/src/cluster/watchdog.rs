@@ -69,17 +69,23 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
+    /// On tokio's paused clock: time moves only when every task waits, so the gaps below
+    /// are exact whatever the machine's load.
+    #[tokio::test(start_paused = true)]
     async fn bytes_keep_it_alive_and_silence_ends_it() {
         let (mut a, b) = tokio::io::duplex(64);
         let mut r = WatchedRead::new(Box::new(b), Duration::from_millis(200), "test".into());
         let mut buf = [0u8; 4];
+        // Gaps of 190 ms, each under the limit: 570 ms alive in all, three times the limit.
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(120)).await;
+            tokio::time::sleep(Duration::from_millis(190)).await;
             a.write_all(b"ping").await.unwrap();
             r.read_exact(&mut buf).await.unwrap();
         }
+        let silent = tokio::time::Instant::now();
         let e = r.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let after = silent.elapsed().as_millis();
+        assert!((200..=201).contains(&after), "dropped at the limit, not {after} ms");
     }
 }

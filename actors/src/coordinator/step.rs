@@ -21,7 +21,7 @@ use futures::future::join_all;
 use mgrpo_algo::derive_seed;
 use mgrpo_algo::salt;
 use mgrpo_env::Split;
-use mgrpo_store::StepCommit;
+use mgrpo_store::{StepCommit, StepRecord};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
@@ -300,7 +300,7 @@ pub async fn run_step(
     };
     let metrics = records::metrics(&groups, &results, &reports, &measured);
     let commit_ = records::commit(step, metrics, groups, &reports);
-    let mut line = report_line(step, main_version, &commit_);
+    let mut line = report_line(main_version, &commit_.record);
     // The generation each role ran the step with (a swap never lands mid-step).
     for (role, state) in servings {
         line[format!("{}_generation", role.name())] = state.generation.into();
@@ -317,12 +317,12 @@ pub async fn run_step(
 }
 
 /// The step's `metrics.jsonl` line: step, main version, every metric, each role's version.
-fn report_line(step: u64, main_version: u64, commit: &StepCommit) -> serde_json::Value {
-    let mut line = serde_json::json!({ "step": step, "main_version": main_version });
-    for (k, v) in &commit.record.metrics {
+pub(crate) fn report_line(main_version: u64, record: &StepRecord) -> serde_json::Value {
+    let mut line = serde_json::json!({ "step": record.step, "main_version": main_version });
+    for (k, v) in &record.metrics {
         line[k] = (*v).into();
     }
-    for (k, v) in &commit.record.role_versions {
+    for (k, v) in &record.role_versions {
         line[format!("{k}_version")] = (*v).into();
     }
     line

@@ -216,8 +216,137 @@ fn save_then_reload_is_identical_and_bf16_and_f16_are_close() {
                 worst < bound,
                 "{name}: {dtype:?} round trip moved a log-prob by {worst}"
             );
+            // The stored halves are the f32 weights rounded to nearest, ties to even — bit for
+            // bit against a conversion written here from the formats' definitions (a
+            // truncating conversion, or one through another rounding mode, fails).
+            let full = safetensors(&dir.path().join("model.safetensors"));
+            let halves = safetensors(&half.path().join("model.safetensors"));
+            assert_eq!(
+                full.keys().collect::<Vec<_>>(),
+                halves.keys().collect::<Vec<_>>(),
+                "{name}: the same tensors"
+            );
+            let (want_dtype, round): (&str, fn(f32) -> u16) = match dtype {
+                StoreDtype::Bf16 => ("BF16", bf16_rne),
+                _ => ("F16", f16_rne),
+            };
+            let mut rounded_up = 0usize;
+            for (tensor, (stored, bytes)) in &halves {
+                let (f32_dtype, f32_bytes) = &full[tensor];
+                assert_eq!((f32_dtype.as_str(), stored.as_str()), ("F32", want_dtype));
+                let words = bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                let floats = f32_bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                assert_eq!(bytes.len() * 2, f32_bytes.len(), "{name} {tensor}");
+                for (i, (got, x)) in words.zip(floats).enumerate() {
+                    let want = round(x);
+                    assert_eq!(
+                        got, want,
+                        "{name} {tensor}[{i}]: {x:e} ({:#010x}) stored as {got:#06x}, round-to-nearest-even gives {want:#06x}",
+                        x.to_bits()
+                    );
+                    let magnitude = match dtype {
+                        StoreDtype::Bf16 => f32::from_bits(u32::from(want) << 16).abs(),
+                        _ => half_magnitude(want),
+                    };
+                    rounded_up += usize::from(magnitude > x.abs());
+                }
+            }
+            // Truncation would agree wherever rounding goes down: make sure both happened.
+            assert!(rounded_up > 0, "{name} {dtype:?}: no weight rounded up");
         }
     }
+}
+
+/// A safetensors file's tensors by name: `(dtype, little-endian bytes)`.
+fn safetensors(path: &std::path::Path) -> std::collections::BTreeMap<String, (String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let off = v["data_offsets"].as_array().unwrap();
+            let (a, b) = (off[0].as_u64().unwrap(), off[1].as_u64().unwrap());
+            let dtype = v["dtype"].as_str().unwrap().to_string();
+            (k.clone(), (dtype, data[a as usize..b as usize].to_vec()))
+        })
+        .collect()
+}
+
+/// f32 → bfloat16, round to nearest, ties to even (NaN stays a quiet NaN).
+fn bf16_rne(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) as u16) | 0x0040;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// f32 → IEEE half, round to nearest, ties to even; overflow to infinity, subnormals kept.
+fn f16_rne(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x007f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x0200 } else { 0 };
+    }
+    let round = |q: u32, r: u32, half: u32| q + u32::from(r > half || (r == half && q & 1 == 1));
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // A subnormal half: the 24-bit significand shifted right by 14 − e bits.
+        let shift = (14 - e) as u32;
+        if shift > 24 {
+            return sign;
+        }
+        let m = man | 0x0080_0000;
+        let q = m >> shift;
+        let r = m & ((1 << shift) - 1);
+        return sign | round(q, r, 1 << (shift - 1)) as u16;
+    }
+    // Normal: 10 of the 23 mantissa bits; a carry moves into the exponent (up to infinity).
+    let q = ((e as u32) << 10) | (man >> 13);
+    sign | round(q, man & 0x1fff, 0x1000) as u16
+}
+
+/// The magnitude a half's bits stand for.
+fn half_magnitude(h: u16) -> f32 {
+    let (e, m) = (((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f32);
+    match e {
+        0 => m * 2f32.powi(-24),
+        0x1f => f32::INFINITY,
+        _ => (1.0 + m / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+#[test]
+fn the_half_conversions_round_to_nearest_even() {
+    // Values picked from the formats' definitions.
+    assert_eq!(bf16_rne(1.0), 0x3f80);
+    assert_eq!(bf16_rne(f32::from_bits(0x3f80_8000)), 0x3f80); // a tie, to even (down)
+    assert_eq!(bf16_rne(f32::from_bits(0x3f81_8000)), 0x3f82); // a tie, to even (up)
+    assert_eq!(bf16_rne(f32::from_bits(0x3f80_8001)), 0x3f81); // above the tie
+    assert_eq!(f16_rne(1.0), 0x3c00);
+    assert_eq!(f16_rne(-2.0), 0xc000);
+    assert_eq!(f16_rne(65504.0), 0x7bff);
+    assert_eq!(f16_rne(65520.0), 0x7c00); // the tie above the largest half: to infinity
+    assert_eq!(f16_rne(2f32.powi(-24)), 0x0001); // the smallest subnormal
+    assert_eq!(f16_rne(2f32.powi(-25)), 0x0000); // its half: a tie, to even (zero)
+    assert_eq!(f16_rne(1.5 * 2f32.powi(-24)), 0x0002); // a tie, to even (up)
+    assert_eq!(f16_rne(1.0 + 2f32.powi(-11)), 0x3c00); // a tie at 1, to even
+    assert_eq!(f16_rne(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
+    assert_eq!(f16_rne(0.1), 0x2e66);
+    assert_eq!(half_magnitude(0x3c01), 1.0 + 2f32.powi(-10));
+    assert_eq!(half_magnitude(0x0001), 2f32.powi(-24));
 }
 
 #[test]
