@@ -14,6 +14,11 @@ It prints the same table as `mgrpo_models::bench::format_table`, so ratios can b
 joining on (preset, measure, batch). Run it on the same machine with the same thread count:
 
   python3 bench/torch_reference.py --threads 2 --presets tiny,small
+
+That it is the same model is checked, not assumed: `--parity DIR` loads a case that
+`mgrpo bench models --parity` wrote (a preset's weights, a batch, the update settings) and
+prints, as one JSON line, the log-probs, the SFT and surrogate losses and the SFT loss after one
+update of each, computed here; mgrpo compares them with its own (1e-4).
 """
 import argparse
 import math
@@ -158,6 +163,68 @@ def train_step(model, opt, batch, surrogate):
     return loss.item()
 
 
+def parity(case_dir):
+    """The numbers of an mgrpo reference case (see `models/src/reference_case.rs`), in torch."""
+    import json
+
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(1)
+    case = json.load(open(os.path.join(case_dir, "case.json")))
+    d, layers, heads, d_ff = PRESETS[case["preset"]]
+    names = {"token_embedding.weight": "tok.weight", "position_embedding.weight": "pos.weight"}
+    stored = load_file(os.path.join(case_dir, "weights.safetensors"))
+    state = {}
+    for k, v in stored.items():
+        k = names.get(k, k)
+        if k.startswith("final_norm."):
+            k = "norm." + k[len("final_norm."):]
+        state[k] = v.float()
+    rows, seq = case["rows"], case["seq_len"]
+    shape = lambda key: torch.tensor(case[key], dtype=torch.float32).view(rows, seq)
+    tokens = torch.tensor(case["tokens"], dtype=torch.long).view(rows, seq)
+    mask, adv, old = shape("loss_mask"), shape("advantages"), shape("old_logprobs")
+    sft_w, sur_w = shape("sft_weights"), shape("surrogate_weights")
+
+    def fresh():
+        model = PolicyModel(case["vocab_size"], d, layers, heads, d_ff, case["max_seq_len"])
+        model.load_state_dict(state, strict=True)
+        opt = torch.optim.AdamW(model.parameters(), lr=case["lr"], betas=(case["beta1"], case["beta2"]),
+                                eps=case["epsilon"], weight_decay=case["weight_decay"])
+        return model, opt
+
+    def sft_loss(model):
+        return -(token_logprobs(model, tokens) * sft_w).sum()
+
+    def surrogate_loss(model):
+        ratio = ((token_logprobs(model, tokens) - old) * mask).clamp(-20, 20).exp()
+        clipped = ratio.clamp(1 - case["eps_low"], 1 + case["eps_high"]) * adv
+        return -(torch.minimum(ratio * adv, clipped) * sur_w).sum()
+
+    def step(model, opt, loss_fn):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model)
+        loss.backward()
+        if case["grad_clip_norm"] is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), case["grad_clip_norm"])
+        opt.step()
+        return loss.item()
+
+    out = {}
+    model, opt = fresh()
+    with torch.no_grad():
+        lp = token_logprobs(model, tokens)
+    out["logprobs"] = lp[mask > 0].tolist()
+    out["sft_loss"] = step(model, opt, sft_loss)
+    with torch.no_grad():
+        out["sft_loss_after_sft_step"] = sft_loss(model).item()
+    model, opt = fresh()
+    out["surrogate_loss"] = step(model, opt, surrogate_loss)
+    with torch.no_grad():
+        out["sft_loss_after_surrogate_step"] = sft_loss(model).item()
+    print(json.dumps(out))
+
+
 def median_ms(repeats, fn):
     fn()
     times = []
@@ -181,7 +248,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-nocache", action="store_true", help="skip the no-cache sampling rows")
     ap.add_argument("--no-updates", action="store_true", help="skip the sft/surrogate rows")
+    ap.add_argument("--parity", metavar="DIR", help="compute the numbers of an mgrpo reference case")
     args = ap.parse_args()
+    if args.parity:
+        parity(args.parity)
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -49,14 +49,18 @@ mod tests {
             "mimalloc's option table changed: recheck the index"
         );
         let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok();
-        let expected: std::ffi::c_long = from_env
-            .as_deref()
-            .map_or(1000, |v| v.trim().parse().expect("MIMALLOC_PURGE_DELAY is a number"));
+        let expected: std::ffi::c_long = from_env.as_deref().map_or(1000, |v| {
+            v.trim().parse().expect("MIMALLOC_PURGE_DELAY is a number")
+        });
         // SAFETY: reads and writes of mimalloc's option table.
         unsafe {
             assert_eq!(ffi::mi_option_get(PURGE_DELAY), expected, "{from_env:?}");
             apply(true);
-            assert_eq!(ffi::mi_option_get(PURGE_DELAY), expected, "the environment wins");
+            assert_eq!(
+                ffi::mi_option_get(PURGE_DELAY),
+                expected,
+                "the environment wins"
+            );
             apply(false);
             assert_eq!(ffi::mi_option_get(PURGE_DELAY), -1);
         }

@@ -354,6 +354,11 @@ pub enum BenchCommand {
         /// beyond parity) — on a machine whose speed drifts, one round is one sample.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         rounds: u64,
+        /// Instead of timing: check that `bench/torch_reference.py`'s model is ours — each
+        /// preset's initial weights loaded there give the same log-probs, SFT and surrogate
+        /// losses and the same loss after one update of each (within 1e-4), or exit 1.
+        #[arg(long, conflicts_with_all = ["compare_torch", "rounds"])]
+        parity: bool,
     },
     /// Whole training steps of a config (default: `cluster.toml`, the default run): the warm
     /// start, then each step's rollout, each learner's update, publishing and the rest

@@ -69,7 +69,10 @@ fn bench_train_reports_every_phase_of_its_steps() {
         };
         let sum: f64 = sync_lines.iter().map(|l| l[&key].as_f64().unwrap()).sum();
         let total = p["total_s"].as_f64().unwrap();
-        assert!((total - sum).abs() <= 1e-9 * sum.max(1.0), "{name}: {total} vs Σ {key} = {sum}");
+        assert!(
+            (total - sum).abs() <= 1e-9 * sum.max(1.0),
+            "{name}: {total} vs Σ {key} = {sum}"
+        );
         if ["step", "rollout", "main update", "sub update"].contains(&name) {
             assert!(total > 0.0, "{name} took no time: {p}");
         }

@@ -61,10 +61,18 @@ mod tests {
             (42, &[1, 2, 3], 0x104B_26D6_25F9_D598),
             (42, &[salt::MAIN, 7, 3, 1, 0], 0xE978_AEEA_02FC_8BF0),
             (7, &[u64::MAX], 0x621C_AD6A_5E65_EAB5),
-            (123_456_789, &[salt::SUB, 199, 3, 7, 2, 5], 0x8587_2909_7CEF_0064),
+            (
+                123_456_789,
+                &[salt::SUB, 199, 3, 7, 2, 5],
+                0x8587_2909_7CEF_0064,
+            ),
         ];
         for (seed, path, want) in cases {
-            assert_eq!(derive_seed(seed, path), want, "derive_seed({seed}, {path:?})");
+            assert_eq!(
+                derive_seed(seed, path),
+                want,
+                "derive_seed({seed}, {path:?})"
+            );
         }
     }
 }

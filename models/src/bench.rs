@@ -181,7 +181,7 @@ fn random_tokens(rng: &mut ChaCha8Rng, len: usize, vocab: usize) -> Vec<u32> {
 
 /// A training batch of random rows: the first quarter of each row is context, the rest is
 /// trained with a random advantage; π_old from the policy itself.
-fn train_batch(
+pub(crate) fn train_batch(
     rng: &mut ChaCha8Rng,
     options: &BenchOptions,
     policy: &Policy,

@@ -24,6 +24,7 @@ pub mod learner;
 pub mod lora;
 pub mod loss;
 pub mod policy;
+pub mod reference_case;
 pub mod sampling;
 mod tensors;
 #[cfg(test)]

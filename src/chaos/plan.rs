@@ -460,7 +460,10 @@ steps = [1, 9]
             }
         );
         let e = parse_link("subhub").unwrap_err().to_string();
-        assert!(e.contains("a link is `a-b`") && e.contains("\"subhub\""), "{e}");
+        assert!(
+            e.contains("a link is `a-b`") && e.contains("\"subhub\""),
+            "{e}"
+        );
         assert!(parse_role("planner").is_ok());
         let e = parse_role("chef").unwrap_err().to_string();
         assert!(e.contains("unknown role \"chef\""), "{e}");

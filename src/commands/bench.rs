@@ -7,6 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use mgrpo_models::bench::{BenchOptions, BenchRow, format_table, run_bench};
+use mgrpo_models::reference_case::{CaseNumbers, compare, write_reference_case};
 use serde::Serialize;
 
 use crate::cli::{BenchCommand, BenchSchedule, ConfigArg, ScheduleArg, TrainArgs};
@@ -41,6 +42,7 @@ pub fn models(command: &BenchCommand) -> Result<()> {
         batch_sizes,
         cache_only,
         rounds,
+        parity,
         ..
     } = command
     else {
@@ -70,6 +72,10 @@ pub fn models(command: &BenchCommand) -> Result<()> {
         no_cache: !cache_only,
         ..BenchOptions::default()
     };
+    if *parity {
+        let python = python.clone().unwrap_or_else(default_python);
+        return check_parity(&python, &options, *json);
+    }
     eprintln!(
         "measuring {presets:?} on {backend}/{device}, {threads} threads (medians of {repeats}; takes a minute)"
     );
@@ -154,6 +160,70 @@ fn default_python() -> PathBuf {
 }
 
 /// Runs the reference script with our shapes and parses its table.
+/// The largest difference `--parity` accepts between our numbers and torch's.
+const PARITY_TOLERANCE: f64 = 1e-4;
+
+/// `bench models --parity`: each preset's reference case through `torch_reference.py`.
+fn check_parity(python: &Path, options: &BenchOptions, json: bool) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_reference.py");
+    let mut failed = Vec::new();
+    let mut report = Vec::new();
+    for preset in &options.presets {
+        let dir = tempfile::tempdir().context("a scratch directory")?;
+        let case = write_reference_case(preset, options, dir.path())?;
+        let out = Command::new(python)
+            .arg(&script)
+            .arg("--parity")
+            .arg(dir.path())
+            .output()
+            .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} --parity failed (is torch installed there? --python / MGRPO_TORCH_PYTHON): {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        let theirs: CaseNumbers = serde_json::from_str(line)
+            .with_context(|| format!("{} --parity printed {line:?}", script.display()))?;
+        for (what, ours, torch, diff) in compare(&case.ours, &theirs) {
+            let ok = diff <= PARITY_TOLERANCE;
+            if !ok {
+                failed.push(format!("{preset} {what}: |Δ| = {diff:.2e}"));
+            }
+            if !json {
+                let values = if what.starts_with("log-probs") {
+                    format!("{:>37}", "")
+                } else {
+                    format!("ours {ours:>12.6} torch {torch:>12.6}")
+                };
+                println!(
+                    "{preset:<6} {what:<34} {values} |Δ| {diff:.2e} {}",
+                    if ok { "ok" } else { "FAIL" }
+                );
+            }
+            report.push(serde_json::json!({
+                "preset": preset, "what": what, "ours": ours, "torch": torch, "diff": diff, "ok": ok
+            }));
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "tolerance": PARITY_TOLERANCE, "checks": report })
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "torch_reference.py's model differs from ours beyond {PARITY_TOLERANCE}: {}",
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
 fn torch_rows(python: &Path, options: &BenchOptions, threads: usize) -> Result<Vec<BenchRow>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_reference.py");
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");

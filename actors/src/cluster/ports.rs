@@ -55,7 +55,10 @@ mod tests {
         let all: std::collections::BTreeSet<u16> = a.iter().chain(&b).copied().collect();
         assert_eq!(all.len(), 6, "{a:?} {b:?}");
         let top = ephemeral_start();
-        assert!(all.iter().all(|p| *p >= LOWEST && *p < top.max(LOWEST + 1_000)));
+        assert!(
+            all.iter()
+                .all(|p| *p >= LOWEST && *p < top.max(LOWEST + 1_000))
+        );
         assert!(!all.contains(&held.local_addr().unwrap().port()));
         for p in all {
             std::net::TcpListener::bind(("127.0.0.1", p)).expect("free");

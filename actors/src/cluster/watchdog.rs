@@ -86,6 +86,9 @@ mod tests {
         let e = r.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
         let after = silent.elapsed().as_millis();
-        assert!((200..=201).contains(&after), "dropped at the limit, not {after} ms");
+        assert!(
+            (200..=201).contains(&after),
+            "dropped at the limit, not {after} ms"
+        );
     }
 }

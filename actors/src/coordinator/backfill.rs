@@ -53,7 +53,8 @@ fn restored_line(ctx: &NodeContext, r: &StepRecord, swaps: &[SwapRecord]) -> ser
     let main_version = r.role_versions.get("main").copied().unwrap_or(0);
     let mut line = report_line(main_version, r);
     for role in models(ctx.config.algo.variant) {
-        line[format!("{}_generation", role.name())] = generation_at(swaps, role.name(), r.step).into();
+        line[format!("{}_generation", role.name())] =
+            generation_at(swaps, role.name(), r.step).into();
     }
     line["restored"] = true.into();
     line

@@ -234,7 +234,9 @@ fn save_then_reload_is_identical_and_bf16_and_f16_are_close() {
             for (tensor, (stored, bytes)) in &halves {
                 let (f32_dtype, f32_bytes) = &full[tensor];
                 assert_eq!((f32_dtype.as_str(), stored.as_str()), ("F32", want_dtype));
-                let words = bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                let words = bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]));
                 let floats = f32_bytes
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
@@ -242,7 +244,8 @@ fn save_then_reload_is_identical_and_bf16_and_f16_are_close() {
                 for (i, (got, x)) in words.zip(floats).enumerate() {
                     let want = round(x);
                     assert_eq!(
-                        got, want,
+                        got,
+                        want,
                         "{name} {tensor}[{i}]: {x:e} ({:#010x}) stored as {got:#06x}, round-to-nearest-even gives {want:#06x}",
                         x.to_bits()
                     );
