@@ -169,6 +169,10 @@ pub struct TrainArgs {
     /// Continue a stopped run from its last checkpoint and the store.
     #[arg(long)]
     pub resume: bool,
+    /// Skip the test-split evaluation of the warm start, the dev-selected and the final
+    /// checkpoint that ends a run (printed, and kept as `RUN/test.json`).
+    #[arg(long)]
+    pub no_test: bool,
 }
 
 /// `algo.schedule` on the command line.

@@ -5,6 +5,7 @@ mod cluster;
 mod hf;
 mod plot;
 mod swap;
+mod test_summary;
 mod train;
 
 use std::path::Path;

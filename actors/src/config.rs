@@ -211,8 +211,12 @@ pub struct AlgoConfig {
     pub clip_low: f32,
     /// Upper clip ε_high of the surrogate.
     pub clip_high: f32,
-    /// β_KL (0 = no KL term; k3 estimator otherwise).
+    /// β_KL (0 = no KL term; k3 estimator otherwise), the weight of the KL anchor to the
+    /// reference policy `kl_reference`.
     pub kl_coef: f32,
+    /// The checkpoint version each learner's KL anchor is (default 0: the warm start); read
+    /// from the role's checkpoints when `kl_coef > 0`.
+    pub kl_reference: u64,
     /// Token-level instead of sequence-level loss averaging.
     pub token_level: bool,
     /// μ: optimisation epochs over each batch.
@@ -261,6 +265,7 @@ impl Default for AlgoConfig {
             clip_low: 0.2,
             clip_high: 0.28,
             kl_coef: 0.0,
+            kl_reference: 0,
             token_level: false,
             epochs: 1,
             weights: RewardWeights::default(),
@@ -277,7 +282,8 @@ pub struct SamplingConfig {
     /// Rollout temperature. The default is 0.7, not ALGORITHM.md's 1.0: the warm-started small
     /// models have long tails, and at 1.0 only ~16% of their sampled rollouts are correct
     /// (53% at 0.7), which leaves most groups without a positive sample. Log-probs (π_old and
-    /// π_θ alike) are always the model's own temperature-1 log-probs; see docs/semantics.md.
+    /// π_θ alike, and the KL anchor's) are those of `softmax(logits / temperature)`, the
+    /// distribution sampled; see docs/semantics.md.
     pub temperature: f32,
     /// Nucleus (top-p) mass.
     pub top_p: f32,

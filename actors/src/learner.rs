@@ -444,6 +444,8 @@ async fn train(
             Averaging::Sequence
         },
         kl_coef: algo.kl_coef,
+        // The rollouts' distribution: their recorded π_old is at this temperature too.
+        temperature: ctx.config.sampling.temperature,
     };
     let mut stats = StepStats::default();
     let t0 = std::time::Instant::now();

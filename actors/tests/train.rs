@@ -534,3 +534,42 @@ async fn asynchronous_resume_and_crash_equal_uninterrupted() {
     train_with_executor_panic(config, faulty.path()).await;
     assert_eq!(a, groups_of(faulty.path()), "executor panic mid-step");
 }
+
+/// `algo.kl_coef > 0` trains, anchored to the warm start (checkpoint 0): the anchor's KL is 0
+/// while the policy still is the warm start (step 0's update starts from it) and grows once
+/// the updates move away from it; each step's line reports it, with the clip fraction, the
+/// KL to π_old and the gradient norm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kl_anchor_to_the_warm_start_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    delegating_warm_start(dir.path());
+    let mut config = delegating(3);
+    config.train.eval_every = 0;
+    config.algo.kl_coef = 0.05;
+    train(config, dir.path(), false, None).await;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "every step trained");
+    for role in ["main", "sub"] {
+        let kl = |s: usize| lines[s][format!("{role}_ref_kl")].as_f64().unwrap();
+        assert!(
+            kl(0) < 1e-6,
+            "{role}: the first update starts at the anchor: {}",
+            kl(0)
+        );
+        assert!(
+            kl(2) > 1e-9,
+            "{role}: two updates later it moved: {}",
+            kl(2)
+        );
+        for key in ["clip_fraction", "approx_kl", "grad_norm"] {
+            assert!(
+                lines[2][format!("{role}_{key}")].is_number(),
+                "{role}_{key}"
+            );
+        }
+    }
+}

@@ -82,10 +82,25 @@ pub struct StepStats {
     pub clip_fraction: f32,
     /// Mean k3 estimate of KL(π_old ‖ π_θ) over trained tokens.
     pub approx_kl: f32,
+    /// Mean k3 estimate of KL(π_θ ‖ π_ref) to the KL anchor over trained tokens (0 without
+    /// one), before the update.
+    pub ref_kl: f32,
     /// Number of trained tokens (mask > 0 in rows of weight > 0).
     pub tokens: usize,
     /// Global gradient L2 norm before clipping.
     pub grad_norm: f32,
+}
+
+/// `Σ exp(δ) − δ − 1` over `δ = ref − current` (the k3 terms of the KL anchor).
+fn k3_sum(reference: &[f32], current: &[f32]) -> f64 {
+    reference
+        .iter()
+        .zip(current)
+        .map(|(&r, &c)| {
+            let d = f64::from(r - c).clamp(-20.0, 20.0);
+            d.exp() - d - 1.0
+        })
+        .sum()
 }
 
 /// A trainable policy: model on an autodiff device + AdamW state.
@@ -258,7 +273,7 @@ impl Learner {
         let weights = loss_weights(batch, Averaging::Token);
         let chunks = self.chunks(batch, &weights);
         let (grads, losses) = self.gradients(&chunks, |model, chunk| {
-            let logprobs = chunk.logprobs(model, batch, &self.device);
+            let logprobs = chunk.logprobs(model, batch, 1.0, &self.device);
             let loss = sft_loss(logprobs, chunk.weights(&self.device));
             let value = read_f32(loss.clone())?[0];
             Ok((loss, value))
@@ -294,14 +309,14 @@ impl Learner {
                     "kl_coef > 0 needs a reference policy (Learner::set_reference)".into(),
                 )
             })?;
-            Some(reference.score_batch(batch)?)
+            Some(reference.score_batch_at(batch, config.temperature)?)
         } else {
             None
         };
         let weights = loss_weights(batch, config.averaging);
         let chunks = self.chunks(batch, &weights);
         let (grads, parts) = self.gradients(&chunks, |model, chunk| {
-            let logprobs = chunk.logprobs(model, batch, &self.device);
+            let logprobs = chunk.logprobs(model, batch, config.temperature, &self.device);
             let n = chunk.sources.len();
             let inputs = SurrogateInputs {
                 old_logprobs: chunk.gather(&batch.old_logprobs, &self.device),
@@ -319,18 +334,24 @@ impl Learner {
                 &chunk.expand(&chunk.host(&batch.advantages)),
                 config,
             );
+            // The anchor's k3 estimate of KL(π_θ ‖ π_ref), as the loss penalises it.
+            let anchored = ref_logprobs
+                .as_ref()
+                .map_or(0.0, |r| k3_sum(&chunk.expand(&chunk.host(r)), &values));
             let value = read_f32(loss.clone())?[0];
-            Ok((loss, (value, values.len(), c, k)))
+            Ok((loss, (value, values.len(), c, k, anchored)))
         })?;
         let Some(grads) = grads else {
             return Ok(StepStats::default());
         };
         let (mut loss_total, mut tokens, mut clipped, mut kl) = (0.0f32, 0usize, 0f64, 0f64);
-        for (value, n, c, k) in parts {
+        let mut ref_kl = 0f64;
+        for (value, n, c, k, r) in parts {
             loss_total += value;
             tokens += n;
             clipped += c;
             kl += k;
+            ref_kl += r;
         }
         let grad_norm = self.apply(grads)?;
         let stats = RatioStats::from_sums(tokens, clipped, kl);
@@ -338,6 +359,7 @@ impl Learner {
             loss: loss_total,
             clip_fraction: stats.clip_fraction,
             approx_kl: stats.approx_kl,
+            ref_kl: (ref_kl / tokens.max(1) as f64) as f32,
             tokens: stats.tokens,
             grad_norm,
         })
@@ -505,7 +527,14 @@ struct Chunk {
 
 impl Chunk {
     /// Current log-probs at the chunk's positions, `[1, N]`, on the learner's device.
-    fn logprobs(&self, model: &PolicyModel, batch: &TrainBatch, device: &Device) -> Tensor<2> {
+    /// The chunk's log-probs under `softmax(logits / temperature)`.
+    fn logprobs(
+        &self,
+        model: &PolicyModel,
+        batch: &TrainBatch,
+        temperature: f32,
+        device: &Device,
+    ) -> Tensor<2> {
         let seq = batch.seq_len;
         let tokens: Vec<u32> = self
             .rows
@@ -518,6 +547,7 @@ impl Chunk {
             self.rows.len(),
             self.len,
             &self.positions,
+            temperature,
             device,
         )
     }
@@ -628,6 +658,66 @@ mod tests {
             "loss {before} -> {after} (last train {last})"
         );
         assert_eq!(learner.updates(), 60);
+    }
+
+    /// Rollouts sampled at a temperature other than 1 (with top-p) record the log-probs of the
+    /// distribution they came from, and the surrogate at that temperature recomputes exactly
+    /// those: π_θ = π_old before the first update (ratio 1, KL 0). At temperature 1 the same
+    /// tokens give another distribution's log-probs (the mismatch the surrogate used to have).
+    #[test]
+    fn the_surrogate_computes_the_log_probs_the_rollouts_were_sampled_with() {
+        let mut learner = learner(LearnerConfig::default());
+        let policy = learner.policy();
+        let prompts = vec![vec![1, 2, 3], vec![4, 5], vec![6, 7, 8, 9]];
+        let t = 0.7;
+        let opts = SampleOptions {
+            max_new_tokens: 8,
+            temperature: t,
+            top_p: 0.9,
+            ..SampleOptions::default()
+        };
+        let sampled = policy.sample(&prompts, &opts, &[3, 4, 5]).unwrap();
+        let rows: Vec<Vec<u32>> = prompts
+            .iter()
+            .zip(&sampled)
+            .map(|(p, s)| p.iter().chain(&s.tokens).copied().collect())
+            .collect();
+        let mut batch = batch_from_rows(&rows, &[3, 2, 4], &[1.0, -1.0, 0.5]);
+        // The recorded log-probs, at the sampled positions.
+        let seq = batch.seq_len;
+        batch.old_logprobs = vec![0.0; batch.rows * seq];
+        for (r, (p, s)) in prompts.iter().zip(&sampled).enumerate() {
+            for (i, lp) in s.logprobs.iter().enumerate() {
+                batch.old_logprobs[r * seq + p.len() + i] = *lp;
+            }
+        }
+        let scored = policy.score_batch_at(&batch, t).unwrap();
+        let untempered = policy.score_batch(&batch).unwrap();
+        let (mut worst, mut apart) = (0f32, 0f32);
+        for i in 0..batch.rows * seq {
+            if batch.loss_mask[i] > 0.0 {
+                worst = worst.max((scored[i] - batch.old_logprobs[i]).abs());
+                apart = apart.max((untempered[i] - batch.old_logprobs[i]).abs());
+            }
+        }
+        assert!(
+            worst < 1e-5,
+            "tempered log-probs differ from the recorded ones by {worst}"
+        );
+        assert!(
+            apart > 1e-2,
+            "temperature 1 is another distribution ({apart})"
+        );
+        let at = |temperature| SurrogateConfig {
+            temperature,
+            ..SurrogateConfig::default()
+        };
+        let first = learner.surrogate_step(&batch, &at(t)).unwrap();
+        assert!(first.approx_kl.abs() < 1e-6, "{}", first.approx_kl);
+        assert_eq!(first.clip_fraction, 0.0);
+        let mut untempered_learner = self::learner(LearnerConfig::default());
+        let off = untempered_learner.surrogate_step(&batch, &at(1.0)).unwrap();
+        assert!(off.approx_kl > 1e-3, "{}", off.approx_kl);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct SurrogateConfig {
     pub averaging: Averaging,
     /// β_KL: weight of the k3 KL penalty to the frozen reference policy (0 disables it).
     pub kl_coef: f32,
+    /// The temperature the rollouts were sampled at: π_θ (and the reference) are computed as
+    /// `softmax(logits / temperature)`, the distribution the tokens and their π_old came from.
+    pub temperature: f32,
 }
 
 impl Default for SurrogateConfig {
@@ -50,6 +53,7 @@ impl Default for SurrogateConfig {
             eps_high: 0.28,
             averaging: Averaging::Sequence,
             kl_coef: 0.0,
+            temperature: 1.0,
         }
     }
 }

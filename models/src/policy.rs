@@ -88,7 +88,8 @@ impl Policy {
     /// prompt, its seed and the weights. Prompts may differ in length; each must be non-empty,
     /// shorter than `max_seq_len`, and made of in-vocabulary ids. Generation of a row stops on a
     /// stop token (kept), after `max_new_tokens`, or when the row reaches `max_seq_len`.
-    /// Log-probs are under the untempered model (see [`crate::sampling`]).
+    /// Log-probs are under the distribution sampled, at the options' temperature (see
+    /// [`crate::sampling`]).
     pub fn sample(
         &self,
         prompts: &[Vec<u32>],
@@ -277,6 +278,12 @@ impl Policy {
     /// `loss_mask` is 0 (and at `t = 0`) — the layout of `TrainBatch::old_logprobs`. The
     /// output head runs only at the masked-in positions.
     pub fn score_batch(&self, batch: &TrainBatch) -> Result<Vec<f32>> {
+        self.score_batch_at(batch, 1.0)
+    }
+
+    /// [`Policy::score_batch`] under `softmax(logits / temperature)`: the log-probs of the
+    /// distribution a rollout at that temperature was sampled from (see [`crate::sampling`]).
+    pub fn score_batch_at(&self, batch: &TrainBatch, temperature: f32) -> Result<Vec<f32>> {
         check_batch(batch, self.config.vocab_size, self.config.max_seq_len)?;
         let mut out = vec![0.0; batch.rows * batch.seq_len];
         let positions = trained_positions(&batch.loss_mask, batch.seq_len);
@@ -289,6 +296,7 @@ impl Policy {
             batch.rows,
             batch.seq_len,
             &positions,
+            temperature,
             &self.device,
         );
         for (&i, lp) in positions.iter().zip(read_f32(logprobs)?) {
@@ -321,6 +329,7 @@ pub(crate) fn selected_logprobs(
     rows: usize,
     seq_len: usize,
     positions: &[usize],
+    temperature: f32,
     device: &Device,
 ) -> Tensor<2> {
     let n = positions.len();
@@ -342,7 +351,13 @@ pub(crate) fn selected_logprobs(
         .reshape([rows * (seq_len - 1), d_model])
         .select(0, int_tensor(rows_of, [n], device)); // [N, D]
     let targets = positions.iter().map(|&i| tokens[i] as i64).collect();
-    crate::kernels::logprobs(model.logits(hidden), int_tensor(targets, [n], device)).reshape([1, n])
+    let logits = model.logits(hidden);
+    let logits = if temperature == 1.0 {
+        logits
+    } else {
+        logits.div_scalar(temperature)
+    };
+    crate::kernels::logprobs(logits, int_tensor(targets, [n], device)).reshape([1, n])
 }
 
 /// Per-token log-probs of right-padded rows.
@@ -461,8 +476,10 @@ impl<'a> Decode<'a> {
             let row_logits = &logits[position * vocab..(position + 1) * vocab];
             let (token, logprob) = draw(
                 row_logits,
-                self.opts.temperature,
-                self.opts.top_p,
+                (self.opts.temperature, self.opts.top_p),
+                self.opts
+                    .logprob_temperature
+                    .unwrap_or(self.opts.temperature),
                 &mut self.rngs[row],
             );
             let out = &mut self.outputs[row];

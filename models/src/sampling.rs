@@ -2,11 +2,12 @@
 //!
 //! Draws happen on the host from one ChaCha8 stream per row, so a row's tokens depend only on its
 //! prompt, its seed and the parameters — never on which other rows share the batch or on a
-//! backend's RNG. The log-prob recorded for each token is under the *untempered* model
-//! distribution (temperature 1, no top-p): it equals what [`crate::Policy::score`] computes for
-//! the same token, and is exactly π_old of the clipped surrogate when sampling at temperature 1
-//! without top-p. At other temperatures it is still the model's log-prob, not the log-prob of the
-//! distribution that was actually sampled from.
+//! backend's RNG. The log-prob recorded for each token is under the distribution it was drawn
+//! from at the sampling temperature `T` — `log softmax(logits / T)`, before top-p truncation —
+//! which is what the learner computes for the surrogate at the same temperature
+//! ([`crate::loss::SurrogateConfig::temperature`]), so π_old and π_θ are log-probs of one
+//! distribution and the ratio is 1 on an update's first epoch. Greedy decoding (`T = 0`, for
+//! evaluation) records the model's own (temperature-1) log-prob.
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,10 @@ pub struct SampleOptions {
     pub temperature: f32,
     /// Nucleus mass in (0, 1]; 1 disables top-p.
     pub top_p: f32,
+    /// The temperature whose log-probs are recorded, when not the sampling one: a sampler
+    /// that draws from another distribution on purpose (garbled output in fault tests) still
+    /// records the log-probs the learner will compute.
+    pub logprob_temperature: Option<f32>,
     /// Generation of a row stops after it produces one of these (it is kept in the output).
     pub stop_tokens: Vec<u32>,
     /// Decode with the KV cache (the fast path); `false` recomputes the whole prefix each step
@@ -45,6 +50,7 @@ impl Default for SampleOptions {
             max_new_tokens: 64,
             temperature: 1.0,
             top_p: 1.0,
+            logprob_temperature: None,
             stop_tokens: Vec::new(),
             use_kv_cache: true,
             shards: 2,
@@ -75,18 +81,19 @@ impl SampleOptions {
 pub struct Sampled {
     /// Generated tokens (not the prompt), including the stop token if one was produced.
     pub tokens: Vec<u32>,
-    /// `logprobs[i]` = log π(tokens[i] | prompt, tokens[..i]) under the untempered model.
+    /// `logprobs[i]` = log π_T(tokens[i] | prompt, tokens[..i]) at the sampling temperature `T`
+    /// (the model's own distribution for `T` = 0 or 1).
     pub logprobs: Vec<f32>,
     /// Whether generation ended on a stop token (false: hit `max_new_tokens` or `max_seq_len`).
     pub stopped: bool,
 }
 
-/// Draws one token from `logits` (one row, length V) and returns it with its untempered
-/// log-prob.
+/// Draws one token from `logits` (one row, length V) at `temperature` and `top_p`, and returns
+/// it with its log-prob under `softmax(logits / recorded)` (`softmax(logits)` for 0 or 1).
 pub(crate) fn draw(
     logits: &[f32],
-    temperature: f32,
-    top_p: f32,
+    (temperature, top_p): (f32, f32),
+    recorded: f32,
     rng: &mut ChaCha8Rng,
 ) -> (u32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
@@ -115,7 +122,17 @@ pub(crate) fn draw(
             nucleus_pick(&weights, total, top_p as f64, u)
         }
     };
-    (token, (logits[token as usize] as f64 - log_norm) as f32)
+    if recorded == 0.0 || recorded == 1.0 {
+        return (token, (logits[token as usize] as f64 - log_norm) as f32);
+    }
+    let inv_t = 1.0 / recorded as f64;
+    let tempered_norm = logits
+        .iter()
+        .map(|&l| ((l as f64 - max) * inv_t).exp())
+        .sum::<f64>()
+        .ln();
+    let lp = (logits[token as usize] as f64 - max) * inv_t - tempered_norm;
+    (token, lp as f32)
 }
 
 fn argmax(logits: &[f32]) -> u32 {
@@ -177,7 +194,7 @@ mod tests {
     #[test]
     fn greedy_and_logprob_are_exact() {
         let logits = [1.0f32, 3.0, 2.0];
-        let (token, lp) = draw(&logits, 0.0, 1.0, &mut rng(0));
+        let (token, lp) = draw(&logits, (0.0, 1.0), 0.0, &mut rng(0));
         assert_eq!(token, 1);
         let expected = 3.0 - (1f64.exp() + 3f64.exp() + 2f64.exp()).ln();
         assert!((lp as f64 - expected).abs() < 1e-6);
@@ -188,24 +205,31 @@ mod tests {
         let logits = [0.0f32, (3.0f32).ln()]; // p = (0.25, 0.75)
         let mut r = rng(1);
         let ones = (0..4000)
-            .filter(|_| draw(&logits, 1.0, 1.0, &mut r).0 == 1)
+            .filter(|_| draw(&logits, (1.0, 1.0), 1.0, &mut r).0 == 1)
             .count();
         assert!((ones as f64 / 4000.0 - 0.75).abs() < 0.03, "{ones}");
     }
 
     #[test]
-    fn top_p_keeps_only_the_nucleus_and_logprob_stays_untempered() {
+    fn top_p_keeps_only_the_nucleus_and_logprob_is_the_tempered_one() {
         // p ≈ (0.6, 0.3, 0.1): top_p 0.5 keeps only token 0.
         let logits = [0.6f32.ln(), 0.3f32.ln(), 0.1f32.ln()];
+        // At T = 0.7 the distribution drawn from is p^(1/0.7), renormalised (top-p truncation
+        // is not part of the recorded log-prob).
+        let tempered: Vec<f64> = [0.6f64, 0.3, 0.1]
+            .iter()
+            .map(|p| p.powf(1.0 / 0.7))
+            .collect();
+        let expected = (tempered[0] / tempered.iter().sum::<f64>()).ln();
         let mut r = rng(2);
         for _ in 0..200 {
-            let (token, lp) = draw(&logits, 0.7, 0.5, &mut r);
+            let (token, lp) = draw(&logits, (0.7, 0.5), 0.7, &mut r);
             assert_eq!(token, 0);
-            assert!((lp - 0.6f32.ln()).abs() < 1e-5);
+            assert!((lp as f64 - expected).abs() < 1e-5, "{lp} vs {expected}");
         }
         // top_p 0.85 keeps tokens 0 and 1, never 2.
         let seen: std::collections::BTreeSet<u32> = (0..500)
-            .map(|_| draw(&logits, 1.0, 0.85, &mut r).0)
+            .map(|_| draw(&logits, (1.0, 0.85), 1.0, &mut r).0)
             .collect();
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1]);
     }
@@ -215,7 +239,7 @@ mod tests {
         let logits = [0.0f32, 1.0];
         let mut r = rng(3);
         let ones = (0..1000)
-            .filter(|_| draw(&logits, 0.1, 1.0, &mut r).0 == 1)
+            .filter(|_| draw(&logits, (0.1, 1.0), 0.1, &mut r).0 == 1)
             .count();
         assert!(ones > 990, "{ones}");
     }

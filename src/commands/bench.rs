@@ -531,6 +531,7 @@ fn time_run(config: &Path, steps: u64, run: &Path, schedule: ScheduleArg) -> Res
         seed: None,
         schedule: Some(schedule),
         resume: false,
+        no_test: true,
     })?;
     let total_s = t0.elapsed().as_secs_f64();
     let path = run.join("metrics.jsonl");

@@ -103,6 +103,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let no_test = args.no_test;
     rt.block_on(async move {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -175,6 +176,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             "trained {done} steps; metrics in {}",
             ctx.run_dir.metrics_path().display()
         );
+        if !no_test && !stop.load(Ordering::SeqCst) {
+            eprintln!("evaluating the warm start, the dev-selected and the final checkpoint on the test split…");
+            let summary = super::test_summary::summarise(ctx.run_dir.root()).await?;
+            println!("{}", super::test_summary::format(&summary));
+        }
         anyhow::Ok(())
     })
 }

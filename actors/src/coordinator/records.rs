@@ -220,6 +220,9 @@ pub fn metrics(
             format!("{name}_clip_fraction"),
             r.stats.clip_fraction as f64,
         );
+        out.insert(format!("{name}_approx_kl"), r.stats.approx_kl as f64);
+        out.insert(format!("{name}_ref_kl"), r.stats.ref_kl as f64);
+        out.insert(format!("{name}_grad_norm"), r.stats.grad_norm as f64);
         out.insert(format!("{name}_rows"), r.rows as f64);
         out.insert(format!("{name}_update_time_s"), r.update_s);
         out.insert(format!("{name}_publish_time_s"), r.publish_s);

@@ -13,7 +13,9 @@ use mgrpo_models::{Learner, load_checkpoint};
 
 use crate::faults::FaultPoint;
 use crate::learner::state::{LearnerState, Staged};
-use crate::policy::checkpoints::{TrainState, keep_current, load_learner, save_learner};
+use crate::policy::checkpoints::{
+    TrainState, keep_current, load_learner, save_learner, with_reference,
+};
 use crate::policy::chunks::PolicyId;
 use crate::policy::health::{check, probe};
 use crate::policy::tokenizer_check::same_tokenizer;
@@ -61,7 +63,9 @@ fn candidate(s: &LearnerState, plan: &SwapPlan) -> Result<(Option<Learner>, Arc<
                     .map_err(|e| format!("{what}: {e}"))?
             };
             let settings = ctx.learner_config(s.role, ctx.config.models.of(s.role).lr);
-            Some(Learner::from_policy(policy, settings).map_err(|e| format!("{what}: {e}"))?)
+            let learner =
+                Learner::from_policy(policy, settings).map_err(|e| format!("{what}: {e}"))?;
+            Some(with_reference(ctx, s.role, learner)?)
         }
     };
     let weights = match &learner {

@@ -110,7 +110,32 @@ pub fn load_learner(
             .load_optimizer_state(&opt)
             .map_err(|e| e.to_string())?;
     }
-    Ok((learner, state))
+    Ok((with_reference(ctx, role, learner)?, state))
+}
+
+/// `learner` with its KL anchor when `algo.kl_coef > 0`: the role's checkpoint
+/// `algo.kl_reference` (the warm start by default). Every learner the actors build — at start,
+/// on restore, on a swap — goes through here, so the anchor never goes missing.
+pub fn with_reference(
+    ctx: &NodeContext,
+    role: LearnerRole,
+    mut learner: Learner,
+) -> Result<Learner, String> {
+    let algo = &ctx.config.algo;
+    if algo.kl_coef > 0.0 {
+        let (reference, _) = load_policy(ctx, role, Some(algo.kl_reference)).map_err(|e| {
+            format!(
+                "algo.kl_coef = {} anchors to checkpoint {} of {}: {e}",
+                algo.kl_coef,
+                algo.kl_reference,
+                role.name()
+            )
+        })?;
+        learner
+            .set_reference(Some(reference))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(learner)
 }
 
 /// The progress saved with checkpoint `version` of `role`, if it is a complete checkpoint.

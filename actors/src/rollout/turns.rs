@@ -43,8 +43,9 @@ pub enum Serve<'a> {
     /// Sample from the policy.
     Policy(&'a Policy),
     /// Sample from the policy at a temperature so high that its output is garbage tokens (an
-    /// injected [`FaultPoint::Output`]: malformed model output). Log-probs stay
-    /// the untempered model's, so the turns are still valid to train on.
+    /// injected [`FaultPoint::Output`]: malformed model output). Log-probs stay those at the
+    /// configured temperature (what the learner computes), so the turns are still valid to
+    /// train on.
     Garbled(&'a Policy),
     /// Let the scripted expert act.
     Expert,
@@ -82,6 +83,7 @@ impl<'a> Serve<'a> {
 impl<'a> PolicyTurns<'a> {
     /// The same turns, garbled (see [`Serve::Garbled`]).
     pub fn garbled(mut self) -> Self {
+        self.options.logprob_temperature = Some(self.options.temperature);
         self.options.temperature = GARBLED_TEMPERATURE;
         self.options.top_p = 1.0;
         self
@@ -103,6 +105,7 @@ impl<'a> PolicyTurns<'a> {
                 sampling.temperature
             },
             top_p: sampling.top_p,
+            logprob_temperature: None,
             stop_tokens: codec.stop_ids().to_vec(),
             use_kv_cache: true,
             shards,

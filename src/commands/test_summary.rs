@@ -1,0 +1,102 @@
+//! What a training run did, on the test split: the accuracy of its warm start, of the
+//! dev-selected checkpoint and of the final one, overall and by question kind — printed when
+//! `mgrpo train` ends and kept as `RUN/test.json`, so a user needs no further command to see it
+//! (and a study reads it instead of evaluating again).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use mgrpo_actors::RunDir;
+use mgrpo_env::{EvalReport, Split};
+use serde::{Deserialize, Serialize};
+
+/// One evaluated checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluated {
+    /// `warm`, `best` or `final`.
+    pub label: String,
+    /// Its version (the steps trained, for a run without swaps).
+    pub version: u64,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// By question kind.
+    pub by_kind: BTreeMap<String, f64>,
+}
+
+/// `RUN/test.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSummary {
+    /// Questions in the test split.
+    pub questions: usize,
+    /// Warm start, dev-selected, final — in that order.
+    pub checkpoints: Vec<Evaluated>,
+}
+
+/// Evaluates run `dir`'s warm start, dev-selected and final checkpoints on the test split
+/// (a version is evaluated once, however many labels it has) and writes `test.json`.
+pub async fn summarise(dir: &Path) -> Result<TestSummary> {
+    let run = RunDir::new(dir);
+    let last = run
+        .latest_checkpoint("main")
+        .with_context(|| format!("{} has no checkpoint", dir.display()))?;
+    let best = run.best().map_or(last, |b| b.version);
+    let mut done: BTreeMap<u64, EvalReport> = BTreeMap::new();
+    let mut checkpoints = Vec::new();
+    let mut questions = 0;
+    for (label, version) in [("warm", 0), ("best", best), ("final", last)] {
+        if let std::collections::btree_map::Entry::Vacant(slot) = done.entry(version) {
+            let (report, _) = mgrpo_actors::eval::eval_run(dir, Some(version), Split::Test, None)
+                .await
+                .with_context(|| format!("evaluating version {version} on the test split"))?;
+            slot.insert(report);
+        }
+        let report = &done[&version];
+        questions = report.n;
+        checkpoints.push(Evaluated {
+            label: label.into(),
+            version,
+            accuracy: report.accuracy,
+            by_kind: report
+                .by_kind
+                .iter()
+                .map(|(k, s)| (k.clone(), s.accuracy))
+                .collect(),
+        });
+    }
+    let summary = TestSummary {
+        questions,
+        checkpoints,
+    };
+    let path = dir.join("test.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(summary)
+}
+
+/// The summary for people: one line overall, one by kind.
+pub fn format(s: &TestSummary) -> String {
+    let cell = |e: &Evaluated| format!("{} (v{}) {:.3}", e.label, e.version, e.accuracy);
+    let overall: Vec<String> = s.checkpoints.iter().map(cell).collect();
+    let kinds: Vec<String> = s
+        .checkpoints
+        .first()
+        .map(|e| e.by_kind.keys().cloned().collect())
+        .unwrap_or_default();
+    let by_kind: Vec<String> = kinds
+        .iter()
+        .map(|k| {
+            let values: Vec<String> = s
+                .checkpoints
+                .iter()
+                .map(|e| format!("{:.2}", e.by_kind.get(k).copied().unwrap_or(0.0)))
+                .collect();
+            format!("{k} {}", values.join(" → "))
+        })
+        .collect();
+    format!(
+        "test accuracy ({} questions): {}\n  by kind (warm → best → final): {}",
+        s.questions,
+        overall.join(" · "),
+        by_kind.join(" · ")
+    )
+}
