@@ -70,6 +70,11 @@ pub enum Command {
     },
     /// Draw reward and dev-accuracy curves of one or several runs into one PNG.
     Plot(PlotArgs),
+    /// Run a study: variants × seeds × config overrides from a plan file, one warm start per
+    /// seed shared by the variants that can use it, `parallel` runs at a time, resumable; then
+    /// report each run's test accuracy (warm start, dev-selected, final), per-variant means
+    /// with 95 % intervals (`table.md`, `summary.json`) and a dev-accuracy plot (`dev.png`).
+    Experiment(ExperimentArgs),
     /// Hugging Face models (Llama, Qwen2, Qwen3 folders): per-token log-probs, tokenization,
     /// export of a folder or a run's trained role back to an HF folder, and a fresh folder of an
     /// HF architecture sized like a preset over the world's tokenizer.
@@ -82,6 +87,22 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The plan (TOML; see docs/experiments.md).
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// The study's directory (default: `runs/experiments/NAME`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Runs at a time (overrides the plan's `parallel`).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Only write the report from the runs there are (all must have finished).
+    #[arg(long)]
+    pub report_only: bool,
 }
 
 #[derive(Debug, Args)]

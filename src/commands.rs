@@ -3,7 +3,7 @@ mod bench;
 mod chaos;
 mod cluster;
 mod hf;
-mod plot;
+pub(crate) mod plot;
 mod swap;
 mod test_summary;
 mod train;
@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => cluster::status(&args),
         Command::Swap(args) => swap::swap(&args),
         Command::Chaos(args) => chaos::chaos(&args),
+        Command::Experiment(args) => crate::experiment::experiment(&args),
         Command::Store {
             command: StoreCommand::Dump { run, json: _ },
         } => store_dump(&run),

@@ -5,6 +5,7 @@ mod allocator;
 mod chaos;
 mod cli;
 mod commands;
+mod experiment;
 
 use clap::Parser;
 

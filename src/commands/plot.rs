@@ -74,14 +74,46 @@ fn read_curves(run: &Path) -> Result<Curves> {
     Ok(curves)
 }
 
-/// Draws `runs` into `out`.
-pub fn plot(runs: &[PathBuf], out: &Path) -> Result<()> {
+/// Makes the bundled font the charts' `sans-serif` (no system fonts needed).
+pub(crate) fn register_bundled_font() -> Result<()> {
     register_font(
         "sans-serif",
         FontStyle::Normal,
         include_bytes!("../../assets/DejaVuSans.ttf"),
     )
-    .map_err(|_| anyhow::anyhow!("could not load the bundled font"))?;
+    .map_err(|_| anyhow::anyhow!("could not load the bundled font"))
+}
+
+/// A chart of a [0, 1] quantity over steps `0..max_step`, titled, its mesh drawn.
+pub(crate) fn step_chart<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    max_step: f64,
+) -> Result<
+    ChartContext<
+        'a,
+        BitMapBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+> {
+    let font = FontFamily::Name("sans-serif");
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (font, 22))
+        .margin(16)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.0..max_step, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .label_style((font, 14))
+        .draw()?;
+    Ok(chart)
+}
+
+/// Draws `runs` into `out`.
+pub fn plot(runs: &[PathBuf], out: &Path) -> Result<()> {
+    register_bundled_font()?;
     let curves = runs
         .iter()
         .map(|r| read_curves(r))
@@ -119,17 +151,7 @@ fn panel(
     series: impl Fn(&Curves) -> &Vec<(f64, f64)>,
 ) -> Result<()> {
     let font = FontFamily::Name("sans-serif");
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (font, 22))
-        .margin(16)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0.0..max_step, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .label_style((font, 14))
-        .draw()?;
+    let mut chart = step_chart(area, title, max_step)?;
     for (i, c) in curves.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let points = series(c).clone();
@@ -156,6 +178,18 @@ fn panel(
             )))?;
         }
     }
+    draw_legend(&mut chart)
+}
+
+/// The series' labels, lower right.
+pub(crate) fn draw_legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<
+        'a,
+        BitMapBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+) -> Result<()> {
+    let font = FontFamily::Name("sans-serif");
     chart
         .configure_series_labels()
         .label_font((font, 14))

@@ -1,0 +1,203 @@
+//! A study's plan: variants × seeds × a grid of config overrides, each combination one run.
+//!
+//! ```toml
+//! name = "baselines"
+//! config = "../../cluster.toml"   # relative to this file
+//! variants = ["mgrpo", "frozen-sub", "shared", "single"]
+//! seeds = [1, 2, 3]
+//! steps = 200                     # optional: overrides train.steps
+//! parallel = 1                    # runs at a time (each gets cores / parallel threads)
+//! [overrides]                     # optional: every combination of these values is a run
+//! "models.main.lr" = [1e-4, 3e-4]
+//! ```
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use mgrpo_algo::Algo;
+use serde::Deserialize;
+
+/// The plan file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The study's name (its default directory: `runs/experiments/NAME`).
+    pub name: String,
+    /// The base config, relative to the plan file.
+    pub config: PathBuf,
+    /// Variants to run (`mgrpo`, `frozen-sub`, `shared`, `single`).
+    pub variants: Vec<String>,
+    /// Run seeds.
+    pub seeds: Vec<u64>,
+    /// `train.steps` for every run (default: the config's).
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Runs at a time.
+    #[serde(default = "one")]
+    pub parallel: usize,
+    /// Dotted config keys and the values each takes; every combination is a run.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Vec<toml::Value>>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One run of a study.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// The variant.
+    pub variant: Algo,
+    /// The run seed.
+    pub seed: u64,
+    /// The overrides of this run (empty: the config's defaults).
+    pub overrides: BTreeMap<String, toml::Value>,
+}
+
+impl RunSpec {
+    /// The overrides as `key=value` pairs, `,`-joined (empty for none).
+    pub fn overrides_label(&self) -> String {
+        self.overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Its directory name: `VARIANT-sSEED[-key=value…]`, safe as a file name.
+    pub fn dir_name(&self) -> String {
+        let mut name = format!("{}-s{}", self.variant.name(), self.seed);
+        for (k, v) in &self.overrides {
+            let v: String = v
+                .to_string()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            name += &format!("-{k}={v}");
+        }
+        name
+    }
+}
+
+impl Plan {
+    /// Reads and checks a plan file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let plan: Plan = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let mut problems = Vec::new();
+        for v in &plan.variants {
+            if v.parse::<Algo>().is_err() {
+                problems.push(format!(
+                    "variants: unknown variant {v:?} (mgrpo, frozen-sub, shared, single)"
+                ));
+            }
+        }
+        if plan.variants.is_empty() || plan.seeds.is_empty() {
+            problems.push("variants and seeds must each name at least one".into());
+        }
+        if plan.parallel == 0 {
+            problems.push("parallel must be at least 1".into());
+        }
+        for (k, values) in &plan.overrides {
+            if values.is_empty() {
+                problems.push(format!("overrides.{k:?} has no values"));
+            }
+        }
+        if !problems.is_empty() {
+            bail!("{}: {}", path.display(), problems.join("; "));
+        }
+        let config = path.parent().unwrap_or(Path::new(".")).join(&plan.config);
+        Ok(Plan { config, ..plan })
+    }
+
+    /// Every run: variants × seeds × the overrides' combinations, in that order.
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let mut combos: Vec<BTreeMap<String, toml::Value>> = vec![BTreeMap::new()];
+        for (k, values) in &self.overrides {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.insert(k.clone(), v.clone());
+                        c
+                    })
+                })
+                .collect();
+        }
+        let mut out = Vec::new();
+        for v in &self.variants {
+            let variant: Algo = v.parse().expect("checked in load");
+            for &seed in &self.seeds {
+                for overrides in &combos {
+                    out.push(RunSpec {
+                        variant,
+                        seed,
+                        overrides: overrides.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Sets the dotted `key` of `table` to `value` (creating tables on the way).
+pub fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|l| !l.is_empty())
+        .context("an empty key")?;
+    let mut at = table;
+    for p in parts {
+        at = at
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("{key}: {p} is not a table"))?;
+    }
+    at.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_expands_to_every_combination() {
+        let plan: Plan = toml::from_str(
+            "name = \"x\"\nconfig = \"c.toml\"\nvariants = [\"mgrpo\", \"single\"]\nseeds = [1, 2]\n[overrides]\n\"models.main.lr\" = [1e-4, 3e-4]\n\"algo.epochs\" = [1]\n",
+        )
+        .unwrap();
+        let runs = plan.runs();
+        assert_eq!(runs.len(), 2 * 2 * 2);
+        assert_eq!(
+            runs[0].dir_name(),
+            "mgrpo-s1-algo.epochs=1-models.main.lr=0.0001"
+        );
+        assert_eq!(runs[7].variant, Algo::Single);
+        assert_eq!(
+            runs[0].overrides_label(),
+            "algo.epochs=1,models.main.lr=0.0001"
+        );
+        let mut t = toml::Table::new();
+        set(&mut t, "models.main.lr", toml::Value::Float(0.5)).unwrap();
+        assert_eq!(t["models"]["main"]["lr"].as_float(), Some(0.5));
+        let bad = toml::from_str::<Plan>(
+            "name = \"x\"\nconfig = \"c\"\nvariants = []\nseeds = []\nextra = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("unknown field `extra`"), "{bad}");
+    }
+}

@@ -1,0 +1,274 @@
+//! A study's report: `summary.json` (every run's test accuracy at its warm start, its
+//! dev-selected and its final checkpoint, overall and by question kind), `table.md` (per
+//! variant and overrides: mean ± the 95 % t-interval's half-width over seeds, and the paired
+//! difference of each variant's final accuracy from `mgrpo`'s on the same seeds) and
+//! `dev.png` (dev accuracy over steps: each group's mean with its interval as a band).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use mgrpo_actors::run_dir::read_json_lines;
+use plotters::prelude::*;
+use serde_json::{Value, json};
+
+use crate::commands::plot::{draw_legend, register_bundled_font, step_chart};
+use crate::experiment::runs::Prepared;
+
+/// The two-sided 95 % quantile of Student's t with `df` degrees of freedom.
+pub fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        _ => 1.96,
+    }
+}
+
+/// Mean and the 95 % t-interval's half-width (NaN for fewer than two values).
+pub fn mean_interval(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (mean, t95(n - 1) * (var / n as f64).sqrt())
+}
+
+/// One run's entry of `summary.json`.
+fn run_entry(r: &Prepared) -> Result<Value> {
+    let read = |name: &str| -> Result<Value> {
+        let path = r.dir.join(name);
+        serde_json::from_slice(
+            &std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
+        )
+        .with_context(|| format!("{}", path.display()))
+    };
+    let test = read("test.json")?;
+    let at = |label: &str| -> &Value {
+        test["checkpoints"]
+            .as_array()
+            .and_then(|c| c.iter().find(|e| e["label"] == label))
+            .unwrap_or(&Value::Null)
+    };
+    let (warm, best, last) = (at("warm"), at("best"), at("final"));
+    let mut by_kind = serde_json::Map::new();
+    if let Some(kinds) = last["by_kind"].as_object() {
+        for k in kinds.keys() {
+            by_kind.insert(
+                k.clone(),
+                json!({"warm": warm["by_kind"][k], "best": best["by_kind"][k], "final": last["by_kind"][k]}),
+            );
+        }
+    }
+    let best_step = read("best.json").ok().and_then(|b| b["step"].as_u64());
+    let wall = read("wall.json").ok().and_then(|w| w["wall_s"].as_f64());
+    let overrides: serde_json::Map<String, Value> = r
+        .spec
+        .overrides
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+        .collect();
+    Ok(json!({
+        "variant": r.spec.variant.name(),
+        "seed": r.spec.seed,
+        "overrides": overrides,
+        "test_warm": warm["accuracy"],
+        "test_best": best["accuracy"],
+        "test_final": last["accuracy"],
+        "best_step": best_step,
+        "wall_s": wall,
+        "by_kind": by_kind,
+    }))
+}
+
+/// Writes `summary.json`, `table.md` and `dev.png` into `study`; returns the table.
+pub fn write(study: &Path, runs: &[Prepared]) -> Result<String> {
+    let entries = runs.iter().map(run_entry).collect::<Result<Vec<_>>>()?;
+    let summary = json!({ "runs": entries });
+    std::fs::write(
+        study.join("summary.json"),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
+    let table = table(runs, &entries);
+    std::fs::write(study.join("table.md"), &table)?;
+    plot(&study.join("dev.png"), runs)?;
+    Ok(table)
+}
+
+/// Groups of runs: `(variant, overrides)` → indices, in plan order.
+fn groups(runs: &[Prepared]) -> Vec<((String, String), Vec<usize>)> {
+    let mut out: Vec<((String, String), Vec<usize>)> = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let key = (r.spec.variant.name().to_string(), r.spec.overrides_label());
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(i),
+            None => out.push((key, vec![i])),
+        }
+    }
+    out
+}
+
+fn cell(values: &[f64]) -> String {
+    let (m, hw) = mean_interval(values);
+    if hw.is_nan() {
+        format!("{m:.3}")
+    } else {
+        format!("{m:.3} ± {hw:.3}")
+    }
+}
+
+fn table(runs: &[Prepared], entries: &[Value]) -> String {
+    let get = |i: usize, k: &str| entries[i][k].as_f64().unwrap_or(f64::NAN);
+    let mut out = String::from(
+        "mean ± half-width of the 95 % t-interval over seeds; paired: this variant's final test \
+         accuracy minus mgrpo's on the same seed and overrides\n\n\
+         | variant | overrides | seeds | test warm | test best | test final | final − warm | compare final | paired vs mgrpo |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    let all = groups(runs);
+    for ((variant, overrides), idx) in &all {
+        let col = |k: &str| idx.iter().map(|&i| get(i, k)).collect::<Vec<f64>>();
+        let gain: Vec<f64> = idx
+            .iter()
+            .map(|&i| get(i, "test_final") - get(i, "test_warm"))
+            .collect();
+        let compare: Vec<f64> = idx
+            .iter()
+            .filter_map(|&i| entries[i]["by_kind"]["compare"]["final"].as_f64())
+            .collect();
+        let paired: Vec<f64> = idx
+            .iter()
+            .filter_map(|&i| {
+                let twin = runs.iter().position(|r| {
+                    r.spec.variant.name() == "mgrpo"
+                        && r.spec.seed == runs[i].spec.seed
+                        && r.spec.overrides == runs[i].spec.overrides
+                })?;
+                Some(get(i, "test_final") - get(twin, "test_final"))
+            })
+            .collect();
+        let paired = if variant == "mgrpo" || paired.is_empty() {
+            "—".to_string()
+        } else {
+            cell(&paired)
+        };
+        out += &format!(
+            "| {variant} | {} | {} | {} | {} | {} | {} | {} | {paired} |\n",
+            if overrides.is_empty() {
+                "—"
+            } else {
+                overrides
+            },
+            idx.len(),
+            cell(&col("test_warm")),
+            cell(&col("test_best")),
+            cell(&col("test_final")),
+            cell(&gain),
+            if compare.is_empty() {
+                "—".into()
+            } else {
+                cell(&compare)
+            },
+        );
+    }
+    out
+}
+
+/// A run's dev evaluations: `(step, accuracy)` from `eval.jsonl`.
+fn dev_curve(dir: &Path) -> Vec<(u64, f64)> {
+    read_json_lines(&dir.join("eval.jsonl"))
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v["split"] == "dev")
+        .filter_map(|v| Some((v["step"].as_u64()?, v["report"]["accuracy"].as_f64()?)))
+        .collect()
+}
+
+/// `(step, mean, half-width)` of a group's dev accuracy.
+type BandPoint = (f64, f64, f64);
+
+fn plot(out: &Path, runs: &[Prepared]) -> Result<()> {
+    register_bundled_font()?;
+    // Per group, per step: the dev accuracies of its seeds.
+    let mut bands: Vec<(String, Vec<BandPoint>)> = Vec::new();
+    let mut max_step = 1.0f64;
+    for ((variant, overrides), idx) in groups(runs) {
+        let mut at: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for &i in &idx {
+            for (s, a) in dev_curve(&runs[i].dir) {
+                at.entry(s).or_default().push(a);
+            }
+        }
+        let points: Vec<(f64, f64, f64)> = at
+            .into_iter()
+            .filter(|(_, v)| v.len() == idx.len())
+            .map(|(s, v)| {
+                let (m, hw) = mean_interval(&v);
+                let hw = if hw.is_nan() { 0.0 } else { hw };
+                (s as f64, m, hw)
+            })
+            .collect();
+        max_step = points.iter().map(|p| p.0).fold(max_step, f64::max);
+        let label = if overrides.is_empty() {
+            variant
+        } else {
+            format!("{variant} {overrides}")
+        };
+        bands.push((label, points));
+    }
+    if bands.iter().all(|b| b.1.is_empty()) {
+        bail!("no dev evaluations in any run (train.eval_every = 0?)");
+    }
+    let root = BitMapBackend::new(out, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = step_chart(
+        &root,
+        "dev accuracy: mean over seeds, 95 % interval",
+        max_step,
+    )?;
+    for (i, (label, points)) in bands.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let upper = points.iter().map(|p| (p.0, (p.1 + p.2).min(1.0)));
+        let lower = points.iter().rev().map(|p| (p.0, (p.1 - p.2).max(0.0)));
+        chart.draw_series(std::iter::once(Polygon::new(
+            upper.chain(lower).collect::<Vec<_>>(),
+            color.mix(0.18).filled(),
+        )))?;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(2),
+            ))?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+    }
+    draw_legend(&mut chart)?;
+    root.present()
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_follow_student_t() {
+        // 1, 2, 3: mean 2, sd 1, half-width t(2) · 1/√3.
+        let (m, hw) = mean_interval(&[1.0, 2.0, 3.0]);
+        assert_eq!(m, 2.0);
+        assert!((hw - 4.303 / 3f64.sqrt()).abs() < 1e-9, "{hw}");
+        assert!(mean_interval(&[0.5]).1.is_nan());
+        assert_eq!(t95(1000), 1.96);
+    }
+}

@@ -1,0 +1,104 @@
+//! `mgrpo experiment` through the real binary on the tiny config: a plan of three variants ×
+//! two seeds runs with shared warm starts, reports every run, and a second invocation redoes
+//! nothing.
+mod common;
+
+use std::path::Path;
+
+use common::{mgrpo, succeed};
+
+#[test]
+fn a_study_runs_shares_warm_starts_reports_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"tiny-study\"\nconfig = {:?}\nvariants = [\"mgrpo\", \"frozen-sub\", \"single\"]\nseeds = [1, 2]\nsteps = 2\nparallel = 2\n[overrides]\n\"algo.epochs\" = [1]\n",
+            root.join("examples/tiny.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    let study = dir.path().join("study");
+    let out = succeed(
+        mgrpo()
+            .args(["experiment", "--plan"])
+            .arg(&plan)
+            .arg("--dir")
+            .arg(&study),
+    );
+    assert!(out.contains("study tiny-study: 6 runs"), "{out}");
+    // mgrpo and frozen-sub warm the same two models: one warm start per seed for both, and one
+    // per seed for single.
+    let warm: Vec<String> = std::fs::read_dir(study.join("warm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(warm.len(), 4, "{warm:?}");
+    assert_eq!(
+        warm.iter().filter(|w| w.starts_with("main-sub-")).count(),
+        2
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(study.join("summary.json")).unwrap()).unwrap();
+    let runs = summary["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for r in runs {
+        for key in ["test_warm", "test_best", "test_final", "wall_s"] {
+            assert!(r[key].is_number(), "{key} in {r}");
+        }
+        assert_eq!(r["overrides"]["algo.epochs"], 1, "{r}");
+        assert!(r["by_kind"]["compare"]["final"].is_number(), "{r}");
+        let run = study.join("runs").join(format!(
+            "{}-s{}-algo.epochs=1",
+            r["variant"].as_str().unwrap(),
+            r["seed"]
+        ));
+        let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 2, "{}", run.display());
+    }
+    // Runs of one seed and kind share the warm start they were copied from.
+    let weights = |run: &str| {
+        std::fs::read(
+            study
+                .join("runs")
+                .join(run)
+                .join("checkpoints/main/0/model.bpk"),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        weights("mgrpo-s1-algo.epochs=1"),
+        weights("frozen-sub-s1-algo.epochs=1")
+    );
+    assert_ne!(
+        weights("mgrpo-s1-algo.epochs=1"),
+        weights("mgrpo-s2-algo.epochs=1")
+    );
+    let table = std::fs::read_to_string(study.join("table.md")).unwrap();
+    assert_eq!(
+        table.matches("| frozen-sub | algo.epochs=1 | 2 |").count(),
+        1,
+        "{table}"
+    );
+    assert!(study.join("dev.png").is_file());
+    // Again: every run is done, nothing is started.
+    let started = std::fs::metadata(study.join("runs/mgrpo-s1-algo.epochs=1/test.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = succeed(
+        mgrpo()
+            .args(["experiment", "--plan"])
+            .arg(&plan)
+            .arg("--dir")
+            .arg(&study),
+    );
+    assert!(again.contains("study tiny-study: 6 runs"), "{again}");
+    let after = std::fs::metadata(study.join("runs/mgrpo-s1-algo.epochs=1/test.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(started, after, "a finished run is not redone");
+}
