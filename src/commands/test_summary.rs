@@ -33,7 +33,10 @@ pub struct TestSummary {
 }
 
 /// Evaluates run `dir`'s warm start, dev-selected and final checkpoints on the test split
-/// (a version is evaluated once, however many labels it has) and writes `test.json`.
+/// (a version is evaluated once, however many labels it has) and writes `test.json`. The
+/// final checkpoint is each role's latest (after a swap the roles' versions differ); a
+/// dev-selected version that some role has no checkpoint of (it was frozen or an expert then)
+/// is left out with a warning.
 pub async fn summarise(dir: &Path) -> Result<TestSummary> {
     let run = RunDir::new(dir);
     let last = run
@@ -43,14 +46,26 @@ pub async fn summarise(dir: &Path) -> Result<TestSummary> {
     let mut done: BTreeMap<u64, EvalReport> = BTreeMap::new();
     let mut checkpoints = Vec::new();
     let mut questions = 0;
-    for (label, version) in [("warm", 0), ("best", best), ("final", last)] {
-        if let std::collections::btree_map::Entry::Vacant(slot) = done.entry(version) {
-            let (report, _) = mgrpo_actors::eval::eval_run(dir, Some(version), Split::Test, None)
-                .await
-                .with_context(|| format!("evaluating version {version} on the test split"))?;
-            slot.insert(report);
+    for (label, version) in [("warm", Some(0)), ("best", Some(best)), ("final", None)] {
+        let key = version.unwrap_or(last);
+        if let std::collections::btree_map::Entry::Vacant(slot) = done.entry(key) {
+            let evaluated = mgrpo_actors::eval::eval_run(dir, version, Split::Test, None).await;
+            match evaluated {
+                Ok((report, _)) => {
+                    slot.insert(report);
+                }
+                Err(e) if label == "best" => {
+                    eprintln!("warning: the dev-selected version {key} is not evaluated: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("evaluating the {label} checkpoint on the test split")
+                    });
+                }
+            }
         }
-        let report = &done[&version];
+        let (version, report) = (key, &done[&key]);
         questions = report.n;
         checkpoints.push(Evaluated {
             label: label.into(),
