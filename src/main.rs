@@ -5,11 +5,13 @@ mod allocator;
 mod chaos;
 mod cli;
 mod commands;
+mod pipe;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     allocator::configure();
+    pipe::quiet_on_broken_pipe();
     let cli = cli::Cli::parse();
     // A cluster node reports peers joining and leaving (info); ractor_cluster's own session
     // chatter is left to -vv.
@@ -19,6 +21,7 @@ fn main() -> std::process::ExitCode {
     init_tracing(cli.verbose, node, quiet);
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if pipe::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE

@@ -4,6 +4,7 @@
 //! problem, so a typo is an error at start-up rather than a silently ignored setting.
 //! `[cluster]` (nodes, placement, cookie, TLS) has its own file, [`cluster`].
 pub mod cluster;
+mod paths;
 
 use std::path::{Path, PathBuf};
 
@@ -390,13 +391,16 @@ impl Default for ActorsConfig {
 const PRESETS: [&str; 3] = ["tiny", "small", "base"];
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file; its relative paths are resolved against the file's
+    /// directory (module `paths`).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut config = Self::parse(&text, path)?;
+        config.resolve_paths(&paths::base_of(path));
+        Ok(config)
     }
 
     /// Parses and validates config text; `path` is only used in messages.
@@ -446,6 +450,12 @@ impl Config {
                 p.push(format!(
                     "models.{role}.backend = {:?}: expected \"flex\" or \"tch\"",
                     m.backend
+                ));
+            }
+            if m.backend == "tch" && !cfg!(feature = "tch") {
+                p.push(format!(
+                    "models.{role}.backend = \"tch\": this build has no libtorch backend \
+                     (build with `cargo build --release --features tch`, or use \"flex\")"
                 ));
             }
             if m.lora_rank > 0 && !(m.lora_alpha > 0.0 && m.lora_alpha.is_finite()) {
