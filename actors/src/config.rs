@@ -687,6 +687,22 @@ listen = "nowhere"
     }
 
     #[test]
+    fn a_backend_the_build_lacks_is_a_config_error() {
+        let r = Config::parse("[models.sub]\nbackend = \"tch\"\n", Path::new("c.toml"));
+        if cfg!(feature = "tch") {
+            assert!(r.is_ok(), "{r:?}");
+        } else {
+            let msg = r.unwrap_err().to_string();
+            assert!(
+                msg.contains("c.toml")
+                    && msg.contains("models.sub.backend = \"tch\": this build has no libtorch")
+                    && msg.contains("--features tch"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
     fn missing_file_is_a_clear_error() {
         let err = Config::load(Path::new("/nonexistent/cluster.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/cluster.toml"));

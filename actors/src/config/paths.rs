@@ -35,7 +35,10 @@ impl Config {
 
 /// The directory a config file's relative paths start from: its parent, made absolute.
 pub(super) fn base_of(file: &Path) -> PathBuf {
-    let parent = file.parent().unwrap_or(Path::new(""));
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
 }
 
