@@ -39,6 +39,18 @@ fn a_reader_that_closes_the_pipe_ends_the_command_quietly_with_exit_0() {
 }
 
 #[test]
+fn every_json_output_is_one_line() {
+    for args in [
+        &["world", "--json"][..],
+        &["eval", "--policy", "expert", "--limit", "4", "--json"],
+    ] {
+        let out = succeed(mgrpo().args(args).arg("--config").arg(tiny()));
+        assert_eq!(out.lines().count(), 1, "{args:?}: {out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+}
+
+#[test]
 fn config_errors_name_the_file_the_key_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("lab.toml");

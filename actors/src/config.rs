@@ -192,7 +192,7 @@ impl Default for RoleModelConfig {
     }
 }
 
-/// `[algo]`: ALGORITHM.md's constants.
+/// `[algo]`: M-GRPO's constants (docs/algorithm.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlgoConfig {
@@ -275,7 +275,7 @@ impl Default for AlgoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamplingConfig {
-    /// Rollout temperature. The default is 0.7, not ALGORITHM.md's 1.0: the warm-started small
+    /// Rollout temperature. The default is 0.7, not the paper's 1.0: the warm-started small
     /// models have long tails, and at 1.0 only ~16% of their sampled rollouts are correct
     /// (53% at 0.7), which leaves most groups without a positive sample. Log-probs (π_old and
     /// π_θ alike) are always the model's own temperature-1 log-probs; see docs/semantics.md.
