@@ -399,7 +399,7 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, path)?;
-        config.resolve_paths(&paths::base_of(path));
+        config.resolve_paths(&paths::base_of(path), paths::names_root(&text));
         Ok(config)
     }
 
