@@ -508,6 +508,22 @@ steps = [1, 9]
     }
 
     #[test]
+    fn every_shipped_plan_loads_and_fires_inside_its_steps() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos");
+        let mut plans = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            // cluster-tiny.toml is the config the plans run, not a plan.
+            if path.file_name().is_some_and(|n| n != "cluster-tiny.toml") {
+                let (_, config) = Plan::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(config.is_file(), "{}: {}", path.display(), config.display());
+                plans += 1;
+            }
+        }
+        assert!(plans >= 6, "{plans} plans in {}", dir.display());
+    }
+
+    #[test]
     fn a_trigger_past_the_plans_last_step_is_a_plan_error() {
         let plan: Plan = toml::from_str(PLAN).unwrap();
         assert!(plan.check_steps(Path::new("p.toml")).is_ok());
