@@ -16,11 +16,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--config`'s default: `cluster.toml` in the current directory.
+pub const DEFAULT_CONFIG: &str = "cluster.toml";
+
 /// Where the config comes from.
 #[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
-    /// The cluster/run configuration file.
-    #[arg(long, default_value = "cluster.toml")]
+    /// The cluster/run configuration file (relative to the current directory; the paths inside
+    /// it are relative to the file).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
 }
 
@@ -134,7 +138,8 @@ pub enum SplitArg {
 pub struct EvalArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// `expert`, or `run:DIR` / `run:DIR@VERSION` / `run:DIR@best` (the dev-selected checkpoint) for a trained run's policies.
+    /// `expert`, or `run:DIR` / `run:DIR@VERSION` / `run:DIR@best` (the dev-selected checkpoint)
+    /// for a trained run's policies, which run with the run's own config (no `--config`).
     #[arg(long, default_value = "expert")]
     pub policy: String,
     /// The split to evaluate on.
@@ -143,7 +148,9 @@ pub struct EvalArgs {
     /// Evaluate only the first N questions of the split.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Expert noise for `--policy expert` (overrides the config's world noise; 0 = perfect).
+    /// Expert noise for `--policy expert`: the probability of each expert mistake (default 0,
+    /// perfect experts; the config's `world.main_noise`/`sub_noise` shape only the warm
+    /// start's demonstrations).
     #[arg(long)]
     pub noise: Option<f64>,
     /// Print one machine-readable JSON line.
@@ -187,7 +194,8 @@ pub struct TrainArgs {
     /// out during this step's updates, `algo.max_staleness` versions behind).
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleArg>,
-    /// Continue a stopped run from its last checkpoint and the store.
+    /// Continue a stopped run from its last checkpoint and the store, with the run's own
+    /// config.toml (no `--config`; `--steps`, `--seed`, `--algo`, `--schedule` still apply).
     #[arg(long)]
     pub resume: bool,
     /// Skip the test-split evaluation of the warm start, the dev-selected and the final
@@ -352,7 +360,8 @@ pub enum BenchCommand {
         #[arg(long)]
         compare_torch: bool,
         /// The Python with torch for `--compare-torch` (default: `$MGRPO_TORCH_PYTHON`, else
-        /// the CI's venv `~/.cache/mgrpo/venv-torch/bin/python` if present, else `python3`).
+        /// `bench/tch-env.sh`'s venv `./.venv-torch/bin/python`, else the CI's venv
+        /// `~/.cache/mgrpo/venv-torch/bin/python` if present, else `python3`).
         #[arg(long)]
         python: Option<PathBuf>,
         /// Threads for both sides (flex's rayon pool and torch's intra-op pool; default: all

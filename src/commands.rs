@@ -28,9 +28,34 @@ impl From<SplitArg> for Split {
     }
 }
 
-/// Loads the config file, with the file named in any error.
+/// Loads the config file, with the file named in any error. A missing default
+/// (`./cluster.toml`, when the command runs outside the repository) says where it was looked for
+/// and what to pass instead.
 pub fn load_config(path: &Path) -> Result<Config> {
+    if !path.exists() && path.is_relative() {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        bail!(
+            "no config file {} in {} (--config is relative to the current directory; its \
+             default is ./cluster.toml): run from the repository's root, or pass \
+             --config PATH (the repository's cluster.toml, or examples/tiny.toml for a quick run)",
+            path.display(),
+            cwd.display()
+        );
+    }
     Ok(Config::load(path)?)
+}
+
+/// Refuses an explicit `--config` where a run's own `config.toml` is what counts (`train
+/// --resume`, `eval --policy run:DIR`), rather than ignoring it silently.
+pub fn refuse_config_for_run(config: &Path, run: &Path, what: &str) -> Result<()> {
+    if config != Path::new(crate::cli::DEFAULT_CONFIG) {
+        bail!(
+            "{what} uses the run's own config ({}), not --config {}: drop --config",
+            mgrpo_actors::RunDir::new(run).config_path().display(),
+            config.display()
+        );
+    }
+    Ok(())
 }
 
 /// Runs the parsed command line.
@@ -149,6 +174,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
             ),
             None => (spec, None),
         };
+        refuse_config_for_run(&args.config.config, Path::new(dir), "--policy run:DIR")?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

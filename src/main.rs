@@ -6,11 +6,13 @@ mod chaos;
 mod cli;
 mod commands;
 mod experiment;
+mod pipe;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     allocator::configure();
+    pipe::quiet_on_broken_pipe();
     let cli = cli::Cli::parse();
     // A cluster node reports peers joining and leaving (info); ractor_cluster's own session
     // chatter is left to -vv.
@@ -20,6 +22,7 @@ fn main() -> std::process::ExitCode {
     init_tracing(cli.verbose, node, quiet);
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if pipe::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE

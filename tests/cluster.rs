@@ -188,21 +188,7 @@ fn wrong_cookie_is_refused_and_garbage_does_not_take_a_node_down() {
     let config = write_config(dir.path(), &free_ports(), STEPS, 4);
     let hub_addr = listen_addr(&config, 0);
     let mut hub = NodeProc::start(&config, "hub", &dir.path().join("run"), dir.path(), "");
-    let status = |cookie: &str| {
-        let out = mgrpo()
-            .env("MGRPO_COOKIE", cookie)
-            .args(["status", "--json", "--timeout", "3", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (v, String::from_utf8_lossy(&out.stderr).into_owned())
-    };
+    let status = |cookie: &str| status_json(&config, cookie);
     wait_listening(&hub_addr, &mut hub);
 
     let (v, stderr) = status("not-the-cookie");
@@ -303,6 +289,39 @@ fn make_certs(dir: &Path) {
     ]);
 }
 
+/// `mgrpo status --json` on a cluster whose other nodes are not started: the one-line report
+/// and stderr. It exits 0 exactly when every placed node answered, 1 naming the ones down.
+fn status_json(config: &Path, cookie: &str) -> (serde_json::Value, String) {
+    let out = mgrpo()
+        .env("MGRPO_COOKIE", cookie)
+        .args(["status", "--json", "--timeout", "3", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "--json prints one line: {stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    let down: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n["up"] != true)
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(out.status.success(), down.is_empty(), "{v}\n{stderr}");
+    if !down.is_empty() {
+        assert!(
+            out.status.code() == Some(1) && stderr.contains(&down.join(", ")),
+            "exit 1 naming the nodes down ({down:?}): {stderr}"
+        );
+    }
+    (v, stderr)
+}
+
 #[test]
 fn tls_links_work_a_silent_client_blocks_no_one_and_a_plain_client_is_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -325,19 +344,7 @@ fn tls_links_work_a_silent_client_blocks_no_one_and_a_plain_client_is_refused() 
     let hub_addr = listen_addr(&tls, 0);
     wait_listening(&hub_addr, &mut hub);
     let _silent = std::net::TcpStream::connect(&hub_addr).unwrap();
-    let status = |config: &Path| {
-        let out = mgrpo()
-            .args(["status", "--json", "--timeout", "3", "--config"])
-            .arg(config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let status = |config: &Path| status_json(config, COOKIE).0;
     let start = Instant::now();
     loop {
         let v = status(&tls);

@@ -4,6 +4,7 @@
 //! problem, so a typo is an error at start-up rather than a silently ignored setting.
 //! `[cluster]` (nodes, placement, cookie, TLS) has its own file, [`cluster`].
 pub mod cluster;
+mod paths;
 
 use std::path::{Path, PathBuf};
 
@@ -191,7 +192,7 @@ impl Default for RoleModelConfig {
     }
 }
 
-/// `[algo]`: ALGORITHM.md's constants.
+/// `[algo]`: M-GRPO's constants (docs/algorithm.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlgoConfig {
@@ -279,7 +280,7 @@ impl Default for AlgoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamplingConfig {
-    /// Rollout temperature. The default is 0.7, not ALGORITHM.md's 1.0: the warm-started small
+    /// Rollout temperature. The default is 0.7, not the paper's 1.0: the warm-started small
     /// models have long tails, and at 1.0 only ~16% of their sampled rollouts are correct
     /// (53% at 0.7), which leaves most groups without a positive sample. Log-probs (π_old and
     /// π_θ alike, and the KL anchor's) are those of `softmax(logits / temperature)`, the
@@ -396,13 +397,16 @@ impl Default for ActorsConfig {
 const PRESETS: [&str; 3] = ["tiny", "small", "base"];
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file; its relative paths are resolved against the file's
+    /// directory (module `paths`).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut config = Self::parse(&text, path)?;
+        config.resolve_paths(&paths::base_of(path), paths::names_root(&text));
+        Ok(config)
     }
 
     /// Parses and validates config text; `path` is only used in messages.
@@ -452,6 +456,12 @@ impl Config {
                 p.push(format!(
                     "models.{role}.backend = {:?}: expected \"flex\" or \"tch\"",
                     m.backend
+                ));
+            }
+            if m.backend == "tch" && !cfg!(feature = "tch") {
+                p.push(format!(
+                    "models.{role}.backend = \"tch\": this build has no libtorch backend \
+                     (build with `cargo build --release --features tch`, or use \"flex\")"
                 ));
             }
             if m.lora_rank > 0 && !(m.lora_alpha > 0.0 && m.lora_alpha.is_finite()) {
@@ -680,6 +690,22 @@ listen = "nowhere"
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].roles[&crate::role::Role::Executor], 2);
         assert!(c.cluster.problems(c.algo.variant).is_empty());
+    }
+
+    #[test]
+    fn a_backend_the_build_lacks_is_a_config_error() {
+        let r = Config::parse("[models.sub]\nbackend = \"tch\"\n", Path::new("c.toml"));
+        if cfg!(feature = "tch") {
+            assert!(r.is_ok(), "{r:?}");
+        } else {
+            let msg = r.unwrap_err().to_string();
+            assert!(
+                msg.contains("c.toml")
+                    && msg.contains("models.sub.backend = \"tch\": this build has no libtorch")
+                    && msg.contains("--features tch"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The store actor: owns the run's sled store; every write goes through it. During a step it
-//! also holds the step's published statistics (ALGORITHM.md's decoupled statistics) for the
+//! also holds the step's published statistics (the decoupled statistics of docs/algorithm.md) for the
 //! learners to read, until the step is committed atomically.
 use std::collections::BTreeMap;
 use std::sync::Arc;

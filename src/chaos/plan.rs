@@ -332,7 +332,42 @@ impl Plan {
                 );
             }
         }
+        plan.check_steps(path)?;
         Ok((plan, config))
+    }
+
+    /// Every step trigger falls inside the run: a fault at a step the plan's `steps` never
+    /// reach would never fire, and the run would pass without testing it.
+    fn check_steps(&self, path: &Path) -> Result<()> {
+        let late = |last: u64| last >= self.steps;
+        for (i, f) in self.faults.iter().enumerate() {
+            let last = f.at_step.or(f.random.map(|[lo, hi]| lo.max(hi)));
+            if let Some(last) = last.filter(|s| late(*s)) {
+                bail!(
+                    "{}: fault {} ({}) is triggered at step {last}, but the plan runs steps 0..{} \
+                     (`steps = {}`): it would never fire",
+                    path.display(),
+                    i + 1,
+                    f.kind.name(),
+                    self.steps,
+                    self.steps
+                );
+            }
+        }
+        for (i, r) in self.repeat.iter().enumerate() {
+            if let Some([lo, hi]) = r.steps.filter(|[lo, hi]| late(*lo.max(hi))) {
+                bail!(
+                    "{}: repeat {} ({}) draws steps in [{lo}, {hi}], but the plan runs steps \
+                     0..{} (`steps = {}`)",
+                    path.display(),
+                    i + 1,
+                    r.fault.name(),
+                    self.steps,
+                    self.steps
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The schedule of the run with seed `run_seed`: every fault with its trigger, random ones
@@ -470,5 +505,42 @@ steps = [1, 9]
         assert!(parse_point("store_commit").is_ok());
         let e = parse_point("x").unwrap_err().to_string();
         assert!(e.contains("unknown fail point \"x\""), "{e}");
+    }
+
+    #[test]
+    fn every_shipped_plan_loads_and_fires_inside_its_steps() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chaos");
+        let mut plans = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            // cluster-tiny.toml is the config the plans run, not a plan.
+            if path.file_name().is_some_and(|n| n != "cluster-tiny.toml") {
+                let (_, config) = Plan::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(config.is_file(), "{}: {}", path.display(), config.display());
+                plans += 1;
+            }
+        }
+        assert!(plans >= 6, "{plans} plans in {}", dir.display());
+    }
+
+    #[test]
+    fn a_trigger_past_the_plans_last_step_is_a_plan_error() {
+        let plan: Plan = toml::from_str(PLAN).unwrap();
+        assert!(plan.check_steps(Path::new("p.toml")).is_ok());
+        for (field, fixed) in [
+            ("at_step = 3", "at_step = 10"),
+            ("random = [2, 8]", "random = [2, 12]"),
+            ("steps = [1, 9]", "steps = [1, 10]"),
+        ] {
+            let late: Plan = toml::from_str(&PLAN.replace(field, fixed)).unwrap();
+            let e = late
+                .check_steps(Path::new("p.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("p.toml: ") && e.contains("steps 0..10"),
+                "{fixed}: {e}"
+            );
+        }
     }
 }

@@ -145,10 +145,15 @@ pub fn models(command: &BenchCommand) -> Result<()> {
     Ok(())
 }
 
-/// `$MGRPO_TORCH_PYTHON`, else the venv `.ci/run` installs torch into, else `python3`.
+/// `$MGRPO_TORCH_PYTHON`, else the venv `bench/tch-env.sh` makes (`./.venv-torch`), else the
+/// one `.ci/run` installs torch into, else `python3`.
 fn default_python() -> PathBuf {
     if let Some(p) = std::env::var_os("MGRPO_TORCH_PYTHON") {
         return PathBuf::from(p);
+    }
+    let local = Path::new(".venv-torch/bin/python");
+    if local.is_file() {
+        return local.to_path_buf();
     }
     if let Some(home) = std::env::var_os("HOME") {
         let venv = Path::new(&home).join(".cache/mgrpo/venv-torch/bin/python");

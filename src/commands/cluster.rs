@@ -46,7 +46,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
         .map(|p| p.roles)
         .unwrap_or_default();
     // Fail early on the cookie, before the warm start.
-    c.resolve_cookie().map_err(anyhow::Error::msg)?;
+    check_cookie(c, &args.config.config)?;
     let run_dir = RunDir::new(
         args.run
             .clone()
@@ -212,7 +212,18 @@ pub fn control_target(
             config.display()
         );
     }
+    check_cookie(&config_.cluster, config)?;
     Ok(mgrpo_actors::control::Target::cluster(config_))
+}
+
+/// The cluster's cookie can be read; an error names the config file and its key.
+fn check_cookie(
+    c: &mgrpo_actors::config::cluster::ClusterConfig,
+    path: &std::path::Path,
+) -> Result<()> {
+    c.resolve_cookie()
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// `mgrpo status`.
@@ -228,9 +239,24 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     })?;
     let report = serde_json::to_value(&report)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{report}");
     } else {
         print_status(&report);
+    }
+    let down: Vec<&str> = report["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["up"].as_bool() != Some(true))
+        .filter_map(|n| n["node"].as_str())
+        .collect();
+    if !down.is_empty() {
+        // Scripts and health checks read the exit status: a placed node down is a failure.
+        bail!(
+            "node{} down: {} (status exits 1 until every placed node answers)",
+            if down.len() > 1 { "s" } else { "" },
+            down.join(", ")
+        );
     }
     Ok(())
 }

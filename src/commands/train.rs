@@ -69,6 +69,7 @@ pub fn warmup(args: &WarmupArgs) -> Result<()> {
 pub fn train(args: &TrainArgs) -> Result<()> {
     let mut config = if args.resume {
         let dir = args.run.as_ref().context("--resume needs --run DIR")?;
+        super::refuse_config_for_run(&args.config.config, dir, "--resume")?;
         super::load_config(&RunDir::new(dir).config_path())?
     } else {
         super::load_config(&args.config.config)?

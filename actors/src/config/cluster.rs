@@ -142,7 +142,12 @@ impl ClusterConfig {
                 .trim()
                 .to_string()
         } else if let Some(v) = &self.cookie_env {
-            std::env::var(v).map_err(|_| format!("cluster.cookie_env: ${v} is not set"))?
+            std::env::var(v).map_err(|_| {
+                format!(
+                    "cluster.cookie_env = {v:?}: ${v} is not set (export it with the cluster's \
+                     cookie, the same on every node)"
+                )
+            })?
         } else {
             return Err("no cookie: set cluster.cookie_file or cluster.cookie_env".into());
         };
@@ -250,6 +255,15 @@ impl ClusterConfig {
                     }
                     Some(r) => placed.entry(r).or_default().push((n.name.clone(), *count)),
                 }
+            }
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            for peer in n.dial.keys().filter(|peer| !names.contains_key(*peer)) {
+                let known: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                p.push(format!(
+                    "cluster.nodes[{i}].dial.{peer}: no node named {peer:?} (known: {})",
+                    known.join(", ")
+                ));
             }
         }
         for r in Role::ALL.into_iter().filter(|r| r.used_by(variant)) {

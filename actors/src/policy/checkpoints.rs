@@ -59,7 +59,24 @@ pub fn load_policy(
         .device(ctx.config.models.of(role))
         .map_err(|e| e.to_string())?;
     let version = match version {
-        Some(v) => v,
+        Some(v) => {
+            let saved = ctx.run_dir.checkpoint_versions(role.name());
+            if !saved.contains(&v) {
+                let list: Vec<String> = saved.iter().map(u64::to_string).collect();
+                return Err(format!(
+                    "{} has no {} checkpoint {v}; its versions are: {} (or @best, the \
+                     dev-selected one)",
+                    ctx.run_dir.root().display(),
+                    role.name(),
+                    if list.is_empty() {
+                        "none (run warmup first)".into()
+                    } else {
+                        list.join(", ")
+                    }
+                ));
+            }
+            v
+        }
         None => ctx.run_dir.latest_checkpoint(role.name()).ok_or_else(|| {
             format!(
                 "no {} checkpoint in {} (run warmup first)",

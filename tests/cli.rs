@@ -1,0 +1,151 @@
+//! What a user sees at the command line when the command cannot do what was asked, or its
+//! reader goes away: a closed pipe ends it quietly, and each error names the file and key at
+//! fault and what to do.
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{mgrpo, succeed};
+
+fn tiny() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml")
+}
+
+/// Runs `cmd`, which must fail; its stderr.
+fn fail(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "succeeded: {out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly_with_exit_0() {
+    // 200 transcripts are ≈ 190 kB, past any pipe's buffer: the writer meets the closed pipe.
+    let mut child = mgrpo()
+        .args(["world", "--show", "200", "--config"])
+        .arg(tiny())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}
+
+#[test]
+fn every_json_output_is_one_line() {
+    for args in [
+        &["world", "--json"][..],
+        &["eval", "--policy", "expert", "--limit", "4", "--json"],
+    ] {
+        let out = succeed(mgrpo().args(args).arg("--config").arg(tiny()));
+        assert_eq!(out.lines().count(), 1, "{args:?}: {out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+}
+
+#[test]
+fn config_errors_name_the_file_the_key_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        "[cluster]\ncookie_env = \"MGRPO_TEST_UNSET_COOKIE\"\n[[cluster.nodes]]\nname = \"hub\"\n\
+         listen = \"127.0.0.1:7391\"\nroles = { coordinator = 1, store = 1, judge = 1, \
+         learner-main = 1, learner-sub = 1, planner = 1, executor = 1 }\n",
+    )
+    .unwrap();
+    let e = fail(
+        mgrpo()
+            .env_remove("MGRPO_TEST_UNSET_COOKIE")
+            .args(["status", "--config"])
+            .arg(&config),
+    );
+    assert!(
+        e.contains("lab.toml: cluster.cookie_env = \"MGRPO_TEST_UNSET_COOKIE\"")
+            && e.contains("is not set"),
+        "{e}"
+    );
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}dial = {{ nobody = \"10.0.0.1:1\" }}\n"),
+    )
+    .unwrap();
+    let e = fail(mgrpo().args(["world", "--config"]).arg(&config));
+    assert!(
+        e.contains("lab.toml") && e.contains("cluster.nodes[0].dial.nobody: no node named"),
+        "{e}"
+    );
+
+    // From a directory without ./cluster.toml, the default says where it looked and what to do.
+    let e = fail(mgrpo().arg("world").current_dir(dir.path()));
+    assert!(
+        e.contains("no config file cluster.toml in") && e.contains("pass --config PATH"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_trained_run_names_its_versions_and_refuses_another_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    succeed(
+        mgrpo()
+            .args(["train", "--steps", "1", "--config"])
+            .arg(tiny())
+            .arg("--run")
+            .arg(&run),
+    );
+    let policy = format!("run:{}@999", run.display());
+    let e = fail(mgrpo().args(["eval", "--policy", &policy]));
+    assert!(
+        e.contains("no main checkpoint 999; its versions are: 0, 1"),
+        "{e}"
+    );
+    let e = fail(
+        mgrpo()
+            .args(["train", "--resume", "--config"])
+            .arg(tiny())
+            .arg("--run")
+            .arg(&run),
+    );
+    assert!(
+        e.contains("--resume uses the run's own config") && e.contains("drop --config"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_chaos_plan_with_a_fault_past_its_last_step_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("late.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "config = \"{}\"\nsteps = 5\n[[faults]]\nkind = \"kill_node\"\nnode = \"local\"\n\
+             down_s = 1.0\nat_step = 5\n",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    let e = fail(
+        mgrpo()
+            .args(["chaos", "--plan"])
+            .arg(&plan)
+            .arg("--out")
+            .arg(dir.path().join("out")),
+    );
+    assert!(
+        e.contains("late.toml: fault 1 (kill_node)") && e.contains("never fire"),
+        "{e}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing ran");
+}
