@@ -167,14 +167,8 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_a_whole_store_that_resumes()
             .collect();
         assert_eq!(versions, ["0"], "{role}: only the warm start");
     }
-    // Space is back: the run resumes and finishes every step once.
-    common::succeed(
-        mgrpo()
-            .args(["train", "--resume", "--config"])
-            .arg(&config)
-            .arg("--run")
-            .arg(&run),
-    );
+    // Space is back: the run resumes (with its own config) and finishes every step once.
+    common::succeed(mgrpo().args(["train", "--resume", "--run"]).arg(&run));
     common::assert_each_step_once(&run, 4);
 }
 
