@@ -104,7 +104,7 @@ pub struct ExperimentArgs {
     /// Runs at a time (overrides the plan's `parallel`).
     #[arg(long)]
     pub parallel: Option<usize>,
-    /// Only write the report from the runs there are (all must have finished).
+    /// Only write the report, from the runs that finished (the table says how many did not).
     #[arg(long)]
     pub report_only: bool,
 }
@@ -311,7 +311,7 @@ pub struct ChaosArgs {
     /// Keep the run directories of runs that passed (failing ones are always kept).
     #[arg(long)]
     pub keep: bool,
-    /// Print the summary as one JSON line last.
+    /// Print the summary as one JSON line on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
 }

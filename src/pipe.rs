@@ -24,11 +24,24 @@ pub fn quiet_on_broken_pipe() {
     }));
 }
 
-/// Whether a command's error is a write to a closed pipe (anywhere in its chain).
+/// Whether a command's error is a write to a closed stdout: a broken pipe in its chain, and
+/// stdout itself closed — a broken pipe to a peer's socket is a failure like any other, and
+/// must not end the command with status 0. (Checking costs a newline on an open stdout, only
+/// on that rare error.)
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
-    })
+    }) && stdout_closed()
+}
+
+/// Whether writing to stdout fails with a broken pipe.
+fn stdout_closed() -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    matches!(
+        out.write_all(b"\n").and_then(|()| out.flush()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe
+    )
 }

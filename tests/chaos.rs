@@ -19,7 +19,7 @@ fn root() -> &'static Path {
 }
 
 /// Runs a shipped plan (`examples/chaos/NAME.toml`) into `root()/NAME`; it must pass. Its
-/// stdout (the table) and the JSON summary.
+/// table (stderr under `--json`) and the JSON summary (stdout's one line).
 fn run_shipped(name: &str) -> (String, serde_json::Value) {
     run_shipped_with(name, &[])
 }
@@ -37,14 +37,16 @@ fn run_shipped_with(name: &str, more: &[&str]) -> (String, serde_json::Value) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{stderr}\n{stdout}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "--json prints one line: {stdout}"
     );
     let last = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    (stdout, last)
+    (stderr, last)
 }
 
 #[test]

@@ -112,17 +112,26 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let s = summary(&outcomes);
-    println!(
-        "plan {} · {} run(s) · {} fault(s)",
-        plan.name, s.runs, s.faults
-    );
-    print!("{}", table(&outcomes));
-    println!(
-        "steps lost {} · doubled {} · stores identical {}/{} · node crashes {} · recovery p50 {:.1}s max {:.1}s",
-        s.lost, s.doubled, s.identical, s.runs, s.node_crashes, s.recovery_s_p50, s.recovery_s_max
+    let report = format!(
+        "plan {} · {} run(s) · {} fault(s)\n{}steps lost {} · doubled {} · stores identical {}/{} · node crashes {} · recovery p50 {:.1}s max {:.1}s",
+        plan.name,
+        s.runs,
+        s.faults,
+        table(&outcomes),
+        s.lost,
+        s.doubled,
+        s.identical,
+        s.runs,
+        s.node_crashes,
+        s.recovery_s_p50,
+        s.recovery_s_max
     );
     if args.json {
+        // stdout is the one JSON line; the table is for people, on stderr.
+        eprintln!("{report}");
         println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!("{report}");
     }
     if s.failed > 0 {
         bail!("{} of {} run(s) broke an invariant", s.failed, s.runs);

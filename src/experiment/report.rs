@@ -89,15 +89,33 @@ fn run_entry(r: &Prepared) -> Result<Value> {
     }))
 }
 
-/// Writes `summary.json`, `table.md` and `dev.png` into `study`; returns the table.
+/// Writes `summary.json`, `table.md` and `dev.png` into `study` from the runs that finished
+/// (an interrupted study reports what it has; the table says how many are missing); returns
+/// the table.
 pub fn write(study: &Path, runs: &[Prepared]) -> Result<String> {
+    let all = runs.len();
+    let runs: Vec<Prepared> = runs
+        .iter()
+        .filter(|r| crate::experiment::runs::finished(&r.dir))
+        .cloned()
+        .collect();
+    if runs.is_empty() {
+        bail!("no run of the study has finished yet");
+    }
+    let runs = &runs[..];
     let entries = runs.iter().map(run_entry).collect::<Result<Vec<_>>>()?;
     let summary = json!({ "runs": entries });
     std::fs::write(
         study.join("summary.json"),
         serde_json::to_vec_pretty(&summary)?,
     )?;
-    let table = table(runs, &entries);
+    let mut table = table(runs, &entries);
+    if runs.len() < all {
+        table += &format!(
+            "\n{} of {all} runs finished; rerun the study to finish the rest.\n",
+            runs.len()
+        );
+    }
     std::fs::write(study.join("table.md"), &table)?;
     plot(&study.join("dev.png"), runs)?;
     Ok(table)

@@ -1,8 +1,9 @@
 //! Carrying a study out: one warm start per (seed, the models a variant warms, the settings a
-//! warm start depends on), shared by every run that can use it; then the runs, `parallel` at a
-//! time, each a `mgrpo train` process of its own (its log in `RUN/train.log`, its threads
-//! `cores / parallel`). Resumable: a run with a `test.json` is done and not redone; one that
-//! stopped part-way continues with `--resume`.
+//! warm start depends on), made by the first run that needs it and shared by every run that can
+//! use it (a later run waits for it); the runs in plan order, `parallel` at a time, each a
+//! `mgrpo train` process of its own (its log in `RUN/train.log`, its threads `cores /
+//! parallel`). Resumable: a run with a `test.json` is done and not redone; one that stopped
+//! part-way continues with `--resume`.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,42 +109,81 @@ fn steps_done(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// A started child, its log and what it is.
-struct Running {
+/// One step of a run's job.
+enum Step {
+    /// Make the warm start in this directory (`mgrpo warmup`).
+    Warm(PathBuf),
+    /// Copy the run's warm start in, unless the run has checkpoints already.
+    Adopt,
+    /// `mgrpo train` (continuing with `--resume` if the run has committed steps).
+    Train,
+}
+
+/// A run's job: its steps, in order; it may start once `needs` (a warm start another job
+/// makes) is ready.
+struct Job<'a> {
+    run: &'a Prepared,
+    steps: std::collections::VecDeque<Step>,
+    needs: Option<PathBuf>,
+}
+
+/// A job whose current step is a child process.
+struct Running<'a> {
+    job: Job<'a>,
     child: Child,
     what: String,
     log: PathBuf,
     started: Instant,
-    dir: PathBuf,
+    train: bool,
+    /// The warm start this child makes, if it is a `mgrpo warmup`.
+    making: Option<PathBuf>,
 }
 
-/// Runs the warm starts, then the runs, `parallel` processes at a time.
+/// Whether every model in `dir` has its warm start (version 0).
+fn warm_ready(dir: &Path) -> bool {
+    let roles = std::fs::read_dir(dir.join("checkpoints"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    !roles.is_empty()
+        && roles.iter().all(|r| {
+            RunDir::new(dir)
+                .checkpoint_path(&r.to_string_lossy(), 0)
+                .is_dir()
+        })
+}
+
+/// Carries out the unfinished runs, `parallel` processes at a time: each run makes its warm
+/// start first if no earlier run makes it (else waits for it), copies it in, and trains.
 pub fn carry_out(plan: &Plan, runs: &[Prepared]) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let threads = (cores / plan.parallel).max(1);
     let mgrpo = std::env::current_exe().context("the mgrpo binary")?;
-    let mut warms: BTreeMap<PathBuf, ()> = BTreeMap::new();
+    let mut claimed: BTreeMap<PathBuf, ()> = BTreeMap::new();
+    let mut queue: Vec<Job<'_>> = Vec::new();
     for r in runs.iter().filter(|r| !finished(&r.dir)) {
-        if RunDir::new(&r.warm).latest_checkpoint("main").is_none() {
-            warms.insert(r.warm.clone(), ());
+        let mut steps = std::collections::VecDeque::new();
+        let mut needs = None;
+        if steps_done(&r.dir) == 0 && RunDir::new(&r.dir).latest_checkpoint("main").is_none() {
+            if !warm_ready(&r.warm) {
+                if claimed.insert(r.warm.clone(), ()).is_none() {
+                    steps.push_back(Step::Warm(r.warm.clone()));
+                } else {
+                    needs = Some(r.warm.clone());
+                }
+            }
+            steps.push_back(Step::Adopt);
         }
+        steps.push_back(Step::Train);
+        queue.push(Job {
+            run: r,
+            steps,
+            needs,
+        });
     }
-    let warm_jobs: Vec<(String, Vec<String>, PathBuf)> = warms
-        .into_keys()
-        .map(|w| {
-            let args = vec![
-                "warmup".into(),
-                "--config".into(),
-                w.join("experiment.toml").display().to_string(),
-                "--run".into(),
-                w.display().to_string(),
-            ];
-            (format!("warm start {}", name_of(&w)), args, w)
-        })
-        .collect();
-    run_pool(&mgrpo, threads, plan.parallel, warm_jobs, None)?;
-
-    let todo: Vec<&Prepared> = runs.iter().filter(|r| !finished(&r.dir)).collect();
     let total: u64 = runs.iter().map(|r| r.steps).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -151,88 +191,34 @@ pub fn carry_out(plan: &Plan, runs: &[Prepared]) -> Result<()> {
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    let mut jobs = Vec::new();
-    for r in &todo {
-        let store_has_steps = steps_done(&r.dir) > 0;
-        if !store_has_steps && RunDir::new(&r.dir).latest_checkpoint("main").is_none() {
-            RunDir::new(&r.dir)
-                .adopt_warm_start(&RunDir::new(&r.warm))
-                .with_context(|| format!("copying {}'s warm start", name_of(&r.dir)))?;
-        }
-        let mut args = vec![
-            "train".to_string(),
-            "--run".into(),
-            r.dir.display().to_string(),
-        ];
-        if store_has_steps {
-            args.push("--resume".into());
-        } else {
-            args.extend([
-                "--config".into(),
-                r.dir.join("experiment.toml").display().to_string(),
-            ]);
-        }
-        jobs.push((name_of(&r.dir), args, r.dir.clone()));
-    }
-    let progress = (
-        bar.clone(),
-        runs.iter().map(|r| r.dir.clone()).collect::<Vec<_>>(),
-    );
-    run_pool(&mgrpo, threads, plan.parallel, jobs, Some(&progress))?;
-    bar.finish();
-    Ok(())
-}
-
-fn name_of(dir: &Path) -> String {
-    dir.file_name().map_or_else(
-        || dir.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-/// Runs `jobs` (`(what, mgrpo arguments, directory)`) `parallel` at a time; each job's output
-/// goes to `DIR/train.log` (or `warmup.log`), its wall time to `DIR/wall.json`. Fails with
-/// the log's tail when a job fails.
-fn run_pool(
-    mgrpo: &Path,
-    threads: usize,
-    parallel: usize,
-    jobs: Vec<(String, Vec<String>, PathBuf)>,
-    progress: Option<&(ProgressBar, Vec<PathBuf>)>,
-) -> Result<()> {
-    let mut queue = jobs.into_iter();
-    let mut running: Vec<Running> = Vec::new();
+    let dirs: Vec<PathBuf> = runs.iter().map(|r| r.dir.clone()).collect();
+    let mut running: Vec<Running<'_>> = Vec::new();
     loop {
-        while running.len() < parallel {
-            let Some((what, args, dir)) = queue.next() else {
+        // Start what may start, in plan order.
+        while running.len() < plan.parallel {
+            // A warm start is ready once its maker exited and every model has its version 0.
+            let ready =
+                |w: &Path| warm_ready(w) && !running.iter().any(|r| r.making.as_deref() == Some(w));
+            let Some(i) = queue
+                .iter()
+                .position(|j| j.needs.as_deref().is_none_or(ready))
+            else {
                 break;
             };
-            let log = dir.join(if args[0] == "warmup" {
-                "warmup.log"
-            } else {
-                "train.log"
-            });
-            let file = std::fs::File::create(&log)
-                .with_context(|| format!("creating {}", log.display()))?;
-            let child = Command::new(mgrpo)
-                .args(&args)
-                .env("RAYON_NUM_THREADS", threads.to_string())
-                .stdin(Stdio::null())
-                .stdout(file.try_clone()?)
-                .stderr(file)
-                .spawn()
-                .with_context(|| format!("starting {what}"))?;
-            tracing::info!(%what, "started");
-            running.push(Running {
-                child,
-                what,
-                log,
-                started: Instant::now(),
-                dir,
-            });
+            let job = queue.remove(i);
+            if let Some(r) = advance(&mgrpo, threads, job)? {
+                running.push(r);
+            }
         }
         if running.is_empty() {
-            return Ok(());
+            if let Some(j) = queue.first() {
+                bail!(
+                    "{} waits for a warm start nobody makes ({:?})",
+                    name_of(&j.run.dir),
+                    j.needs
+                );
+            }
+            break;
         }
         std::thread::sleep(Duration::from_millis(200));
         let mut still = Vec::new();
@@ -240,9 +226,13 @@ fn run_pool(
             match r.child.try_wait()? {
                 None => still.push(r),
                 Some(status) if status.success() => {
-                    let wall = serde_json::json!({ "wall_s": r.started.elapsed().as_secs_f64() });
-                    if !r.what.starts_with("warm start") {
-                        std::fs::write(r.dir.join("wall.json"), wall.to_string())?;
+                    if r.train {
+                        let wall =
+                            serde_json::json!({ "wall_s": r.started.elapsed().as_secs_f64() });
+                        std::fs::write(r.job.run.dir.join("wall.json"), wall.to_string())?;
+                    }
+                    if let Some(next) = advance(&mgrpo, threads, r.job)? {
+                        still.push(next);
                     }
                 }
                 Some(status) => {
@@ -259,10 +249,80 @@ fn run_pool(
             }
         }
         running = still;
-        if let Some((bar, dirs)) = progress {
-            bar.set_position(dirs.iter().map(|d| steps_done(d)).sum());
-            let names: Vec<&str> = running.iter().map(|r| r.what.as_str()).collect();
-            bar.set_message(names.join(", "));
-        }
+        bar.set_position(dirs.iter().map(|d| steps_done(d)).sum());
+        let names: Vec<&str> = running.iter().map(|r| r.what.as_str()).collect();
+        bar.set_message(names.join(", "));
     }
+    bar.finish();
+    Ok(())
+}
+
+fn name_of(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Runs `job`'s steps up to its next child process and starts it (`None`: the job is done).
+fn advance<'a>(mgrpo: &Path, threads: usize, mut job: Job<'a>) -> Result<Option<Running<'a>>> {
+    let r = job.run;
+    while let Some(step) = job.steps.pop_front() {
+        let (what, args, log, train, making) = match step {
+            Step::Adopt => {
+                RunDir::new(&r.dir)
+                    .adopt_warm_start(&RunDir::new(&r.warm))
+                    .with_context(|| format!("copying {}'s warm start", name_of(&r.dir)))?;
+                continue;
+            }
+            Step::Warm(w) => {
+                let args = vec![
+                    "warmup".to_string(),
+                    "--config".into(),
+                    w.join("experiment.toml").display().to_string(),
+                    "--run".into(),
+                    w.display().to_string(),
+                ];
+                let (what, log) = (format!("warm start {}", name_of(&w)), w.join("warmup.log"));
+                (what, args, log, false, Some(w))
+            }
+            Step::Train => {
+                let mut args = vec![
+                    "train".to_string(),
+                    "--run".into(),
+                    r.dir.display().to_string(),
+                ];
+                if steps_done(&r.dir) > 0 {
+                    args.push("--resume".into());
+                } else {
+                    args.extend([
+                        "--config".into(),
+                        r.dir.join("experiment.toml").display().to_string(),
+                    ]);
+                }
+                (name_of(&r.dir), args, r.dir.join("train.log"), true, None)
+            }
+        };
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(mgrpo)
+            .args(&args)
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        tracing::info!(%what, "started");
+        return Ok(Some(Running {
+            job,
+            child,
+            what,
+            log,
+            started: Instant::now(),
+            train,
+            making,
+        }));
+    }
+    Ok(None)
 }
