@@ -85,7 +85,13 @@ struct Watch {
     /// How long it lasts once struck (a stall), seconds.
     lasts_s: f64,
     struck: bool,
+    /// When it was armed.
+    armed: Instant,
 }
+
+/// How long a SIGKILL of a node waits for a fault armed there to strike first (its arming
+/// lives in the process the SIGKILL ends).
+const ARMED_GRACE: Duration = Duration::from_secs(30);
 
 /// A one-shot link fault, whose strike the proxy records.
 struct LinkWatch {
@@ -144,8 +150,15 @@ impl Injector {
     }
 
     /// Whether `f` must wait (a node to kill is down, its restart pending).
+    /// Whether fault `f` must wait: a SIGKILL of a node that is down, or in which a fault armed
+    /// less than [`ARMED_GRACE`] ago has not struck yet (on a loaded machine the arming can land
+    /// just before a due SIGKILL, which would take the armed fault with it).
     pub fn must_wait(&self, f: &Scheduled) -> bool {
-        matches!(&f.kind, FaultKind::KillNode { node, .. } if !self.nodes.running(node))
+        matches!(&f.kind, FaultKind::KillNode { node, .. }
+        if !self.nodes.running(node)
+            || self.watches.iter().any(|w| {
+                &w.node == node && !w.struck && w.armed.elapsed() < ARMED_GRACE
+            }))
     }
 
     /// Injects `f` now, as injection number `index`, filling `inj` in.
@@ -417,6 +430,7 @@ impl Injector {
                     _ => 0.0,
                 },
                 struck: false,
+                armed: Instant::now(),
             }),
             Err(e) => {
                 inj.fired = false;
