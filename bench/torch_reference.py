@@ -142,7 +142,13 @@ def sample(model, prompts, new_tokens, use_cache, gen):
 
 
 def token_logprobs(model, tokens):
+    return token_logprobs_at(model, tokens, 1.0)
+
+
+def token_logprobs_at(model, tokens, temperature):
     logits = model(tokens[:, :-1])
+    if temperature != 1.0:
+        logits = logits / temperature
     lp = torch.log_softmax(logits, dim=-1).gather(2, tokens[:, 1:].unsqueeze(2)).squeeze(2)
     return torch.cat([torch.zeros(tokens.shape[0], 1), lp], dim=1)
 
@@ -180,33 +186,36 @@ def parity(case_dir):
         if k.startswith("final_norm."):
             k = "norm." + k[len("final_norm."):]
         state[k] = v.float()
-    rows, seq = case["rows"], case["seq_len"]
-    shape = lambda key: torch.tensor(case[key], dtype=torch.float32).view(rows, seq)
-    tokens = torch.tensor(case["tokens"], dtype=torch.long).view(rows, seq)
-    mask, adv, old = shape("loss_mask"), shape("advantages"), shape("old_logprobs")
-    sft_w, sur_w = shape("sft_weights"), shape("surrogate_weights")
+    batch, learner, sur = case["batch"], case["learner"], case["surrogate"]
+    rows, seq = batch["rows"], batch["seq_len"]
+    shape = lambda values: torch.tensor(values, dtype=torch.float32).view(rows, seq)
+    tokens = torch.tensor(batch["tokens"], dtype=torch.long).view(rows, seq)
+    mask, adv, old = shape(batch["loss_mask"]), shape(batch["advantages"]), shape(batch["old_logprobs"])
+    sft_w, sur_w = shape(case["sft_weights"]), shape(case["surrogate_weights"])
+    # The surrogate's π at its temperature, as the learner computes it.
+    sur_lp = lambda model: token_logprobs_at(model, tokens, sur["temperature"])
 
     def fresh():
         model = PolicyModel(case["vocab_size"], d, layers, heads, d_ff, case["max_seq_len"])
         model.load_state_dict(state, strict=True)
-        opt = torch.optim.AdamW(model.parameters(), lr=case["lr"], betas=(case["beta1"], case["beta2"]),
-                                eps=case["epsilon"], weight_decay=case["weight_decay"])
+        opt = torch.optim.AdamW(model.parameters(), lr=learner["lr"], betas=(learner["beta1"], learner["beta2"]),
+                                eps=learner["epsilon"], weight_decay=learner["weight_decay"])
         return model, opt
 
     def sft_loss(model):
         return -(token_logprobs(model, tokens) * sft_w).sum()
 
     def surrogate_loss(model):
-        ratio = ((token_logprobs(model, tokens) - old) * mask).clamp(-20, 20).exp()
-        clipped = ratio.clamp(1 - case["eps_low"], 1 + case["eps_high"]) * adv
+        ratio = ((sur_lp(model) - old) * mask).clamp(-20, 20).exp()
+        clipped = ratio.clamp(1 - sur["eps_low"], 1 + sur["eps_high"]) * adv
         return -(torch.minimum(ratio * adv, clipped) * sur_w).sum()
 
     def step(model, opt, loss_fn):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model)
         loss.backward()
-        if case["grad_clip_norm"] is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), case["grad_clip_norm"])
+        if learner["grad_clip_norm"] is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), learner["grad_clip_norm"])
         opt.step()
         return loss.item()
 

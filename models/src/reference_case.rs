@@ -13,6 +13,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use mgrpo_algo::TrainBatch;
+
 use crate::bench::{BenchOptions, train_batch};
 use crate::config::PolicyConfig;
 use crate::error::{ModelError, Result};
@@ -36,7 +38,8 @@ pub struct CaseNumbers {
     pub sft_loss_after_surrogate_step: f32,
 }
 
-/// A case: the batch, the settings of both updates, our numbers.
+/// A case: the batch, the settings of both updates (as our learner and surrogate take them),
+/// our numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceCase {
     /// The GPT preset.
@@ -45,38 +48,17 @@ pub struct ReferenceCase {
     pub vocab_size: usize,
     /// See `vocab_size`.
     pub max_seq_len: usize,
-    /// Batch rows and width; `tokens` row-major.
-    pub rows: usize,
-    /// See `rows`.
-    pub seq_len: usize,
-    /// The batch's tokens.
-    pub tokens: Vec<u32>,
-    /// Which positions are trained (1) — where log-probs are compared.
-    pub loss_mask: Vec<f32>,
+    /// The batch: tokens, which positions are trained (where log-probs are compared),
+    /// advantages and π_old.
+    pub batch: TrainBatch,
     /// Loss weights of the SFT update (token averaging) and of the surrogate (its averaging).
     pub sft_weights: Vec<f32>,
     /// See `sft_weights`.
     pub surrogate_weights: Vec<f32>,
-    /// Per-token advantages and π_old.
-    pub advantages: Vec<f32>,
-    /// See `advantages`.
-    pub old_logprobs: Vec<f32>,
-    /// AdamW and clipping, as our learner runs them.
-    pub lr: f64,
-    /// See `lr`.
-    pub beta1: f32,
-    /// See `lr`.
-    pub beta2: f32,
-    /// See `lr`.
-    pub epsilon: f32,
-    /// See `lr`.
-    pub weight_decay: f32,
-    /// Global-norm clip of the gradients.
-    pub grad_clip_norm: Option<f32>,
-    /// The surrogate's clip range.
-    pub eps_low: f32,
-    /// See `eps_low`.
-    pub eps_high: f32,
+    /// AdamW and clipping.
+    pub learner: LearnerConfig,
+    /// The surrogate's clip range and temperature.
+    pub surrogate: SurrogateConfig,
     /// Our numbers.
     pub ours: CaseNumbers,
 }
@@ -126,33 +108,23 @@ pub fn write_reference_case(
     sft.sft_step(&batch)?;
     let mut sur = fresh()?;
     let surrogate_loss = sur.surrogate_step(&batch, &surrogate)?.loss;
+    let ours = CaseNumbers {
+        logprobs,
+        sft_loss,
+        sft_loss_after_sft_step: sft.sft_loss(&batch)?,
+        surrogate_loss,
+        sft_loss_after_surrogate_step: sur.sft_loss(&batch)?,
+    };
     let case = ReferenceCase {
         preset: preset.into(),
         vocab_size: config.vocab_size,
         max_seq_len: config.max_seq_len,
-        rows: batch.rows,
-        seq_len: batch.seq_len,
-        tokens: batch.tokens.clone(),
-        loss_mask: batch.loss_mask.clone(),
         sft_weights: loss_weights(&batch, Averaging::Token),
         surrogate_weights: loss_weights(&batch, surrogate.averaging),
-        advantages: batch.advantages.clone(),
-        old_logprobs: batch.old_logprobs.clone(),
-        lr: settings.lr,
-        beta1: settings.beta1,
-        beta2: settings.beta2,
-        epsilon: settings.epsilon,
-        weight_decay: settings.weight_decay,
-        grad_clip_norm: settings.grad_clip_norm,
-        eps_low: surrogate.eps_low,
-        eps_high: surrogate.eps_high,
-        ours: CaseNumbers {
-            logprobs,
-            sft_loss,
-            sft_loss_after_sft_step: sft.sft_loss(&batch)?,
-            surrogate_loss,
-            sft_loss_after_surrogate_step: sur.sft_loss(&batch)?,
-        },
+        batch,
+        learner: settings,
+        surrogate,
+        ours,
     };
     let json = dir.join("case.json");
     std::fs::write(&json, serde_json::to_vec(&case)?)

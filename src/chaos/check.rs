@@ -44,11 +44,7 @@ impl Training {
 
     /// Whether model `model` (`main`, `sub`) was served by its learner at `step`.
     fn learner_serves(&self, model: &str, step: u64) -> bool {
-        self.swaps
-            .iter()
-            .filter(|s| s.role == model && s.step <= step)
-            .max_by_key(|s| (s.step, s.generation))
-            .is_none_or(|s| s.to_serving == "learner")
+        SwapRecord::in_effect(&self.swaps, model, step).is_none_or(|s| s.to_serving == "learner")
     }
 
     /// Whether the main agent's model trained at `step`.

@@ -176,20 +176,9 @@ fn check_parity(python: &Path, options: &BenchOptions, json: bool) -> Result<()>
     for preset in &options.presets {
         let dir = tempfile::tempdir().context("a scratch directory")?;
         let case = write_reference_case(preset, options, dir.path())?;
-        let out = Command::new(python)
-            .arg(&script)
-            .arg("--parity")
-            .arg(dir.path())
-            .output()
-            .with_context(|| format!("running {} {}", python.display(), script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} --parity failed (is torch installed there? --python / MGRPO_TORCH_PYTHON): {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut cmd = Command::new(python);
+        cmd.arg(&script).arg("--parity").arg(dir.path());
+        let stdout = torch_reference(cmd, python)?;
         let line = stdout.lines().last().unwrap_or_default();
         let theirs: CaseNumbers = serde_json::from_str(line)
             .with_context(|| format!("{} --parity printed {line:?}", script.display()))?;
@@ -252,17 +241,22 @@ fn torch_rows(python: &Path, options: &BenchOptions, threads: usize) -> Result<V
     if !options.updates {
         cmd.arg("--no-updates");
     }
+    parse_table(&torch_reference(cmd, python)?)
+}
+
+/// Runs `cmd` (`python bench/torch_reference.py …`); its stdout, or an error with its stderr.
+fn torch_reference(mut cmd: Command, python: &Path) -> Result<String> {
+    let what = format!("{cmd:?}");
     let out = cmd
         .output()
-        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+        .with_context(|| format!("running {what} ({})", python.display()))?;
     if !out.status.success() {
         bail!(
-            "{} failed (is torch installed there? --python / MGRPO_TORCH_PYTHON): {}",
-            script.display(),
+            "{what} failed (is torch installed there? --python / MGRPO_TORCH_PYTHON): {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    parse_table(&String::from_utf8_lossy(&out.stdout))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Parses a table printed by `format_table` (or the reference script).

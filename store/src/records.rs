@@ -183,6 +183,15 @@ pub struct SwapRecord {
 }
 
 impl SwapRecord {
+    /// The swap of model `role` in effect at `step`: the last one taking effect at or before it
+    /// (`None`: the role runs as it started).
+    pub fn in_effect<'a>(swaps: &'a [SwapRecord], role: &str, step: u64) -> Option<&'a SwapRecord> {
+        swaps
+            .iter()
+            .filter(|s| s.role == role && s.step <= step)
+            .max_by_key(|s| (s.step, s.generation))
+    }
+
     /// `from` as the dump prints it (`learner v12`).
     pub fn from_label(&self) -> String {
         format!("{} v{}", self.from_serving, self.from_version)

@@ -21,15 +21,26 @@ pub fn free_ports() -> Vec<u16> {
 }
 
 /// examples/tiny.toml with a warm start long enough to learn the protocol (so rollouts make
-/// calls and rewards differ), then examples/cluster-3node.toml on the given ports.
-pub fn write_config(dir: &Path, ports: &[u16], steps: u64, eval_every: u64) -> PathBuf {
+/// calls, rewards differ and some answers are right).
+pub fn delegating_tiny() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
-    let tiny = tiny
-        .replace(
-            "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60",
-            "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3",
-        )
+    let short = "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60";
+    assert_eq!(
+        tiny.matches(short).count(),
+        1,
+        "examples/tiny.toml's warm start changed"
+    );
+    tiny.replace(
+        short,
+        "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3",
+    )
+}
+
+/// [`delegating_tiny`], then examples/cluster-3node.toml on the given ports.
+pub fn write_config(dir: &Path, ports: &[u16], steps: u64, eval_every: u64) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = delegating_tiny()
         .replace("steps = 3\n", &format!("steps = {steps}\n"))
         .replace("eval_every = 2", &format!("eval_every = {eval_every}"));
     assert!(tiny.contains("lr = 3e-3") && tiny.contains(&format!("steps = {steps}")));

@@ -63,12 +63,7 @@ fn restored_line(ctx: &NodeContext, r: &StepRecord, swaps: &[SwapRecord]) -> ser
 /// The generation model `role` ran step `step` with: that of its last swap taking effect at or
 /// before it (0 before any swap).
 pub fn generation_at(swaps: &[SwapRecord], role: &str, step: u64) -> u64 {
-    swaps
-        .iter()
-        .filter(|s| s.role == role && s.step <= step)
-        .map(|s| s.generation)
-        .max()
-        .unwrap_or(0)
+    SwapRecord::in_effect(swaps, role, step).map_or(0, |s| s.generation)
 }
 
 #[cfg(test)]
