@@ -5,6 +5,7 @@
 //! `[cluster]` (nodes, placement, cookie, TLS) has its own file, [`cluster`].
 pub mod cluster;
 mod paths;
+pub mod task;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use mgrpo_algo::{Algo, RewardWeights, StdKind};
 use mgrpo_env::WorldConfig;
 
 use crate::config::cluster::{ClusterConfig, NodePlacement};
+use crate::config::task::TaskConfig;
 use crate::role::LearnerRole;
 
 /// Why a config could not be used.
@@ -53,8 +55,11 @@ pub enum ConfigError {
 pub struct Config {
     /// Where runs go and the run seed.
     pub run: RunConfig,
-    /// The task world.
+    /// The task world (the default task; under `[task]` it only bounds the tools and turns).
     pub world: WorldConfig,
+    /// Your own task (questions, corpus, reward, tools); absent: the generated world.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskConfig>,
     /// The policy models of each role.
     pub models: ModelsConfig,
     /// The M-GRPO algorithm and its hyperparameters.
@@ -537,6 +542,9 @@ impl Config {
         if self.actors.request_attempts == 0 {
             p.push("actors.request_attempts = 0: must be at least 1".into());
         }
+        if let Some(task) = &self.task {
+            p.extend(task.problems());
+        }
         p.extend(self.cluster.problems(a.variant));
         p
     }
@@ -560,6 +568,22 @@ mod tests {
         let text = include_str!("../../cluster.toml");
         let c = Config::parse(text, Path::new("cluster.toml")).unwrap();
         assert_eq!(c.algo.variant, Algo::Mgrpo);
+    }
+
+    #[test]
+    fn no_task_table_is_the_world_and_writes_nothing_back() {
+        assert_eq!(Config::parse("", Path::new("x.toml")).unwrap().task, None);
+        assert!(!Config::default().to_toml().contains("task"));
+        let err = Config::parse(
+            "[task]\nquestions = \"\"\ncorpus = \"d\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("x.toml") && err.contains("task.questions is empty"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -68,11 +68,21 @@ pub enum ContextError {
     /// A role's Hugging Face folder does not fit this run.
     #[error("{0}")]
     HfFolder(String),
+    /// The `[task]` could not be used.
+    #[error("[task]: {0}")]
+    Task(String),
 }
 
 impl NodeContext {
     /// Generates the world and tokenizer for `config`.
     pub fn new(config: Config, run_dir: RunDir, scope: String) -> Result<Arc<Self>, ContextError> {
+        if config.task.is_some() {
+            // Until the dataset path is wired, a run must not silently train on the world.
+            return Err(ContextError::Task(
+                "this build does not train on a [task] yet (the built-in world is the only task)"
+                    .into(),
+            ));
+        }
         let world = World::generate(&config.world)?;
         let world_codec = TextCodec::build(&world)?;
         Ok(Arc::new(Self {

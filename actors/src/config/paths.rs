@@ -1,6 +1,7 @@
 //! Paths in a config file are relative to the file that names them.
 //!
-//! One rule for every path a config names (`run.root`, `models.ROLE.hf`, `cluster.cookie_file`,
+//! One rule for every path a config names (`run.root`, `models.ROLE.hf`, `task.questions`,
+//! `task.corpus`, `task.demonstrations`, the scorers' `dir`, `cluster.cookie_file`,
 //! `cluster.tls.*`), the one cargo and docker-compose follow, and the one a chaos plan's
 //! `config` follows: a config means the same wherever the command runs from. [`Config::load`]
 //! makes them absolute, so the copy a run directory records means the same too. A key the file
@@ -9,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Config;
+use super::task::RewardSpec;
 
 impl Config {
     /// Joins every relative path the config's file named to `base`, the file's directory;
@@ -25,6 +27,21 @@ impl Config {
         for m in [&mut self.models.main, &mut self.models.sub] {
             if let Some(hf) = &mut m.hf {
                 join(hf);
+            }
+        }
+        if let Some(task) = &mut self.task {
+            join(&mut task.questions);
+            join(&mut task.corpus);
+            if let Some(d) = &mut task.demonstrations {
+                join(d);
+            }
+            let reward = match &mut task.reward {
+                RewardSpec::Command(c) => Some(c),
+                RewardSpec::Metric(_) => None,
+            };
+            for c in reward.into_iter().chain(task.expert.as_mut()) {
+                // A scorer runs where the file is unless it names its own directory.
+                c.dir = base.join(&c.dir);
             }
         }
         if let Some(p) = &mut self.cluster.cookie_file {
@@ -82,6 +99,17 @@ mod tests {
             (base.join("c.pem"), "/k.pem".into(), base.join("ca.pem"))
         );
         assert!(base_of(Path::new("cluster.toml")).is_absolute());
+        let text = "[task]\nquestions = \"q.jsonl\"\ncorpus = \"/data/docs\"\n\
+                    demonstrations = \"d.jsonl\"\nreward = { command = [\"./s.sh\"] }\n\
+                    expert = { command = [\"j\"], dir = \"judges\" }\n";
+        let mut c = Config::parse(text, Path::new("lab/cluster.toml")).unwrap();
+        c.resolve_paths(base, false);
+        let t = c.task.unwrap();
+        assert_eq!(t.questions, base.join("q.jsonl"));
+        assert_eq!(t.corpus, Path::new("/data/docs"));
+        assert_eq!(t.demonstrations, Some(base.join("d.jsonl")));
+        assert!(matches!(t.reward, RewardSpec::Command(s) if s.dir == base));
+        assert_eq!(t.expert.unwrap().dir, base.join("judges"));
     }
 
     #[test]
