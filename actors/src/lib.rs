@@ -16,6 +16,7 @@
 //! | [`rpc`] | the one send path: groups, requests, casts, the wire codec |
 //! | [`policy`] | versions on the wire, who receives them, replicas, checkpoints |
 //! | [`rollout`] | the one lockstep driver and the one per-variant dispatch |
+//! | [`mcp`] | the task's MCP tool servers: config, restartable clients, the tool box |
 //! | [`coordinator`], [`planner`], [`executor`], [`judge`], [`learner`], [`store_actor`] | the actors: state + messages + handler |
 //! | [`node`] | the supervision tree of a node |
 //! | [`cluster`] | links, membership, node agent, TLS |
@@ -34,6 +35,7 @@ pub mod executor;
 pub mod faults;
 pub mod judge;
 pub mod learner;
+pub mod mcp;
 pub mod node;
 pub mod planner;
 pub mod policy;

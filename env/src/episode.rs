@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    FormatError, MainAction, SingleAction, SubAction, parse_main_action, parse_single_action,
-    parse_sub_action, tags, wrap,
+    CallForm, FormatError, MainAction, SingleAction, SubAction, parse_main_action,
+    parse_single_action, parse_sub_action, parse_sub_action_with_calls, tags, wrap,
 };
 use crate::search::Tools;
 
@@ -179,6 +179,9 @@ fn canonical(text: &str) -> String {
 pub enum ToolStep {
     /// A tool observation was appended; sample the next turn.
     Continue,
+    /// The turn calls a tool (the call's words, in their form): run it and
+    /// [`SubEpisode::deliver_output`] its observation before the next turn.
+    Call(String, CallForm),
     /// The episode is over (see `ending`).
     Done,
 }
@@ -191,6 +194,8 @@ enum ToolAction {
     Search(String),
     /// Open a document.
     Open(String),
+    /// Call a tool the driver runs.
+    Call(String, CallForm),
 }
 
 impl From<SubAction> for ToolAction {
@@ -199,6 +204,7 @@ impl From<SubAction> for ToolAction {
             SubAction::Return(r) => ToolAction::Finish(r),
             SubAction::Search(q) => ToolAction::Search(q),
             SubAction::Open(d) => ToolAction::Open(d),
+            SubAction::Call(c, form) => ToolAction::Call(c, form),
         }
     }
 }
@@ -222,6 +228,9 @@ struct ToolTurns {
     turns: usize,
     max_turns: usize,
     ending: Ending,
+    /// The form of the tool call waiting for its observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<CallForm>,
 }
 
 impl ToolTurns {
@@ -231,11 +240,23 @@ impl ToolTurns {
             turns: 0,
             max_turns,
             ending: Ending::Running,
+            pending: None,
         }
     }
 
     fn is_done(&self) -> bool {
         self.ending != Ending::Running
+    }
+
+    /// Appends the observation of the pending call (already tagged, see
+    /// [`crate::tool_call::observation`]).
+    fn deliver(&mut self, observation: &str) {
+        if self.pending.take().is_some() {
+            self.segments.push(Segment {
+                text: observation.split_whitespace().collect::<Vec<_>>().join(" "),
+                generated: false,
+            });
+        }
     }
 
     /// Applies one generated turn, `parsed` by the episode's protocol; `unfinished` names what
@@ -247,7 +268,7 @@ impl ToolTurns {
         tools: &Tools,
         unfinished: &str,
     ) -> ToolStep {
-        if self.is_done() {
+        if self.is_done() || self.pending.is_some() {
             return ToolStep::Done;
         }
         self.segments.push(Segment {
@@ -262,6 +283,12 @@ impl ToolTurns {
             }
             Ok(ToolAction::Search(q)) => wrap(tags::RESULTS, &tools.search_text(&q)),
             Ok(ToolAction::Open(d)) => wrap(tags::DOC, &tools.open_text(&d)),
+            // A call on the last turn is never run: the episode ends below like any tool turn.
+            Ok(ToolAction::Call(call, form)) if self.turns < self.max_turns => {
+                self.pending = Some(form);
+                return ToolStep::Call(call, form);
+            }
+            Ok(ToolAction::Call(..)) => String::new(),
             Err(e) => {
                 self.ending = Ending::FormatError(e.0);
                 return ToolStep::Done;
@@ -284,6 +311,9 @@ impl ToolTurns {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubEpisode {
     task: String,
+    /// Whether the task has tools beyond search and open (`<call>` parses).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    calls: bool,
     #[serde(flatten)]
     tool: ToolTurns,
 }
@@ -298,8 +328,16 @@ impl SubEpisode {
         };
         Self {
             task,
+            calls: false,
             tool: ToolTurns::new(first, max_turns),
         }
+    }
+
+    /// The same call in a task with tools: `<call>` and `<tool_call>` turns parse, and
+    /// [`Self::apply`] hands them to the driver ([`ToolStep::Call`]).
+    pub fn with_tool_calls(mut self) -> Self {
+        self.calls = true;
+        self
     }
 
     /// The sub-task.
@@ -340,10 +378,28 @@ impl SubEpisode {
         }
     }
 
-    /// Applies one generated turn, running the tool it asks for.
+    /// Applies one generated turn, running the search or open it asks for; a tool call is
+    /// handed to the driver ([`ToolStep::Call`]) and no turn applies until its observation is
+    /// delivered.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        let parsed = parse_sub_action(output).map(ToolAction::from);
-        self.tool.apply(output, parsed, tools, "return")
+        let parsed = if self.calls {
+            parse_sub_action_with_calls(output)
+        } else {
+            parse_sub_action(output)
+        };
+        self.tool
+            .apply(output, parsed.map(ToolAction::from), tools, "return")
+    }
+
+    /// Appends the observation of the tool call the last turn made (tagged, as
+    /// [`crate::tool_call::observation`] writes it); nothing if no call is pending.
+    pub fn deliver_output(&mut self, observation: &str) {
+        self.tool.deliver(observation);
+    }
+
+    /// The tool call waiting for its observation, if any.
+    pub fn pending_call(&self) -> Option<CallForm> {
+        self.tool.pending
     }
 }
 
@@ -558,6 +614,55 @@ mod tests {
         );
         assert!(!ep.format_ok(), "a sub-agent cannot answer");
         assert_eq!(SubEpisode::new("  ", 3).task(), NO_RESULT);
+    }
+
+    #[test]
+    fn sub_episode_hands_tool_calls_to_the_driver() {
+        let w = world();
+        let mut plain = SubEpisode::new("sum of 2 and 3", 3);
+        assert_eq!(
+            plain.apply("<call> add 2 3 </call>", &w.tools),
+            ToolStep::Done,
+            "without tools a call is a format error"
+        );
+        assert!(!plain.format_ok());
+
+        let mut ep = SubEpisode::new("sum of 2 and 3", 3).with_tool_calls();
+        assert_eq!(
+            ep.apply("<call> add 2 3 </call>", &w.tools),
+            ToolStep::Call("add 2 3".into(), CallForm::Words)
+        );
+        assert_eq!(ep.pending_call(), Some(CallForm::Words));
+        assert_eq!(
+            ep.apply("<return> 5 </return>", &w.tools),
+            ToolStep::Done,
+            "no turn while a call is pending"
+        );
+        assert!(!ep.is_done());
+        ep.deliver_output("<output> 5 </output>");
+        ep.deliver_output("<output> twice </output>");
+        assert_eq!(ep.apply("<return> 5 </return>", &w.tools), ToolStep::Done);
+        assert_eq!(ep.result(), "5");
+        assert_eq!(
+            ep.context(),
+            "<task> sum of 2 and 3 </task> <call> add 2 3 </call> <output> 5 </output> \
+             <return> 5 </return>"
+        );
+        let generated: Vec<bool> = ep.segments().iter().map(|s| s.generated).collect();
+        assert_eq!(generated, vec![false, true, false, true]);
+
+        let mut ep = SubEpisode::new("t", 2).with_tool_calls();
+        ep.apply("<search> x </search>", &w.tools);
+        assert_eq!(
+            ep.apply("<call> add 2 3 </call>", &w.tools),
+            ToolStep::Done,
+            "a call on the last turn is not run"
+        );
+        assert_eq!(ep.pending_call(), None);
+        assert_eq!(
+            ep.ending(),
+            &Ending::FormatError("no return within 2 turns".into())
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! sub-questions, split by held-out subjects ([`questions`]); the call-return protocol and its
 //! strict parsers ([`protocol`]); episodes as state machines ([`episode`]); the judge
 //! ([`judge`]) and the reward formulas ([`rewards`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
-//! ([`eval`]). Pure and deterministic: no actors, no tensors.
+//! ([`eval`]); tool calls generic over the tool, bound against its schema ([`tool_call`]).
+//! Pure and deterministic: no actors, no tensors.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod questions;
 pub mod rewards;
 pub mod search;
 pub mod tokenizer;
+pub mod tool_call;
 pub mod world;
 
 pub use config::WorldConfig;
@@ -36,3 +38,4 @@ pub use questions::{Question, QuestionKind, Split};
 pub use rewards::{MainParts, RewardWeights, SubParts};
 pub use search::{SearchHit, ToolError, Tools};
 pub use tokenizer::TextCodec;
+pub use tool_call::{CallError, ToolCall, ToolSpec};

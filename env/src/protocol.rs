@@ -27,6 +27,15 @@ pub mod tags {
     pub const RESULTS: (&str, &str) = ("<results>", "</results>");
     /// Appended after an open.
     pub const DOC: (&str, &str) = ("<doc>", "</doc>");
+    /// Sub-agent: call a tool, `<call> NAME ARGS… </call>` (only where the task has tools).
+    pub const CALL: (&str, &str) = ("<call>", "</call>");
+    /// Appended after a `<call>`: the tool's output, or `error : why`.
+    pub const OUTPUT: (&str, &str) = ("<output>", "</output>");
+    /// Sub-agent: call a tool in Qwen's form, `<tool_call> {"name": …, "arguments": {…}}
+    /// </tool_call>` (only where the task has tools).
+    pub const TOOL_CALL: (&str, &str) = ("<tool_call>", "</tool_call>");
+    /// Appended after a `<tool_call>`: the tool's output, or `error : why`.
+    pub const TOOL_RESPONSE: (&str, &str) = ("<tool_response>", "</tool_response>");
 
     /// Every tag pair.
     pub const ALL: [(&str, &str); 10] = [
@@ -35,6 +44,14 @@ pub mod tags {
 
     /// Close tags that end an agent's turn (the sampling stop markers).
     pub const STOPS: [&str; 5] = [DELEGATE.1, ANSWER.1, SEARCH.1, OPEN.1, RETURN.1];
+
+    /// The tags of tool calls. Kept out of [`ALL`] and [`STOPS`]: they join a vocabulary, a
+    /// parser and the stop markers only where the task configures tools, so a world without
+    /// tools keeps its tokenizer (and every seeded run) bit for bit.
+    pub const TOOLS: [(&str, &str); 4] = [CALL, OUTPUT, TOOL_CALL, TOOL_RESPONSE];
+
+    /// Close tags of tool calls: stop markers where the vocabulary has them.
+    pub const TOOL_STOPS: [&str; 2] = [CALL.1, TOOL_CALL.1];
 }
 
 /// What the main agent may do.
@@ -55,6 +72,36 @@ pub enum SubAction {
     Open(String),
     /// Return a result to the main agent and end the call.
     Return(String),
+    /// Call a tool: the call's words (`NAME ARGS…`, or Qwen's JSON) in their form.
+    Call(String, CallForm),
+}
+
+/// How a tool call is written, and so how its output is tagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallForm {
+    /// `<call> NAME ARGS… </call>`, answered by `<output> … </output>`: the preset roles' form.
+    Words,
+    /// `<tool_call> {"name": …, "arguments": {…}} </tool_call>`, answered by
+    /// `<tool_response> … </tool_response>`: Qwen's form, for HF roles.
+    Json,
+}
+
+impl CallForm {
+    /// The tag pair of the call.
+    pub fn call_tag(self) -> (&'static str, &'static str) {
+        match self {
+            CallForm::Words => tags::CALL,
+            CallForm::Json => tags::TOOL_CALL,
+        }
+    }
+
+    /// The tag pair of its observation.
+    pub fn output_tag(self) -> (&'static str, &'static str) {
+        match self {
+            CallForm::Words => tags::OUTPUT,
+            CallForm::Json => tags::TOOL_RESPONSE,
+        }
+    }
 }
 
 /// What the single agent (the `single` baseline) may do.
@@ -130,6 +177,25 @@ pub fn parse_sub_action(output: &str) -> Result<SubAction, FormatError> {
     })
 }
 
+/// Parses one sub-agent turn of a task with tools: `<call>` and `<tool_call>` too.
+pub fn parse_sub_action_with_calls(output: &str) -> Result<SubAction, FormatError> {
+    let allowed = [
+        tags::SEARCH,
+        tags::OPEN,
+        tags::RETURN,
+        tags::CALL,
+        tags::TOOL_CALL,
+    ];
+    let (i, content) = parse_tagged(output, &allowed)?;
+    Ok(match i {
+        0 => SubAction::Search(content),
+        1 => SubAction::Open(content),
+        2 => SubAction::Return(content),
+        3 => SubAction::Call(content, CallForm::Words),
+        _ => SubAction::Call(content, CallForm::Json),
+    })
+}
+
 /// Parses one single-agent turn.
 pub fn parse_single_action(output: &str) -> Result<SingleAction, FormatError> {
     let (i, content) = parse_tagged(output, &[tags::SEARCH, tags::OPEN, tags::ANSWER])?;
@@ -192,11 +258,44 @@ mod tests {
         assert!(parse_single_action("<return> x </return>").is_err());
     }
 
+    #[test]
+    fn calls_parse_only_where_tools_are_configured() {
+        let call = "<call> add 2 3 </call>";
+        assert!(
+            parse_sub_action(call).is_err(),
+            "no tools, no call: the world's grammar is unchanged"
+        );
+        assert_eq!(
+            parse_sub_action_with_calls(call),
+            Ok(SubAction::Call("add 2 3".into(), CallForm::Words))
+        );
+        assert_eq!(
+            parse_sub_action_with_calls(
+                r#"<tool_call> {"name": "add", "arguments": {"a": 2}} </tool_call>"#
+            ),
+            Ok(SubAction::Call(
+                r#"{"name": "add", "arguments": {"a": 2}}"#.into(),
+                CallForm::Json
+            ))
+        );
+        assert_eq!(
+            parse_sub_action_with_calls("<search> x </search>"),
+            Ok(SubAction::Search("x".into()))
+        );
+        let reason = parse_sub_action_with_calls("<call> add 2 </output>")
+            .unwrap_err()
+            .0;
+        assert!(reason.contains("expected </call>"), "{reason}");
+        assert!(parse_sub_action_with_calls("<call> </call>").is_err());
+        assert!(parse_sub_action_with_calls("<output> 5 </output>").is_err());
+    }
+
     proptest! {
         #[test]
         fn never_panics(s in ".{0,200}") {
             let _ = parse_main_action(&s);
             let _ = parse_sub_action(&s);
+            let _ = parse_sub_action_with_calls(&s);
             let _ = parse_single_action(&s);
         }
 

@@ -90,11 +90,44 @@ fn vocabulary(world: &World) -> BTreeSet<String> {
     words
 }
 
+/// The words a task with tools adds: the call and output tags, what error observations say,
+/// and the tools' names (a preset role can only name a tool its vocabulary has).
+fn tool_vocabulary(tool_names: &[String]) -> BTreeSet<String> {
+    let mut words: BTreeSet<String> = tags::TOOLS
+        .iter()
+        .flat_map(|(open, close)| [open.to_string(), close.to_string()])
+        .collect();
+    let said = "error : no output unknown tool ( tools ) bad arguments for timed out after ms \
+                server failed";
+    words.extend(said.split_whitespace().map(str::to_string));
+    words.extend(
+        tool_names
+            .iter()
+            .flat_map(|n| n.split_whitespace().map(str::to_string)),
+    );
+    words
+}
+
 impl TextCodec {
     /// Builds the tokenizer of a world.
     pub fn build(world: &World) -> Result<Self, TokenizerError> {
+        Self::build_with_tools(world, None)
+    }
+
+    /// Builds the tokenizer of a world whose sub-agents also call tools (`Some(names)`): the
+    /// vocabulary gains the tool-call tags, the words of error observations and the tools'
+    /// names; `</call>` and `</tool_call>` become stop markers. `None` is [`Self::build`],
+    /// word for word and id for id.
+    pub fn build_with_tools(
+        world: &World,
+        tool_names: Option<&[String]>,
+    ) -> Result<Self, TokenizerError> {
+        let mut words = vocabulary(world);
+        if let Some(names) = tool_names {
+            words.extend(tool_vocabulary(names));
+        }
         let mut vocab: Vec<String> = vec![PAD.into(), UNK.into()];
-        vocab.extend(vocabulary(world));
+        vocab.extend(words);
         let map = vocab
             .iter()
             .enumerate()
@@ -117,10 +150,12 @@ impl TextCodec {
                 .ok_or_else(|| TokenizerError(format!("vocabulary lacks {w:?}")))
         };
         let pad_id = id(PAD)?;
-        let stop_ids = tags::STOPS
+        let mut stop_ids: Vec<u32> = tags::STOPS
             .iter()
             .map(|t| id(t))
             .collect::<Result<_, _>>()?;
+        // A vocabulary with tool calls stops at their close tags too.
+        stop_ids.extend(tags::TOOL_STOPS.iter().filter_map(|t| id(t).ok()));
         Ok(Self {
             vocab_size: tokenizer.get_vocab_size(true),
             tokenizer,

@@ -483,3 +483,33 @@ fn tools_bound_their_output_and_refuse_unknown_ids() {
     assert!(w.tools.search("").is_empty() && w.tools.search(" ?! ").is_empty());
     assert_eq!(w.tools.search_text("zzzz"), "no results");
 }
+
+#[test]
+fn a_vocabulary_with_tools_adds_the_call_tags_and_nothing_else_changes_without() {
+    let w = world();
+    let plain = TextCodec::build(w).unwrap();
+    assert_eq!(
+        TextCodec::build_with_tools(w, None)
+            .unwrap()
+            .to_json()
+            .unwrap(),
+        plain.to_json().unwrap(),
+        "no tools: the world's tokenizer, id for id"
+    );
+    assert_eq!(plain.encode("<call>"), [1], "the world has no call tag");
+    let names = vec!["add".to_string(), "convert".to_string()];
+    let tools = TextCodec::build_with_tools(w, Some(&names)).unwrap();
+    let text = "<call> add 1935 1954 </call> <output> error : unknown tool convert </output> \
+                <tool_call> </tool_call> <tool_response> </tool_response>";
+    let ids = tools.encode(text);
+    assert!(!ids.contains(&1), "every tool word is known: {ids:?}");
+    assert_eq!(tools.decode(&ids), text);
+    let stops = |c: &TextCodec| c.stop_ids().len();
+    assert_eq!(
+        stops(&tools),
+        stops(&plain) + 2,
+        "</call> and </tool_call> stop"
+    );
+    let reloaded = TextCodec::from_json(&tools.to_json().unwrap()).unwrap();
+    assert_eq!(reloaded.stop_ids(), tools.stop_ids());
+}

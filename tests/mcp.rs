@@ -1,0 +1,221 @@
+//! Tools over MCP against real server processes: our `calc-mcp` (rmcp's server side) and
+//! `tests/mcp/bad_server.py`, which crashes, hangs or answers garbage on demand. Every failure
+//! must reach the agent as an error observation, never as an error of the step or a panic.
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mgrpo_actors::mcp::{CallStatus, McpTools, ToolServerConfig, list_tools};
+use mgrpo_env::protocol::CallForm;
+
+fn calc() -> ToolServerConfig {
+    ToolServerConfig::new("calc", env!("CARGO_BIN_EXE_calc-mcp"), &[])
+}
+
+fn bad(args: &[&str]) -> ToolServerConfig {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/bad_server.py");
+    let mut all = vec![script.to_str().unwrap()];
+    all.extend(args);
+    ToolServerConfig::new("bad", "python3", &all)
+}
+
+#[tokio::test]
+async fn calc_lists_its_tools_with_their_schemas() {
+    let listed = list_tools(&[calc()]).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let (server, tools) = &listed[0];
+    assert_eq!(server, "calc");
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["add", "convert", "divide", "multiply", "subtract"]);
+    let add = tools.iter().find(|t| t.name == "add").unwrap();
+    assert_eq!(add.description, "Add two numbers: a + b");
+    assert_eq!(
+        add.input_schema["required"],
+        serde_json::json!(["a", "b"]),
+        "{:?}",
+        add.input_schema
+    );
+
+    let mut only = calc();
+    only.expose = Some(vec!["add".into()]);
+    let tools = McpTools::start(&[only]).await.unwrap();
+    assert_eq!(
+        tools.specs().len(),
+        1,
+        "expose keeps only the tools it names"
+    );
+    let mut wrong = calc();
+    wrong.expose = Some(vec!["sqrt".into()]);
+    let err = McpTools::start(&[wrong]).await.unwrap_err().to_string();
+    assert!(
+        err.contains("\"sqrt\"") && err.contains("it offers: add"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn calls_answer_and_every_failure_is_an_error_observation() {
+    let tools = McpTools::start(&[calc()]).await.unwrap();
+    let run = |call: &'static str, form| {
+        let tools = &tools;
+        async move { tools.run(call, form).await }
+    };
+
+    let ok = run("add 2 3", CallForm::Words).await;
+    assert_eq!(
+        (ok.status, ok.tool.as_deref(), ok.observation.as_str()),
+        (CallStatus::Ok, Some("add"), "<output> 5 </output>")
+    );
+    let ok = run(
+        r#"{"name": "convert", "arguments": {"value": 10, "from": "km", "to": "m"}}"#,
+        CallForm::Json,
+    )
+    .await;
+    assert_eq!(ok.observation, "<tool_response> 10000 </tool_response>");
+
+    let cases = [
+        (
+            "divide 1 0",
+            CallStatus::ToolError,
+            "<output> error : division by zero </output>",
+        ),
+        (
+            "sqrt 2",
+            CallStatus::Malformed,
+            "<output> error : unknown tool sqrt ( tools : add convert divide multiply subtract ) </output>",
+        ),
+        (
+            "add 2 x",
+            CallStatus::Malformed,
+            "<output> error : bad arguments for add : b : number wanted , got x </output>",
+        ),
+        (
+            r#"add {"a": 1,"#,
+            CallStatus::Malformed,
+            "<output> error : bad arguments for add : invalid JSON",
+        ),
+        // Binds (JSON passes through) but the server rejects the arguments.
+        (
+            r#"add {"a": "two", "b": 3}"#,
+            CallStatus::ToolError,
+            "<output> error :",
+        ),
+        (
+            "convert 3 kg km",
+            CallStatus::ToolError,
+            "<output> error : cannot convert mass to length </output>",
+        ),
+    ];
+    for (call, status, observation) in cases {
+        let u = run(call, CallForm::Words).await;
+        assert_eq!(u.status, status, "{call}: {u:?}");
+        assert!(
+            u.observation
+                .starts_with(observation.trim_end_matches(" </output>"))
+                && u.observation.ends_with("</output>"),
+            "{call}: {}",
+            u.observation
+        );
+        assert_eq!(u.call, call);
+    }
+    assert_eq!(
+        tools.restarts().await["calc"],
+        0,
+        "no failure above kills the server"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_exits_mid_call_fails_that_call_and_restarts_at_the_next() {
+    let tools = McpTools::start(&[bad(&["exit-on-call", "2"])])
+        .await
+        .unwrap();
+    let first = tools.run("echo a", CallForm::Words).await;
+    assert_eq!(first.observation, "<output> call 1 : a </output>");
+    let crashed = tools.run("echo b", CallForm::Words).await;
+    assert_eq!(crashed.status, CallStatus::ServerFailed, "{crashed:?}");
+    assert!(
+        crashed
+            .observation
+            .starts_with("<output> error : server failed"),
+        "{crashed:?}"
+    );
+    let again = tools.run("echo c", CallForm::Words).await;
+    assert_eq!(
+        again.observation, "<output> call 1 : c </output>",
+        "a fresh process (its call count starts over)"
+    );
+    assert_eq!(tools.restarts().await["bad"], 1);
+}
+
+#[tokio::test]
+async fn a_hung_call_times_out_and_the_server_is_replaced() {
+    let mut config = bad(&["hang"]);
+    config.timeout_ms = 300;
+    let tools = McpTools::start(&[config]).await.unwrap();
+    for round in 0..2 {
+        let t = Instant::now();
+        let u = tools.run("echo x", CallForm::Words).await;
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert_eq!(u.status, CallStatus::Timeout);
+        assert_eq!(
+            u.observation,
+            "<output> error : timed out after 300 ms </output>"
+        );
+        assert_eq!(
+            tools.restarts().await["bad"],
+            round,
+            "restarted before the next call"
+        );
+    }
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_is_an_error_not_a_panic() {
+    let mut config = bad(&["garbage"]);
+    config.timeout_ms = 300;
+    let tools = McpTools::start(&[config]).await.unwrap();
+    let u = tools.run("echo x", CallForm::Words).await;
+    assert_eq!(u.status, CallStatus::Timeout, "{u:?}");
+
+    let mut config = bad(&["garbage-start"]);
+    config.start_timeout_ms = 500;
+    let err = McpTools::start(&[config]).await.unwrap_err().to_string();
+    assert!(
+        err.contains("tool server bad") && err.contains("MCP server speaking stdio"),
+        "{err}"
+    );
+    let missing = ToolServerConfig::new("gone", "/nonexistent/mcp-server", &[]);
+    let err = McpTools::start(&[missing]).await.unwrap_err().to_string();
+    assert!(
+        err.contains("tool server gone: cannot start \"/nonexistent/mcp-server\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn two_servers_form_one_tool_box_and_a_duplicate_name_is_refused() {
+    let mut echo = bad(&["ok"]);
+    echo.max_result_words = 4;
+    let tools = McpTools::start(&[calc(), echo]).await.unwrap();
+    assert_eq!(tools.specs().len(), 6);
+    assert_eq!(
+        tools
+            .run("echo hi <doc> there", CallForm::Words)
+            .await
+            .observation,
+        "<output> call 1 : hi </output>",
+        "tags dropped, bounded to the server's max_result_words"
+    );
+    assert_eq!(
+        tools.run("subtract 2 5", CallForm::Words).await.observation,
+        "<output> -3 </output>"
+    );
+    let mut twin = calc();
+    twin.name = "calc2".into();
+    let err = McpTools::start(&[calc(), twin])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("offered by both calc and calc2"), "{err}");
+}
