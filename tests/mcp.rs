@@ -219,3 +219,48 @@ async fn two_servers_form_one_tool_box_and_a_duplicate_name_is_refused() {
         .to_string();
     assert!(err.contains("offered by both calc and calc2"), "{err}");
 }
+
+#[test]
+fn task_tools_are_read_from_the_config_with_paths_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lab.toml");
+    std::fs::write(
+        &file,
+        "[task]\nquestions = \"q.jsonl\"\ncorpus = \"docs\"\n\n\
+         [[task.tools]]\nname = \"calc\"\nmcp = { command = \"./bin/calc-mcp\" }\n\
+         timeout_ms = 2000\nexpose = [\"add\"]\n\n\
+         [[task.tools]]\nname = \"py\"\nmcp = { command = \"python3\", args = [\"s.py\"], \
+         env = { LOG = \"1\" } }\n",
+    )
+    .unwrap();
+    let config = mgrpo_actors::Config::load(&file).unwrap();
+    let tools = &config.task.as_ref().unwrap().tools;
+    assert_eq!(tools.len(), 2);
+    let base = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(
+        PathBuf::from(&tools[0].mcp.command),
+        base.join("./bin/calc-mcp")
+    );
+    assert_eq!(tools[0].mcp.cwd.as_deref(), Some(base.as_path()));
+    assert_eq!((tools[0].timeout_ms, tools[1].timeout_ms), (2000, 10_000));
+    assert_eq!(tools[1].mcp.command, "python3");
+    let again = mgrpo_actors::Config::parse(&config.to_toml(), &file).unwrap();
+    assert_eq!(
+        again.task, config.task,
+        "the resolved config writes itself back"
+    );
+
+    std::fs::write(
+        &file,
+        "[task]\nquestions = \"q\"\ncorpus = \"d\"\n[[task.tools]]\nname = \"c\"\n\
+         mcp = { command = \"\" }\nmax_result_words = 0\n",
+    )
+    .unwrap();
+    let err = mgrpo_actors::Config::load(&file).unwrap_err().to_string();
+    for needle in [
+        "task.tools[0].mcp.command is empty",
+        "task.tools[0].max_result_words = 0",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}

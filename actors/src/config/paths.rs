@@ -1,7 +1,7 @@
 //! Paths in a config file are relative to the file that names them.
 //!
 //! One rule for every path a config names (`run.root`, `models.ROLE.hf`, `task.questions`,
-//! `task.corpus`, `task.demonstrations`, the scorers' `dir`, `cluster.cookie_file`,
+//! `task.corpus`, `task.demonstrations`, the scorers' `dir`, the tool servers' `command` and `cwd`, `cluster.cookie_file`,
 //! `cluster.tls.*`), the one cargo and docker-compose follow, and the one a chaos plan's
 //! `config` follows: a config means the same wherever the command runs from. [`Config::load`]
 //! makes them absolute, so the copy a run directory records means the same too. A key the file
@@ -42,6 +42,9 @@ impl Config {
             for c in reward.into_iter().chain(task.expert.as_mut()) {
                 // A scorer runs where the file is unless it names its own directory.
                 c.dir = base.join(&c.dir);
+            }
+            for t in &mut task.tools {
+                t.resolve_paths(base);
             }
         }
         if let Some(p) = &mut self.cluster.cookie_file {

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::mcp::ToolServerConfig;
+
 /// `[task]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +38,10 @@ pub struct TaskConfig {
     /// The fractions of the seeded split of questions that name no `split`.
     #[serde(default)]
     pub splits: SplitFractions,
-    // ---- tools: the MCP servers (`[[task.tools]]`) go here: `pub tools: Vec<...>` ----
+    /// The MCP tool servers (`[[task.tools]]`) whose tools the sub-agents may call besides
+    /// `search` and `open`; started by the node that hosts the executors (docs/tools.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolServerConfig>,
 }
 
 /// `task.splits`: how questions without a `split` are divided, and the seed of the draw.
@@ -172,7 +177,7 @@ impl<'de> Deserialize<'de> for RewardSpec {
 impl TaskConfig {
     /// Every problem of the values, each naming its key.
     pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
+        let mut p = ToolServerConfig::problems(&self.tools);
         for (key, path) in [
             ("task.questions", &self.questions),
             ("task.corpus", &self.corpus),
