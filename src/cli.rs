@@ -415,6 +415,23 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An MCP tool call's cost: a server's start and the round trip of calls made as the
+    /// sub-agents make them (bind, call over stdio, observation), as p50 / p99.
+    Tools {
+        /// The server to start, as a command and its arguments (default: `calc-mcp`, built
+        /// beside `mgrpo`).
+        #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+        server: Vec<String>,
+        /// The call, as a sub-agent writes it between `<call>` and `</call>`.
+        #[arg(long, default_value = "add 2 3")]
+        call: String,
+        /// Timed calls.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
 mod bench;
+mod bench_tools;
 mod chaos;
 mod cluster;
 mod hf;
@@ -89,6 +90,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 schedule,
                 json,
             } => bench::train(&config.config, steps, run, schedule, json),
+            BenchCommand::Tools {
+                server,
+                call,
+                calls,
+                json,
+            } => bench_tools::tools(&server, &call, calls, json),
         },
     }
 }

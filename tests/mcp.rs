@@ -1,11 +1,20 @@
 //! Tools over MCP against real server processes: our `calc-mcp` (rmcp's server side) and
 //! `tests/mcp/bad_server.py`, which crashes, hangs or answers garbage on demand. Every failure
 //! must reach the agent as an error observation, never as an error of the step or a panic.
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::{mgrpo, succeed};
+use mgrpo_actors::Config;
 use mgrpo_actors::mcp::{CallStatus, McpTools, ToolServerConfig, list_tools};
+use mgrpo_actors::role_codec::RoleCodec;
+use mgrpo_actors::rollout::lockstep::Drive;
+use mgrpo_actors::rollout::turns::{Expert, ExpertTurns};
+use mgrpo_actors::rollout::{CallKey, RolloutKey};
 use mgrpo_env::protocol::CallForm;
+use mgrpo_env::{SubEpisode, TextCodec, World};
 
 fn calc() -> ToolServerConfig {
     ToolServerConfig::new("calc", env!("CARGO_BIN_EXE_calc-mcp"), &[])
@@ -233,7 +242,7 @@ fn task_tools_are_read_from_the_config_with_paths_from_its_directory() {
          env = { LOG = \"1\" } }\n",
     )
     .unwrap();
-    let config = mgrpo_actors::Config::load(&file).unwrap();
+    let config = Config::load(&file).unwrap();
     let tools = &config.task.as_ref().unwrap().tools;
     assert_eq!(tools.len(), 2);
     let base = std::path::absolute(dir.path()).unwrap();
@@ -244,7 +253,7 @@ fn task_tools_are_read_from_the_config_with_paths_from_its_directory() {
     assert_eq!(tools[0].mcp.cwd.as_deref(), Some(base.as_path()));
     assert_eq!((tools[0].timeout_ms, tools[1].timeout_ms), (2000, 10_000));
     assert_eq!(tools[1].mcp.command, "python3");
-    let again = mgrpo_actors::Config::parse(&config.to_toml(), &file).unwrap();
+    let again = Config::parse(&config.to_toml(), &file).unwrap();
     assert_eq!(
         again.task, config.task,
         "the resolved config writes itself back"
@@ -256,11 +265,144 @@ fn task_tools_are_read_from_the_config_with_paths_from_its_directory() {
          mcp = { command = \"\" }\nmax_result_words = 0\n",
     )
     .unwrap();
-    let err = mgrpo_actors::Config::load(&file).unwrap_err().to_string();
+    let err = Config::load(&file).unwrap_err().to_string();
     for needle in [
         "task.tools[0].mcp.command is empty",
         "task.tools[0].max_result_words = 0",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
+}
+
+/// A scripted sub-agent that makes one tool call, then returns what the tool said.
+struct OneCall(String);
+
+impl Expert<SubEpisode> for OneCall {
+    fn act(&mut self, _world: &World, episode: &SubEpisode) -> String {
+        match episode.segments().last() {
+            Some(s) if s.text.starts_with("<output>") => {
+                let out = s.text["<output>".len()..s.text.len() - "</output>".len()].trim();
+                format!("<return> {out} </return>")
+            }
+            _ => format!("<call> {} </call>", self.0),
+        }
+    }
+}
+
+/// The lockstep driver runs the sub-agents' calls on a real server between two sampling
+/// batches: each observation lands in its episode's transcript (as context, token-counted in
+/// the trajectory) and in the episode's tool uses, failures included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_runs_tool_calls_and_records_them_in_the_transcripts() {
+    let config = Config::parse(
+        include_str!("../examples/tiny.toml"),
+        std::path::Path::new("tiny.toml"),
+    )
+    .unwrap();
+    let world = World::generate(&config.world).unwrap();
+    let words: Vec<String> = [
+        "add", "divide", "sqrt", "0", "error", "division", "by", "zero",
+    ]
+    .map(String::from)
+    .to_vec();
+    let text = TextCodec::build_with_tools(&world, Some(&words)).unwrap();
+    let codec = RoleCodec::world(text.clone()).unwrap();
+    let tools = McpTools::start(&[calc()]).await.unwrap();
+    // A year the world's vocabulary has, so the scripted call survives tokenization.
+    let year = mgrpo_env::Split::ALL
+        .iter()
+        .flat_map(|s| world.questions(*s))
+        .map(|q| q.answer.clone())
+        .find(|a| a.len() == 4 && a.parse::<u32>().is_ok())
+        .unwrap();
+    let calls = [
+        format!("add {year} 0"),
+        format!("divide {year} 0"),
+        format!("sqrt {year}"),
+    ];
+    let episodes: Vec<(CallKey, SubEpisode)> = (0..calls.len())
+        .map(|i| {
+            let rollout = RolloutKey {
+                step: 0,
+                query: 0,
+                rollout: i as u32,
+            };
+            let key = CallKey { rollout, call: 0 };
+            (key, SubEpisode::new("a sum", 4).with_tool_calls())
+        })
+        .collect();
+    let mut turns = ExpertTurns::new(&world, &codec, |k: &CallKey, _: &SubEpisode| {
+        OneCall(calls[k.rollout.rollout as usize].clone())
+    });
+    let driven = Drive {
+        turns: &mut turns,
+        codec: &codec,
+        world: &world,
+        run_seed: 1,
+        max_turns: 4,
+        tools: Some(&tools),
+    }
+    .run(episodes, |_| async {
+        Ok::<_, mgrpo_models::ModelError>(Vec::new())
+    })
+    .await
+    .unwrap();
+    let ok = format!("<output> {year} </output>");
+    let expected = [
+        (CallStatus::Ok, ok.as_str()),
+        (
+            CallStatus::ToolError,
+            "<output> error : division by zero </output>",
+        ),
+        (
+            CallStatus::Malformed,
+            "<output> error : unknown tool sqrt ( tools : add convert divide multiply subtract ) </output>",
+        ),
+    ];
+    for (d, (status, observation)) in driven.iter().zip(expected) {
+        assert_eq!(d.tool_uses.len(), 1);
+        assert_eq!(d.tool_uses[0].status, status, "{:?}", d.tool_uses);
+        assert_eq!(d.tool_uses[0].observation, observation);
+        let segments = d.episode.segments();
+        assert_eq!(segments.len(), 4, "task, call, output, return");
+        assert_eq!(segments[2].text, observation);
+        assert!(!segments[2].generated, "an observation is context");
+        assert!(
+            d.episode.format_ok(),
+            "a failed call is an observation, not an error"
+        );
+        // The trajectory holds every segment's tokens, the observation as context.
+        let context: Vec<u32> = segments
+            .iter()
+            .filter(|s| !s.generated)
+            .flat_map(|s| text.encode(&s.text))
+            .collect();
+        let not_generated = d.trajectory.generated.iter().filter(|g| !**g).count();
+        assert_eq!(not_generated, context.len());
+        assert_eq!(
+            d.trajectory.tokens.len(),
+            text.encode(&d.episode.context()).len()
+        );
+    }
+    assert_eq!(driven[0].episode.result(), year);
+}
+
+/// `mgrpo bench tools` through the binary: it finds `calc-mcp` beside itself and reports the
+/// round trip's quantiles (printed, not asserted: speed lives in the benchmarks).
+#[test]
+fn bench_tools_reports_the_round_trip() {
+    let line = succeed(mgrpo().args(["bench", "tools", "--calls", "50", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    eprintln!("{v}");
+    assert_eq!(v["observation"], "<output> 5 </output>");
+    assert_eq!(v["calls"], 50);
+    let (p50, p99) = (v["p50_us"].as_f64().unwrap(), v["p99_us"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p99 >= p50, "{v}");
+    let out = mgrpo()
+        .args(["bench", "tools", "--calls", "5", "--call", "divide 1 0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("division by zero"), "{err}");
 }

@@ -9,6 +9,7 @@ use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, Po
 
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
+use crate::mcp::{McpTools, ToolBoxError, ToolServerConfig};
 use crate::policy::tokenizer_check::same_tokenizer;
 use crate::role::LearnerRole;
 use crate::role_codec::RoleCodec;
@@ -34,6 +35,8 @@ pub struct NodeContext {
     pub faults: Faults,
     /// Swap requests waiting for a step boundary (used on the coordinator's node).
     pub swaps: SwapQueue,
+    /// The task's MCP tool servers, started by the first executor of the node.
+    mcp: tokio::sync::OnceCell<McpTools>,
 }
 
 impl std::fmt::Debug for NodeContext {
@@ -71,6 +74,14 @@ pub enum ContextError {
     /// The `[task]` could not be used.
     #[error("[task]: {0}")]
     Task(String),
+    /// A tool server of `[[task.tools]]` did not start.
+    #[error("[[task.tools]]: {0}")]
+    Tools(#[from] ToolBoxError),
+}
+
+/// `[[task.tools]]` of a config (none without a `[task]`).
+fn tool_configs(config: &Config) -> &[ToolServerConfig] {
+    config.task.as_ref().map_or(&[], |t| &t.tools)
 }
 
 impl NodeContext {
@@ -84,7 +95,10 @@ impl NodeContext {
             ));
         }
         let world = World::generate(&config.world)?;
-        let world_codec = TextCodec::build(&world)?;
+        // With tools, the preset roles' vocabulary gains the call tags and the tools' names.
+        let tool_names = (!tool_configs(&config).is_empty())
+            .then(|| ToolServerConfig::exposed_names(tool_configs(&config)));
+        let world_codec = TextCodec::build_with_tools(&world, tool_names.as_deref())?;
         Ok(Arc::new(Self {
             config,
             world,
@@ -94,7 +108,27 @@ impl NodeContext {
             scope,
             faults: Faults::default(),
             swaps: SwapQueue::default(),
+            mcp: tokio::sync::OnceCell::new(),
         }))
+    }
+
+    /// The task's tool servers on this node, started at the first call (an executor's start):
+    /// `None` where the task configures none.
+    pub async fn tools(&self) -> Result<Option<&McpTools>, ContextError> {
+        let configs = tool_configs(&self.config);
+        if configs.is_empty() {
+            return Ok(None);
+        }
+        let tools = self
+            .mcp
+            .get_or_try_init(|| McpTools::start(configs))
+            .await?;
+        Ok(Some(tools))
+    }
+
+    /// The tool servers, if this node started them.
+    pub fn started_tools(&self) -> Option<&McpTools> {
+        self.mcp.get()
     }
 
     /// The model config of a preset role's settings for this world's vocabulary (an `hf` role's

@@ -104,7 +104,14 @@ pub async fn eval_run(
             )
         })
         .collect();
-    let rollouts = Rollouts::new(&ctx, Mode::Eval).map_err(|e| EvalError::Run(e.to_string()))?;
+    // Sub-agents run here: so do the task's tool servers.
+    let tools = ctx
+        .tools()
+        .await
+        .map_err(|e| EvalError::Run(e.to_string()))?;
+    let rollouts = Rollouts::new(&ctx, Mode::Eval)
+        .map_err(|e| EvalError::Run(e.to_string()))?
+        .with_tools(tools);
     let sub = sub.as_ref();
     let outcomes = rollouts
         .of_variant(

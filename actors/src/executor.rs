@@ -1,4 +1,5 @@
-//! An executor: sub-agent inference with the real tools. A pool of them forms the
+//! An executor: sub-agent inference with the real tools (search, open, and the task's MCP
+//! tools, whose servers it starts on its node). A pool of them forms the
 //! `role/executor` group; each request is a batch of delegated sub-tasks run in lockstep.
 //!
 //! Requests are idempotent: the same calls with the same seeds give the same tokens, and the
@@ -92,6 +93,8 @@ impl Actor for Executor {
         // Whatever version the owner holds now is the one to serve (also after a restart).
         let owner = sub_model(ctx.config.algo.variant);
         let replica = Replica::start::<LearnerMsg>(&ctx, owner).await?;
+        // The task's tool servers run where the executors do (started once per node).
+        ctx.tools().await?;
         rpc::join(&ctx, group::EXECUTOR, myself.get_cell());
         Ok(ExecutorState { ctx, replica })
     }
@@ -150,6 +153,7 @@ async fn run_calls(
     let serve = held.serve().under_faults(&ctx.faults, Role::Executor);
     let ran = Rollouts::new(ctx, mode)
         .map_err(|e| e.to_string())?
+        .with_tools(ctx.started_tools())
         .sub(serve, held.id(), jobs)
         .await
         .map_err(|e| e.to_string())?;

@@ -439,6 +439,7 @@ mod tests {
                     groups: vec![g],
                     roles: vec![],
                     checkpoints: vec![],
+                    tool_calls: vec![],
                 })
                 .unwrap();
         }

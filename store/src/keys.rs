@@ -8,6 +8,7 @@ pub(crate) const ROLE_PREFIX: &str = "role/";
 pub(crate) const CHECKPOINT_PREFIX: &str = "ckpt/";
 pub(crate) const EVENT_PREFIX: &str = "event/";
 pub(crate) const SWAP_PREFIX: &str = "swap/";
+pub(crate) const TOOLS_PREFIX: &str = "tools/";
 
 pub(crate) fn step(step: u64) -> String {
     format!("{STEP_PREFIX}{step:020}")
@@ -19,6 +20,14 @@ pub(crate) fn group_prefix(step: u64) -> String {
 
 pub(crate) fn group(step: u64, query: u32) -> String {
     format!("{}{query:010}", group_prefix(step))
+}
+
+pub(crate) fn tools_prefix(step: u64) -> String {
+    format!("{TOOLS_PREFIX}{step:020}/")
+}
+
+pub(crate) fn tools(step: u64, query: u32) -> String {
+    format!("{}{query:010}", tools_prefix(step))
 }
 
 pub(crate) fn role(role: &str) -> String {

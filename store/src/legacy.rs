@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError, FORMAT_VERSION, OLDEST_READABLE};
-use crate::records::{self, CheckpointEntry, Event, RoleVersion, StepRecord, SubSlot, SwapRecord};
+use crate::records::{
+    self, CheckpointEntry, Event, GroupToolCalls, RoleVersion, StepRecord, SubSlot, SwapRecord,
+};
 
 /// A type the store keeps, with its format-1 layout.
 pub(crate) trait Stored: DeserializeOwned {
@@ -33,7 +35,15 @@ macro_rules! unchanged {
     )*};
 }
 
-unchanged!(StepRecord, RoleVersion, CheckpointEntry, Event, SwapRecord);
+// Tool calls exist since format 2: no format-1 layout was ever written.
+unchanged!(
+    StepRecord,
+    RoleVersion,
+    CheckpointEntry,
+    Event,
+    SwapRecord,
+    GroupToolCalls
+);
 
 impl Stored for records::GroupRecord {
     type V1 = GroupRecord;

@@ -22,7 +22,7 @@ mod store;
 
 pub use codec::CodecError;
 pub use records::{
-    CheckpointEntry, Event, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit, StepRecord,
-    SubCallEntry, SubSlot, SwapRecord,
+    CheckpointEntry, Event, GroupRecord, GroupToolCalls, MainRolloutEntry, RoleVersion, StepCommit,
+    StepRecord, SubCallEntry, SubSlot, SwapRecord, ToolCallEntry,
 };
 pub use store::{CommitOutcome, Store, StoreError};

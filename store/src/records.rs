@@ -210,6 +210,39 @@ impl SwapRecord {
     }
 }
 
+/// One tool call (MCP) a sub-agent made: what it wrote, which tool ran, how it ended and the
+/// observation it was shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallEntry {
+    /// Rollout `k` whose sub-agent call made it.
+    pub rollout: u32,
+    /// The sub-agent call `i` within the rollout.
+    pub call: u32,
+    /// Its position among that call's tool calls.
+    pub index: u32,
+    /// The call's words as the agent wrote them (between the tags).
+    pub text: String,
+    /// The tool that ran (`None`: the call did not bind).
+    pub tool: Option<String>,
+    /// `ok`, `malformed`, `tool_error`, `timeout` or `server_failed`.
+    pub status: String,
+    /// The observation segment appended to the sub-agent's context.
+    pub observation: String,
+}
+
+/// The tool calls of one query group, ordered by `(rollout, call, index)`. Written only for
+/// groups that made tool calls, under keys of their own: a run without tools stores exactly
+/// what it stored before tools existed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupToolCalls {
+    /// Training step.
+    pub step: u64,
+    /// Query index within the step's batch.
+    pub query: u32,
+    /// The calls.
+    pub calls: Vec<ToolCallEntry>,
+}
+
 /// Everything one step writes, committed atomically by [`crate::Store::commit_step`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepCommit {
@@ -221,4 +254,6 @@ pub struct StepCommit {
     pub roles: Vec<RoleVersion>,
     /// Checkpoints saved by the step.
     pub checkpoints: Vec<CheckpointEntry>,
+    /// The tool calls of the step's groups (only groups that made some).
+    pub tool_calls: Vec<GroupToolCalls>,
 }

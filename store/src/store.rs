@@ -8,7 +8,8 @@ use crate::codec::{self, CodecError};
 use crate::keys;
 use crate::legacy::{Stored, decode_stored};
 use crate::records::{
-    CheckpointEntry, Event, GroupRecord, RoleVersion, StepCommit, StepRecord, SwapRecord,
+    CheckpointEntry, Event, GroupRecord, GroupToolCalls, RoleVersion, StepCommit, StepRecord,
+    SwapRecord,
 };
 
 /// What went wrong with the store. Every variant says what the user can do about it.
@@ -148,6 +149,12 @@ impl Store {
             let key = keys::checkpoint(&c.role, c.version);
             entries.push((key.clone(), encoded(&key, c)?));
         }
+        // Not part of a retry's identity check below: a tool's output may depend on timing (a
+        // timeout) or on the server's state, and the first commit's transcript stays.
+        for t in commit.tool_calls.iter().filter(|t| !t.calls.is_empty()) {
+            let key = keys::tools(step, t.query);
+            entries.push((key.clone(), encoded(&key, t)?));
+        }
 
         if let Some(stored) = self.db.get(step_key.as_bytes())? {
             // A retry or a replay: each group (rewards, alignment, advantages) must be stored
@@ -195,6 +202,11 @@ impl Store {
                 Ok(Some(rec.step))
             }
         }
+    }
+
+    /// The tool calls of a step's groups (only groups that made some), by query.
+    pub fn tool_calls(&self, step: u64) -> Result<Vec<GroupToolCalls>, StoreError> {
+        self.scan(&keys::tools_prefix(step))
     }
 
     /// One step's summary.
@@ -286,7 +298,7 @@ impl Store {
     }
 
     /// The whole store as JSON objects, one per record, each tagged with its `type`
-    /// (`config`, `step`, `group`, `role`, `checkpoint`, `event`, `swap`). Groups carry their rewards,
+    /// (`config`, `step`, `group`, `tool_calls`, `role`, `checkpoint`, `event`, `swap`). Groups carry their rewards,
     /// alignment and the advantages actually used.
     pub fn dump(&self) -> Result<Vec<Value>, StoreError> {
         let mut out = Vec::new();
@@ -298,6 +310,9 @@ impl Store {
             out.push(tagged("step", &step));
             for g in self.groups(n)? {
                 out.push(tagged("group", &g));
+            }
+            for t in self.tool_calls(n)? {
+                out.push(tagged("tool_calls", &t));
             }
         }
         for r in self.role_versions()? {

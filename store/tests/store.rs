@@ -5,8 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use mgrpo_store::{
-    CheckpointEntry, CommitOutcome, Event, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit,
-    StepRecord, Store, StoreError, SubCallEntry, SubSlot, SwapRecord,
+    CheckpointEntry, CommitOutcome, Event, GroupRecord, GroupToolCalls, MainRolloutEntry,
+    RoleVersion, StepCommit, StepRecord, Store, StoreError, SubCallEntry, SubSlot, SwapRecord,
+    ToolCallEntry,
 };
 
 fn group(step: u64, query: u32, k: u32) -> GroupRecord {
@@ -71,6 +72,7 @@ fn commit(step: u64, groups: u32) -> StepCommit {
             step,
             path: format!("checkpoints/main/{}", step + 1),
         }],
+        tool_calls: vec![],
     }
 }
 
@@ -286,4 +288,60 @@ fn a_swap_is_recorded_once_replayed_as_a_no_op_and_dumped_with_from_and_to() {
     assert_eq!(s["from"], "learner v4");
     assert_eq!(s["to"], "expert v5");
     assert_eq!(s["generation"], 1);
+}
+
+#[test]
+fn tool_calls_are_stored_beside_their_groups_only_when_there_are_some() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let entry = |index: u32, observation: &str| ToolCallEntry {
+        rollout: 1,
+        call: 0,
+        index,
+        text: "add 2 3".into(),
+        tool: Some("add".into()),
+        status: "ok".into(),
+        observation: observation.into(),
+    };
+    let mut c = commit(0, 2);
+    c.tool_calls = vec![
+        GroupToolCalls {
+            step: 0,
+            query: 0,
+            calls: vec![],
+        },
+        GroupToolCalls {
+            step: 0,
+            query: 1,
+            calls: vec![
+                entry(0, "<output> 5 </output>"),
+                entry(1, "<output> 5 </output>"),
+            ],
+        },
+    ];
+    store.commit_step(&c).unwrap();
+    let stored = store.tool_calls(0).unwrap();
+    assert_eq!(stored.len(), 1, "a group without tool calls writes no key");
+    assert_eq!(stored[0], c.tool_calls[1]);
+    // A retry whose tool output differed (a timeout this time) is still the same step.
+    let mut retry = c.clone();
+    retry.tool_calls[1].calls[1].observation =
+        "<output> error : timed out after 10 ms </output>".into();
+    assert_eq!(
+        store.commit_step(&retry).unwrap(),
+        CommitOutcome::AlreadyCommitted
+    );
+    assert_eq!(
+        store.tool_calls(0).unwrap()[0],
+        c.tool_calls[1],
+        "the first stays"
+    );
+    store.commit_step(&commit(1, 2)).unwrap();
+    assert!(store.tool_calls(1).unwrap().is_empty());
+    let dump = store.dump().unwrap();
+    let kinds: Vec<&str> = dump.iter().map(|v| v["type"].as_str().unwrap()).collect();
+    let at = kinds.iter().position(|k| *k == "tool_calls").unwrap();
+    assert_eq!(kinds[at - 1], "group", "dumped after its step's groups");
+    assert_eq!(dump[at]["calls"][0]["observation"], "<output> 5 </output>");
+    assert_eq!(kinds.iter().filter(|k| **k == "tool_calls").count(), 1);
 }

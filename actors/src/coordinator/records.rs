@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use mgrpo_algo::{MainGroupStat, SubCallStat, publish_main_group};
 use mgrpo_store::{
-    CheckpointEntry, GroupRecord, MainRolloutEntry, RoleVersion, StepCommit, StepRecord,
-    SubCallEntry,
+    CheckpointEntry, GroupRecord, GroupToolCalls, MainRolloutEntry, RoleVersion, StepCommit,
+    StepRecord, SubCallEntry, ToolCallEntry,
 };
 
 use crate::config::AlgoConfig;
@@ -233,14 +233,44 @@ pub fn metrics(
     out
 }
 
+/// The tool calls (MCP) of each group's sub-agent calls, as the store keeps them.
+pub fn tool_calls(step: u64, results: &[GroupResult]) -> Vec<GroupToolCalls> {
+    results
+        .iter()
+        .map(|g| GroupToolCalls {
+            step,
+            query: g.spec.query,
+            calls: g
+                .rollouts
+                .iter()
+                .flat_map(|r| r.calls.iter().map(move |c| (r.rollout, c)))
+                .flat_map(|(rollout, c)| {
+                    c.tools.iter().enumerate().map(move |(i, u)| ToolCallEntry {
+                        rollout,
+                        call: c.key.call,
+                        index: i as u32,
+                        text: u.call.clone(),
+                        tool: u.tool.clone(),
+                        status: u.status.name().to_string(),
+                        observation: u.observation.clone(),
+                    })
+                })
+                .collect(),
+        })
+        .filter(|g| !g.calls.is_empty())
+        .collect()
+}
+
 /// Everything the step commits atomically.
 pub fn commit(
     step: u64,
     metrics: BTreeMap<String, f64>,
     groups: Vec<GroupRecord>,
+    tool_calls: Vec<GroupToolCalls>,
     reports: &[TrainReport],
 ) -> StepCommit {
     StepCommit {
+        tool_calls,
         record: StepRecord {
             step,
             metrics,

@@ -299,7 +299,8 @@ pub async fn run_step(
         saves,
     };
     let metrics = records::metrics(&groups, &results, &reports, &measured);
-    let commit_ = records::commit(step, metrics, groups, &reports);
+    let tool_calls = records::tool_calls(step, &results);
+    let commit_ = records::commit(step, metrics, groups, tool_calls, &reports);
     let mut line = report_line(main_version, &commit_.record);
     // The generation each role ran the step with (a swap never lands mid-step).
     for (role, state) in servings {

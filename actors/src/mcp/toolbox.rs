@@ -52,6 +52,20 @@ pub enum CallStatus {
     ServerFailed,
 }
 
+impl CallStatus {
+    /// Its name in the store and the dump (`ok`, `malformed`, `tool_error`, `timeout`,
+    /// `server_failed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CallStatus::Ok => "ok",
+            CallStatus::Malformed => "malformed",
+            CallStatus::ToolError => "tool_error",
+            CallStatus::Timeout => "timeout",
+            CallStatus::ServerFailed => "server_failed",
+        }
+    }
+}
+
 /// One tool call of a sub-agent: what it wrote, which tool ran, what it was shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolUse {

@@ -14,6 +14,7 @@ use mgrpo_models::ModelError;
 
 use crate::config::SamplingConfig;
 use crate::context::{ContextError, NodeContext};
+use crate::mcp::McpTools;
 use crate::policy::chunks::PolicyId;
 use crate::role::{LearnerRole, sub_model};
 use crate::role_codec::RoleCodec;
@@ -54,6 +55,8 @@ pub struct Rollouts<'a> {
     sampling: &'a SamplingConfig,
     run_seed: u64,
     mode: Mode,
+    /// The task's tool servers (on the executors' node, where the task has tools).
+    tools: Option<&'a McpTools>,
 }
 
 /// The outcomes of main-agent or single-agent episodes; `ending` gives an episode's format
@@ -97,7 +100,14 @@ impl<'a> Rollouts<'a> {
             sampling: &ctx.config.sampling,
             run_seed: ctx.config.run.seed,
             mode,
+            tools: None,
         })
+    }
+
+    /// The same rollouts with the task's tool servers: sub-agents may call their tools.
+    pub fn with_tools(mut self, tools: Option<&'a McpTools>) -> Self {
+        self.tools = tools;
+        self
     }
 
     /// Runs `episodes` to the end with turns from `serve`: the policy, or the scripted
@@ -162,6 +172,7 @@ impl<'a> Rollouts<'a> {
             world: self.world,
             run_seed: self.run_seed,
             max_turns,
+            tools: self.tools,
         }
         .run(episodes, delegate)
         .await
@@ -239,7 +250,15 @@ impl<'a> Rollouts<'a> {
         let max_turns = self.world.config.max_sub_turns;
         let episodes = jobs
             .iter()
-            .map(|j| (j.key, SubEpisode::new(&j.task, max_turns)))
+            .map(|j| {
+                let e = SubEpisode::new(&j.task, max_turns);
+                let e = if self.tools.is_some() {
+                    e.with_tool_calls()
+                } else {
+                    e
+                };
+                (j.key, e)
+            })
             .collect();
         let expert = |k: &CallKey, _: &SubEpisode| {
             let r = k.rollout;
@@ -262,6 +281,7 @@ impl<'a> Rollouts<'a> {
                         expert: 0.0,
                         generated_tokens: d.generated_tokens,
                         policy: id,
+                        tools: d.tool_uses,
                     },
                     d.trajectory,
                 )

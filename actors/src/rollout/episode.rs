@@ -1,7 +1,8 @@
 //! The three kinds of episode the lockstep driver steps, behind one trait: the main agent
 //! (which may delegate), the sub-agent and the single agent (which use the tools).
 use mgrpo_algo::{derive_seed, salt};
-use mgrpo_env::{MainEpisode, MainStep, Segment, SingleEpisode, SubEpisode, World};
+use mgrpo_env::protocol::CallForm;
+use mgrpo_env::{MainEpisode, MainStep, Segment, SingleEpisode, SubEpisode, ToolStep, World};
 
 use crate::rollout::keys::{CallKey, RolloutKey};
 
@@ -12,6 +13,9 @@ pub enum Turn {
     Next,
     /// Run a sub-agent on this task and deliver its result before the next turn.
     Delegate(String),
+    /// Run this tool call (its words, in their form) and deliver its observation before the
+    /// next turn.
+    Call(String, CallForm),
 }
 
 /// The coordinates an episode's draws are seeded from.
@@ -78,6 +82,8 @@ pub trait Lockstep {
     fn play(&mut self, output: &str, world: &World) -> Turn;
     /// Appends the result of the delegation the last turn asked for.
     fn deliver(&mut self, _result: &str) {}
+    /// Appends the observation of the tool call the last turn made.
+    fn deliver_output(&mut self, _observation: &str) {}
 }
 
 impl Lockstep for MainEpisode {
@@ -115,8 +121,14 @@ impl Lockstep for SubEpisode {
     }
 
     fn play(&mut self, output: &str, world: &World) -> Turn {
-        self.apply(output, &world.tools);
-        Turn::Next
+        match self.apply(output, &world.tools) {
+            ToolStep::Call(call, form) => Turn::Call(call, form),
+            ToolStep::Continue | ToolStep::Done => Turn::Next,
+        }
+    }
+
+    fn deliver_output(&mut self, observation: &str) {
+        SubEpisode::deliver_output(self, observation);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The coordinates of rollouts and calls, and what a rollout or a call produced.
 use serde::{Deserialize, Serialize};
 
+use crate::mcp::ToolUse;
 use crate::policy::chunks::PolicyId;
 
 /// Identifies one main rollout.
@@ -49,6 +50,8 @@ pub struct SubOutcome {
     pub generated_tokens: usize,
     /// The sub policy that ran the call (filled in by the executor).
     pub policy: PolicyId,
+    /// Its tool calls (MCP), in order: the transcript the store records.
+    pub tools: Vec<ToolUse>,
 }
 
 /// What a main (or single-agent) rollout produced.

@@ -8,8 +8,10 @@ use std::future::Future;
 
 use mgrpo_algo::Trajectory;
 use mgrpo_env::World;
+use mgrpo_env::tool_call::observation;
 use mgrpo_models::ModelError;
 
+use crate::mcp::{CallStatus, McpTools, ToolUse};
 use crate::role_codec::RoleCodec;
 use crate::rollout::episode::{Lockstep, Turn, TurnKey};
 use crate::rollout::keys::{SubJob, SubOutcome};
@@ -24,6 +26,8 @@ pub struct Driven<E> {
     pub trajectory: Trajectory,
     /// The calls it delegated, in call order.
     pub calls: Vec<SubOutcome>,
+    /// The tool calls it made, in order.
+    pub tool_uses: Vec<ToolUse>,
     /// Tokens it generated.
     pub generated_tokens: usize,
 }
@@ -40,6 +44,25 @@ pub struct Drive<'a, T> {
     pub run_seed: u64,
     /// Turn limit of these episodes.
     pub max_turns: usize,
+    /// The task's tool servers, where the episodes may call tools.
+    pub tools: Option<&'a McpTools>,
+}
+
+/// Runs one tool call: on the tool box, or — on a node without one — an error observation.
+async fn run_tool(
+    tools: Option<&McpTools>,
+    call: &str,
+    form: mgrpo_env::protocol::CallForm,
+) -> ToolUse {
+    match tools {
+        Some(t) => t.run(call, form).await,
+        None => ToolUse {
+            call: call.to_string(),
+            tool: None,
+            status: CallStatus::ServerFailed,
+            observation: observation(form, Err("no tool servers on this node"), 64),
+        },
+    }
 }
 
 impl<T> Drive<'_, T> {
@@ -68,6 +91,7 @@ impl<T> Drive<'_, T> {
             })
             .collect();
         let mut calls: Vec<Vec<SubOutcome>> = vec![Vec::new(); eps.len()];
+        let mut tool_uses: Vec<Vec<ToolUse>> = vec![Vec::new(); eps.len()];
         let mut generated = vec![0usize; eps.len()];
         let room = self.turns.room();
         for turn in 0..self.max_turns as u64 {
@@ -101,17 +125,30 @@ impl<T> Drive<'_, T> {
             drop(rows);
             let mut jobs = Vec::new();
             let mut waiting = Vec::new();
+            let mut tool_calls = Vec::new();
             for (&i, s) in active.iter().zip(&out) {
                 traces[i].sampled(self.codec, s)?;
                 generated[i] += s.tokens.len();
                 let next = eps[i].play(&self.codec.turn_text(&s.tokens), self.world);
                 traces[i].sync(eps[i].segments());
-                if let Turn::Delegate(task) = next
-                    && let Some(key) = keys[i].call(calls[i].len() as u32)
-                {
-                    jobs.push(SubJob { key, task });
-                    waiting.push(i);
+                match next {
+                    Turn::Delegate(task) => {
+                        if let Some(key) = keys[i].call(calls[i].len() as u32) {
+                            jobs.push(SubJob { key, task });
+                            waiting.push(i);
+                        }
+                    }
+                    Turn::Call(call, form) => tool_calls.push((i, call, form)),
+                    Turn::Next => {}
                 }
+            }
+            // One at a time, in the episodes' order: a server's state (and so every
+            // observation) then depends on the seeds alone, not on which call came first.
+            for (i, call, form) in tool_calls {
+                let used = run_tool(self.tools, &call, form).await;
+                eps[i].deliver_output(&used.observation);
+                traces[i].sync(eps[i].segments());
+                tool_uses[i].push(used);
             }
             if !jobs.is_empty() {
                 let results = delegate(jobs).await?;
@@ -125,12 +162,14 @@ impl<T> Drive<'_, T> {
         eps.into_iter()
             .zip(traces)
             .zip(calls)
+            .zip(tool_uses)
             .zip(generated)
-            .map(|(((episode, t), calls), generated_tokens)| {
+            .map(|((((episode, t), calls), tool_uses), generated_tokens)| {
                 Ok(Driven {
                     episode,
                     trajectory: t.into_trajectory(self.codec)?,
                     calls,
+                    tool_uses,
                     generated_tokens,
                 })
             })
@@ -199,6 +238,7 @@ mod tests {
             world,
             run_seed: 3,
             max_turns,
+            tools: None,
         }
         .run(episodes, |_| async { Ok::<_, ModelError>(Vec::new()) })
         .await
