@@ -179,6 +179,48 @@ async fn a_hung_call_times_out_and_the_server_is_replaced() {
     }
 }
 
+/// A turn's calls to a server that hangs on every call cost one deadline, not one each: the
+/// calls after the first timeout fail fast, and the next turn restarts the server.
+#[tokio::test]
+async fn a_hung_server_costs_a_turn_one_deadline() {
+    let mut config = bad(&["hang"]);
+    config.timeout_ms = 300;
+    let tools = McpTools::start(&[config, calc()]).await.unwrap();
+    let turn: Vec<(String, CallForm)> = ["echo a", "add 1 2", "echo b", "echo c"]
+        .map(|c| (c.to_string(), CallForm::Words))
+        .to_vec();
+    let t = Instant::now();
+    let used = tools.run_turn(&turn).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let statuses: Vec<CallStatus> = used.iter().map(|u| u.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            CallStatus::Timeout,
+            CallStatus::Ok,
+            CallStatus::ServerFailed,
+            CallStatus::ServerFailed
+        ],
+        "the other server is still called"
+    );
+    assert_eq!(
+        used[2].observation,
+        "<output> error : server failed : timed out earlier in this turn </output>"
+    );
+    assert_eq!(tools.restarts().await["bad"], 0);
+    let next = tools.run_turn(&turn[..1]).await;
+    assert_eq!(
+        next[0].status,
+        CallStatus::Timeout,
+        "a fresh process, called"
+    );
+    assert_eq!(tools.restarts().await["bad"], 1);
+}
+
 #[tokio::test]
 async fn garbage_on_stdout_is_an_error_not_a_panic() {
     let mut config = bad(&["garbage"]);

@@ -5,7 +5,7 @@
 //! the same observations. Every failure — a call that does not bind (unknown tool, bad
 //! arguments, bad JSON), a tool error, a timeout, a dead server — is an error observation and
 //! a [`ToolUse`] the transcript records, never an error of the step.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mgrpo_env::ToolSpec;
 use mgrpo_env::protocol::CallForm;
@@ -137,6 +137,25 @@ impl McpTools {
 
     /// Binds and runs one call written in `form`, and returns what the agent is shown.
     pub async fn run(&self, call: &str, form: CallForm) -> ToolUse {
+        self.run_one(call, form, &mut BTreeSet::new()).await
+    }
+
+    /// Runs one turn's calls, one at a time in order. A server that timed out is not called
+    /// again in the same turn (those calls read `server failed : timed out earlier in this
+    /// turn`): a server that hangs on every call costs a turn one deadline, not one per call,
+    /// so it cannot push an executor's request past its own timeout. It is restarted at its
+    /// next call in a later turn.
+    pub async fn run_turn(&self, calls: &[(String, CallForm)]) -> Vec<ToolUse> {
+        let mut hung = BTreeSet::new();
+        let mut out = Vec::with_capacity(calls.len());
+        for (call, form) in calls {
+            out.push(self.run_one(call, *form, &mut hung).await);
+        }
+        out
+    }
+
+    /// One call; `hung`: the servers that timed out earlier in the turn.
+    async fn run_one(&self, call: &str, form: CallForm, hung: &mut BTreeSet<usize>) -> ToolUse {
         let record = |tool: Option<String>, status, observation| ToolUse {
             call: call.to_string(),
             tool,
@@ -157,12 +176,20 @@ impl McpTools {
         let i = self.owner[&bound.name];
         let mut server = self.servers[i].lock().await;
         let words = server.config().max_result_words;
+        if hung.contains(&i) {
+            let why = CallFailure::Server("timed out earlier in this turn".into());
+            let obs = observation(form, Err(&why.to_string()), words);
+            return record(Some(bound.name), CallStatus::ServerFailed, obs);
+        }
         let (status, obs) = match server.call(&bound).await {
             Ok(out) => (CallStatus::Ok, observation(form, Ok(&out), words)),
             Err(f) => {
                 let status = match f {
                     CallFailure::Tool(_) | CallFailure::Rejected(_) => CallStatus::ToolError,
-                    CallFailure::Timeout(_) => CallStatus::Timeout,
+                    CallFailure::Timeout(_) => {
+                        hung.insert(i);
+                        CallStatus::Timeout
+                    }
                     CallFailure::Server(_) => CallStatus::ServerFailed,
                 };
                 (status, observation(form, Err(&f.to_string()), words))

@@ -8,6 +8,7 @@ use std::future::Future;
 
 use mgrpo_algo::Trajectory;
 use mgrpo_env::World;
+use mgrpo_env::protocol::CallForm;
 use mgrpo_env::tool_call::observation;
 use mgrpo_models::ModelError;
 
@@ -48,20 +49,20 @@ pub struct Drive<'a, T> {
     pub tools: Option<&'a McpTools>,
 }
 
-/// Runs one tool call: on the tool box, or — on a node without one — an error observation.
-async fn run_tool(
-    tools: Option<&McpTools>,
-    call: &str,
-    form: mgrpo_env::protocol::CallForm,
-) -> ToolUse {
+/// Runs one turn's tool calls: on the tool box, or — on a node without one — each an error
+/// observation.
+async fn run_tools(tools: Option<&McpTools>, calls: &[(String, CallForm)]) -> Vec<ToolUse> {
     match tools {
-        Some(t) => t.run(call, form).await,
-        None => ToolUse {
-            call: call.to_string(),
-            tool: None,
-            status: CallStatus::ServerFailed,
-            observation: observation(form, Err("no tool servers on this node"), 64),
-        },
+        Some(t) => t.run_turn(calls).await,
+        None => calls
+            .iter()
+            .map(|(call, form)| ToolUse {
+                call: call.clone(),
+                tool: None,
+                status: CallStatus::ServerFailed,
+                observation: observation(*form, Err("no tool servers on this node"), 64),
+            })
+            .collect(),
     }
 }
 
@@ -144,8 +145,12 @@ impl<T> Drive<'_, T> {
             }
             // One at a time, in the episodes' order: a server's state (and so every
             // observation) then depends on the seeds alone, not on which call came first.
-            for (i, call, form) in tool_calls {
-                let used = run_tool(self.tools, &call, form).await;
+            let (who, turn_calls): (Vec<usize>, Vec<(String, CallForm)>) =
+                tool_calls.into_iter().map(|(i, c, f)| (i, (c, f))).unzip();
+            for (i, used) in who
+                .into_iter()
+                .zip(run_tools(self.tools, &turn_calls).await)
+            {
                 eps[i].deliver_output(&used.observation);
                 traces[i].sync(eps[i].segments());
                 tool_uses[i].push(used);
