@@ -74,6 +74,15 @@ pub enum Command {
     },
     /// Draw reward and dev-accuracy curves of one or several runs into one PNG.
     Plot(PlotArgs),
+    /// Serve a live web dashboard (curves, roles, nodes, swaps and faults, one group's
+    /// transcripts) of runs (`--run DIR…`, finished or live), a cluster (`--config`) or a study
+    /// (`--study DIR`); loopback by default, nothing loaded from outside the server.
+    Dashboard(DashboardArgs),
+    /// Convert a run's records for other tools.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Run a study: variants × seeds × config overrides from a plan file, one warm start per
     /// seed shared by the variants that can use it, `parallel` runs at a time, resumable; then
     /// report each run's test accuracy (warm start, dev-selected, final), per-variant means
@@ -90,6 +99,41 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Run directories (finished ones are read from disk; a live one-process run is followed
+    /// through its control endpoint).
+    #[arg(long, num_args = 1..)]
+    pub run: Vec<PathBuf>,
+    /// A cluster's config: follow its hub's run live (and its nodes).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A study's directory (`mgrpo experiment`): its runs, grouped by variant.
+    #[arg(long)]
+    pub study: Option<PathBuf>,
+    /// Where to listen. Loopback by default; any other address needs `--cookie` (the cluster's
+    /// cookie, asked for by the page as `?cookie=…`).
+    #[arg(long, default_value = "127.0.0.1:8265")]
+    pub listen: std::net::SocketAddr,
+    /// The secret a non-loopback dashboard asks for (default: the config's cluster cookie).
+    #[arg(long)]
+    pub cookie: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// TensorBoard event files of a run's scalars: each step's metrics (per role under
+    /// `main/`, `sub/`…, the rest under `train/`), dev evaluations and the test summary.
+    Tensorboard {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// The directory to write into (default: RUN/tensorboard).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -202,6 +246,14 @@ pub struct TrainArgs {
     /// checkpoint that ends a run (printed, and kept as `RUN/test.json`).
     #[arg(long)]
     pub no_test: bool,
+    /// Also write TensorBoard event files of the run's scalars (per step, per evaluation, the
+    /// test summary) into this directory, as the steps come.
+    #[arg(long)]
+    pub tensorboard: Option<PathBuf>,
+    /// Serve the live dashboard of this run at ADDR (e.g. 127.0.0.1:8265) while it trains;
+    /// a non-loopback address needs the config's cluster cookie (docs/operations.md).
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// `algo.schedule` on the command line.

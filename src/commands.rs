@@ -16,7 +16,8 @@ use mgrpo_actors::Config;
 use mgrpo_env::{Split, TextCodec, World, eval_experts, render_transcript, run_expert_episode};
 
 use crate::cli::{
-    AlgoArgs, BenchCommand, Cli, Command, EvalArgs, SplitArg, StoreCommand, WorldArgs,
+    AlgoArgs, BenchCommand, Cli, Command, EvalArgs, ExportCommand, SplitArg, StoreCommand,
+    WorldArgs,
 };
 
 impl From<SplitArg> for Split {
@@ -78,6 +79,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(args) => {
             plot::plot(&args.runs, &args.out)?;
             println!("wrote {}", args.out.display());
+            Ok(())
+        }
+        Command::Dashboard(args) => crate::dashboard::serve_command(&args),
+        Command::Export {
+            command: ExportCommand::Tensorboard { run, out },
+        } => {
+            let out = out.unwrap_or_else(|| run.join("tensorboard"));
+            let (file, n) = crate::tensorboard::export(&run, &out)?;
+            println!("wrote {n} scalars to {}", file.display());
             Ok(())
         }
         Command::Hf { command } => hf::hf(command),

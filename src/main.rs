@@ -5,8 +5,10 @@ mod allocator;
 mod chaos;
 mod cli;
 mod commands;
+mod dashboard;
 mod experiment;
 mod pipe;
+mod tensorboard;
 
 use clap::Parser;
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mgrpo_algo::{MainRolloutStat, SubCallStat};
-use mgrpo_store::{CommitOutcome, StepCommit, StepRecord, Store, SwapRecord};
+use mgrpo_store::{
+    CommitOutcome, Event, GroupRecord, RoleVersion, StepCommit, StepRecord, Store, SwapRecord,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
@@ -86,6 +88,20 @@ pub enum StoreMsg {
         /// The records there are.
         reply: RpcReplyPort<Reply<Vec<StepRecord>>>,
     },
+    /// A committed step's groups (the dashboard inspects one on a live run).
+    #[rpc]
+    Groups {
+        /// The step.
+        step: u64,
+        /// Its groups, in query order (empty: not committed).
+        reply: RpcReplyPort<Reply<Vec<GroupRecord>>>,
+    },
+    /// The run's events (restarts, resumes…) and its roles' current versions.
+    #[rpc]
+    Events {
+        /// `(events, role versions)`.
+        reply: RpcReplyPort<Reply<(Vec<Event>, Vec<RoleVersion>)>>,
+    },
 }
 
 /// The store actor.
@@ -159,6 +175,19 @@ impl Actor for StoreActor {
                         out.extend(state.store.step(s)?);
                     }
                     Ok::<_, mgrpo_store::StoreError>(out)
+                });
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
+            }
+            StoreMsg::Groups { step, reply } => {
+                let r = tokio::task::block_in_place(|| state.store.groups(step));
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
+            }
+            StoreMsg::Events { reply } => {
+                let r = tokio::task::block_in_place(|| {
+                    Ok::<_, mgrpo_store::StoreError>((
+                        state.store.events()?,
+                        state.store.role_versions()?,
+                    ))
                 });
                 let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }

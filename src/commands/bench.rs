@@ -531,6 +531,8 @@ fn time_run(config: &Path, steps: u64, run: &Path, schedule: ScheduleArg) -> Res
         schedule: Some(schedule),
         resume: false,
         no_test: true,
+        tensorboard: None,
+        dashboard: None,
     })?;
     let total_s = t0.elapsed().as_secs_f64();
     let path = run.join("metrics.jsonl");

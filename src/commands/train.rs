@@ -105,6 +105,18 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let no_test = args.no_test;
+    let args_tensorboard = args.tensorboard.clone();
+    let dashboard_addr = args.dashboard;
+    let cookie = match dashboard_addr {
+        Some(a) if !a.ip().is_loopback() => {
+            Some(ctx.config.cluster.resolve_cookie().map_err(|e| {
+                anyhow::anyhow!(
+                    "--dashboard on a non-loopback address needs the cluster cookie: {e}"
+                )
+            })?)
+        }
+        _ => None,
+    };
     rt.block_on(async move {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -129,6 +141,21 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 eprintln!("node: {e:?}");
             }
         });
+        let mut tensorboard = match &args_tensorboard {
+            Some(dir) => {
+                let logger = crate::tensorboard::Logger::create(dir)?;
+                println!("TensorBoard events: {}", logger.path().display());
+                Some(logger)
+            }
+            None => None,
+        };
+        let dashboard = match dashboard_addr {
+            Some(addr) => Some(
+                crate::dashboard::serve_in_process(addr, ctx.clone(), store.clone(), cookie)
+                    .await?,
+            ),
+            None => None,
+        };
         let steps = ctx.config.train.steps;
         let pb = bar(steps, "train [{bar:30}] step {pos}/{len} {msg}");
         let p = pb.clone();
@@ -137,6 +164,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             while let Some(ev) = rx.recv().await {
                 match ev {
                     Progress::Step(m) => {
+                        if let Some(tb) = tensorboard.as_mut()
+                            && let Some(s) = crate::tensorboard::step_scalars(&m)
+                            && let Err(e) = tb.write(s)
+                        {
+                            tracing::warn!("TensorBoard: {e:#}");
+                        }
                         p.set_position(m["step"].as_u64().unwrap_or(0) + 1);
                         p.set_message(format!(
                             "reward {:.3} acc {:.3} calls {:.2} {:.0} tok/s{}",
@@ -151,6 +184,14 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                     }
                     Progress::Eval { step, report } => {
                         last_dev = Some(report.accuracy);
+                        if let Some(tb) = tensorboard.as_mut() {
+                            let line = serde_json::json!({"split": "dev", "step": step, "report": &report});
+                            if let Some(s) = crate::tensorboard::eval_scalars(&line)
+                                && let Err(e) = tb.write(s)
+                            {
+                                tracing::warn!("TensorBoard: {e:#}");
+                            }
+                        }
                         let line = format!(
                             "dev accuracy after {step} steps: {:.3} ({} questions)",
                             report.accuracy, report.n
@@ -165,13 +206,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                     Progress::Finished { .. } | Progress::Failed(_) => break,
                 }
             }
+            tensorboard
         });
         let result = mgrpo_actors::run_steps(&node).await;
-        let _ = printer.await;
+        let mut tensorboard = printer.await.ok().flatten();
         pb.finish();
         control_file::remove(ctx.run_dir.root());
         control.stop();
         node.supervisor.stop(None);
+        if let Some(d) = dashboard {
+            d.finish();
+        }
         let done = result?;
         println!(
             "trained {done} steps; metrics in {}",
@@ -181,6 +226,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             eprintln!("evaluating the warm start, the dev-selected and the final checkpoint on the test split…");
             let summary = super::test_summary::summarise(ctx.run_dir.root()).await?;
             println!("{}", super::test_summary::format(&summary));
+            if let Some(tb) = tensorboard.as_mut() {
+                let value = serde_json::to_value(&summary)?;
+                for (step, tag, v) in crate::tensorboard::test_scalars(&value) {
+                    tb.write((step, vec![(tag, v)]))?;
+                }
+            }
         }
         anyhow::Ok(())
     })

@@ -76,9 +76,32 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long [`Store::open`] waits for a lock a reader holds.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`. sled locks it for one process; a lock held a
+    /// moment by a reader (`mgrpo dashboard` or `mgrpo store dump` on a stopped run) is waited
+    /// for up to [`LOCK_WAIT`], a lock held longer is the error it is (another process runs
+    /// the run).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let start = std::time::Instant::now();
+        loop {
+            match sled::Config::new().path(dir.as_ref()).open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && start.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Opens the store only if no other process holds it (no wait): the readers' way in.
+    pub fn try_open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir.as_ref()).open()?;
         Ok(Self { db })
     }

@@ -8,6 +8,7 @@ use mgrpo_store::{StepRecord, SwapRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::agent::{NodeInfo, node_infos};
+use crate::context::NodeContext;
 use crate::control::client::{ClientError, Target, connect};
 use crate::learner::LearnerMsg;
 use crate::policy::checkpoints::TrainState;
@@ -85,7 +86,18 @@ fn source(state: &TrainState, last: Option<&SwapRecord>) -> String {
 pub async fn status(target: &Target, timeout: Duration) -> Result<ClusterStatus, StatusError> {
     let names = target.nodes();
     let client = connect(target, timeout, false).await?;
-    let ctx = &client.ctx;
+    Ok(status_via(&client.ctx, &names, &client.down, timeout).await)
+}
+
+/// The status as seen from `ctx` — a control client's, or the run's own node (the dashboard
+/// of `mgrpo train --dashboard`): `names` are the nodes to report, `down` those known not to
+/// answer.
+pub async fn status_via(
+    ctx: &NodeContext,
+    names: &[String],
+    down: &[String],
+    timeout: Duration,
+) -> ClusterStatus {
     let infos = node_infos(ctx, timeout).await;
     let mut progress = None;
     let mut swaps = Vec::new();
@@ -129,16 +141,16 @@ pub async fn status(target: &Target, timeout: Duration) -> Result<ClusterStatus,
             let info = infos.iter().find(|i| &i.node == n).or(only).cloned();
             NodeStatus {
                 node: n.clone(),
-                up: info.is_some() && !client.down.contains(n),
+                up: info.is_some() && !down.contains(n),
                 info,
             }
         })
         .collect();
-    Ok(ClusterStatus {
+    ClusterStatus {
         cluster: ctx.config.cluster.name.clone(),
         nodes,
         learners,
         roles,
         progress,
-    })
+    }
 }

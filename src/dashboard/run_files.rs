@@ -1,0 +1,191 @@
+//! A run directory as the dashboard reads it with no process running: `metrics.jsonl` and
+//! `eval.jsonl` tailed from where the last read stopped (a live run appends; a line still being
+//! written waits for its newline; a file that shrank is read again), `test.json`, `best.json`,
+//! the run's `config.toml`, and — when no process holds it — the sled store's swaps, events,
+//! role versions and groups.
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use mgrpo_store::{Event, GroupRecord, RoleVersion, Store, SwapRecord};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One JSON-lines file, read incrementally.
+#[derive(Debug, Default)]
+struct Tail {
+    offset: u64,
+    lines: Vec<Value>,
+}
+
+impl Tail {
+    /// Reads the complete lines appended since the last call; true when something changed.
+    fn refresh(&mut self, path: &Path) -> bool {
+        let Ok(mut f) = std::fs::File::open(path) else {
+            let changed = !self.lines.is_empty();
+            *self = Self::default();
+            return changed;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut changed = false;
+        if len < self.offset {
+            *self = Self::default();
+            changed = true;
+        }
+        if len == self.offset || f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return changed;
+        }
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_err() {
+            return changed;
+        }
+        let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        for line in buf[..complete].split(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<Value>(line) {
+                self.lines.push(v);
+                changed = true;
+            }
+        }
+        self.offset += complete as u64;
+        changed
+    }
+}
+
+/// What the store says about a finished run (read once: nothing changes it while no process
+/// runs; read again when the run comes back).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreFacts {
+    /// Steps committed.
+    pub committed_steps: u64,
+    /// Each role's last published version.
+    pub roles: Vec<RoleVersion>,
+    /// Every swap.
+    pub swaps: Vec<SwapRecord>,
+    /// Restarts, resumes and the like.
+    pub events: Vec<Event>,
+}
+
+/// A run directory.
+#[derive(Debug)]
+pub struct RunFiles {
+    /// Its path.
+    pub dir: PathBuf,
+    /// Its name on the page (the directory's name).
+    pub label: String,
+    metrics: Tail,
+    evals: Tail,
+}
+
+impl RunFiles {
+    /// The run in `dir` (nothing read yet).
+    pub fn new(dir: &Path) -> Self {
+        let label = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| dir.display().to_string());
+        Self {
+            dir: dir.to_path_buf(),
+            label,
+            metrics: Tail::default(),
+            evals: Tail::default(),
+        }
+    }
+
+    /// Reads what was appended; true when something changed.
+    pub fn refresh(&mut self) -> bool {
+        let a = self.metrics.refresh(&self.dir.join("metrics.jsonl"));
+        let b = self.evals.refresh(&self.dir.join("eval.jsonl"));
+        a | b
+    }
+
+    /// Each step's metrics once, by step (a resumed run's rewritten lines count once, the
+    /// last one wins).
+    pub fn steps(&self) -> BTreeMap<u64, &serde_json::Map<String, Value>> {
+        let mut out = BTreeMap::new();
+        for line in &self.metrics.lines {
+            if let (Some(step), Some(m)) = (line["step"].as_u64(), line.as_object()) {
+                out.insert(step, m);
+            }
+        }
+        out
+    }
+
+    /// The evaluation lines (`{split, step, report}`).
+    pub fn evals(&self) -> &[Value] {
+        &self.evals.lines
+    }
+
+    /// `test.json`, when the run ended with its test evaluation.
+    pub fn test(&self) -> Option<Value> {
+        read_json(&self.dir.join("test.json"))
+    }
+
+    /// `best.json`: the dev-selected checkpoint.
+    pub fn best(&self) -> Option<Value> {
+        read_json(&self.dir.join("best.json"))
+    }
+
+    /// The run's resolved config, parsed.
+    pub fn config(&self) -> Option<toml::Value> {
+        toml::from_str(&std::fs::read_to_string(self.dir.join("config.toml")).ok()?).ok()
+    }
+
+    /// The store's facts, or `None` while a process holds the store (or there is none).
+    pub fn store_facts(&self) -> Option<StoreFacts> {
+        store_facts(&self.open_store()?)
+    }
+
+    /// The groups of `step`, or `None` while a process holds the store.
+    pub fn groups(&self, step: u64) -> Option<Vec<GroupRecord>> {
+        self.open_store()?.groups(step).ok()
+    }
+
+    fn open_store(&self) -> Option<Store> {
+        let path = self.dir.join("store");
+        if !path.exists() {
+            return None;
+        }
+        Store::try_open(&path).ok()
+    }
+}
+
+/// What `store` says (also used on the store a process shares with its dashboard).
+pub fn store_facts(store: &Store) -> Option<StoreFacts> {
+    Some(StoreFacts {
+        committed_steps: store.last_step().ok()?.map_or(0, |s| s + 1),
+        roles: store.role_versions().ok()?,
+        swaps: store.swaps().ok()?,
+        events: store.events().ok()?,
+    })
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn tail_reads_complete_lines_and_restarts_on_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        let mut t = Tail::default();
+        assert!(!t.refresh(&p));
+        let mut f = std::fs::File::create(&p).unwrap();
+        write!(f, "{{\"step\":0}}\n{{\"step\":1").unwrap();
+        f.flush().unwrap();
+        assert!(t.refresh(&p));
+        assert_eq!(t.lines.len(), 1, "the unfinished line waits");
+        writeln!(f, "}}").unwrap();
+        f.flush().unwrap();
+        assert!(t.refresh(&p));
+        assert_eq!(t.lines.len(), 2);
+        assert!(!t.refresh(&p));
+        std::fs::write(&p, "{\"step\":5}\n").unwrap();
+        assert!(t.refresh(&p));
+        assert_eq!(t.lines, vec![serde_json::json!({"step": 5})]);
+    }
+}

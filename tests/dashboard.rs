@@ -1,0 +1,277 @@
+//! `mgrpo dashboard` and `mgrpo train --dashboard` in a real headless Chromium (Debian's
+//! `chromium`, driven by playwright-core from tests/browser — CI installs both): the curves
+//! draw data points, the role table shows the live versions, a swap made while the page is
+//! open reaches its timeline through the live updates, and the page stays right when the run
+//! stops, is resumed and finishes. Screenshots land in the test's target directory
+//! (`CARGO_TARGET_TMPDIR/dashboard-*.png`).
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{mgrpo, succeed};
+use serde_json::Value;
+
+/// Each step's rollouts held back 120 ms (the first 1 s), so the run is still going while the
+/// page is looked at, swapped and stopped.
+const PACED: &str = r#"[{"point":{"Request":"planner"},"action":{"Stall":{"ms":1000}},"times":1},
+ {"point":{"Request":"planner"},"action":{"Stall":{"ms":120}},"times":100000}]"#;
+
+fn browser_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "the browser tests need playwright-core: `npm ci --prefix tests/browser` (CI does it)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the browser tests need Chromium at {chromium}: `apt-get install chromium` (CI does it)"
+    );
+    dir
+}
+
+/// A page probe running in the background: loads `url`, waits for `until`, reports.
+struct Probe {
+    child: Child,
+    shot: PathBuf,
+}
+
+impl Probe {
+    fn start(url: &str, name: &str, until: &str) -> Self {
+        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-{name}.png"));
+        let child = Command::new("node")
+            .current_dir(browser_dir())
+            .args(["probe.mjs", url])
+            .arg(&shot)
+            .args(["--until", until, "--timeout", "90000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node (Node.js) runs the browser probe");
+        Self { child, shot }
+    }
+
+    /// Blocks until the page has drawn its first data.
+    fn wait_loaded(&mut self) {
+        let err = self.child.stderr.take().unwrap();
+        let mut lines = BufReader::new(err).lines();
+        for line in lines.by_ref() {
+            if line.unwrap() == "loaded" {
+                // Keep draining so the probe never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return;
+            }
+        }
+        panic!("the page never loaded");
+    }
+
+    fn finish(self) -> Value {
+        let out = self.child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "browser probe failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(self.shot.exists());
+        println!("{}: {facts}", self.shot.display());
+        assert_eq!(facts["outside_requests"], serde_json::json!([]));
+        assert_eq!(facts["page_errors"], serde_json::json!([]), "{facts}");
+        facts
+    }
+}
+
+fn probe(url: &str, name: &str, until: &str) -> Value {
+    Probe::start(url, name, until).finish()
+}
+
+/// A background process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mgrpo dashboard ARGS`, and the address it printed.
+fn dashboard(args: &[&str]) -> (Proc, String) {
+    let mut child = mgrpo()
+        .arg("dashboard")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("dashboard: ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (Proc(child), url)
+}
+
+fn role<'a>(facts: &'a Value, name: &str) -> &'a Value {
+    facts["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == name)
+        .unwrap_or_else(|| panic!("no role {name} in {facts}"))
+}
+
+fn tiny(dir: &Path, steps: u64) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
+    assert_eq!(
+        text.matches("steps = 3\n").count(),
+        1,
+        "examples/tiny.toml changed"
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(
+        &path,
+        text.replace("steps = 3\n", &format!("steps = {steps}\n")),
+    )
+    .unwrap();
+    path
+}
+
+const HAS_DATA: &str = r#"document.querySelector('#chart-reward').dataset.points > 0
+  && document.querySelectorAll('#roles tbody tr[data-role]').length == 2"#;
+
+#[test]
+fn the_page_follows_a_live_run_through_a_swap_a_stop_a_resume_and_its_end() {
+    browser_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny(dir.path(), 400);
+    let run = dir.path().join("run");
+    let port = mgrpo_actors::cluster::ports::loopback_ports(1).unwrap()[0];
+    let own = format!("http://127.0.0.1:{port}/");
+    let log = dir.path().join("train.log");
+    let mut train = Proc(
+        mgrpo()
+            .env("MGRPO_FAULTS", PACED)
+            .args(["train", "--no-test", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run)
+            .args(["--dashboard", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while !run.join("control.json").exists() {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(start.elapsed() < Duration::from_secs(120), "{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The training process's own page: live, curves drawn, both roles with a version.
+    let facts = probe(&own, "train-own", HAS_DATA);
+    assert_eq!(facts["state"], "live", "{facts}");
+    assert!(
+        role(&facts, "main")["version"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert!(facts["canvases"].as_u64().unwrap() >= 4);
+
+    // A separate dashboard on the run directory; the page is open before the swap.
+    let (_dash, url) = dashboard(&["--run", run.to_str().unwrap()]);
+    let mut open = Probe::start(
+        &url,
+        "live-swap",
+        r#"[...document.querySelectorAll('#timeline li')].some(l => l.dataset.kind == 'swap')
+           && document.querySelector('#roles tr[data-role=sub]').dataset.source == 'expert'"#,
+    );
+    open.wait_loaded();
+    let outcome = succeed(
+        mgrpo()
+            .args(["swap", "--run"])
+            .arg(&run)
+            .args(["--role", "sub", "--to", "expert", "--json", "--wait", "120"]),
+    );
+    let outcome: Value = serde_json::from_str(&outcome).unwrap();
+    let facts = open.finish();
+    assert_ne!(
+        facts["version"], facts["first_version"],
+        "no live update: {facts}"
+    );
+    assert_eq!(facts["state"], "live");
+    let sub = role(&facts, "sub");
+    assert_eq!(
+        sub["generation"],
+        outcome["generation"].to_string(),
+        "{facts} vs {outcome}"
+    );
+    assert_eq!(facts["nodes"][0]["up"], true, "{facts}");
+
+    // Ctrl-C: the run stops after its step; the page says so and keeps the swap (from the
+    // store now).
+    succeed(Command::new("kill").args(["-INT", &train.0.id().to_string()]));
+    let status = train.0.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let facts = probe(
+        &url,
+        "stopped",
+        r#"document.getElementById('state').textContent == 'stopped'"#,
+    );
+    assert!(
+        facts["timeline"]
+            .as_array()
+            .unwrap()
+            .contains(&"swap".into()),
+        "{facts}"
+    );
+    assert_eq!(role(&facts, "sub")["source"], "expert", "{facts}");
+    let done = common::metrics(&run).len() as u64;
+    assert!(done < 400);
+
+    // Resumed to three more steps, it runs live again and finishes; the page follows.
+    succeed(
+        mgrpo()
+            .args(["train", "--resume", "--no-test", "--run"])
+            .arg(&run)
+            .args(["--steps", &(done + 3).to_string()]),
+    );
+    let facts = probe(
+        &url,
+        "finished",
+        &format!(
+            r#"document.getElementById('state').textContent == 'finished'
+               && document.querySelector('#roles tr[data-role=main]').dataset.version == '{}'"#,
+            done + 3
+        ),
+    );
+    assert!(
+        facts["timeline"]
+            .as_array()
+            .unwrap()
+            .contains(&"swap".into())
+    );
+    assert_eq!(
+        role(&facts, "main")["version"],
+        (done + 3).to_string(),
+        "{facts}"
+    );
+    assert!(facts["group_rollouts"].as_u64().unwrap() > 0, "{facts}");
+}
