@@ -295,6 +295,10 @@ pub struct NodeArgs {
     /// Run directory on this host (default: `<run.root>/<cluster.name>`).
     #[arg(long)]
     pub run: Option<PathBuf>,
+    /// Serve the cluster's live dashboard at ADDR from this node (the hub only: the node that
+    /// hosts the coordinator); a non-loopback address needs the cluster's cookie in the URL.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

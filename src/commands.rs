@@ -5,6 +5,7 @@ mod chaos;
 mod cluster;
 mod hf;
 pub(crate) mod plot;
+mod run_summary;
 mod swap;
 mod test_summary;
 mod train;

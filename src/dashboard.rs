@@ -10,12 +10,12 @@
 //! makes no request outside the server. Live updates are server-sent events: a counter that
 //! moves when something the page shows changed, after which the page fetches the view again.
 mod live;
-mod run_files;
+pub(crate) mod run_files;
 mod series;
 mod server;
 mod state;
 mod study;
-mod view;
+pub(crate) mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,11 +58,12 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("dashboard: cannot listen on {addr}"))
 }
 
-/// `mgrpo train --dashboard ADDR`: serves the run of `ctx` from its own process.
+/// `mgrpo train --dashboard ADDR` and the hub's `mgrpo node --dashboard ADDR`: serves the run
+/// of `ctx` from its own process (`store`: the run's store, when this process holds it).
 pub async fn serve_in_process(
     addr: SocketAddr,
     ctx: Arc<NodeContext>,
-    store: Store,
+    store: Option<Store>,
     cookie: Option<String>,
 ) -> Result<Handle> {
     check_exposure(addr, cookie.as_deref())?;
@@ -104,14 +105,16 @@ pub fn serve_command(args: &DashboardArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.config {
-        let config = crate::commands::load_config(path)?;
+        let config = mgrpo_actors::Config::load(path)
+            .with_context(|| format!("dashboard: {}", path.display()))?;
         if !config.cluster.is_distributed() {
             bail!(
                 "{} lists no [[cluster.nodes]]; for a one-process run pass --run DIR",
                 path.display()
             );
         }
-        if cookie.is_none() {
+        // The cluster's cookie guards a dashboard others can reach; loopback needs none.
+        if cookie.is_none() && !args.listen.ip().is_loopback() {
             cookie = config.cluster.resolve_cookie().ok();
         }
         let hub_dir = args

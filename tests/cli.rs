@@ -121,6 +121,46 @@ fn a_trained_run_names_its_versions_and_refuses_another_config() {
         e.contains("--resume uses the run's own config") && e.contains("drop --config"),
         "{e}"
     );
+
+    // No process runs it: status summarises it from disk, rounded; --json in full.
+    let out = succeed(mgrpo().args(["status", "--run"]).arg(&run));
+    for needed in [
+        "finished: 1 of 1 steps",
+        "test accuracy (40 questions): warm (v0)",
+        "role main version 1 generation 0 source learner",
+        "swaps: none",
+    ] {
+        assert!(out.contains(needed), "{needed:?} missing from:\n{out}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&succeed(
+        mgrpo().args(["status", "--json", "--run"]).arg(&run),
+    ))
+    .unwrap();
+    assert_eq!(json["steps"], 1);
+    let reward = &json["last"]["reward"];
+    assert_eq!(
+        reward,
+        &common::metrics(&run)[0]["reward"],
+        "full precision"
+    );
+    // A control.json left by a process that is gone: the same summary, and a word about it.
+    std::fs::write(
+        run.join("control.json"),
+        r#"{"node":"run-1","addr":"127.0.0.1:1","cookie":"x","scope":"s","pid":1}"#,
+    )
+    .unwrap();
+    let out = mgrpo()
+        .args(["status", "--timeout", "0.5", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("finished: 1 of 1 steps"), "{stdout}");
+    assert!(stderr.contains("reading the run from disk"), "{stderr}");
 }
 
 #[test]

@@ -58,14 +58,17 @@ impl Probe {
     fn wait_loaded(&mut self) {
         let err = self.child.stderr.take().unwrap();
         let mut lines = BufReader::new(err).lines();
+        let mut said = Vec::new();
         for line in lines.by_ref() {
-            if line.unwrap() == "loaded" {
+            let line = line.unwrap();
+            if line == "loaded" {
                 // Keep draining so the probe never blocks on a full pipe.
                 std::thread::spawn(move || lines.for_each(drop));
                 return;
             }
+            said.push(line);
         }
-        panic!("the page never loaded");
+        panic!("the page never loaded: {}", said.join("\n"));
     }
 
     fn finish(self) -> Value {
@@ -274,4 +277,139 @@ fn the_page_follows_a_live_run_through_a_swap_a_stop_a_resume_and_its_end() {
         "{facts}"
     );
     assert!(facts["group_rollouts"].as_u64().unwrap() > 0, "{facts}");
+}
+
+/// The tiny world on three `mgrpo node` processes (examples/cluster-3node.toml) on `ports`.
+fn tiny_cluster(dir: &Path, ports: &[u16], steps: u64) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = std::fs::read_to_string(tiny(dir, steps)).unwrap();
+    let mut cluster = std::fs::read_to_string(root.join("examples/cluster-3node.toml")).unwrap();
+    for (i, p) in ports.iter().enumerate() {
+        let from = format!("127.0.0.1:710{}", i + 1);
+        assert!(
+            cluster.contains(&from),
+            "examples/cluster-3node.toml changed"
+        );
+        cluster = cluster.replace(&from, &format!("127.0.0.1:{p}"));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, format!("{tiny}\n{cluster}")).unwrap();
+    path
+}
+
+fn node_up(name: &str, up: bool) -> String {
+    format!("document.querySelector('#nodes tr[data-node={name}]')?.dataset.up == '{up}'")
+}
+
+#[test]
+fn a_cluster_page_shows_every_node_and_a_killed_one_down_then_up() {
+    browser_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = common::free_ports();
+    let config = tiny_cluster(dir.path(), &ports, 400);
+    let run = dir.path().join("run");
+    let hub_port = mgrpo_actors::cluster::ports::loopback_ports(1).unwrap()[0];
+    // The hub serves its own page; its rollouts paced so the run outlives the test.
+    let log = dir.path().join("hub.log");
+    let _hub = Proc(
+        mgrpo()
+            .env("MGRPO_FAULTS", PACED)
+            .args(["node", "--node", "hub", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run)
+            .args(["--dashboard", &format!("127.0.0.1:{hub_port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut main = common::NodeProc::start(&config, "main", &run, dir.path(), "");
+    let mut sub = common::NodeProc::start(&config, "sub", &run, dir.path(), "");
+    let all_up = format!(
+        "{} && {} && {} && {HAS_DATA}",
+        node_up("hub", true),
+        node_up("main", true),
+        node_up("sub", true)
+    );
+    let facts = probe(
+        &format!("http://127.0.0.1:{hub_port}/"),
+        "cluster-hub",
+        &all_up,
+    );
+    assert_eq!(facts["state"], "live", "{facts}");
+    assert_eq!(facts["nodes"].as_array().unwrap().len(), 3, "{facts}");
+
+    // Another host's view: `mgrpo dashboard --config`, a control client that joins again.
+    let (_dash, url) = dashboard(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    let mut open = Probe::start(
+        &url,
+        "cluster-node-back",
+        &format!(
+            "{} && ['node_down', 'node_up'].every(k => [...document.querySelectorAll('#timeline li')].some(l => l.dataset.kind == k))",
+            node_up("sub", true)
+        ),
+    );
+    open.wait_loaded();
+    let facts_before = probe(&url, "cluster-all-up", &all_up);
+    assert_eq!(facts_before["nodes"].as_array().unwrap().len(), 3);
+    let killed_at = common::metrics(&run).len();
+    sub.sigkill();
+    println!("SIGKILL of node sub after {killed_at} committed steps");
+    let down = probe(&url, "cluster-node-down", &node_up("sub", false));
+    assert!(
+        down["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["node"] == "sub" && n["up"] == false)
+    );
+    let _sub2 = common::NodeProc::start(&config, "sub", &run, dir.path(), "-restarted");
+    let back = open.finish();
+    assert!(
+        back["timeline"]
+            .as_array()
+            .unwrap()
+            .contains(&"node_down".into()),
+        "{back}"
+    );
+    let _ = main.running();
+}
+
+#[test]
+fn a_ten_thousand_step_run_loads_downsampled() {
+    browser_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("long");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("config.toml"),
+        "[algo]\nvariant = \"mgrpo\"\n[run]\nseed = 1\n[train]\nsteps = 10000\n",
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    for s in 0..10_000u64 {
+        let r = (s % 7) as f64 / 7.0;
+        metrics += &format!(
+            "{{\"step\":{s},\"reward\":{r},\"accuracy\":{r},\"main_version\":{},\"main_loss\":0.1,\"step_time_s\":0.7,\"rollout_time_s\":0.4}}\n",
+            s + 1
+        );
+    }
+    std::fs::write(run.join("metrics.jsonl"), metrics).unwrap();
+    let (_dash, url) = dashboard(&["--run", run.to_str().unwrap()]);
+    let facts = probe(
+        &url,
+        "ten-thousand-steps",
+        HAS_DATA.split(" &&").next().unwrap(),
+    );
+    // 400 points a series (smoothed and raw), whatever the run's length.
+    assert_eq!(facts["points"]["chart-reward"], 800, "{facts}");
+    assert_eq!(facts["state"], "finished");
+    assert_eq!(role(&facts, "main")["version"], "10000");
+    println!("a 10,000-step run's page loaded in {} ms", facts["load_ms"]);
 }

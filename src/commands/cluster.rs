@@ -47,6 +47,10 @@ pub fn node(args: &NodeArgs) -> Result<()> {
         .unwrap_or_default();
     // Fail early on the cookie, before the warm start.
     check_cookie(c, &args.config.config)?;
+    let dashboard_cookie = match args.dashboard {
+        Some(a) if !a.ip().is_loopback() => c.resolve_cookie().ok(),
+        _ => None,
+    };
     let run_dir = RunDir::new(
         args.run
             .clone()
@@ -77,6 +81,13 @@ pub fn node(args: &NodeArgs) -> Result<()> {
     }
     ctx.faults.arm_from_env().map_err(anyhow::Error::msg)?;
     let hosts_coordinator = roles.contains_key(&Role::Coordinator);
+    if args.dashboard.is_some() && !hosts_coordinator {
+        bail!(
+            "--dashboard: node {} does not host the coordinator; serve the dashboard from the hub, or run `mgrpo dashboard --config` anywhere",
+            me.name
+        );
+    }
+    let dashboard_store = store.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -101,6 +112,18 @@ pub fn node(args: &NodeArgs) -> Result<()> {
             },
         )
         .await?;
+        let dashboard = match args.dashboard {
+            Some(addr) => Some(
+                crate::dashboard::serve_in_process(
+                    addr,
+                    ctx.clone(),
+                    dashboard_store,
+                    dashboard_cookie,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let (s, tx) = (stop.clone(), shutdown_tx.clone());
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -165,6 +188,9 @@ pub fn node(args: &NodeArgs) -> Result<()> {
                 Ok(())
             }
         };
+        if let Some(d) = dashboard {
+            d.finish();
+        }
         node.supervisor.stop(Some("node stopping".into()));
         link.stop();
         print_payloads(&me.name);
@@ -228,6 +254,12 @@ fn check_cookie(
 
 /// `mgrpo status`.
 pub fn status(args: &StatusArgs) -> Result<()> {
+    if let Some(run) = &args.run
+        && !run.join("control.json").exists()
+    {
+        // No process serves the run: say what it did, from disk.
+        return print_run_summary(run, args.json);
+    }
     let target = control_target(args.run.as_deref(), &args.config.config)?;
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -236,7 +268,22 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let report = rt.block_on(async {
         wire::quiet_decode_panics();
         mgrpo_actors::control::status(&target, timeout).await
-    })?;
+    });
+    let report = match (report, &args.run) {
+        (Err(e), Some(run)) => {
+            // A control.json left by a process that is gone (killed, crashed).
+            eprintln!("{e}; reading the run from disk");
+            return print_run_summary(run, args.json);
+        }
+        (Ok(r), Some(run)) if !r.nodes.iter().any(|n| n.up) => {
+            eprintln!(
+                "{}/control.json names a process that does not answer (killed or crashed?); reading the run from disk",
+                run.display()
+            );
+            return print_run_summary(run, args.json);
+        }
+        (r, _) => r?,
+    };
     let report = serde_json::to_value(&report)?;
     if args.json {
         println!("{report}");
@@ -257,6 +304,16 @@ pub fn status(args: &StatusArgs) -> Result<()> {
             if down.len() > 1 { "s" } else { "" },
             down.join(", ")
         );
+    }
+    Ok(())
+}
+
+fn print_run_summary(run: &std::path::Path, json: bool) -> Result<()> {
+    let summary = super::run_summary::summarise(run)?;
+    if json {
+        println!("{summary}");
+    } else {
+        println!("{}", super::run_summary::format(&summary));
     }
     Ok(())
 }

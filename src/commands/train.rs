@@ -151,7 +151,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         };
         let dashboard = match dashboard_addr {
             Some(addr) => Some(
-                crate::dashboard::serve_in_process(addr, ctx.clone(), store.clone(), cookie)
+                crate::dashboard::serve_in_process(addr, ctx.clone(), Some(store.clone()), cookie)
                     .await?,
             ),
             None => None,

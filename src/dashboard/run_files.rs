@@ -65,6 +65,53 @@ pub struct StoreFacts {
     pub events: Vec<Event>,
 }
 
+/// Each step's metrics once, by step, and the same as columns (what the curves are drawn
+/// from): kept as lines arrive, so a request on a 10,000-step run only downsamples.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// The rows by step (a resumed run's rewritten lines count once, the last one wins).
+    pub rows: BTreeMap<u64, serde_json::Map<String, Value>>,
+    /// The steps in order.
+    pub x: Vec<f64>,
+    /// Each numeric key's values, aligned with `x` (`None` where a row lacks it).
+    pub columns: BTreeMap<String, Vec<Option<f64>>>,
+}
+
+impl Table {
+    fn add(&mut self, step: u64, row: serde_json::Map<String, Value>) {
+        let appends = self.rows.keys().next_back().is_none_or(|last| step > *last);
+        self.rows.insert(step, row);
+        if appends {
+            let row = &self.rows[&step];
+            let n = self.x.len();
+            self.x.push(step as f64);
+            for col in self.columns.values_mut() {
+                col.push(None);
+            }
+            for (k, v) in row {
+                if k == "step" {
+                    continue;
+                }
+                if let Some(v) = v.as_f64() {
+                    self.columns
+                        .entry(k.clone())
+                        .or_insert_with(|| vec![None; n + 1])[n] = Some(v);
+                }
+            }
+        } else {
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let rows = std::mem::take(&mut self.rows);
+        *self = Self::default();
+        for (s, r) in rows {
+            self.add(s, r);
+        }
+    }
+}
+
 /// A run directory.
 #[derive(Debug)]
 pub struct RunFiles {
@@ -74,6 +121,7 @@ pub struct RunFiles {
     pub label: String,
     metrics: Tail,
     evals: Tail,
+    table: Table,
 }
 
 impl RunFiles {
@@ -88,26 +136,40 @@ impl RunFiles {
             label,
             metrics: Tail::default(),
             evals: Tail::default(),
+            table: Table::default(),
         }
     }
 
     /// Reads what was appended; true when something changed.
     pub fn refresh(&mut self) -> bool {
+        let before = self.metrics.lines.len();
         let a = self.metrics.refresh(&self.dir.join("metrics.jsonl"));
+        if self.metrics.lines.len() < before {
+            self.table = Table::default();
+        }
+        let from = if self.table.rows.is_empty() {
+            0
+        } else {
+            before.min(self.metrics.lines.len())
+        };
+        for line in &self.metrics.lines[from..] {
+            if let (Some(step), Some(m)) = (line["step"].as_u64(), line.as_object()) {
+                self.table.add(step, m.clone());
+            }
+        }
         let b = self.evals.refresh(&self.dir.join("eval.jsonl"));
         a | b
     }
 
     /// Each step's metrics once, by step (a resumed run's rewritten lines count once, the
     /// last one wins).
-    pub fn steps(&self) -> BTreeMap<u64, &serde_json::Map<String, Value>> {
-        let mut out = BTreeMap::new();
-        for line in &self.metrics.lines {
-            if let (Some(step), Some(m)) = (line["step"].as_u64(), line.as_object()) {
-                out.insert(step, m);
-            }
-        }
-        out
+    pub fn steps(&self) -> &BTreeMap<u64, serde_json::Map<String, Value>> {
+        &self.table.rows
+    }
+
+    /// The metrics as columns.
+    pub fn table(&self) -> &Table {
+        &self.table
     }
 
     /// The evaluation lines (`{split, step, report}`).
@@ -187,5 +249,19 @@ mod tests {
         std::fs::write(&p, "{\"step\":5}\n").unwrap();
         assert!(t.refresh(&p));
         assert_eq!(t.lines, vec![serde_json::json!({"step": 5})]);
+    }
+
+    #[test]
+    fn columns_follow_rows_and_a_rewritten_step_counts_once() {
+        let mut t = Table::default();
+        let row = |v: serde_json::Value| v.as_object().unwrap().clone();
+        t.add(0, row(serde_json::json!({"step": 0, "a": 1.0})));
+        t.add(1, row(serde_json::json!({"step": 1, "b": 2.0})));
+        assert_eq!(t.x, vec![0.0, 1.0]);
+        assert_eq!(t.columns["a"], vec![Some(1.0), None]);
+        assert_eq!(t.columns["b"], vec![None, Some(2.0)]);
+        t.add(0, row(serde_json::json!({"step": 0, "a": 5.0})));
+        assert_eq!(t.x, vec![0.0, 1.0]);
+        assert_eq!(t.columns["a"], vec![Some(5.0), None]);
     }
 }

@@ -88,9 +88,9 @@ impl RunEntry {
     }
 
     /// The run of this process.
-    pub fn in_process(ctx: Arc<NodeContext>, store: Store) -> Self {
+    pub fn in_process(ctx: Arc<NodeContext>, store: Option<Store>) -> Self {
         let dir = ctx.run_dir.root().to_path_buf();
-        Self::new(&dir, Some(Link::InProcess(ctx)), Some(store))
+        Self::new(&dir, Some(Link::InProcess(ctx)), store)
     }
 
     /// Reads the store's facts when it has none or they are stale; true when it did (a failed
@@ -122,8 +122,14 @@ impl RunEntry {
             if n.up {
                 self.last_seen.insert(n.node.clone(), Instant::now());
             }
-            let before = self.up.insert(n.node.clone(), n.up);
-            if before.is_some_and(|b| b != n.up) {
+            // An outage is a node seen up, then not; a recovery, one that came back after it.
+            let before = self.up.get(&n.node).copied();
+            let outage = before == Some(true) && !n.up;
+            let recovery = before == Some(false) && n.up;
+            if n.up || before.is_some() {
+                self.up.insert(n.node.clone(), n.up);
+            }
+            if outage || recovery {
                 self.observed.push(Moment {
                     step,
                     kind: if n.up { "node_up" } else { "node_down" }.into(),

@@ -37,7 +37,7 @@ pub enum RunState {
 /// Metrics shown as "the last few steps" (means over this many).
 const RECENT: usize = 20;
 
-fn recent_mean(steps: &BTreeMap<u64, &serde_json::Map<String, Value>>, key: &str) -> Option<f64> {
+fn recent_mean(steps: &BTreeMap<u64, serde_json::Map<String, Value>>, key: &str) -> Option<f64> {
     let vals: Vec<f64> = steps
         .values()
         .rev()
@@ -47,38 +47,23 @@ fn recent_mean(steps: &BTreeMap<u64, &serde_json::Map<String, Value>>, key: &str
     (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
 }
 
-fn last(steps: &BTreeMap<u64, &serde_json::Map<String, Value>>, key: &str) -> Option<f64> {
+fn last(steps: &BTreeMap<u64, serde_json::Map<String, Value>>, key: &str) -> Option<f64> {
     steps.values().rev().find_map(|m| m.get(key)?.as_f64())
 }
 
 /// The curves: every numeric metric downsampled to `points`, and the reward and accuracy
 /// smoothed beside their raw series.
 pub fn curves(files: &RunFiles, points: usize) -> Value {
-    let steps = files.steps();
-    let mut keys: Vec<String> = steps
-        .values()
-        .flat_map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.is_number())
-                .map(|(k, _)| k.clone())
-        })
-        .filter(|k| k != "step")
-        .collect();
-    keys.sort();
-    keys.dedup();
+    let table = files.table();
     let mut series = serde_json::Map::new();
     let mut x = Vec::new();
-    for key in &keys {
-        let pts: Vec<(f64, Option<f64>)> = steps
-            .iter()
-            .map(|(s, m)| (*s as f64, m.get(key).and_then(Value::as_f64)))
-            .collect();
-        let raw: Vec<Option<f64>> = pts.iter().map(|p| p.1).collect();
+    for (key, col) in &table.columns {
+        let pts: Vec<(f64, Option<f64>)> =
+            table.x.iter().copied().zip(col.iter().copied()).collect();
         if matches!(key.as_str(), "reward" | "accuracy") {
             // Smoothed on every step, then downsampled: the curve a person reads.
-            let sm = smooth(&raw, 0.9);
-            let sm_pts: Vec<(f64, Option<f64>)> =
-                pts.iter().zip(sm).map(|(p, v)| (p.0, v)).collect();
+            let sm = smooth(col, 0.9);
+            let sm_pts: Vec<(f64, Option<f64>)> = table.x.iter().copied().zip(sm).collect();
             series.insert(
                 format!("{key}_smooth"),
                 json!(downsample(&sm_pts, points).y),
@@ -88,7 +73,7 @@ pub fn curves(files: &RunFiles, points: usize) -> Value {
         x = d.x;
         series.insert(key.clone(), json!(d.y));
     }
-    json!({"x": x, "series": series, "steps": steps.len()})
+    json!({"x": x, "series": series, "steps": table.rows.len()})
 }
 
 /// The evaluations: `{step, split, accuracy, by_kind: {kind: accuracy}}`.
@@ -137,7 +122,7 @@ pub fn roles(files: &RunFiles, live: Option<&LiveView>, facts: Option<&StoreFact
             let live_role = live.and_then(|l| l.status.roles.iter().find(|r| &r.role == role));
             let stored = facts.and_then(|f| f.roles.iter().find(|r| &r.role == role));
             let last_swap = swaps.iter().rfind(|s| &s.role == role);
-            let metric = |k: &str| last(&steps, &format!("{role}_{k}"));
+            let metric = |k: &str| last(steps, &format!("{role}_{k}"));
             let version = live_role
                 .map(|r| r.version as f64)
                 .or(stored.map(|r| r.version as f64))
@@ -152,7 +137,7 @@ pub fn roles(files: &RunFiles, live: Option<&LiveView>, facts: Option<&StoreFact
                 .or(stored.map(|r| r.source.clone()))
                 .unwrap_or_else(|| "learner".into());
             let format_rate = if role == "main" || role == "single" || role == "shared" {
-                last(&steps, "format_rate")
+                last(steps, "format_rate")
             } else {
                 metric("format_rate")
             };
@@ -173,7 +158,7 @@ pub fn roles(files: &RunFiles, live: Option<&LiveView>, facts: Option<&StoreFact
 pub fn step_split(files: &RunFiles) -> Value {
     let steps = files.steps();
     let mut parts = serde_json::Map::new();
-    let total = recent_mean(&steps, "step_time_s");
+    let total = recent_mean(steps, "step_time_s");
     let mut accounted = 0.0;
     let mut put = |name: String, v: Option<f64>| {
         if let Some(v) = v {
@@ -181,14 +166,14 @@ pub fn step_split(files: &RunFiles) -> Value {
             parts.insert(name, json!(v));
         }
     };
-    put("rollout".into(), recent_mean(&steps, "rollout_time_s"));
+    put("rollout".into(), recent_mean(steps, "rollout_time_s"));
     for role in ["main", "sub", "shared", "single"] {
         put(
             format!("{role} update"),
-            recent_mean(&steps, &format!("{role}_update_time_s")),
+            recent_mean(steps, &format!("{role}_update_time_s")),
         );
-        let publish = recent_mean(&steps, &format!("{role}_publish_time_s"));
-        let save = recent_mean(&steps, &format!("{role}_save_time_s"));
+        let publish = recent_mean(steps, &format!("{role}_publish_time_s"));
+        let save = recent_mean(steps, &format!("{role}_save_time_s"));
         if publish.is_some() || save.is_some() {
             put(
                 format!("{role} publish + save"),
@@ -201,11 +186,11 @@ pub fn step_split(files: &RunFiles) -> Value {
     json!({
         "step_time_s": total,
         "parts": parts,
-        "tokens_per_s": recent_mean(&steps, "tokens_per_s"),
-        "calls_per_rollout": recent_mean(&steps, "calls_per_rollout"),
-        "cross_node_bytes": recent_mean(&steps, "cross_node_bytes"),
-        "trajectory_bytes": recent_mean(&steps, "trajectory_bytes"),
-        "stats_bytes": recent_mean(&steps, "stats_bytes"),
+        "tokens_per_s": recent_mean(steps, "tokens_per_s"),
+        "calls_per_rollout": recent_mean(steps, "calls_per_rollout"),
+        "cross_node_bytes": recent_mean(steps, "cross_node_bytes"),
+        "trajectory_bytes": recent_mean(steps, "trajectory_bytes"),
+        "stats_bytes": recent_mean(steps, "stats_bytes"),
     })
 }
 

@@ -66,8 +66,11 @@ function draw(id, title, xs, series, opts) {
   };
   const u = new uPlot(o, [xs].concat(series.map(s => s.data)), host);
   // Band edges draw no line and need no legend entry.
-  const rows = u.root.querySelectorAll(".u-legend .u-series");
-  series.forEach((s, i) => { if (s.hidden && rows[i + 1]) rows[i + 1].style.display = "none"; });
+  const hidden = new Set(series.filter(s => s.hidden).map(s => s.opts.label));
+  for (const row of u.root.querySelectorAll(".u-legend .u-series")) {
+    const label = row.querySelector(".u-label");
+    if (label && hidden.has(label.textContent)) row.style.display = "none";
+  }
   charts[id] = u;
 }
 
