@@ -179,6 +179,22 @@ async fn a_hung_call_times_out_and_the_server_is_replaced() {
     }
 }
 
+/// A turn of calls in the words form.
+fn words_turn(calls: &[&str]) -> Vec<(String, CallForm)> {
+    calls
+        .iter()
+        .map(|c| (c.to_string(), CallForm::Words))
+        .collect()
+}
+
+/// `work`'s output, asserting it took less than `limit`.
+async fn within<T>(limit: Duration, work: impl std::future::Future<Output = T>) -> T {
+    let t = Instant::now();
+    let out = work.await;
+    assert!(t.elapsed() < limit, "took {:?}", t.elapsed());
+    out
+}
+
 /// A turn's calls to a server that hangs on every call cost one deadline, not one each: the
 /// calls after the first timeout fail fast, and the next turn restarts the server.
 #[tokio::test]
@@ -186,16 +202,8 @@ async fn a_hung_server_costs_a_turn_one_deadline() {
     let mut config = bad(&["hang"]);
     config.timeout_ms = 300;
     let tools = McpTools::start(&[config, calc()]).await.unwrap();
-    let turn: Vec<(String, CallForm)> = ["echo a", "add 1 2", "echo b", "echo c"]
-        .map(|c| (c.to_string(), CallForm::Words))
-        .to_vec();
-    let t = Instant::now();
-    let used = tools.run_turn(&turn).await;
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    let turn = words_turn(&["echo a", "add 1 2", "echo b", "echo c"]);
+    let used = within(Duration::from_millis(1500), tools.run_turn(&turn)).await;
     let statuses: Vec<CallStatus> = used.iter().map(|u| u.status).collect();
     assert_eq!(
         statuses,
@@ -209,7 +217,7 @@ async fn a_hung_server_costs_a_turn_one_deadline() {
     );
     assert_eq!(
         used[2].observation,
-        "<output> error : server failed : timed out earlier in this turn </output>"
+        "<output> error : server failed : it failed earlier in this turn </output>"
     );
     assert_eq!(tools.restarts().await["bad"], 0);
     let next = tools.run_turn(&turn[..1]).await;
@@ -219,6 +227,40 @@ async fn a_hung_server_costs_a_turn_one_deadline() {
         "a fresh process, called"
     );
     assert_eq!(tools.restarts().await["bad"], 1);
+}
+
+/// A server that exits and then hangs at every restart: the crashed call fails, the turn's next
+/// call waits one start deadline, and the turn's later calls fail at once.
+#[tokio::test]
+async fn a_server_that_cannot_restart_costs_a_turn_one_start_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/bad_server.py");
+    let first_run_only = format!(
+        "if [ -e started ]; then exec sleep 30; fi; touch started; exec python3 {} exit-on-call 1",
+        script.display()
+    );
+    let mut config = ToolServerConfig::new("flaky", "sh", &["-c", &first_run_only]);
+    config.mcp.cwd = Some(dir.path().to_path_buf());
+    config.start_timeout_ms = 300;
+    let tools = McpTools::start(&[config]).await.unwrap();
+    let turn = words_turn(&["echo a", "echo b", "echo c", "echo d"]);
+    let used = within(Duration::from_millis(1500), tools.run_turn(&turn)).await;
+    let observations: Vec<&str> = used.iter().map(|u| u.observation.as_str()).collect();
+    assert!(
+        observations[0].starts_with("<output> error : server failed"),
+        "{observations:?}"
+    );
+    assert!(
+        observations[1].starts_with("<output> error : server failed : cannot restart : tool server flaky: no handshake within 300 ms"),
+        "{observations:?}"
+    );
+    for o in &observations[2..] {
+        assert_eq!(
+            *o,
+            "<output> error : server failed : it failed earlier in this turn </output>"
+        );
+    }
+    assert!(used.iter().all(|u| u.status == CallStatus::ServerFailed));
 }
 
 #[tokio::test]

@@ -52,9 +52,12 @@ pub enum CallFailure {
     /// No answer within the deadline.
     #[error("timed out after {0} ms")]
     Timeout(u64),
-    /// The server exited, or could not be (re)started.
+    /// The server exited during the call.
     #[error("server failed : {0}")]
     Server(String),
+    /// The server was down and could not be restarted.
+    #[error("server failed : cannot restart : {0}")]
+    Unavailable(String),
 }
 
 /// A client that does nothing but call: no sampling, no roots, no elicitation.
@@ -210,12 +213,12 @@ impl McpServer {
             tracing::warn!(server = %self.config.name, restarts = self.restarts, "restarting tool server");
             let c = connect(&self.config)
                 .await
-                .map_err(|e| CallFailure::Server(format!("cannot restart : {e}")))?;
+                .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
             self.connection = Some(c);
         }
         self.connection
             .as_ref()
-            .ok_or_else(|| CallFailure::Server("no connection".into()))
+            .ok_or_else(|| CallFailure::Unavailable("no connection".into()))
     }
 
     /// Runs one bound call within the deadline: the tool's output text, or why it failed.

@@ -140,11 +140,12 @@ impl McpTools {
         self.run_one(call, form, &mut BTreeSet::new()).await
     }
 
-    /// Runs one turn's calls, one at a time in order. A server that timed out is not called
-    /// again in the same turn (those calls read `server failed : timed out earlier in this
-    /// turn`): a server that hangs on every call costs a turn one deadline, not one per call,
-    /// so it cannot push an executor's request past its own timeout. It is restarted at its
-    /// next call in a later turn.
+    /// Runs one turn's calls, one at a time in order. A server that timed out, or was down and
+    /// could not be restarted, is not called again in the same turn (those calls read `server
+    /// failed : it failed earlier in this turn`): a server that hangs on every call, or on
+    /// every start, costs a turn one deadline, not one per call, so it cannot push an
+    /// executor's request past its own timeout. It is restarted at its next call in a later
+    /// turn. (A server that merely exited during a call is restarted by the turn's next call.)
     pub async fn run_turn(&self, calls: &[(String, CallForm)]) -> Vec<ToolUse> {
         let mut hung = BTreeSet::new();
         let mut out = Vec::with_capacity(calls.len());
@@ -177,7 +178,7 @@ impl McpTools {
         let mut server = self.servers[i].lock().await;
         let words = server.config().max_result_words;
         if hung.contains(&i) {
-            let why = CallFailure::Server("timed out earlier in this turn".into());
+            let why = CallFailure::Server("it failed earlier in this turn".into());
             let obs = observation(form, Err(&why.to_string()), words);
             return record(Some(bound.name), CallStatus::ServerFailed, obs);
         }
@@ -189,6 +190,10 @@ impl McpTools {
                     CallFailure::Timeout(_) => {
                         hung.insert(i);
                         CallStatus::Timeout
+                    }
+                    CallFailure::Unavailable(_) => {
+                        hung.insert(i);
+                        CallStatus::ServerFailed
                     }
                     CallFailure::Server(_) => CallStatus::ServerFailed,
                 };
