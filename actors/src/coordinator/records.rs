@@ -213,6 +213,7 @@ pub fn metrics(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    out.extend(tool_metrics(results));
     for r in reports {
         let name = r.role.name();
         out.insert(format!("{name}_loss"), r.stats.loss as f64);
@@ -261,6 +262,35 @@ pub fn tool_calls(step: u64, results: &[GroupResult]) -> Vec<GroupToolCalls> {
         .collect()
 }
 
+/// The tool-call metrics of a step (none when no sub-agent called a tool, so a run without
+/// tools reports what it always did): tool calls per sub-agent call, and the share of them that
+/// ended in an error observation.
+pub fn tool_metrics(results: &[GroupResult]) -> Vec<(String, f64)> {
+    let calls: Vec<&crate::rollout::SubOutcome> = results
+        .iter()
+        .flat_map(|g| &g.rollouts)
+        .flat_map(|r| &r.calls)
+        .collect();
+    let uses: Vec<_> = calls.iter().flat_map(|c| &c.tools).collect();
+    if uses.is_empty() {
+        return Vec::new();
+    }
+    let failed = uses
+        .iter()
+        .filter(|u| u.status != crate::mcp::CallStatus::Ok)
+        .count();
+    vec![
+        (
+            "tool_calls_per_sub_call".to_string(),
+            uses.len() as f64 / calls.len().max(1) as f64,
+        ),
+        (
+            "tool_error_rate".to_string(),
+            failed as f64 / uses.len() as f64,
+        ),
+    ]
+}
+
 /// Everything the step commits atomically.
 pub fn commit(
     step: u64,
@@ -300,5 +330,121 @@ pub fn commit(
                 })
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mgrpo_algo::MainParts;
+
+    use super::*;
+    use crate::mcp::{CallStatus, ToolUse};
+    use crate::planner::{GroupSpec, RolloutResult};
+    use crate::policy::chunks::PolicyId;
+    use crate::rollout::{CallKey, RolloutKey, SubOutcome};
+
+    fn call(rollout: u32, call: u32, tools: Vec<ToolUse>) -> SubOutcome {
+        SubOutcome {
+            key: CallKey {
+                rollout: RolloutKey {
+                    step: 4,
+                    query: 1,
+                    rollout,
+                },
+                call,
+            },
+            task: String::new(),
+            result: String::new(),
+            format: true,
+            expert: 0.0,
+            generated_tokens: 3,
+            policy: PolicyId::default(),
+            tools,
+        }
+    }
+
+    fn used(text: &str, status: CallStatus) -> ToolUse {
+        ToolUse {
+            call: text.into(),
+            tool: Some("add".into()),
+            status,
+            observation: format!("<output> {text} </output>"),
+        }
+    }
+
+    fn group(query: u32, rollouts: Vec<Vec<SubOutcome>>) -> GroupResult {
+        GroupResult {
+            spec: GroupSpec {
+                query,
+                question_id: format!("q{query}"),
+            },
+            rollouts: rollouts
+                .into_iter()
+                .enumerate()
+                .map(|(k, calls)| RolloutResult {
+                    rollout: k as u32,
+                    parts: MainParts {
+                        format: true,
+                        correct: false,
+                    },
+                    calls,
+                    generated_tokens: 5,
+                    policy: PolicyId::default(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn tool_calls_are_gathered_per_group_in_rollout_call_order() {
+        let results = vec![
+            group(0, vec![vec![call(0, 0, vec![])]]),
+            group(
+                1,
+                vec![
+                    vec![call(0, 0, vec![used("a", CallStatus::Ok)])],
+                    vec![
+                        call(1, 0, vec![]),
+                        call(
+                            1,
+                            1,
+                            vec![used("b", CallStatus::Timeout), used("c", CallStatus::Ok)],
+                        ),
+                    ],
+                ],
+            ),
+        ];
+        let stored = tool_calls(4, &results);
+        assert_eq!(stored.len(), 1, "a group without tool calls stores nothing");
+        let g = &stored[0];
+        assert_eq!((g.step, g.query), (4, 1));
+        let at: Vec<(u32, u32, u32, &str, &str)> = g
+            .calls
+            .iter()
+            .map(|c| {
+                (
+                    c.rollout,
+                    c.call,
+                    c.index,
+                    c.text.as_str(),
+                    c.status.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (0, 0, 0, "a", "ok"),
+                (1, 1, 0, "b", "timeout"),
+                (1, 1, 1, "c", "ok")
+            ]
+        );
+        assert_eq!(g.calls[1].observation, "<output> b </output>");
+        let m: BTreeMap<String, f64> = tool_metrics(&results).into_iter().collect();
+        assert_eq!(m["tool_calls_per_sub_call"], 3.0 / 4.0);
+        assert_eq!(m["tool_error_rate"], 1.0 / 3.0);
+        let none = vec![group(0, vec![vec![call(0, 0, vec![])]])];
+        assert!(tool_metrics(&none).is_empty(), "no tools, no new metrics");
+        assert!(tool_calls(4, &none).is_empty());
     }
 }
