@@ -265,11 +265,11 @@ fn the_page_follows_a_live_run_through_a_swap_a_stop_a_resume_and_its_end() {
             done + 3
         ),
     );
+    let timeline = facts["timeline"].as_array().unwrap();
+    assert!(timeline.contains(&"swap".into()), "{facts}");
     assert!(
-        facts["timeline"]
-            .as_array()
-            .unwrap()
-            .contains(&"swap".into())
+        timeline.contains(&"resume".into()),
+        "the store's resume event: {facts}"
     );
     assert_eq!(
         role(&facts, "main")["version"],
@@ -309,11 +309,16 @@ fn a_cluster_page_shows_every_node_and_a_killed_one_down_then_up() {
     let config = tiny_cluster(dir.path(), &ports, 400);
     let run = dir.path().join("run");
     let hub_port = mgrpo_actors::cluster::ports::loopback_ports(1).unwrap()[0];
-    // The hub serves its own page; its rollouts paced so the run outlives the test.
+    // The hub serves its own page; its rollouts paced so the run outlives the test, and its
+    // first commit fails once (a step the coordinator recovers from and retries).
     let log = dir.path().join("hub.log");
+    let faults = PACED.replace(
+        "]",
+        r#", {"point":"StoreCommit","action":"Fail","times":1}]"#,
+    );
     let _hub = Proc(
         mgrpo()
-            .env("MGRPO_FAULTS", PACED)
+            .env("MGRPO_FAULTS", faults)
             .args(["node", "--node", "hub", "--config"])
             .arg(&config)
             .arg("--run")
@@ -378,7 +383,15 @@ fn a_cluster_page_shows_every_node_and_a_killed_one_down_then_up() {
             .contains(&"node_down".into()),
         "{back}"
     );
-    let _ = main.running();
+    // The step whose commit failed was retried: the store's recovery event, on the timeline.
+    let recovered = probe(
+        &url,
+        "cluster-recovered",
+        "[...document.querySelectorAll('#timeline li')].some(l => l.dataset.kind == 'recovered')",
+    );
+    let nodes = recovered["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["up"] == true), "{recovered}");
+    assert!(main.running());
 }
 
 #[test]

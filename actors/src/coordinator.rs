@@ -29,6 +29,7 @@ use crate::learner::LearnerMsg;
 use crate::role::{Role, group, training_learners};
 use crate::rpc::{self, Reply, Wire};
 use crate::run_dir::{Best, JsonLines};
+use crate::store_actor::StoreMsg;
 use crate::swap::boundary::{Servings, at_boundary};
 
 /// Progress the coordinator reports to whoever started the run.
@@ -121,6 +122,15 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
         r => r?,
     };
     let from = recovered.next;
+    if from > 0 {
+        record_event(
+            ctx,
+            from,
+            "resume",
+            format!("continued from step {from}, the store's last committed step + 1"),
+        )
+        .await;
+    }
     let mut pipe = Pipeline::new(recovered.versions);
     if from == 0 && train.eval_every > 0 {
         let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
@@ -172,11 +182,23 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
                     return Err(format!("step {step} failed {failures} times; last: {e}"));
                 }
                 tracing::warn!(step, error = %e, "step failed; waiting for every role, then retrying from the last committed step");
+                let failed_at = step;
                 let recovered = match recover(ctx, &state.stop).await {
                     Err(e) if e == STOPPED => break,
                     r => r?,
                 };
                 step = recovered.next;
+                let mut cause: String = e.chars().take(300).collect();
+                if cause.len() < e.len() {
+                    cause.push('…');
+                }
+                record_event(
+                    ctx,
+                    failed_at,
+                    "recovered",
+                    format!("step {failed_at} failed ({cause}); every role back, retrying from step {step}"),
+                )
+                .await;
                 pipe = Pipeline::new(recovered.versions);
             }
         }
@@ -189,6 +211,35 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
         checkpoint_learners(ctx).await?;
     }
     Ok(done)
+}
+
+/// Records an event for the dashboard's timeline; best effort (the store may be the thing
+/// that failed), never holding the run up more than a few seconds.
+async fn record_event(ctx: &NodeContext, step: u64, kind: &str, detail: String) {
+    let event = mgrpo_store::Event {
+        step,
+        kind: kind.into(),
+        detail,
+    };
+    let Some(store) = rpc::members::<StoreMsg>(ctx, group::STORE)
+        .into_iter()
+        .next()
+    else {
+        return;
+    };
+    let timeout = Some(std::time::Duration::from_secs(5));
+    let r = rpc::call_member(
+        &store,
+        |reply| StoreMsg::RecordEvent {
+            event: Wire(event),
+            reply,
+        },
+        timeout,
+    )
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(step, kind, error = %e, "could not record the event");
+    }
 }
 
 /// The first step without a line in `metrics.jsonl`.

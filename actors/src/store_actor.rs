@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use mgrpo_algo::{MainRolloutStat, SubCallStat};
 use mgrpo_store::{
-    CommitOutcome, Event, GroupRecord, RoleVersion, StepCommit, StepRecord, Store, SwapRecord,
+    CommitOutcome, Event, GroupRecord, GroupToolCalls, RoleVersion, StepCommit, StepRecord, Store,
+    SwapRecord,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -88,13 +89,24 @@ pub enum StoreMsg {
         /// The records there are.
         reply: RpcReplyPort<Reply<Vec<StepRecord>>>,
     },
-    /// A committed step's groups (the dashboard inspects one on a live run).
+    /// A committed step's groups and their tool calls (the dashboard inspects one on a live
+    /// run).
     #[rpc]
     Groups {
         /// The step.
         step: u64,
-        /// Its groups, in query order (empty: not committed).
-        reply: RpcReplyPort<Reply<Vec<GroupRecord>>>,
+        /// Its groups in query order (empty: not committed), and the tool calls of those that
+        /// made some.
+        reply: RpcReplyPort<Reply<(Vec<GroupRecord>, Vec<GroupToolCalls>)>>,
+    },
+    /// Record something that happened outside the step loop (a resume, a failed step, a
+    /// recovery): the dashboard's timeline. Not part of what a replay must reproduce.
+    #[rpc]
+    RecordEvent {
+        /// The event.
+        event: Wire<Event>,
+        /// Done.
+        reply: RpcReplyPort<Reply<()>>,
     },
     /// The run's events (restarts, resumes…) and its roles' current versions.
     #[rpc]
@@ -179,7 +191,19 @@ impl Actor for StoreActor {
                 let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
             StoreMsg::Groups { step, reply } => {
-                let r = tokio::task::block_in_place(|| state.store.groups(step));
+                let r = tokio::task::block_in_place(|| {
+                    Ok::<_, mgrpo_store::StoreError>((
+                        state.store.groups(step)?,
+                        state.store.tool_calls(step)?,
+                    ))
+                });
+                let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
+            }
+            StoreMsg::RecordEvent {
+                event: Wire(event),
+                reply,
+            } => {
+                let r = tokio::task::block_in_place(|| state.store.record_event(&event));
                 let _ = reply.send(Wire(r.map_err(|e| e.to_string())));
             }
             StoreMsg::Events { reply } => {

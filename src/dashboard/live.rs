@@ -13,7 +13,7 @@ use mgrpo_actors::control::{ClusterStatus, Target};
 use mgrpo_actors::role::group;
 use mgrpo_actors::rpc::{self, members};
 use mgrpo_actors::store_actor::StoreMsg;
-use mgrpo_store::{Event, GroupRecord, RoleVersion, SwapRecord};
+use mgrpo_store::{Event, GroupRecord, GroupToolCalls, RoleVersion, SwapRecord};
 use serde::Serialize;
 
 /// How long one poll waits for each answer.
@@ -105,8 +105,8 @@ impl Link {
         })
     }
 
-    /// The groups of a committed step, through the store actor.
-    pub async fn groups(&self, step: u64) -> Option<Vec<GroupRecord>> {
+    /// The groups of a committed step and their tool calls, through the store actor.
+    pub async fn groups(&self, step: u64) -> Option<(Vec<GroupRecord>, Vec<GroupToolCalls>)> {
         let ctx = self.ctx()?;
         let s = members::<StoreMsg>(ctx, group::STORE).into_iter().next()?;
         rpc::call_member(&s, |reply| StoreMsg::Groups { step, reply }, Some(ANSWER))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use mgrpo_store::{Event, GroupRecord, RoleVersion, Store, SwapRecord};
+use mgrpo_store::{Event, GroupRecord, GroupToolCalls, RoleVersion, Store, SwapRecord};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -197,9 +197,9 @@ impl RunFiles {
         store_facts(&self.open_store()?)
     }
 
-    /// The groups of `step`, or `None` while a process holds the store.
-    pub fn groups(&self, step: u64) -> Option<Vec<GroupRecord>> {
-        self.open_store()?.groups(step).ok()
+    /// The groups of `step` and their tool calls, or `None` while a process holds the store.
+    pub fn groups(&self, step: u64) -> Option<(Vec<GroupRecord>, Vec<GroupToolCalls>)> {
+        groups_of(&self.open_store()?, step)
     }
 
     fn open_store(&self) -> Option<Store> {
@@ -209,6 +209,11 @@ impl RunFiles {
         }
         Store::try_open(&path).ok()
     }
+}
+
+/// The groups of `step` in `store` and their tool calls.
+pub fn groups_of(store: &Store, step: u64) -> Option<(Vec<GroupRecord>, Vec<GroupToolCalls>)> {
+    Some((store.groups(step).ok()?, store.tool_calls(step).ok()?))
 }
 
 /// What `store` says (also used on the store a process shares with its dashboard).

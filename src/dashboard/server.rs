@@ -206,7 +206,7 @@ async fn group(
         return Err((StatusCode::NOT_FOUND, "no step committed yet\n".into()));
     };
     let groups = if let Some(s) = &e.store {
-        tokio::task::block_in_place(|| s.groups(step).ok())
+        tokio::task::block_in_place(|| super::run_files::groups_of(s, step))
     } else if e.live.is_some()
         && let Some(link) = &e.link
     {
@@ -214,7 +214,7 @@ async fn group(
     } else {
         tokio::task::block_in_place(|| e.files.groups(step))
     };
-    let Some(groups) = groups else {
+    let Some((groups, tool_calls)) = groups else {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             "the store is busy (the run is between polls); try again\n".into(),
@@ -239,6 +239,7 @@ async fn group(
     Ok(Json(json!({
         "step": step, "query": query, "queries": groups.len(),
         "question_id": g.question_id, "question": question, "group": g,
+        "tool_calls": tool_calls.iter().find(|t| t.query == query).map(|t| &t.calls),
     })))
 }
 

@@ -186,8 +186,12 @@ async function drawGroup() {
         el("tr", {}, ...["rollout", "call", "format", "expert score", "R_S", "version"].map(h => el("th", {}, h))),
         ...r.calls.map(c => el("tr", {}, el("td", {}, c.rollout), el("td", {}, c.call), el("td", {}, c.format ? "ok" : "bad"),
           el("td", {}, fmt(c.expert)), el("td", {}, fmt(c.reward)), el("td", {}, c.role_version)))),
-      r.transcripts ? el("pre", { id: "group-transcripts" }, JSON.stringify(r.transcripts, null, 1)) :
-        el("p", { class: "muted" }, "The store keeps each group's rewards, alignment and advantages; `mgrpo eval --show` prints transcripts."));
+      g.tool_calls ? el("table", { id: "group-tools" },
+        el("tr", {}, ...["rollout", "call", "the agent wrote", "tool", "status", "observation"].map(h => el("th", {}, h))),
+        ...g.tool_calls.map(c => el("tr", { "data-status": c.status }, el("td", {}, c.rollout), el("td", {}, c.call),
+          el("td", {}, c.text), el("td", {}, c.tool || "–"), el("td", {}, c.status), el("td", { class: "obs" }, c.observation)))) :
+        el("p", { class: "muted" }, "No tool calls in this group."),
+      el("p", { class: "muted" }, "The store keeps each group's rewards, alignment, advantages and tool calls; `mgrpo world --show N` prints whole transcripts of the scripted experts."));
   } catch (e) {
     host.replaceChildren(el("p", { class: "muted" }, String(e.message)));
   }
