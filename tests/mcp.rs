@@ -39,6 +39,17 @@ async fn calc_lists_its_tools_with_their_schemas() {
     let add = tools.iter().find(|t| t.name == "add").unwrap();
     assert_eq!(add.description, "Add two numbers: a + b");
     assert_eq!(
+        mgrpo_env::tool_call::usage(add),
+        "<call> add a:number b:number </call> : Add two numbers: a + b"
+    );
+    let convert = tools.iter().find(|t| t.name == "convert").unwrap();
+    assert!(
+        mgrpo_env::tool_call::usage(convert)
+            .starts_with("<call> convert value:number from:string to:string </call>"),
+        "{}",
+        mgrpo_env::tool_call::usage(convert)
+    );
+    assert_eq!(
         add.input_schema["required"],
         serde_json::json!(["a", "b"]),
         "{:?}",

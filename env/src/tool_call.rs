@@ -98,6 +98,23 @@ fn json_type(prop: &Value) -> String {
     }
 }
 
+/// How a preset role calls `spec`, for people (`mgrpo task check`, the docs): the words form
+/// with each positional parameter and its type, then what the tool does —
+/// `<call> add a:number b:number </call> : Add two numbers`.
+pub fn usage(spec: &ToolSpec) -> String {
+    let params: Vec<String> = parameters(&spec.input_schema)
+        .into_iter()
+        .map(|(name, ty)| format!("{name}:{ty}"))
+        .collect();
+    let mut call = vec![spec.name.as_str()];
+    call.extend(params.iter().map(String::as_str));
+    let mut line = wrap(CallForm::Words.call_tag(), &call.join(" "));
+    if !spec.description.trim().is_empty() {
+        line = format!("{line} : {}", spec.description.trim());
+    }
+    line
+}
+
 /// One word as a value of JSON type `ty`.
 fn convert(word: &str, ty: &str) -> Result<Value, String> {
     let bad = || format!("{ty} wanted , got {word}");
@@ -311,6 +328,17 @@ mod tests {
         assert!(e.contains("invalid JSON"), "{e}");
         let e = words("now 1").unwrap_err().to_string();
         assert!(e.contains("got 1 word(s)"), "{e}");
+    }
+
+    #[test]
+    fn usage_shows_the_words_form_with_types() {
+        let mut add = specs().remove(0);
+        add.description = "Add two numbers ".into();
+        assert_eq!(
+            usage(&add),
+            "<call> add a:number b:number </call> : Add two numbers"
+        );
+        assert_eq!(usage(&specs()[2]), "<call> now </call>");
     }
 
     #[test]
