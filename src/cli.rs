@@ -95,6 +95,11 @@ pub enum Command {
         #[command(subcommand)]
         command: HfCommand,
     },
+    /// Your own task (`[task]`: questions, corpus, reward; docs/tasks.md).
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
     /// Benchmarks that print figures (not tests).
     Bench {
         #[command(subcommand)]
@@ -169,6 +174,29 @@ pub struct WorldArgs {
     /// Print the summary as one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Write the world as a task to this directory (questions.jsonl, corpus.jsonl,
+    /// demonstrations.jsonl from the noisy experts with the config's run seed, task.toml): the
+    /// reference example of the task format (docs/tasks.md).
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    /// Serve the world's judge as a scorer command: read `{"task", "result"}` JSON lines on
+    /// stdin, write `{"score": r_expert}` lines (what an exported task.toml's `expert` runs).
+    #[arg(long)]
+    pub judge: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Validate the config's `[task]` (every file:line problem at once) and show what a run
+    /// would use: questions per split and kind, documents, index size, a sample question with
+    /// its top search hits, and the scorer's answer on one example.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -7,6 +7,7 @@ mod hf;
 pub(crate) mod plot;
 mod run_summary;
 mod swap;
+mod task;
 mod test_summary;
 mod train;
 
@@ -92,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Hf { command } => hf::hf(command),
+        Command::Task { command } => task::task(command),
         Command::Bench { command } => match command {
             BenchCommand::Models { .. } => bench::models(&command),
             BenchCommand::Train {
@@ -113,6 +115,12 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn world(args: &WorldArgs) -> Result<()> {
     let config = load_config(&args.config.config)?;
+    if args.judge {
+        return task::serve_world_judge(&config);
+    }
+    if let Some(dir) = &args.export {
+        return task::export_world(&config, dir);
+    }
     let t = std::time::Instant::now();
     let world = World::generate(&config.world)?;
     let gen_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -132,7 +140,7 @@ fn world(args: &WorldArgs) -> Result<()> {
     for s in Split::ALL {
         let mut m = std::collections::BTreeMap::new();
         for q in world.questions(s) {
-            *m.entry(q.kind.name()).or_insert(0usize) += 1;
+            *m.entry(q.kind.as_str()).or_insert(0usize) += 1;
         }
         mix.insert(s.name().into(), serde_json::to_value(m)?);
     }
@@ -173,6 +181,12 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let split: Split = args.split.into();
     let report = if args.policy == "expert" {
         let config = load_config(&args.config.config)?;
+        if config.task.is_some() {
+            bail!(
+                "--policy expert runs the world's scripted experts, which a [task] does not have \
+                 (docs/tasks.md)"
+            );
+        }
         let world = World::generate(&config.world)?;
         let noise = args.noise.unwrap_or(0.0);
         eval_experts(&world, split, noise, noise, config.run.seed, args.limit)

@@ -434,7 +434,7 @@ async fn the_driver_runs_tool_calls_and_records_them_in_the_transcripts() {
     let driven = Drive {
         turns: &mut turns,
         codec: &codec,
-        world: &world,
+        corpus: &world.tools,
         run_seed: 1,
         max_turns: 4,
         tools: Some(&tools),
@@ -495,7 +495,7 @@ async fn the_driver_runs_tool_calls_and_records_them_in_the_transcripts() {
     let lone = Drive {
         turns: &mut turns,
         codec: &codec,
-        world: &world,
+        corpus: &world.tools,
         run_seed: 1,
         max_turns: 4,
         tools: None,

@@ -1,9 +1,11 @@
-//! What every actor of a node shares: the config, the generated world, the roles' codecs, the
+//! What every actor of a node shares: the config, the task (the generated world or a dataset),
+//! the roles' codecs, the
 //! run directory, the process-group scope of this run, and the node's armed faults.
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use mgrpo_algo::{derive_seed, salt};
+use mgrpo_env::task::{Dataset, DatasetFiles, Task};
 use mgrpo_env::{TextCodec, World};
 use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, PolicyConfig};
 
@@ -20,10 +22,10 @@ use crate::swap::queue::SwapQueue;
 pub struct NodeContext {
     /// The resolved config.
     pub config: Config,
-    /// The task world (generated once per node from `[world]`).
-    pub world: World,
-    /// The world's tokenizer (what a preset role speaks).
-    pub world_codec: TextCodec,
+    /// The task: the world generated from `[world]`, or `[task]`'s files (once per node).
+    pub task: Task,
+    /// The task's word-level tokenizer (what a preset role speaks).
+    pub task_codec: TextCodec,
     /// Each role's codec, opened when first needed (an `hf` role's folder need only be on the
     /// nodes that serve or train it).
     codecs: [OnceLock<RoleCodec>; 2],
@@ -71,9 +73,9 @@ pub enum ContextError {
     /// A role's Hugging Face folder does not fit this run.
     #[error("{0}")]
     HfFolder(String),
-    /// The `[task]` could not be used.
-    #[error("[task]: {0}")]
-    Task(String),
+    /// The `[task]`'s files could not be used.
+    #[error(transparent)]
+    Task(#[from] mgrpo_env::task::TaskError),
     /// A tool server of `[[task.tools]]` did not start.
     #[error("[[task.tools]]: {0}")]
     Tools(#[from] ToolBoxError),
@@ -85,24 +87,21 @@ fn tool_configs(config: &Config) -> &[ToolServerConfig] {
 }
 
 impl NodeContext {
-    /// Generates the world and tokenizer for `config`.
+    /// Generates the world, or loads `[task]`'s files, and builds the tokenizer for `config`.
     pub fn new(config: Config, run_dir: RunDir, scope: String) -> Result<Arc<Self>, ContextError> {
-        if config.task.is_some() {
-            // Until the dataset path is wired, a run must not silently train on the world.
-            return Err(ContextError::Task(
-                "this build does not train on a [task] yet (the built-in world is the only task)"
-                    .into(),
-            ));
-        }
-        let world = World::generate(&config.world)?;
+        let task = load_task(&config)?;
         // With tools, the preset roles' vocabulary gains the call tags and the tools' names.
         let tool_names = (!tool_configs(&config).is_empty())
             .then(|| ToolServerConfig::exposed_names(tool_configs(&config)));
-        let world_codec = TextCodec::build_with_tools(&world, tool_names.as_deref())?;
+        let task_codec = task.codec(tool_names.as_deref())?;
+        let mut config = config;
+        if let Some(t) = &config.task {
+            config.algo.weights = t.reward_weights(config.algo.weights);
+        }
         Ok(Arc::new(Self {
             config,
-            world,
-            world_codec,
+            task,
+            task_codec,
             codecs: Default::default(),
             run_dir,
             scope,
@@ -131,7 +130,7 @@ impl NodeContext {
         self.mcp.get()
     }
 
-    /// The model config of a preset role's settings for this world's vocabulary (an `hf` role's
+    /// The model config of a preset role's settings for this task's vocabulary (an `hf` role's
     /// is its folder's, see [`Self::hf_folder`]).
     pub fn policy_config(
         &self,
@@ -139,13 +138,13 @@ impl NodeContext {
         init_seed: u64,
     ) -> Result<PolicyConfig, ContextError> {
         Ok(
-            PolicyConfig::preset(&role.preset, self.world_codec.vocab_size())?
+            PolicyConfig::preset(&role.preset, self.task_codec.vocab_size())?
                 .with_init_seed(init_seed),
         )
     }
 
     /// The codec of `role`'s model: its HF folder's tokenizer (and chat template), or the
-    /// world's. Fixed for the run.
+    /// task's. Fixed for the run.
     pub fn codec(&self, role: LearnerRole) -> Result<&RoleCodec, ContextError> {
         let cell = &self.codecs[role as usize];
         if let Some(c) = cell.get() {
@@ -160,7 +159,7 @@ impl NodeContext {
                 let folder = HfFolder::open(dir)?;
                 RoleCodec::hf(dir, folder.config()).map_err(bad)?
             }
-            None => RoleCodec::world(self.world_codec.clone()).map_err(bad)?,
+            None => RoleCodec::world(self.task_codec.clone()).map_err(bad)?,
         };
         Ok(cell.get_or_init(|| codec))
     }
@@ -226,4 +225,24 @@ impl NodeContext {
     pub fn device(&self, role: &RoleModelConfig) -> Result<burn::tensor::Device, ContextError> {
         Ok(DeviceSpec::parse(&role.backend, &role.device)?.to_device()?)
     }
+}
+
+/// The task of `config`: `[task]`'s files when it has one, else the world of `[world]`.
+pub fn load_task(config: &Config) -> Result<Task, ContextError> {
+    Ok(match &config.task {
+        None => Task::World(Box::new(World::generate(&config.world)?)),
+        Some(t) => {
+            config
+                .world
+                .validate()
+                .map_err(mgrpo_env::WorldError::from)?;
+            let files = DatasetFiles {
+                questions: &t.questions,
+                corpus: &t.corpus,
+                demonstrations: t.demonstrations.as_deref(),
+                splits: t.splits,
+            };
+            Task::Dataset(Box::new(Dataset::load(&files, &config.world)?))
+        }
+    })
 }

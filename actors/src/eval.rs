@@ -10,7 +10,6 @@ use mgrpo_models::Policy;
 use crate::config::Config;
 use crate::context::NodeContext;
 use crate::coordinator::step::roll_out;
-use crate::judge::score_rollout;
 use crate::planner::GroupSpec;
 use crate::policy::checkpoints::load_policy;
 use crate::policy::chunks::PolicyId;
@@ -20,6 +19,7 @@ use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{Mode, RolloutKey, SubJob, SubOutcome};
 use crate::rollout::turns::Serve;
 use crate::run_dir::RunDir;
+use crate::scoring::{RolloutToScore, Scoring};
 
 /// The pseudo-step of evaluation rollouts (their seeds never meet a training step's).
 pub const EVAL_STEP: u64 = u64::MAX / 2;
@@ -37,7 +37,7 @@ pub enum EvalError {
 
 /// The questions evaluated: the first `n` of the split.
 fn questions(ctx: &NodeContext, split: Split, n: usize) -> Vec<&Question> {
-    ctx.world.questions(split).iter().take(n).collect()
+    ctx.task.questions(split).iter().take(n).collect()
 }
 
 /// Greedy accuracy of the policies the planners serve now, on the first `n` questions of a
@@ -134,9 +134,15 @@ pub async fn eval_run(
         )
         .await?;
     let mut scored = Vec::with_capacity(qs.len());
+    let mut scoring = Scoring::new(&ctx.config);
     for ((o, _), q) in outcomes.iter().zip(&qs) {
-        let parts = score_rollout(&ctx, &(q.id.clone(), o.format, o.answer.clone()))
-            .map_err(EvalError::Run)?;
+        let r = RolloutToScore {
+            question_id: q.id.clone(),
+            format: o.format,
+            answer: o.answer.clone(),
+            transcript: o.transcript.clone(),
+        };
+        let parts = scoring.rollout(&ctx, &r).await.map_err(EvalError::Run)?;
         scored.push((*q, parts.correct));
     }
     Ok((EvalReport::from_outcomes(scored), v))

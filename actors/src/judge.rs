@@ -1,10 +1,10 @@
-//! The judge: scores main rollouts (format, correctness) and sub-agent calls (`r_expert`)
-//! against the task world's ground truth. Pluggable: any actor in the judge group that answers
-//! these messages can replace it.
+//! The judge: scores main rollouts (format, correctness) and sub-agent calls (`r_expert`) with
+//! the task's scorers ([`Scoring`]: the world's ground truth, a metric, or scorer commands,
+//! whose processes the judge owns). Pluggable: any actor in the judge group that answers these
+//! messages can replace it.
 use std::sync::Arc;
 
 use mgrpo_algo::MainParts;
-use mgrpo_env::judge::{expert_score, main_parts};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
@@ -12,12 +12,8 @@ use crate::context::NodeContext;
 use crate::faults::FaultPoint;
 use crate::role::{Role, group};
 use crate::rpc::{self, Reply, Wire};
-
-/// One call to score: the sub-task, what the call returned, and its format.
-pub type CallToScore = (String, String, bool);
-
-/// One main rollout to score: question id, format, final answer.
-pub type RolloutToScore = (String, bool, Option<String>);
+use crate::scoring::Scoring;
+pub use crate::scoring::{CallToScore, RolloutToScore};
 
 /// Messages of the judge.
 #[derive(RactorClusterMessage)]
@@ -40,25 +36,10 @@ pub enum JudgeMsg {
     },
 }
 
-/// `r_expert` of one call (0 for a call with a format error).
-pub fn score_call(ctx: &NodeContext, (task, result, format): &CallToScore) -> f32 {
-    if *format {
-        expert_score(&ctx.world.knowledge, task, result)
-    } else {
-        0.0
-    }
-}
-
-/// Reward parts of one main rollout.
-pub fn score_rollout(
-    ctx: &NodeContext,
-    (qid, format, answer): &RolloutToScore,
-) -> Result<MainParts, String> {
-    let q = ctx
-        .world
-        .question(qid)
-        .ok_or_else(|| format!("unknown question {qid}"))?;
-    Ok(main_parts(*format, answer.as_deref(), &q.answer))
+/// The judge's state: the node's context and the task's scorers.
+pub struct JudgeState {
+    ctx: Arc<NodeContext>,
+    scoring: Scoring,
 }
 
 /// The judge actor.
@@ -66,38 +47,54 @@ pub struct Judge;
 
 impl Actor for Judge {
     type Msg = JudgeMsg;
-    type State = Arc<NodeContext>;
+    type State = JudgeState;
     type Arguments = Arc<NodeContext>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<JudgeMsg>,
         ctx: Arc<NodeContext>,
-    ) -> Result<Arc<NodeContext>, ActorProcessingErr> {
+    ) -> Result<JudgeState, ActorProcessingErr> {
         rpc::join(&ctx, group::JUDGE, myself.get_cell());
-        Ok(ctx)
+        let scoring = Scoring::new(&ctx.config);
+        Ok(JudgeState { ctx, scoring })
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<JudgeMsg>,
         message: JudgeMsg,
-        ctx: &mut Arc<NodeContext>,
+        state: &mut JudgeState,
     ) -> Result<(), ActorProcessingErr> {
+        let JudgeState { ctx, scoring } = state;
         ctx.faults.strike(FaultPoint::Reply(Role::Judge)).await?;
         match message {
             JudgeMsg::ScoreCalls {
                 items: Wire(items),
                 reply,
             } => {
-                let scores = items.iter().map(|c| score_call(ctx, c)).collect();
-                let _ = reply.send(Wire(Ok(scores)));
+                let scores = async {
+                    let mut out = Vec::with_capacity(items.len());
+                    for c in &items {
+                        out.push(scoring.call(ctx, c).await?);
+                    }
+                    Ok(out)
+                }
+                .await;
+                let _ = reply.send(Wire(scores));
             }
             JudgeMsg::ScoreMain {
                 items: Wire(items),
                 reply,
             } => {
-                let parts = items.iter().map(|r| score_rollout(ctx, r)).collect();
+                let parts = async {
+                    let mut out = Vec::with_capacity(items.len());
+                    for r in &items {
+                        out.push(scoring.rollout(ctx, r).await?);
+                    }
+                    Ok(out)
+                }
+                .await;
                 let _ = reply.send(Wire(parts));
             }
         }

@@ -22,6 +22,7 @@
 //! | [`cluster`] | links, membership, node agent, TLS |
 //! | [`control`] | what `mgrpo status` asks |
 //! | [`faults`] | faults armed on a node and where they strike |
+//! | [`scoring`], [`scorer`] | the task's rewards: the world's judge, metrics, scorer commands |
 //! | [`run`], [`warmup`], [`eval`] | run entry points, warm start, evaluation |
 #![warn(missing_docs)]
 
@@ -45,6 +46,8 @@ pub mod rollout;
 pub mod rpc;
 pub mod run;
 pub mod run_dir;
+pub mod scorer;
+pub mod scoring;
 pub mod staged_dir;
 pub mod store_actor;
 pub mod swap;

@@ -24,6 +24,7 @@ use crate::role::{LearnerRole, Role, group, sub_model};
 use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubOutcome};
 use crate::rpc::{self, Reply, RequestError, Wire};
+use crate::scoring::{RolloutToScore, Scoring};
 
 /// One query group to roll out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,7 +214,7 @@ async fn run_groups(
     let questions: Vec<&Question> = specs
         .iter()
         .map(|s| {
-            ctx.world
+            ctx.task
                 .question(&s.question_id)
                 .ok_or_else(|| RolloutError::Question(s.question_id.clone()))
         })
@@ -251,10 +252,20 @@ async fn run_groups(
             }
         })
         .await?;
+    let transcripts = Scoring::wants_transcripts(&ctx.config);
     let items = ran
         .iter()
         .zip(&jobs)
-        .map(|((o, _), (_, q))| (q.id.clone(), o.format, o.answer.clone()))
+        .map(|((o, _), (_, q))| RolloutToScore {
+            question_id: q.id.clone(),
+            format: o.format,
+            answer: o.answer.clone(),
+            transcript: if transcripts {
+                o.transcript.clone()
+            } else {
+                String::new()
+            },
+        })
         .collect::<Vec<_>>();
     let parts = rpc::request(ctx, group::JUDGE, 0, |reply| JudgeMsg::ScoreMain {
         items: Wire(items.clone()),

@@ -1,11 +1,12 @@
-//! The warm start: supervised fine-tuning of each role's policy on the noisy scripted experts'
-//! demonstrations, saved as version 0. Which models are warmed depends on the variant: `main`
+//! The warm start: supervised fine-tuning of each role's policy on the task's demonstrations
+//! (the world's noisy scripted experts, or a dataset's file), saved as version 0; a dataset
+//! without demonstrations saves the models as given. Which models are warmed depends on the variant: `main`
 //! and `sub` (mgrpo, frozen-sub), one `main` model on both roles' demonstrations (shared), or
 //! one `main` single agent (single).
 use std::time::Instant;
 
 use mgrpo_algo::{BatchRow, Trajectory, assemble, derive_seed, salt};
-use mgrpo_env::{Demo, Split, demonstrations};
+use mgrpo_env::Demo;
 use mgrpo_models::Learner;
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -49,9 +50,7 @@ pub fn warmup_roles(
     mut on_step: impl FnMut(&str, usize, usize, f32),
 ) -> Result<Vec<WarmupRole>, String> {
     let cfg = &ctx.config;
-    let demos = demonstrations(
-        &ctx.world,
-        Split::Train,
+    let demos = ctx.task.demonstrations(
         cfg.warmup.episodes,
         derive_seed(cfg.run.seed, &[salt::INIT, 0]),
     );
@@ -121,8 +120,17 @@ fn warm_one(
         .filter(|d| kinds.contains(&d.role))
         .map(|d| Trace::demonstration(codec, &d.segments).map_err(|e| e.to_string()))
         .collect::<Result<_, String>>()?;
-    if rows.is_empty() {
+    // A dataset task without demonstrations for this model skips its warm start: RL starts
+    // from the model as given (its HF weights, or a preset's random ones).
+    let skip = rows.is_empty() && ctx.task.world().is_none();
+    if rows.is_empty() && !skip {
         return Err(format!("no demonstrations for the {} model", role.name()));
+    }
+    if skip {
+        tracing::info!(
+            "no demonstrations for the {} model: no warm start, version 0 is the model as given",
+            role.name()
+        );
     }
     let policy = ctx
         .initial_policy(role, derive_seed(seed, &[salt::INIT, 1, i as u64]))
@@ -149,7 +157,7 @@ fn warm_one(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[salt::INIT, 2, i as u64]));
     let (mut first, mut last) = (0.0, 0.0);
-    let steps = cfg.warmup.steps;
+    let steps = if skip { 0 } else { cfg.warmup.steps };
     for step in 0..steps {
         let picks = sample(&mut rng, rows.len(), cfg.warmup.batch_size.min(rows.len()));
         let batch_rows: Vec<BatchRow<'_>> = picks

@@ -33,9 +33,9 @@ pub struct EvalReport {
     pub accuracy: f64,
     /// Questions evaluated.
     pub n: usize,
-    /// By question kind (`hop1`, `hop2`, `hop3`, `compare`).
+    /// By question kind (the world's `hop1`, `hop2`, `hop3`, `compare`, or a dataset's kinds).
     pub by_kind: BTreeMap<String, SliceStats>,
-    /// By number of hops.
+    /// By number of hops (the world's questions; a dataset's hops are unknown).
     pub by_hops: BTreeMap<String, SliceStats>,
 }
 
@@ -48,14 +48,17 @@ impl EvalReport {
             all.add(correct);
             report
                 .by_kind
-                .entry(q.kind.name().to_string())
+                .entry(q.kind.clone())
                 .or_default()
                 .add(correct);
-            report
-                .by_hops
-                .entry(q.hops.to_string())
-                .or_default()
-                .add(correct);
+            // A dataset's questions do not know their hops (0).
+            if q.hops > 0 {
+                report
+                    .by_hops
+                    .entry(q.hops.to_string())
+                    .or_default()
+                    .add(correct);
+            }
         }
         report.accuracy = all.accuracy;
         report.n = all.n;

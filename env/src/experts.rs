@@ -411,11 +411,7 @@ pub fn run_single_expert(
 pub fn render_transcript(t: &Transcript) -> String {
     let mut out = format!(
         "── {} [{} · {} hops] {}\n   gold: {}\n",
-        t.question.id,
-        t.question.kind.name(),
-        t.question.hops,
-        t.question.text,
-        t.question.answer
+        t.question.id, t.question.kind, t.question.hops, t.question.text, t.question.answer
     );
     let mut call = 0;
     for s in t.main.segments() {

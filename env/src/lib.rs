@@ -6,7 +6,8 @@
 //! strict parsers ([`protocol`]); episodes as state machines ([`episode`]); the judge
 //! ([`judge`]) and the reward formulas ([`rewards`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
 //! ([`eval`]); tool calls generic over the tool, bound against its schema ([`tool_call`]).
-//! Pure and deterministic: no actors, no tensors.
+//! [`task`] puts the generated world and a task read from files (questions, corpus,
+//! demonstrations) behind one type. Pure and deterministic: no actors, no tensors.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod protocol;
 pub mod questions;
 pub mod rewards;
 pub mod search;
+pub mod task;
 pub mod tokenizer;
 pub mod tool_call;
 pub mod world;
@@ -37,5 +39,6 @@ pub use generate::{World, WorldError};
 pub use questions::{Question, QuestionKind, Split};
 pub use rewards::{MainParts, RewardWeights, SubParts};
 pub use search::{SearchHit, ToolError, Tools};
+pub use task::Task;
 pub use tokenizer::TextCodec;
 pub use tool_call::{CallError, ToolCall, ToolSpec};

@@ -86,18 +86,29 @@ pub struct Question {
     pub id: String,
     /// Its split.
     pub split: Split,
-    /// Its shape.
-    pub kind: QuestionKind,
-    /// Its template's name (for inspection).
+    /// Its kind, the slice accuracy is reported by: the world's shape (`hop1`, `hop2`,
+    /// `hop3`, `compare`, see [`QuestionKind`]) or a dataset's own `kind`.
+    pub kind: String,
+    /// Its template's name (for inspection; empty in a dataset).
     pub template: String,
-    /// Number of facts needed (delegations the expert makes).
+    /// Number of facts needed (delegations the expert makes; 0 in a dataset: unknown).
     pub hops: usize,
     /// The question text.
     pub text: String,
     /// The gold answer.
     pub answer: String,
-    /// The gold sub-questions, in the order the expert asks them.
+    /// Further accepted answers (a dataset's `answers` after the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
+    /// The gold sub-questions, in the order the expert asks them (empty in a dataset).
     pub subs: Vec<SubQuestion>,
+}
+
+impl Question {
+    /// Every accepted answer: `answer`, then `also`.
+    pub fn answers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.answer.as_str()).chain(self.also.iter().map(String::as_str))
+    }
 }
 
 /// A chain template: literal text around one subject, and the relations to follow.
@@ -432,11 +443,12 @@ fn chain_question(
     Some(Question {
         id: String::new(),
         split,
-        kind,
+        kind: kind.name().to_string(),
         template: t.name.to_string(),
         hops: t.chain.len(),
         text: format!("{} {} {}", t.prefix, k.entities[subject].name, t.suffix),
         answer: k.render(current),
+        also: Vec::new(),
         subs,
     })
 }
@@ -457,11 +469,12 @@ fn compare_question(
     Some(Question {
         id: String::new(),
         split,
-        kind: QuestionKind::Compare,
+        kind: QuestionKind::Compare.name().to_string(),
         template: t.name.to_string(),
         hops: 2,
         text: format!("{} {na} or {nb} ?", t.prefix),
         answer: if ya < yb { na.clone() } else { nb.clone() },
+        also: Vec::new(),
         subs: vec![
             SubQuestion {
                 entity: na.clone(),

@@ -1,5 +1,5 @@
-//! The tokenizer: a word-level Hugging Face tokenizer over the world's vocabulary and the
-//! protocol's tags, saved as a standard `tokenizer.json`.
+//! The tokenizer: a word-level Hugging Face tokenizer over the task's vocabulary (the world's, or
+//! every word of a dataset's text) and the protocol's tags, saved as a standard `tokenizer.json`.
 //!
 //! Every string the world, the tools and the experts produce is canonical (words separated by
 //! single spaces), so it round-trips exactly; and because segments are joined by single spaces,
@@ -51,10 +51,6 @@ fn vocabulary(world: &World) -> BTreeSet<String> {
             words.insert(w.to_string());
         }
     };
-    for (open, close) in tags::ALL {
-        add(open);
-        add(close);
-    }
     for doc in world.tools.docs() {
         add(&doc.title);
         for s in &doc.sentences {
@@ -83,11 +79,20 @@ fn vocabulary(world: &World) -> BTreeSet<String> {
     for r in Relation::ALL {
         add(r.phrase());
     }
-    // Tool and protocol words: separators, empty results, unknown results, corpus templates.
+    add_protocol_words(&mut add);
+    words
+}
+
+/// The tags, and the words tools and episodes add: separators, empty results, unknown
+/// results, corpus templates.
+fn add_protocol_words(add: &mut impl FnMut(&str)) {
+    for (open, close) in tags::ALL {
+        add(open);
+        add(close);
+    }
     add(&format!(
         "{NO_RESULT} no results document | : . , ? or The of is the has as"
     ));
-    words
 }
 
 /// The words a task with tools adds: the call and output tags, what error observations say,
@@ -126,6 +131,32 @@ impl TextCodec {
         if let Some(names) = tool_names {
             words.extend(tool_vocabulary(names));
         }
+        Self::from_vocabulary(words)
+    }
+
+    /// Builds a tokenizer whose words are every word of `texts` and of the protocol (a
+    /// dataset task's), plus the tool words as [`Self::build_with_tools`] adds them.
+    pub fn from_texts<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        tool_names: Option<&[String]>,
+    ) -> Result<Self, TokenizerError> {
+        let mut words = BTreeSet::new();
+        let mut add = |text: &str| {
+            for w in text.split_whitespace() {
+                words.insert(w.to_string());
+            }
+        };
+        for t in texts {
+            add(t);
+        }
+        add_protocol_words(&mut add);
+        if let Some(names) = tool_names {
+            words.extend(tool_vocabulary(names));
+        }
+        Self::from_vocabulary(words)
+    }
+
+    fn from_vocabulary(words: BTreeSet<String>) -> Result<Self, TokenizerError> {
         let mut vocab: Vec<String> = vec![PAD.into(), UNK.into()];
         vocab.extend(words);
         let map = vocab

@@ -62,7 +62,7 @@ fn sizes_and_mix() {
     for s in Split::ALL {
         let mut mix = std::collections::BTreeMap::new();
         for q in w.questions(s) {
-            *mix.entry(q.kind.name()).or_insert(0) += 1;
+            *mix.entry(q.kind.as_str()).or_insert(0) += 1;
         }
         eprintln!("{} mix {mix:?}", s.name());
         assert_eq!(mix.len(), 4, "every kind appears in {}", s.name());
@@ -78,11 +78,10 @@ fn splits_are_disjoint_by_subject() {
         for q in w.questions(s) {
             assert!(ids.insert(q.id.clone()), "unique ids");
             // The question's subject(s): the entity of its first sub-question (both for compare).
-            let subjects: Vec<&str> = match q.kind {
-                mgrpo_env::QuestionKind::Compare => {
-                    q.subs.iter().map(|s| s.entity.as_str()).collect()
-                }
-                _ => vec![q.subs[0].entity.as_str()],
+            let subjects: Vec<&str> = if q.kind == mgrpo_env::QuestionKind::Compare.name() {
+                q.subs.iter().map(|s| s.entity.as_str()).collect()
+            } else {
+                vec![q.subs[0].entity.as_str()]
             };
             for name in subjects {
                 let id = w.knowledge.by_name[name];

@@ -171,12 +171,13 @@ struct GroupQuery {
     query: Option<u32>,
 }
 
-/// Question texts by id, from the run's world (generated once, on the first inspection).
+/// Question texts by id, from the run's task (the world generated, or `[task]`'s files read,
+/// once, on the first inspection).
 fn questions(e: &RunEntry) -> BTreeMap<String, (String, String, String)> {
     let Ok(config) = mgrpo_actors::Config::load(&e.files.dir.join("config.toml")) else {
         return BTreeMap::new();
     };
-    let Ok(world) = mgrpo_env::World::generate(&config.world) else {
+    let Ok(task) = mgrpo_actors::context::load_task(&config) else {
         return BTreeMap::new();
     };
     [
@@ -185,11 +186,11 @@ fn questions(e: &RunEntry) -> BTreeMap<String, (String, String, String)> {
         mgrpo_env::Split::Test,
     ]
     .into_iter()
-    .flat_map(|s| world.questions(s).iter())
+    .flat_map(|s| task.questions(s).iter())
     .map(|q| {
         (
             q.id.clone(),
-            (q.text.clone(), q.answer.clone(), q.kind.name().to_string()),
+            (q.text.clone(), q.answer.clone(), q.kind.clone()),
         )
     })
     .collect()

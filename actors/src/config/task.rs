@@ -9,10 +9,13 @@
 //! running scorer commands is the judge's.
 use std::path::PathBuf;
 
+use mgrpo_algo::RewardWeights;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::mcp::ToolServerConfig;
+
+pub use mgrpo_env::task::{Metric, SplitFractions};
 
 /// `[task]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +38,10 @@ pub struct TaskConfig {
     /// to the other sub-agent terms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expert: Option<ScorerCommand>,
+    /// A graded score (F1, a command's) at least this counts as a correct answer: `r_correct`
+    /// is 0/1 (ALGORITHM.md).
+    #[serde(default = "default_correct_at")]
+    pub correct_at: f32,
     /// The fractions of the seeded split of questions that name no `split`.
     #[serde(default)]
     pub splits: SplitFractions,
@@ -42,31 +49,6 @@ pub struct TaskConfig {
     /// `search` and `open`; started by the node that hosts the executors (docs/tools.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolServerConfig>,
-}
-
-/// `task.splits`: how questions without a `split` are divided, and the seed of the draw.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SplitFractions {
-    /// Share of the train split.
-    pub train: f64,
-    /// Share of the dev split.
-    pub dev: f64,
-    /// Share of the test split.
-    pub test: f64,
-    /// Seed of the split: the same file and seed give the same split in every run.
-    pub seed: u64,
-}
-
-impl Default for SplitFractions {
-    fn default() -> Self {
-        Self {
-            train: 0.8,
-            dev: 0.1,
-            test: 0.1,
-            seed: 7,
-        }
-    }
 }
 
 /// `task.reward`: a built-in metric (`"em"`, `"f1"`, `"contains"`) or `{ command = [...] }`.
@@ -81,29 +63,6 @@ pub enum RewardSpec {
 impl Default for RewardSpec {
     fn default() -> Self {
         Self::Metric(Metric::Em)
-    }
-}
-
-/// The built-in correctness metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    /// Exact match of the normalised strings: 1 or 0.
-    Em,
-    /// Token-level F1 of the normalised strings, in [0, 1].
-    F1,
-    /// 1 when a normalised answer occurs in the normalised prediction.
-    Contains,
-}
-
-impl Metric {
-    /// The name the config uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Em => "em",
-            Self::F1 => "f1",
-            Self::Contains => "contains",
-        }
     }
 }
 
@@ -127,6 +86,10 @@ pub struct ScorerCommand {
 
 fn is_empty_path(p: &std::path::Path) -> bool {
     p.as_os_str().is_empty()
+}
+
+fn default_correct_at() -> f32 {
+    0.5
 }
 
 fn default_timeout_ms() -> u64 {
@@ -175,6 +138,17 @@ impl<'de> Deserialize<'de> for RewardSpec {
 }
 
 impl TaskConfig {
+    /// The reward weights a run of this task uses: without an expert scorer there is no
+    /// `r_expert`, so `beta_expert`'s weight goes to `beta_main_correct` (0.1 / 0.9 by default:
+    /// the released code's sub-agent weights, which have no expert term either).
+    pub fn reward_weights(&self, mut w: RewardWeights) -> RewardWeights {
+        if self.expert.is_none() {
+            w.beta_main_correct += w.beta_expert;
+            w.beta_expert = 0.0;
+        }
+        w
+    }
+
     /// Every problem of the values, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = ToolServerConfig::problems(&self.tools);
@@ -205,6 +179,12 @@ impl TaskConfig {
             if c.attempts == 0 {
                 p.push(format!("{key}.attempts = 0: must be at least 1"));
             }
+        }
+        if !(self.correct_at > 0.0 && self.correct_at <= 1.0) {
+            p.push(format!(
+                "task.correct_at = {}: must be in (0, 1]",
+                self.correct_at
+            ));
         }
         let s = &self.splits;
         let shares = [s.train, s.dev, s.test];

@@ -42,7 +42,7 @@ use crate::swap::boundary::Servings;
 
 /// Draw: the step's queries, B distinct train questions drawn from `(run seed, step)`.
 pub fn draw(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
-    let qs = ctx.world.questions(Split::Train);
+    let qs = ctx.task.questions(Split::Train);
     let b = ctx.config.algo.queries_per_step.min(qs.len());
     let mut rng =
         ChaCha8Rng::seed_from_u64(derive_seed(ctx.config.run.seed, &[salt::QUESTIONS, step]));

@@ -12,7 +12,7 @@ use crate::role_codec::Place;
 /// The probe prompt's tokens in `role`'s codec.
 pub fn probe(ctx: &NodeContext, role: LearnerRole) -> Result<Vec<u32>, String> {
     let text = ctx
-        .world
+        .task
         .questions(Split::Train)
         .first()
         .map(|q| MainEpisode::new(&q.text, 1).context())

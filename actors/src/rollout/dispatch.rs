@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use mgrpo_algo::{Algo, Trajectory, derive_seed, salt};
 use mgrpo_env::{
-    MainEpisode, MainExpert, Question, SingleEpisode, SingleExpert, SubEpisode, SubExpert, World,
+    MainEpisode, MainExpert, Question, SingleEpisode, SingleExpert, SubEpisode, SubExpert, Task,
 };
 use mgrpo_models::ModelError;
 
@@ -43,7 +43,7 @@ impl<'a> Side<'a> {
     }
 }
 
-/// What every rollout of a node shares: the roles' codecs, world, sampling settings, run seed,
+/// What every rollout of a node shares: the roles' codecs, task, sampling settings, run seed,
 /// mode.
 #[derive(Clone, Copy)]
 pub struct Rollouts<'a> {
@@ -51,7 +51,7 @@ pub struct Rollouts<'a> {
     main: Side<'a>,
     /// The model of sub-agent episodes (the main model where the model is shared).
     sub: Side<'a>,
-    world: &'a World,
+    task: &'a Task,
     sampling: &'a SamplingConfig,
     run_seed: u64,
     mode: Mode,
@@ -61,7 +61,7 @@ pub struct Rollouts<'a> {
 
 /// The outcomes of main-agent or single-agent episodes; `ending` gives an episode's format
 /// and final answer.
-fn outcomes<E>(
+fn outcomes<E: Lockstep>(
     jobs: &[(RolloutKey, &Question)],
     driven: Vec<Driven<E>>,
     ending: impl Fn(&E) -> (bool, Option<&str>),
@@ -71,6 +71,13 @@ fn outcomes<E>(
         .map(|((key, _), d)| {
             let (format, answer) = ending(&d.episode);
             let answer = answer.map(str::to_string);
+            let transcript = d
+                .episode
+                .segments()
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
             (
                 MainOutcome {
                     key: *key,
@@ -78,6 +85,7 @@ fn outcomes<E>(
                     answer,
                     calls: d.calls,
                     generated_tokens: d.generated_tokens,
+                    transcript,
                 },
                 d.trajectory,
             )
@@ -91,12 +99,12 @@ async fn no_delegation(_: Vec<SubJob>) -> Result<Vec<SubOutcome>, ModelError> {
 }
 
 impl<'a> Rollouts<'a> {
-    /// Rollouts in `mode` with the node's world, the roles' codecs and settings.
+    /// Rollouts in `mode` with the node's task, the roles' codecs and settings.
     pub fn new(ctx: &'a NodeContext, mode: Mode) -> Result<Self, ContextError> {
         Ok(Self {
             main: Side::of(ctx, LearnerRole::Main)?,
             sub: Side::of(ctx, sub_model(ctx.config.algo.variant))?,
-            world: &ctx.world,
+            task: &ctx.task,
             sampling: &ctx.config.sampling,
             run_seed: ctx.config.run.seed,
             mode,
@@ -144,7 +152,15 @@ impl<'a> Rollouts<'a> {
                     .await
             }
             Serve::Expert => {
-                let mut turns = ExpertTurns::new(self.world, side.codec, expert);
+                // A swap to `expert` is refused for a task without one (swap::target), so
+                // this is a dataset reached by no swap: say so rather than act.
+                let world = self.task.world().ok_or_else(|| {
+                    ModelError::InvalidInput(
+                        "this task has no scripted expert (only the generated world has one)"
+                            .into(),
+                    )
+                })?;
+                let mut turns = ExpertTurns::new(world, side.codec, expert);
                 self.drive(side.codec, &mut turns, max_turns, episodes, delegate)
                     .await
             }
@@ -169,7 +185,7 @@ impl<'a> Rollouts<'a> {
         Drive {
             turns,
             codec,
-            world: self.world,
+            corpus: self.task.tools(),
             run_seed: self.run_seed,
             max_turns,
             tools: self.tools,
@@ -199,7 +215,7 @@ impl<'a> Rollouts<'a> {
         Fut: Future<Output = Result<Vec<SubOutcome>, E>>,
         E: From<ModelError>,
     {
-        let max_turns = self.world.config.max_main_turns;
+        let max_turns = self.task.limits().max_main_turns;
         let episodes = jobs
             .iter()
             .map(|(k, q)| (*k, MainEpisode::new(&q.text, max_turns)))
@@ -222,7 +238,7 @@ impl<'a> Rollouts<'a> {
         serve: Serve<'_>,
         jobs: &[(RolloutKey, &Question)],
     ) -> Result<Vec<(MainOutcome, Trajectory)>, ModelError> {
-        let max_turns = self.world.config.max_single_turns;
+        let max_turns = self.task.limits().max_single_turns;
         let episodes = jobs
             .iter()
             .map(|(k, q)| (*k, SingleEpisode::new(&q.text, max_turns)))
@@ -247,7 +263,7 @@ impl<'a> Rollouts<'a> {
         id: PolicyId,
         jobs: &[SubJob],
     ) -> Result<Vec<(SubOutcome, Trajectory)>, ModelError> {
-        let max_turns = self.world.config.max_sub_turns;
+        let max_turns = self.task.limits().max_sub_turns;
         let episodes = jobs
             .iter()
             .map(|j| {

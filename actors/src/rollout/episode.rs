@@ -2,7 +2,7 @@
 //! (which may delegate), the sub-agent and the single agent (which use the tools).
 use mgrpo_algo::{derive_seed, salt};
 use mgrpo_env::protocol::CallForm;
-use mgrpo_env::{MainEpisode, MainStep, Segment, SingleEpisode, SubEpisode, ToolStep, World};
+use mgrpo_env::{MainEpisode, MainStep, Segment, SingleEpisode, SubEpisode, ToolStep, Tools};
 
 use crate::rollout::keys::{CallKey, RolloutKey};
 
@@ -79,7 +79,7 @@ pub trait Lockstep {
     fn segments(&self) -> &[Segment];
     /// Applies one generated turn (running any tool it asks for). An empty turn ends the
     /// episode with a format error: what happens to an episode out of context room.
-    fn play(&mut self, output: &str, world: &World) -> Turn;
+    fn play(&mut self, output: &str, corpus: &Tools) -> Turn;
     /// Appends the result of the delegation the last turn asked for.
     fn deliver(&mut self, _result: &str) {}
     /// Appends the observation of the tool call the last turn made.
@@ -97,7 +97,7 @@ impl Lockstep for MainEpisode {
         MainEpisode::segments(self)
     }
 
-    fn play(&mut self, output: &str, _world: &World) -> Turn {
+    fn play(&mut self, output: &str, _corpus: &Tools) -> Turn {
         match self.apply(output) {
             MainStep::Delegate(task) => Turn::Delegate(task),
             MainStep::Done => Turn::Next,
@@ -120,8 +120,8 @@ impl Lockstep for SubEpisode {
         SubEpisode::segments(self)
     }
 
-    fn play(&mut self, output: &str, world: &World) -> Turn {
-        match self.apply(output, &world.tools) {
+    fn play(&mut self, output: &str, corpus: &Tools) -> Turn {
+        match self.apply(output, corpus) {
             ToolStep::Call(call, form) => Turn::Call(call, form),
             ToolStep::Continue | ToolStep::Done => Turn::Next,
         }
@@ -143,8 +143,8 @@ impl Lockstep for SingleEpisode {
         SingleEpisode::segments(self)
     }
 
-    fn play(&mut self, output: &str, world: &World) -> Turn {
-        self.apply(output, &world.tools);
+    fn play(&mut self, output: &str, corpus: &Tools) -> Turn {
+        self.apply(output, corpus);
         Turn::Next
     }
 }

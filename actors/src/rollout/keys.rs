@@ -67,6 +67,8 @@ pub struct MainOutcome {
     pub calls: Vec<SubOutcome>,
     /// Tokens the main agent generated.
     pub generated_tokens: usize,
+    /// The main (or single) agent's transcript: what a reward command reads.
+    pub transcript: String,
 }
 
 /// How to sample: training (temperature, top-p) or evaluation (greedy).

@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use mgrpo_algo::Trajectory;
-use mgrpo_env::World;
+use mgrpo_env::Tools;
 use mgrpo_env::protocol::CallForm;
 use mgrpo_env::tool_call::observation;
 use mgrpo_models::ModelError;
@@ -39,8 +39,8 @@ pub struct Drive<'a, T> {
     pub turns: &'a mut T,
     /// The role's codec.
     pub codec: &'a RoleCodec,
-    /// The world (its tools).
-    pub world: &'a World,
+    /// The task's corpus tools (`search`, `open`).
+    pub corpus: &'a Tools,
     /// The run seed.
     pub run_seed: u64,
     /// Turn limit of these episodes.
@@ -107,7 +107,7 @@ impl<T> Drive<'_, T> {
                 .collect();
             for (i, ep) in eps.iter_mut().enumerate() {
                 if !ep.is_done() && !active.contains(&i) {
-                    ep.play("", self.world);
+                    ep.play("", self.corpus);
                 }
             }
             if active.is_empty() {
@@ -130,7 +130,7 @@ impl<T> Drive<'_, T> {
             for (&i, s) in active.iter().zip(&out) {
                 traces[i].sampled(self.codec, s)?;
                 generated[i] += s.tokens.len();
-                let next = eps[i].play(&self.codec.turn_text(&s.tokens), self.world);
+                let next = eps[i].play(&self.codec.turn_text(&s.tokens), self.corpus);
                 traces[i].sync(eps[i].segments());
                 match next {
                     Turn::Delegate(task) => {
@@ -240,7 +240,7 @@ mod tests {
         let driven = Drive {
             turns: &mut turns,
             codec,
-            world,
+            corpus: &world.tools,
             run_seed: 3,
             max_turns,
             tools: None,

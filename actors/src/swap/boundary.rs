@@ -27,7 +27,7 @@ use crate::rpc::{self, Wire};
 use crate::store_actor::StoreMsg;
 use crate::swap::placement::{effective, instance_role};
 use crate::swap::queue::{Pending, SwapOutcome, expired_reason};
-use crate::swap::target::{SwapPlan, resolve};
+use crate::swap::target::{SwapPlan, SwapTarget, resolve};
 
 /// Each model's learner state at a boundary: how it is served and its generation for the step.
 pub type Servings = BTreeMap<LearnerRole, TrainState>;
@@ -164,6 +164,11 @@ async fn perform(
     let now = state_of(ctx, role).await.map_err(refused)?;
     let last = swaps.iter().rfind(|r| r.role == role.name());
     let variant = ctx.config.algo.variant;
+    if p.request.target == SwapTarget::Expert && ctx.task.world().is_none() {
+        return Err(refused(
+            "this task has no scripted expert (only the generated world has one)".into(),
+        ));
+    }
     let plan = resolve(&p.request.target, role, variant, now.serving, last).map_err(refused)?;
     let id = PolicyId {
         generation: now.generation + 1,

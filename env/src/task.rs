@@ -1,0 +1,106 @@
+//! A task: questions by split, the search and open tools over its corpus, its warm-start
+//! demonstrations and its tool and turn limits. Two sources behind one type — the generated
+//! [`World`] (the default, with the ground truth its scripted experts and judge read) and a
+//! [`Dataset`] read from files — so that rollouts, the judge, the warm start and evaluation are
+//! written once and the world is one task among others.
+pub mod corpus_files;
+pub mod dataset;
+pub mod jsonl;
+pub mod metrics;
+pub mod text;
+
+use crate::config::WorldConfig;
+use crate::experts::{Demo, demonstrations};
+use crate::generate::World;
+use crate::questions::{Question, Split};
+use crate::search::Tools;
+use crate::tokenizer::{TextCodec, TokenizerError};
+pub use dataset::{Dataset, DatasetFiles, SplitFractions, TaskError};
+pub use metrics::Metric;
+
+/// The task of a run.
+#[derive(Debug)]
+pub enum Task {
+    /// The generated world (`[world]`).
+    World(Box<World>),
+    /// Questions and documents from files (`[task]`).
+    Dataset(Box<Dataset>),
+}
+
+impl Task {
+    /// Search and open over the task's corpus.
+    pub fn tools(&self) -> &Tools {
+        match self {
+            Self::World(w) => &w.tools,
+            Self::Dataset(d) => &d.tools,
+        }
+    }
+
+    /// The tool and turn limits (`[world]`).
+    pub fn limits(&self) -> &WorldConfig {
+        match self {
+            Self::World(w) => &w.config,
+            Self::Dataset(d) => &d.limits,
+        }
+    }
+
+    /// The questions of a split.
+    pub fn questions(&self, split: Split) -> &[Question] {
+        match self {
+            Self::World(w) => w.questions(split),
+            Self::Dataset(d) => d.questions(split),
+        }
+    }
+
+    /// A question by id.
+    pub fn question(&self, id: &str) -> Option<&Question> {
+        match self {
+            Self::World(w) => w.question(id),
+            Self::Dataset(d) => d.question(id),
+        }
+    }
+
+    /// The generated world, whose scripted experts and judge need its ground truth; `None`
+    /// for a dataset.
+    pub fn world(&self) -> Option<&World> {
+        match self {
+            Self::World(w) => Some(w),
+            Self::Dataset(_) => None,
+        }
+    }
+
+    /// The warm-start demonstrations: the world's noisy experts on `n` train questions (seeded),
+    /// or a dataset's file (all of it; empty without one).
+    pub fn demonstrations(&self, n: usize, seed: u64) -> Vec<Demo> {
+        match self {
+            Self::World(w) => demonstrations(w, Split::Train, n, seed),
+            Self::Dataset(d) => d.demos.clone(),
+        }
+    }
+
+    /// The word-level tokenizer a preset role speaks: the world's vocabulary, or every word of
+    /// the dataset's text (docs/tasks.md says why word-level); with `tool_names`, also the
+    /// tool-call words ([`TextCodec::build_with_tools`]).
+    pub fn codec(&self, tool_names: Option<&[String]>) -> Result<TextCodec, TokenizerError> {
+        match self {
+            Self::World(w) => TextCodec::build_with_tools(w, tool_names),
+            Self::Dataset(d) => {
+                let mut texts: Vec<&str> = Vec::new();
+                for doc in d.tools.docs() {
+                    texts.push(&doc.title);
+                    texts.extend(doc.sentences.iter().map(String::as_str));
+                }
+                for s in Split::ALL {
+                    for q in d.questions(s) {
+                        texts.push(&q.text);
+                        texts.extend(q.answers());
+                    }
+                }
+                for demo in &d.demos {
+                    texts.extend(demo.segments.iter().map(|s| s.text.as_str()));
+                }
+                TextCodec::from_texts(texts, tool_names)
+            }
+        }
+    }
+}

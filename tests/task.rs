@@ -1,0 +1,225 @@
+//! Your own task (`[task]`, docs/tasks.md) through the real binary: the world exported as a
+//! task trains into the same store as the world itself; a reward command scores a run, and one
+//! that crashes, hangs and answers garbage is restarted with no step lost or doubled; bad task
+//! files are reported all at once, each with its file and line.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_each_step_once, metrics, mgrpo, store_records, succeed};
+
+/// examples/tiny.toml with a warm start that delegates, and `steps` steps.
+fn tiny(dir: &Path, steps: u64) -> PathBuf {
+    let path = dir.join("tiny.toml");
+    let text = common::delegating_tiny().replace("steps = 3\n", &format!("steps = {steps}\n"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn export(config: &Path, dir: &Path) -> PathBuf {
+    let out = succeed(
+        mgrpo()
+            .args(["world", "--config"])
+            .arg(config)
+            .arg("--export")
+            .arg(dir),
+    );
+    assert!(
+        out.contains("questions") && out.contains("documents"),
+        "{out}"
+    );
+    dir.join("task.toml")
+}
+
+fn train(config: &Path, run: &Path) -> std::process::Output {
+    mgrpo()
+        .args(["train", "--no-test", "--config"])
+        .arg(config)
+        .arg("--run")
+        .arg(run)
+        .output()
+        .unwrap()
+}
+
+/// Test (a): the same tokenizer, demonstrations, rewards and so the same store, step for step.
+#[test]
+fn the_exported_world_trains_through_the_dataset_path_into_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny(dir.path(), 2);
+    let task = export(&config, &dir.path().join("task"));
+    let (world_run, task_run) = (dir.path().join("world"), dir.path().join("task-run"));
+    for (c, run) in [(&config, &world_run), (&task, &task_run)] {
+        let out = train(c, run);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tok = |run: &Path| std::fs::read(run.join("checkpoints/main/0/tokenizer.json")).unwrap();
+    assert_eq!(
+        tok(&world_run),
+        tok(&task_run),
+        "the task's tokenizer is the world's"
+    );
+    let (world_groups, world_steps) = store_records(&world_run);
+    let (task_groups, task_steps) = store_records(&task_run);
+    assert_eq!(world_groups.len(), 4, "2 steps of 2 groups");
+    assert_eq!(task_groups, world_groups, "rewards, alignment, advantages");
+    assert_eq!(task_steps, world_steps, "role versions");
+    let m = |run: &Path| {
+        metrics(run)
+            .iter()
+            .map(|l| (l["expert_rate"].clone(), l["calls_per_rollout"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(m(&task_run), m(&world_run));
+    assert!(
+        m(&world_run)
+            .iter()
+            .any(|(_, calls)| calls.as_f64() > Some(0.0)),
+        "the runs delegate, so the expert command was asked"
+    );
+}
+
+/// Test (c) and (d): a reward command scores a run (its scores drive r_correct: every answer
+/// scored 1 makes accuracy the format rate), and one that crashes, then hangs, then answers
+/// garbage (a failed score: the step is retried) costs no step; one that always crashes stops
+/// the run with an error naming it, having committed nothing.
+#[test]
+fn a_reward_command_scores_a_run_and_a_failing_one_loses_no_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny(dir.path(), 2);
+    let task = export(&config, &dir.path().join("task"));
+    let scorer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scorers/reward.py");
+    let with_reward = |mode: &str| {
+        let log = dir.path().join(format!("{mode}.log"));
+        // No evaluation: the scorer's first requests come from step 0, whose failed score
+        // fails the step, which the coordinator retries.
+        let text = std::fs::read_to_string(&task)
+            .unwrap()
+            .replace("eval_every = 2", "eval_every = 0")
+            // A run that cannot be scored fails after one retry of its step.
+            .replace("request_attempts = 4", "request_attempts = 1")
+            .replace(
+            "reward = \"em\"\n",
+            &format!(
+                "reward = {{ command = [\"python3\", {:?}, {:?}, \"{mode}\"], timeout_ms = 1000 }}\n",
+                scorer.display().to_string(),
+                log.display().to_string()
+            ),
+        );
+        let path = dir.path().join(format!("task/{mode}.toml"));
+        std::fs::write(&path, text).unwrap();
+        (path, log)
+    };
+
+    let (flaky, log) = with_reward("flaky");
+    let run = dir.path().join("flaky-run");
+    let out = train(&flaky, &run);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_each_step_once(&run, 2);
+    for line in metrics(&run) {
+        assert!(line["format_rate"].as_f64().unwrap() > 0.0, "{line}");
+        assert_eq!(
+            line["accuracy"], line["format_rate"],
+            "the command's scores are used"
+        );
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.matches("start").count() >= 4,
+        "restarted after the crash, the hang and the garbage:\n{log}"
+    );
+    let request: serde_json::Value =
+        serde_json::from_str(log.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    for key in ["id", "question", "answers", "answer", "transcript"] {
+        assert!(!request[key].is_null(), "{key} in {request}");
+    }
+    assert!(
+        request["transcript"]
+            .as_str()
+            .unwrap()
+            .contains("<question>")
+    );
+
+    let (crash, _) = with_reward("crash");
+    let run = dir.path().join("crash-run");
+    let out = train(&crash, &run);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("task.reward")
+            && err.contains("gave no score after 3 attempts")
+            && err.contains("exited"),
+        "{err}"
+    );
+    assert!(metrics(&run).is_empty(), "no step committed");
+}
+
+/// Test (d): bad task files are all reported at once, with file and line.
+#[test]
+fn task_check_lists_every_bad_line_and_an_empty_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("q.jsonl"),
+        "{\"question\": \"Where is Paris ?\", \"answer\": \"France\"}\n\
+         {\"question\": \"broken\"\n\
+         {\"question\": \"no answer\"}\n\
+         {\"answer\": \"no question\"}\n\
+         {\"question\": \"q\", \"answer\": \"a\", \"split\": \"validation\"}\n\
+         {\"question\": \"q\", \"answer\": \"a\", \"anwser\": \"typo\"}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("docs")).unwrap();
+    std::fs::write(d.join("docs/notes.bin"), "not a document").unwrap();
+    std::fs::write(
+        d.join("task.toml"),
+        "[task]\nquestions = \"q.jsonl\"\ncorpus = \"docs\"\n",
+    )
+    .unwrap();
+    let out = mgrpo()
+        .args(["task", "check", "--config"])
+        .arg(d.join("task.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let q = d.join("q.jsonl").display().to_string();
+    for needle in [
+        format!("{q}:2: EOF while parsing"),
+        format!("{q}:3: no answer"),
+        format!("{q}:4: missing field `question`"),
+        format!("{q}:5: unknown variant `validation`"),
+        format!("{q}:6: unknown field `anwser`"),
+        "the corpus has no documents".to_string(),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+    // Fixed, the same task checks and shows its counts, a search and the reward.
+    std::fs::write(
+        d.join("q.jsonl"),
+        "{\"question\": \"Where is Paris ?\", \"answers\": [\"France\", \"in France\"], \"kind\": \"geo\"}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("docs/paris.md"), "# Paris\nParis is in France.\n").unwrap();
+    let out = succeed(
+        mgrpo()
+            .args(["task", "check", "--json", "--config"])
+            .arg(d.join("task.toml")),
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["documents"], 1);
+    assert_eq!(report["splits"]["train"]["kinds"]["geo"], 1);
+    assert_eq!(report["sample"]["top_hits"][0]["id"], "paris.md");
+    assert_eq!(
+        report["sample"]["top_hits"][0]["snippet"],
+        "Paris is in France ."
+    );
+    assert_eq!(report["reward"]["score"], 1.0);
+}
