@@ -426,6 +426,19 @@ pub struct PlotArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The corpus tools at scale: indexing documents/s of a generated corpus and `search`
+    /// latency p50 / p99 (docs/tasks.md).
+    Index {
+        /// Documents in the generated corpus.
+        #[arg(long, default_value_t = 100_000)]
+        docs: usize,
+        /// Searches timed.
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Model figures: sampling tokens/s with and without the KV cache, train-step times.
     Models {
         #[command(flatten)]

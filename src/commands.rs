@@ -1,5 +1,6 @@
 //! One function per subcommand. Each loads what it needs and calls into the library crates.
 mod bench;
+mod bench_index;
 mod bench_tools;
 mod chaos;
 mod cluster;
@@ -96,6 +97,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Task { command } => task::task(command),
         Command::Bench { command } => match command {
             BenchCommand::Models { .. } => bench::models(&command),
+            BenchCommand::Index {
+                docs,
+                queries,
+                json,
+            } => bench_index::index(docs, queries, json),
             BenchCommand::Train {
                 config,
                 steps,

@@ -124,3 +124,29 @@ fn bench_models_reports_both_updates() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--only takes sampling or updates"));
 }
+
+#[test]
+fn bench_index_reports_indexing_speed_and_search_latency() {
+    let out = succeed(mgrpo().args([
+        "bench",
+        "index",
+        "--docs",
+        "300",
+        "--queries",
+        "50",
+        "--json",
+    ]));
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (row["documents"].as_u64(), row["passages"].as_u64()),
+        (Some(300), Some(1500))
+    );
+    let (p50, p99) = (
+        row["search_p50_ms"].as_f64().unwrap(),
+        row["search_p99_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        row["documents_per_s"].as_f64().unwrap() > 0.0 && 0.0 < p50 && p50 <= p99,
+        "{row}"
+    );
+}

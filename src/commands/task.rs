@@ -14,6 +14,7 @@ use mgrpo_actors::scorer::CommandScorer;
 use mgrpo_algo::{derive_seed, salt};
 use mgrpo_env::judge::expert_score;
 use mgrpo_env::task::SplitFractions;
+use mgrpo_env::tool_call::usage;
 use mgrpo_env::{Split, Task, World};
 
 use super::load_config;
@@ -186,7 +187,9 @@ fn check(path: &Path, json: bool) -> Result<()> {
         .map(|(server, specs)| {
             let offered: Vec<serde_json::Value> = specs
                 .iter()
-                .map(|t| serde_json::json!({"name": t.name, "description": t.description}))
+                .map(|t| {
+                    serde_json::json!({"name": t.name, "description": t.description, "usage": usage(t)})
+                })
                 .collect();
             serde_json::json!({"server": server, "tools": offered})
         })
@@ -233,8 +236,10 @@ fn check(path: &Path, json: bool) -> Result<()> {
         report["demonstrations"]
     );
     for (server, specs) in &servers {
-        let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
-        println!("  tools of {server}: {}", names.join(", "));
+        println!("  tools of {server}:");
+        for t in specs {
+            println!("    {}", usage(t));
+        }
     }
     if let Some(q) = sample {
         println!("sample question {}: {}", q.id, q.text);
