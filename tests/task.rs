@@ -223,3 +223,52 @@ fn task_check_lists_every_bad_line_and_an_empty_corpus() {
     );
     assert_eq!(report["reward"]["score"], 1.0);
 }
+
+/// The example task that is not our world checks, and its reward command scores: the gold
+/// answer 1, a wrong one 0, a list of every candidate 0.
+#[test]
+fn the_lighthouses_example_task_checks_and_its_reward_command_scores() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks/lighthouses");
+    let out = succeed(
+        mgrpo()
+            .args(["task", "check", "--json", "--config"])
+            .arg(root.join("task.toml")),
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let n: u64 = ["train", "dev", "test"]
+        .iter()
+        .map(|s| report["splits"][s]["questions"].as_u64().unwrap())
+        .sum();
+    assert_eq!((n, report["documents"].as_u64()), (100, Some(30)));
+    assert_eq!(report["reward"]["score"], 1.0, "{report}");
+    let mut scorer = std::process::Command::new("python3")
+        .arg(root.join("score.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = scorer.stdin.take().unwrap();
+        for answer in [
+            "Ina Varga .",
+            "Peder Quist",
+            "Ina Varga Peder Quist Ada Brennock Colm Ferris",
+        ] {
+            let line = serde_json::json!({"id": "x", "question": "q", "answers": ["Ina Varga"],
+                "answer": answer, "transcript": ""});
+            writeln!(stdin, "{line}").unwrap();
+        }
+    }
+    let out = scorer.wait_with_output().unwrap();
+    let scores: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(scores, [1.0, 0.0, 0.0]);
+}
