@@ -241,6 +241,22 @@ fn the_lighthouses_example_task_checks_and_its_reward_command_scores() {
         .sum();
     assert_eq!((n, report["documents"].as_u64()), (100, Some(30)));
     assert_eq!(report["reward"]["score"], 1.0, "{report}");
+    // `hf init` on the task's config speaks the task's tokenizer, not the world's.
+    let dir = tempfile::tempdir().unwrap();
+    let said = succeed(
+        mgrpo()
+            .args(["hf", "init", "--config"])
+            .arg(root.join("task.toml"))
+            .args(["--family", "qwen3", "--like", "tiny", "--out"])
+            .arg(dir.path().join("hf")),
+    );
+    assert!(
+        said.contains(&format!(
+            "the task's {}-token tokenizer",
+            report["vocabulary"]
+        )),
+        "{said}"
+    );
     let mut scorer = std::process::Command::new("python3")
         .arg(root.join("score.py"))
         .stdin(std::process::Stdio::piped())

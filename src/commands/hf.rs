@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use mgrpo_actors::role_codec::RoleCodec;
-use mgrpo_env::{TextCodec, World};
 use mgrpo_models::hf::{
     HfFamily, HfFolder, HfTokenizer, SaveOptions, StoreDtype, read_config, save_hf, tokenizer_files,
 };
@@ -187,15 +186,20 @@ fn init(args: &HfInitArgs) -> Result<()> {
         "qwen3" => HfFamily::Qwen3,
         other => bail!("--family must be llama, qwen2 or qwen3, got {other:?}"),
     };
-    // The tokenizer: the world's (its close tags end turns), or another folder's (its chat
+    // The tokenizer: the task's (its close tags end turns), or another folder's (its chat
     // template's end-of-turn token ends them).
     let (vocab, eos, files, what) = match &args.tokenizer {
         None => {
+            // A preset role's tokenizer: the world's, or a [task]'s (tools included), as the
+            // run will build it.
             let config = load_config(&args.config.config)?;
-            let world = World::generate(&config.world)?;
-            let codec = TextCodec::build(&world)?;
+            let task = mgrpo_actors::context::load_task(&config)?;
+            let tools = config.task.as_ref().map_or(&[][..], |t| &t.tools);
+            let names = (!tools.is_empty())
+                .then(|| mgrpo_actors::mcp::ToolServerConfig::exposed_names(tools));
+            let codec = task.codec(names.as_deref())?;
             let files = vec![("tokenizer.json".into(), codec.to_json()?.into_bytes())];
-            let what = format!("the world's {}-token tokenizer", codec.vocab_size());
+            let what = format!("the task's {}-token tokenizer", codec.vocab_size());
             (codec.vocab_size(), codec.stop_ids().to_vec(), files, what)
         }
         Some(dir) => {
