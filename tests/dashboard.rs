@@ -426,3 +426,67 @@ fn a_ten_thousand_step_run_loads_downsampled() {
     assert_eq!(role(&facts, "main")["version"], "10000");
     println!("a 10,000-step run's page loaded in {} ms", facts["load_ms"]);
 }
+
+/// `GET path` on `addr`; the status line.
+fn http_status(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_dashboard_others_can_reach_needs_its_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("config.toml"), "[train]\nsteps = 1\n").unwrap();
+    let out = mgrpo()
+        .args(["dashboard", "--listen", "0.0.0.0:0", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not loopback: it needs a cookie"),
+        "{err}"
+    );
+
+    let mut child = mgrpo()
+        .args([
+            "dashboard",
+            "--listen",
+            "0.0.0.0:0",
+            "--cookie",
+            "s3cret",
+            "--run",
+        ])
+        .arg(&run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _proc = Proc(child);
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/');
+    let addr = format!("127.0.0.1:{port}");
+    assert!(http_status(&addr, "/").contains("401"));
+    assert!(http_status(&addr, "/api/overview?cookie=wrong!").contains("401"));
+    assert!(http_status(&addr, "/events").contains("401"));
+    assert!(http_status(&addr, "/?cookie=s3cret").contains("200"));
+    assert!(http_status(&addr, "/api/overview?cookie=s3cret").contains("200"));
+}

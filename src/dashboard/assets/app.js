@@ -248,7 +248,11 @@ async function refresh() {
     document.body.setAttribute("data-version", overview.version);
     document.body.setAttribute("data-loaded", "1");
   } catch (e) {
-    document.getElementById("updated").textContent = "error: " + e.message;
+    // What was drawn stays: a training process that served its own page has ended.
+    const gone = e instanceof TypeError;
+    document.getElementById("updated").textContent = gone
+      ? `the server is gone (the run ended?); \`mgrpo dashboard --run ${overview && overview.runs[current] ? overview.runs[current].dir : "DIR"}\` shows it from disk`
+      : "error: " + e.message;
   }
 }
 
