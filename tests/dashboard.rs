@@ -277,6 +277,9 @@ fn the_page_follows_a_live_run_through_a_swap_a_stop_a_resume_and_its_end() {
         "{facts}"
     );
     assert!(facts["group_rollouts"].as_u64().unwrap() > 0, "{facts}");
+    // The inspected group's question, looked up in the run's task: its text and gold answer.
+    let question = facts["question"].as_str().unwrap();
+    assert!(question.contains(" — gold: "), "{facts}");
 }
 
 /// The tiny world on three `mgrpo node` processes (examples/cluster-3node.toml) on `ports`.

@@ -171,8 +171,8 @@ struct GroupQuery {
     query: Option<u32>,
 }
 
-/// Question texts by id, from the run's task (the world generated, or `[task]`'s files read,
-/// once, on the first inspection).
+/// Question texts by id, from the run's task (its world, or its questions file), loaded
+/// once, on the first inspection.
 fn questions(e: &RunEntry) -> BTreeMap<String, (String, String, String)> {
     let Ok(config) = mgrpo_actors::Config::load(&e.files.dir.join("config.toml")) else {
         return BTreeMap::new();
