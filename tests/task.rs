@@ -147,7 +147,12 @@ fn a_reward_command_scores_a_run_and_a_failing_one_loses_no_step() {
             .contains("<question>")
     );
 
+    // Its first scores are the dev evaluation's before step 0, retried as a step is.
     let (crash, _) = with_reward("crash");
+    let crash_text = std::fs::read_to_string(&crash)
+        .unwrap()
+        .replace("eval_every = 0", "eval_every = 2");
+    std::fs::write(&crash, crash_text).unwrap();
     let run = dir.path().join("crash-run");
     let out = train(&crash, &run);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -155,7 +160,8 @@ fn a_reward_command_scores_a_run_and_a_failing_one_loses_no_step() {
     assert!(
         err.contains("task.reward")
             && err.contains("gave no score after 3 attempts")
-            && err.contains("exited"),
+            && err.contains("exited")
+            && err.contains("the dev evaluation before step 0 failed 2 times"),
         "{err}"
     );
     assert!(metrics(&run).is_empty(), "no step committed");

@@ -133,7 +133,7 @@ async fn run(state: &CoordinatorArgs, to: u64) -> Result<u64, String> {
     }
     let mut pipe = Pipeline::new(recovered.versions);
     if from == 0 && train.eval_every > 0 {
-        let report = evaluate(ctx, Split::Dev, train.eval_questions).await?;
+        let report = first_evaluation(ctx).await?;
         log_eval(ctx, 0, &report)?;
         if train.keep_best {
             ctx.run_dir
@@ -239,6 +239,27 @@ async fn record_event(ctx: &NodeContext, step: u64, kind: &str, detail: String) 
     .await;
     if let Err(e) = r {
         tracing::warn!(step, kind, error = %e, "could not record the event");
+    }
+}
+
+/// The dev evaluation before step 0, retried as a failed step is (up to
+/// `actors.request_attempts` times: a judge whose scorer command failed every attempt, a
+/// restarting planner); evaluation rollouts keep nothing, so a retry changes nothing.
+async fn first_evaluation(ctx: &NodeContext) -> Result<EvalReport, String> {
+    let mut failures = 0u32;
+    loop {
+        match evaluate(ctx, Split::Dev, ctx.config.train.eval_questions).await {
+            Ok(report) => return Ok(report),
+            Err(e) => {
+                failures += 1;
+                if failures > ctx.config.actors.request_attempts {
+                    return Err(format!(
+                        "the dev evaluation before step 0 failed {failures} times; last: {e}"
+                    ));
+                }
+                tracing::warn!(error = %e, "the dev evaluation before step 0 failed; retrying");
+            }
+        }
     }
 }
 

@@ -74,10 +74,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
             }
         })?;
     for r in &report {
-        eprintln!(
-            "warm start {}: {} params, {} demos, loss {:.3} → {:.3} in {:.1}s",
-            r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
-        );
+        eprintln!("warm start {r}");
     }
     ctx.faults.arm_from_env().map_err(anyhow::Error::msg)?;
     let hosts_coordinator = roles.contains_key(&Role::Coordinator);

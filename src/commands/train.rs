@@ -56,10 +56,7 @@ pub fn warmup(args: &WarmupArgs) -> Result<()> {
         println!("{} already has warm checkpoints", run_dir.root().display());
     }
     for r in &report {
-        println!(
-            "{}: {} params, {} demos, loss {:.3} → {:.3} in {:.1}s",
-            r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
-        );
+        println!("{r}");
     }
     println!("run directory: {}", run_dir.root().display());
     Ok(())
@@ -96,10 +93,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let (ctx, store, report) = mgrpo_actors::prepare(config, run_dir, args.resume, on_step)?;
     pb.finish_and_clear();
     for r in &report {
-        println!(
-            "warm start {}: {} params, {} demos, loss {:.3} → {:.3} in {:.1}s",
-            r.role, r.params, r.demos, r.first_loss, r.last_loss, r.seconds
-        );
+        println!("warm start {r}");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
