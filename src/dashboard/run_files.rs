@@ -16,20 +16,32 @@ use serde_json::Value;
 struct Tail {
     offset: u64,
     lines: Vec<Value>,
+    /// How many times the file was read again from the start (it shrank or vanished).
+    resets: u64,
 }
 
 impl Tail {
+    fn reset(&mut self) {
+        let resets = self.resets + 1;
+        *self = Self {
+            resets,
+            ..Self::default()
+        };
+    }
+
     /// Reads the complete lines appended since the last call; true when something changed.
     fn refresh(&mut self, path: &Path) -> bool {
         let Ok(mut f) = std::fs::File::open(path) else {
-            let changed = !self.lines.is_empty();
-            *self = Self::default();
+            let changed = self.offset > 0;
+            if changed {
+                self.reset();
+            }
             return changed;
         };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         let mut changed = false;
         if len < self.offset {
-            *self = Self::default();
+            self.reset();
             changed = true;
         }
         if len == self.offset || f.seek(SeekFrom::Start(self.offset)).is_err() {
@@ -142,19 +154,16 @@ impl RunFiles {
 
     /// Reads what was appended; true when something changed.
     pub fn refresh(&mut self) -> bool {
-        let before = self.metrics.lines.len();
+        let resets = self.metrics.resets;
         let a = self.metrics.refresh(&self.dir.join("metrics.jsonl"));
-        if self.metrics.lines.len() < before {
+        if self.metrics.resets != resets {
             self.table = Table::default();
         }
-        let from = if self.table.rows.is_empty() {
-            0
-        } else {
-            before.min(self.metrics.lines.len())
-        };
-        for line in &self.metrics.lines[from..] {
-            if let (Some(step), Some(m)) = (line["step"].as_u64(), line.as_object()) {
-                self.table.add(step, m.clone());
+        // The table keeps the rows; the tail keeps only its place in the file.
+        for line in std::mem::take(&mut self.metrics.lines) {
+            let step = line["step"].as_u64();
+            if let (Some(step), Value::Object(m)) = (step, line) {
+                self.table.add(step, m);
             }
         }
         let b = self.evals.refresh(&self.dir.join("eval.jsonl"));
@@ -241,6 +250,7 @@ mod tests {
         let p = dir.path().join("m.jsonl");
         let mut t = Tail::default();
         assert!(!t.refresh(&p));
+        assert_eq!(t.resets, 0);
         let mut f = std::fs::File::create(&p).unwrap();
         write!(f, "{{\"step\":0}}\n{{\"step\":1").unwrap();
         f.flush().unwrap();
@@ -253,6 +263,7 @@ mod tests {
         assert!(!t.refresh(&p));
         std::fs::write(&p, "{\"step\":5}\n").unwrap();
         assert!(t.refresh(&p));
+        assert_eq!(t.resets, 1);
         assert_eq!(t.lines, vec![serde_json::json!({"step": 5})]);
     }
 

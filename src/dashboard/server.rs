@@ -154,7 +154,7 @@ async fn run(
         "committed_steps": live.and_then(|l| l.status.progress.as_ref().map(|p| p.committed_steps))
             .or(facts.map(|f| f.committed_steps)),
         "curves": view::curves(&e.files, points),
-        "evals": view::evals(&e.files),
+        "evals": view::evals(&e.files, points),
         "test": e.files.test(),
         "best": e.files.best(),
         "roles": view::roles(&e.files, live, facts),

@@ -76,11 +76,21 @@ pub fn curves(files: &RunFiles, points: usize) -> Value {
     json!({"x": x, "series": series, "steps": table.rows.len()})
 }
 
-/// The evaluations: `{step, split, accuracy, by_kind: {kind: accuracy}}`.
-pub fn evals(files: &RunFiles) -> Vec<Value> {
-    files
-        .evals()
-        .iter()
+/// The evaluations: `{step, split, accuracy, by_kind: {kind: accuracy}}`, at most `points`
+/// of them (evenly spaced, the last one kept: a run evaluating every few steps stays light).
+pub fn evals(files: &RunFiles, points: usize) -> Vec<Value> {
+    let all = files.evals();
+    let n = all.len();
+    let keep = points.max(2).min(n);
+    (0..keep)
+        .map(|i| {
+            if keep < 2 {
+                i
+            } else {
+                i * (n - 1) / (keep - 1)
+            }
+        })
+        .map(|i| &all[i])
         .map(|e| {
             let by_kind: BTreeMap<String, f64> = e["report"]["by_kind"]
                 .as_object()
