@@ -107,19 +107,12 @@ impl Logger {
     }
 }
 
+/// The lines of a run's JSON-lines file (none when it is missing).
 fn json_lines(path: &Path) -> Result<Vec<Value>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
+    Ok(mgrpo_actors::run_dir::read_json_lines(path)?)
 }
 
 /// `mgrpo export tensorboard`: one event file in `out` with every scalar of the run in `run`

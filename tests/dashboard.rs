@@ -102,12 +102,17 @@ impl Drop for Proc {
     }
 }
 
-/// `mgrpo dashboard ARGS`, and the address it printed.
+/// `mgrpo dashboard ARGS` on loopback, and the address it printed.
 fn dashboard(args: &[&str]) -> (Proc, String) {
+    dashboard_on("127.0.0.1:0", args)
+}
+
+/// `mgrpo dashboard ARGS --listen LISTEN`, and the address it printed.
+fn dashboard_on(listen: &str, args: &[&str]) -> (Proc, String) {
     let mut child = mgrpo()
         .arg("dashboard")
         .args(args)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -461,31 +466,11 @@ fn a_dashboard_others_can_reach_needs_its_cookie() {
         "{err}"
     );
 
-    let mut child = mgrpo()
-        .args([
-            "dashboard",
-            "--listen",
-            "0.0.0.0:0",
-            "--cookie",
-            "s3cret",
-            "--run",
-        ])
-        .arg(&run)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _proc = Proc(child);
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/');
+    let (_proc, url) = dashboard_on(
+        "0.0.0.0:0",
+        &["--cookie", "s3cret", "--run", run.to_str().unwrap()],
+    );
+    let port = url.rsplit(':').next().unwrap().trim_end_matches('/');
     let addr = format!("127.0.0.1:{port}");
     assert!(http_status(&addr, "/").contains("401"));
     assert!(http_status(&addr, "/api/overview?cookie=wrong!").contains("401"));

@@ -20,22 +20,14 @@ pub fn summarise(dir: &Path) -> Result<Value> {
     files.refresh();
     let facts = files.store_facts();
     let steps = files.steps();
-    let config = files.config();
-    let get = |t: &str, k: &str| config.as_ref().and_then(|c| c.get(t)?.get(k).cloned());
-    let planned = get("train", "steps").and_then(|v| v.as_integer());
-    let done = steps.len() as i64;
-    let state = if planned.is_some_and(|p| done >= p) {
-        "finished"
-    } else {
-        "stopped"
-    };
+    let plan = files.plan();
     Ok(json!({
         "run": dir,
-        "state": state,
-        "variant": get("algo", "variant").and_then(|v| v.as_str().map(String::from)),
-        "seed": get("run", "seed").and_then(|v| v.as_integer()),
-        "steps": done,
-        "planned_steps": planned,
+        "state": view::idle_state(&files, plan.steps),
+        "variant": plan.variant,
+        "seed": plan.seed,
+        "steps": steps.len(),
+        "planned_steps": plan.steps,
         "committed_steps": facts.as_ref().map(|f| f.committed_steps),
         "last": steps.values().next_back(),
         "best": files.best(),

@@ -124,6 +124,17 @@ impl Table {
     }
 }
 
+/// The run's variant, seed and planned steps, from its `config.toml`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// `algo.variant`.
+    pub variant: Option<String>,
+    /// `run.seed`.
+    pub seed: Option<u64>,
+    /// `train.steps`.
+    pub steps: Option<u64>,
+}
+
 /// A run directory.
 #[derive(Debug)]
 pub struct RunFiles {
@@ -199,6 +210,17 @@ impl RunFiles {
     /// The run's resolved config, parsed.
     pub fn config(&self) -> Option<toml::Value> {
         toml::from_str(&std::fs::read_to_string(self.dir.join("config.toml")).ok()?).ok()
+    }
+
+    /// What the run's config says it is.
+    pub fn plan(&self) -> Plan {
+        let c = self.config();
+        let get = |t: &str, k: &str| c.as_ref().and_then(|c| c.get(t)?.get(k).cloned());
+        Plan {
+            variant: get("algo", "variant").and_then(|v| v.as_str().map(String::from)),
+            seed: get("run", "seed").and_then(|v| v.as_integer().map(|i| i as u64)),
+            steps: get("train", "steps").and_then(|v| v.as_integer().map(|i| i as u64)),
+        }
     }
 
     /// The store's facts, or `None` while a process holds the store (or there is none).

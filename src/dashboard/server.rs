@@ -89,23 +89,11 @@ async fn asset(Path(name): Path<String>) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-fn config_facts(e: &RunEntry) -> (Option<String>, Option<u64>, Option<u64>) {
-    let c = e.files.config();
-    let get = |t: &str, k: &str| c.as_ref().and_then(|c| c.get(t)?.get(k).cloned());
-    (
-        get("algo", "variant").and_then(|v| v.as_str().map(String::from)),
-        get("run", "seed").and_then(|v| v.as_integer().map(|i| i as u64)),
-        get("train", "steps").and_then(|v| v.as_integer().map(|i| i as u64)),
-    )
-}
-
 fn state_of(e: &RunEntry, planned: Option<u64>) -> RunState {
     if e.live.is_some() {
         RunState::Live
-    } else if planned.is_some_and(|p| e.files.steps().len() as u64 >= p) {
-        RunState::Finished
     } else {
-        RunState::Stopped
+        view::idle_state(&e.files, planned)
     }
 }
 
@@ -113,11 +101,11 @@ async fn overview(State(dash): State<Shared>) -> Json<Value> {
     let mut runs = Vec::new();
     for (id, entry) in dash.runs.iter().enumerate() {
         let e = entry.lock().await;
-        let (variant, seed, planned) = config_facts(&e);
+        let plan = e.files.plan();
         runs.push(json!({
             "id": id, "label": e.files.label, "dir": e.files.dir,
-            "state": state_of(&e, planned), "steps": e.files.steps().len(),
-            "planned_steps": planned, "variant": variant, "seed": seed,
+            "state": state_of(&e, plan.steps), "steps": e.files.steps().len(),
+            "planned_steps": plan.steps, "variant": plan.variant, "seed": plan.seed,
         }));
     }
     Json(json!({"runs": runs, "study": dash.study, "version": *dash.version.borrow()}))
@@ -144,13 +132,13 @@ async fn run(
 ) -> Result<Json<Value>, Refusal> {
     let points = q.points.unwrap_or(DEFAULT_POINTS).clamp(10, 5000);
     let e = entry(&dash, id)?.lock().await;
-    let (variant, seed, planned) = config_facts(&e);
+    let plan = e.files.plan();
     let live = e.live.as_ref();
     let facts = e.facts.as_ref();
     Ok(Json(json!({
         "id": id, "label": e.files.label, "dir": e.files.dir,
-        "state": state_of(&e, planned), "variant": variant, "seed": seed,
-        "planned_steps": planned,
+        "state": state_of(&e, plan.steps), "variant": plan.variant, "seed": plan.seed,
+        "planned_steps": plan.steps,
         "committed_steps": live.and_then(|l| l.status.progress.as_ref().map(|p| p.committed_steps))
             .or(facts.map(|f| f.committed_steps)),
         "curves": view::curves(&e.files, points),

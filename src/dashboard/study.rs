@@ -6,27 +6,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::series::{downsample, smooth};
+use crate::experiment::report::mean_interval;
 
-/// Two-sided 95 % Student-t quantiles for 1..=30 degrees of freedom (then the normal's).
-const T95: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
-];
-
-/// Mean and 95 % half-width of `v` (half-width 0 for a single value).
-pub fn mean_interval(v: &[f64]) -> (f64, f64) {
-    let n = v.len();
-    if n == 0 {
-        return (f64::NAN, 0.0);
-    }
-    let mean = v.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return (mean, 0.0);
-    }
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let t = T95.get(n - 2).copied().unwrap_or(1.96);
-    (mean, t * (var / n as f64).sqrt())
+/// Mean and 95 % half-width of `v` ([`mean_interval`] of the study's report; a single seed's
+/// band has no width).
+fn band_interval(v: &[f64]) -> (f64, f64) {
+    let (mean, half) = mean_interval(v);
+    (mean, if half.is_nan() { 0.0 } else { half })
 }
 
 /// One run's contribution: its variant, dev points `(step, accuracy)` and per-step rewards.
@@ -58,7 +44,7 @@ pub fn bands(runs: &[RunCurves], points: usize) -> Value {
             let (x, stats): (Vec<f64>, Vec<(f64, f64)>) = at
                 .iter()
                 .filter(|(_, v)| v.len() == rs.len())
-                .map(|(s, v)| (*s as f64, mean_interval(v)))
+                .map(|(s, v)| (*s as f64, band_interval(v)))
                 .unzip();
             let pts = |f: &dyn Fn(&(f64, f64)) -> f64| {
                 let p: Vec<(f64, Option<f64>)> = x
@@ -96,7 +82,7 @@ mod tests {
 
     #[test]
     fn interval_matches_the_t_table_and_bands_need_every_seed() {
-        let (m, h) = mean_interval(&[1.0, 2.0, 3.0]);
+        let (m, h) = band_interval(&[1.0, 2.0, 3.0]);
         assert!((m - 2.0).abs() < 1e-12);
         // sd 1, n 3: 4.303 / sqrt(3).
         assert!((h - 4.303 / 3f64.sqrt()).abs() < 1e-9, "{h}");

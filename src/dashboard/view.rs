@@ -34,6 +34,15 @@ pub enum RunState {
     Stopped,
 }
 
+/// The state of a run no process answers for: finished once it reached its planned steps.
+pub fn idle_state(files: &RunFiles, planned: Option<u64>) -> RunState {
+    if planned.is_some_and(|p| files.steps().len() as u64 >= p) {
+        RunState::Finished
+    } else {
+        RunState::Stopped
+    }
+}
+
 /// Metrics shown as "the last few steps" (means over this many).
 const RECENT: usize = 20;
 
