@@ -245,7 +245,7 @@ fn the_lighthouses_example_task_checks_and_its_reward_command_scores() {
         .iter()
         .map(|s| report["splits"][s]["questions"].as_u64().unwrap())
         .sum();
-    assert_eq!((n, report["documents"].as_u64()), (100, Some(30)));
+    assert_eq!((n, report["documents"].as_u64()), (150, Some(30)));
     assert_eq!(report["reward"]["score"], 1.0, "{report}");
     // `hf init` on the task's config speaks the task's tokenizer, not the world's.
     let dir = tempfile::tempdir().unwrap();

@@ -36,8 +36,9 @@ pub struct ToolServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpCommand {
-    /// The program (a name on `PATH`, or a path; a relative path is relative to the config
-    /// file's directory).
+    /// The program (a name, or a path; a relative path is relative to the config file's
+    /// directory). A name is looked for beside the running `mgrpo` first, then on `PATH`
+    /// ([`McpCommand::program`]).
     pub command: String,
     /// Its arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -48,6 +49,26 @@ pub struct McpCommand {
     /// Its working directory (default: the config file's directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
+}
+
+impl McpCommand {
+    /// The program to spawn: a bare name (`calc-mcp`) that names a file beside the running
+    /// executable is that file — the binaries one `cargo build` makes sit together, so the
+    /// example task's `calc-mcp` is found from `target/release/mgrpo` without installing it;
+    /// any other name is looked up on `PATH`, and a path is itself.
+    pub fn program(&self) -> PathBuf {
+        let command = Path::new(&self.command);
+        if command.components().count() == 1 {
+            let beside = std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join(command)))
+                .filter(|p| p.is_file());
+            if let Some(p) = beside {
+                return p;
+            }
+        }
+        command.to_path_buf()
+    }
 }
 
 fn default_timeout_ms() -> u64 {

@@ -88,7 +88,7 @@ impl std::fmt::Debug for McpServer {
 
 /// Spawns the server and runs the MCP handshake.
 async fn connect(config: &ToolServerConfig) -> Result<Connection, StartError> {
-    let mut cmd = tokio::process::Command::new(&config.mcp.command);
+    let mut cmd = tokio::process::Command::new(config.mcp.program());
     cmd.args(&config.mcp.args)
         .envs(&config.mcp.env)
         // Whatever happens to this node's handle, the child does not outlive it.
