@@ -49,6 +49,15 @@ fn run_shipped_with(name: &str, more: &[&str]) -> (String, serde_json::Value) {
     (stderr, last)
 }
 
+/// A one-run plan's summary: `faults` injected, the store identical to the reference, no step
+/// lost or doubled, the run not failed.
+fn assert_passed(last: &serde_json::Value, faults: u64) {
+    let got =
+        ["runs", "faults", "identical", "lost", "doubled", "failed"].map(|k| last[k].as_u64());
+    let want = [1, faults, 1, 0, 0, 0].map(Some);
+    assert_eq!(got, want, "{last}");
+}
+
 #[test]
 fn the_smoke_plan_passes_with_every_fault_fired_and_the_store_unchanged() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,16 +187,7 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_a_whole_store_that_resumes()
 fn the_one_process_plan_kills_the_train_process_and_its_actors_and_loses_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_, last) = run_shipped("one-process");
-    assert_eq!(
-        (
-            &last["faults"],
-            &last["identical"],
-            &last["lost"],
-            &last["doubled"]
-        ),
-        (&7.into(), &1.into(), &0.into(), &0.into()),
-        "{last}"
-    );
+    assert_passed(&last, 7);
     // Both SIGKILLs of `mgrpo train` were followed by a restart with --resume.
     let log = std::fs::read_to_string(root().join("one-process/seed-0/logs/local.log")).unwrap();
     assert!(log.contains("start 3 of node local"), "{log}");
@@ -197,17 +197,7 @@ fn the_one_process_plan_kills_the_train_process_and_its_actors_and_loses_nothing
 fn the_async_plan_loses_and_doubles_nothing_and_equals_the_fault_free_async_run() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_, last) = run_shipped_with("async", &["--keep"]);
-    assert_eq!(
-        (
-            &last["faults"],
-            &last["identical"],
-            &last["lost"],
-            &last["doubled"],
-            &last["failed"]
-        ),
-        (&5.into(), &1.into(), &0.into(), &0.into(), &0.into()),
-        "{last}"
-    );
+    assert_passed(&last, 5);
     // The run was asynchronous: after step 0 every step was sampled one version behind.
     let metrics = common::metrics(&root().join("async/seed-0/run"));
     assert!(metrics.len() >= 24, "{}", metrics.len());
@@ -218,4 +208,42 @@ fn the_async_plan_loses_and_doubles_nothing_and_equals_the_fault_free_async_run(
             .all(|m| m["main_staleness"] == 1 && m["sub_staleness"] == 1),
         "{metrics:?}"
     );
+}
+
+#[test]
+fn the_tools_plan_kills_and_stops_the_scorer_and_the_tool_server_and_loses_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = std::time::Instant::now();
+    let (table, last) = run_shipped("tools");
+    eprintln!("tools plan: {:.1} s", started.elapsed().as_secs_f64());
+    assert_passed(&last, 4);
+    for kind in [
+        "kill_scorer",
+        "stall_scorer",
+        "kill_tool_server",
+        "stall_tool_server",
+    ] {
+        let row = table.lines().find(|l| l.starts_with(kind)).unwrap();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            (cols[1], cols[2]),
+            ("1", "1"),
+            "{kind} injected and fired: {row}"
+        );
+    }
+    // The signals reached the real processes, and the node recovered from each: the scorer
+    // killed (its pipe broke) and stopped (no answer within its deadline) was restarted and
+    // asked again; the tool server killed was started afresh at its next call.
+    let log = std::fs::read_to_string(root().join("tools/seed-0/logs/local.log")).unwrap();
+    let restarted_scorer: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("scorer failed; restarting it"))
+        .collect();
+    assert!(
+        restarted_scorer.len() == 2
+            && restarted_scorer[0].contains("Broken pipe")
+            && restarted_scorer[1].contains("no answer within 2000 ms"),
+        "{restarted_scorer:?}"
+    );
+    assert!(log.contains("restarting tool server"), "{log}");
 }

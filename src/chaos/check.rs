@@ -71,7 +71,8 @@ fn records(run: &Path) -> Result<(Vec<String>, Vec<String>, Vec<GroupRecord>)> {
     let mut steps = Vec::new();
     for v in store.dump()? {
         match v["type"].as_str() {
-            Some("group") => groups.push(v.to_string()),
+            // A step's tool calls (words, status, observation) are compared as its groups are.
+            Some("group") | Some("tool_calls") => groups.push(v.to_string()),
             Some("step") => steps.push(format!("{} {}", v["step"], v["role_versions"])),
             _ => {}
         }
@@ -85,8 +86,8 @@ fn records(run: &Path) -> Result<(Vec<String>, Vec<String>, Vec<GroupRecord>)> {
 
 /// Checks run `run` (which should have trained `steps` steps under `variant`) against
 /// `reference`. Steps from `compare_until` on are not compared with the reference (a fault
-/// changed the samples on purpose from there: garbage output); they are still checked for the
-/// rest.
+/// changed the samples on purpose from there: garbage output, or a tool server killed or
+/// stopped, whose calls may then read an error); they are still checked for the rest.
 pub fn check_store(
     run: &Path,
     reference: &Path,

@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::chaos::children::{self, Helper};
 use crate::chaos::history::Injection;
 use crate::chaos::nodes::Nodes;
 use crate::chaos::plan::{FaultKind, LinkSpec, Scheduled, parse_link, parse_point, parse_role};
@@ -66,6 +67,8 @@ enum Heal {
     Restart(String),
     Uncut(Arc<LinkFaults>, Vec<Dir>),
     Undelay(Arc<LinkFaults>, Vec<Dir>),
+    /// SIGCONT to stopped helper processes (those still alive: a client may have killed them).
+    Continue(Vec<u32>),
     Nothing,
 }
 
@@ -130,6 +133,9 @@ pub struct Injector {
     link_watches: Vec<LinkWatch>,
     /// Roles whose output was garbled, with the step under way then.
     pub garbled: Vec<(Role, u64)>,
+    /// Steps under way when a fault struck that may change the transcripts from there on (a
+    /// killed or stopped tool server: a call reads an error instead of its output).
+    pub diverged: Vec<u64>,
 }
 
 impl Injector {
@@ -146,6 +152,7 @@ impl Injector {
             watches: Vec::new(),
             link_watches: Vec::new(),
             garbled: Vec::new(),
+            diverged: Vec::new(),
         }
     }
 
@@ -288,8 +295,61 @@ impl Injector {
                 };
                 (inj.fired, inj.note) = bad_client(&addr, &bytes).await;
             }
+            FaultKind::KillToolServer { server } | FaultKind::StallToolServer { server, .. } => {
+                let node = host_of(&self.config, Role::Executor)?;
+                inj.target = format!("{server} on {node}");
+                let helper = Helper::tool_server(&self.config, server)?;
+                let stopped = self.signal_helper(&node, &helper, &f.kind, inj);
+                if inj.fired {
+                    self.diverged.push(inj.step);
+                }
+                self.healing.push(heal(stopped));
+            }
+            FaultKind::KillScorer { scorer } | FaultKind::StallScorer { scorer, .. } => {
+                let node = host_of(&self.config, Role::Judge)?;
+                inj.target = format!("{scorer} scorer on {node}");
+                let helper = Helper::scorer(&self.config, scorer)?;
+                let stopped = self.signal_helper(&node, &helper, &f.kind, inj);
+                self.healing.push(heal(stopped));
+            }
         }
         Ok(())
+    }
+
+    /// SIGKILLs (a `kill_*` fault) or SIGSTOPs (a `stall_*` one) every process of `helper`
+    /// that `node` started; fired if one took the signal. Returns how the fault heals.
+    fn signal_helper(
+        &self,
+        node: &str,
+        helper: &Helper,
+        kind: &FaultKind,
+        inj: &mut Injection,
+    ) -> Heal {
+        let stall = matches!(
+            kind,
+            FaultKind::StallToolServer { .. } | FaultKind::StallScorer { .. }
+        );
+        let Some(parent) = self.nodes.pid(node) else {
+            inj.note = format!("node {node} is not running");
+            return Heal::Nothing;
+        };
+        let found = children::find(parent, helper);
+        let sig = if stall { "STOP" } else { "KILL" };
+        let struck: Vec<u32> = found
+            .into_iter()
+            .filter(|&p| children::signal(p, sig))
+            .collect();
+        inj.fired = !struck.is_empty();
+        if inj.fired {
+            inj.note = format!("SIG{sig} to pid {struck:?}");
+        } else {
+            inj.note = format!("no process `{}` started by node {node}", helper.program);
+        }
+        if stall {
+            Heal::Continue(struck)
+        } else {
+            Heal::Nothing
+        }
     }
 
     /// Heals what is due (restarts nodes unless training finished); returns the injections
@@ -306,6 +366,11 @@ impl Injector {
                 Heal::Restart(node) if !finished => self.nodes.start(&node)?,
                 Heal::Uncut(f, dirs) => f.cut(&dirs, false),
                 Heal::Undelay(f, dirs) => f.delay(&dirs, None),
+                Heal::Continue(pids) => {
+                    for p in pids {
+                        children::signal(p, "CONT");
+                    }
+                }
                 Heal::Restart(_) | Heal::Nothing => {}
             }
             healed.push(h.injection);

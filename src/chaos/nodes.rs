@@ -125,6 +125,11 @@ impl Nodes {
         }
     }
 
+    /// The process id of node `name`, if it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.get(name)?.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether node `name` runs now.
     pub fn running(&self, name: &str) -> bool {
         self.procs.get(name).is_some_and(|p| p.child.is_some())

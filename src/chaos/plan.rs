@@ -170,6 +170,37 @@ pub enum FaultKind {
         /// The node.
         node: String,
     },
+    /// SIGKILL the process of a `[[task.tools]]` server on the executors' node. A call in
+    /// flight reads `server failed`; the next call starts a fresh server. The transcripts may
+    /// change from that step on, so the store is compared with the reference up to it.
+    KillToolServer {
+        /// The server's `name`.
+        server: String,
+    },
+    /// SIGSTOP a tool server for `for_s` (SIGCONT after, if it still exists): calls in that
+    /// time hang past `timeout_ms`, read `timed out`, and the client kills and replaces it.
+    /// Compared as [`FaultKind::KillToolServer`].
+    StallToolServer {
+        /// The server's `name`.
+        server: String,
+        /// Seconds.
+        for_s: f64,
+    },
+    /// SIGKILL the scorer command (`reward`: `task.reward`, `expert`: `task.expert`) on the
+    /// judge's node: the scoring in flight is asked again of a fresh process, so nothing
+    /// changes in the store.
+    KillScorer {
+        /// `reward` or `expert`.
+        scorer: String,
+    },
+    /// SIGSTOP the scorer command for `for_s` (SIGCONT after, if it still exists): a request
+    /// in that time times out, the process is killed and the request asked again.
+    StallScorer {
+        /// `reward` or `expert`.
+        scorer: String,
+        /// Seconds.
+        for_s: f64,
+    },
 }
 
 fn one_second() -> f64 {
@@ -196,6 +227,10 @@ impl FaultKind {
             FaultKind::StallHandshake { .. } => "stall_handshake",
             FaultKind::GarbageFrames { .. } => "garbage_frames",
             FaultKind::OversizedFrame { .. } => "oversized_frame",
+            FaultKind::KillToolServer { .. } => "kill_tool_server",
+            FaultKind::StallToolServer { .. } => "stall_tool_server",
+            FaultKind::KillScorer { .. } => "kill_scorer",
+            FaultKind::StallScorer { .. } => "stall_scorer",
         }
     }
 
@@ -215,7 +250,10 @@ impl FaultKind {
         match self {
             FaultKind::StallActor { ms, .. } => *ms as f64 / 1000.0,
             FaultKind::KillNode { down_s, .. } | FaultKind::CutLink { down_s, .. } => *down_s,
-            FaultKind::DelayLink { for_s, .. } | FaultKind::StallHandshake { for_s, .. } => *for_s,
+            FaultKind::DelayLink { for_s, .. }
+            | FaultKind::StallHandshake { for_s, .. }
+            | FaultKind::StallToolServer { for_s, .. }
+            | FaultKind::StallScorer { for_s, .. } => *for_s,
             _ => 0.0,
         }
     }

@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::chaos::check::{StoreVerdict, check_store};
+use crate::chaos::children::Helper;
 use crate::chaos::history::{History, Injection};
 use crate::chaos::inject::{Injector, Links, host_of};
 use crate::chaos::nodes::Nodes;
@@ -101,6 +102,14 @@ pub fn validate(plan: &Plan, config: &Config) -> Result<()> {
                         nodes.join(", ")
                     );
                 }
+            }
+            FaultKind::KillToolServer { server } | FaultKind::StallToolServer { server, .. } => {
+                Helper::tool_server(config, server)?;
+                host_of(config, Role::Executor)?;
+            }
+            FaultKind::KillScorer { scorer } | FaultKind::StallScorer { scorer, .. } => {
+                Helper::scorer(config, scorer)?;
+                host_of(config, Role::Judge)?;
             }
             FaultKind::CutLink { link, .. }
             | FaultKind::DelayLink { link, .. }
@@ -314,6 +323,7 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
         }
     }
     let garbled = inj.garbled.clone();
+    let diverged = inj.diverged.iter().copied().min();
     drop(inj);
     for i in &history.injections {
         if !i.fired {
@@ -349,7 +359,12 @@ pub async fn run_once(setup: &Setup, seed: u64, on_step: &(dyn Fn(u64) + Sync)) 
         setup.plan.steps,
         config.algo.variant,
         (config.algo.std, config.algo.eps),
-        garbled.iter().map(|(_, s)| *s).min().unwrap_or(u64::MAX),
+        garbled
+            .iter()
+            .map(|(_, s)| *s)
+            .chain(diverged)
+            .min()
+            .unwrap_or(u64::MAX),
     )
     .unwrap_or_else(|e| StoreVerdict {
         lost: setup.plan.steps,
