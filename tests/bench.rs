@@ -149,4 +149,7 @@ fn bench_index_reports_indexing_speed_and_search_latency() {
         row["documents_per_s"].as_f64().unwrap() > 0.0 && 0.0 < p50 && p50 <= p99,
         "{row}"
     );
+    // The cache was written, then read back (the bench fails if either open did not).
+    assert!(row["build_and_save_s"].as_f64() > Some(0.0), "{row}");
+    assert!(row["cached_open_s"].as_f64() > Some(0.0), "{row}");
 }

@@ -294,3 +294,141 @@ fn the_lighthouses_example_task_checks_and_its_reward_command_scores() {
         .collect();
     assert_eq!(scores, [1.0, 0.0, 0.0]);
 }
+
+/// The lighthouses corpus, copied into `dir/docs`.
+fn lighthouse_docs(dir: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks/lighthouses/docs");
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for f in std::fs::read_dir(&from).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), docs.join(f.file_name())).unwrap();
+    }
+    docs
+}
+
+/// The search index is cached by the corpus's content: a second open reads it (and searches
+/// exactly as a fresh index does), a changed corpus builds a new entry, an entry cut short is
+/// built again and replaced; a run caches it in its directory and a resumed run reuses it.
+#[test]
+fn the_search_index_is_cached_by_the_corpus_content_and_a_changed_corpus_rebuilds() {
+    use mgrpo_env::search::index_cache::IndexSource;
+    use mgrpo_env::task::{Dataset, DatasetFiles};
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks/lighthouses");
+    let docs = lighthouse_docs(dir.path());
+    let cache = dir.path().join("cache");
+    let limits = mgrpo_env::WorldConfig::default();
+    let load = |cache: Option<&Path>| {
+        let files = DatasetFiles {
+            questions: &root.join("questions.jsonl"),
+            corpus: &docs,
+            demonstrations: None,
+            splits: Default::default(),
+            index_cache: cache,
+        };
+        Dataset::load(&files, &limits).unwrap()
+    };
+    let entries = || -> Vec<PathBuf> {
+        let mut e: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        e.sort();
+        e
+    };
+    let hits = |d: &Dataset| -> Vec<String> {
+        mgrpo_env::Split::ALL
+            .iter()
+            .flat_map(|s| d.questions(*s))
+            .map(|q| d.tools.search_text(&q.text))
+            .collect()
+    };
+    let fresh = load(None);
+    let first = load(Some(&cache));
+    assert_eq!(first.index, IndexSource::Built);
+    assert_eq!(entries().len(), 1);
+    let second = load(Some(&cache));
+    assert_eq!(second.index, IndexSource::Reused, "a second open reads it");
+    assert_eq!(
+        hits(&second),
+        hits(&fresh),
+        "the same hits, in the same order"
+    );
+    assert_eq!(hits(&first), hits(&fresh));
+
+    // One sentence changed: a new entry, built; the old one is kept for the old corpus.
+    let bellmoor = docs.join("bellmoor.md");
+    let text = std::fs::read_to_string(&bellmoor).unwrap();
+    std::fs::write(
+        &bellmoor,
+        text.replace("dates from 1879", "dates from 1880"),
+    )
+    .unwrap();
+    let changed = load(Some(&cache));
+    assert_eq!(
+        changed.index,
+        IndexSource::Built,
+        "a changed corpus rebuilds"
+    );
+    assert_eq!(entries().len(), 2);
+    assert!(
+        changed
+            .tools
+            .search_text("Bellmoor dates from")
+            .contains("1880"),
+        "the rebuilt index is the new corpus's"
+    );
+    assert_eq!(load(Some(&cache)).index, IndexSource::Reused);
+
+    // Every file of the changed corpus's entry cut short: built again, and the entry replaced.
+    let before = entries();
+    for entry in &before {
+        for f in std::fs::read_dir(entry).unwrap() {
+            let f = f.unwrap().path();
+            let bytes = std::fs::read(&f).unwrap();
+            std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    }
+    assert_eq!(load(Some(&cache)).index, IndexSource::Built);
+    assert_eq!(
+        load(Some(&cache)).index,
+        IndexSource::Reused,
+        "the entry was replaced"
+    );
+
+    // A run caches the index in its directory; a resumed run reads it.
+    std::fs::write(
+        dir.path().join("task.toml"),
+        format!(
+            "[task]\nquestions = \"{}\"\ncorpus = \"docs\"\n\n[models.main]\npreset = \"tiny\"\n\n\
+             [models.sub]\npreset = \"tiny\"\n\n[algo]\nqueries_per_step = 1\ngroup_size = 2\n\n\
+             [train]\nsteps = 1\neval_every = 1000\neval_questions = 1\n",
+            root.join("questions.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let logged = |args: &[&str]| {
+        let out = mgrpo()
+            .env("MGRPO_LOG", "mgrpo_actors::context=info")
+            .args(args)
+            .arg("--run")
+            .arg(&run)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let config = dir.path().join("task.toml");
+    let trained = logged(&["train", "--no-test", "--config", config.to_str().unwrap()]);
+    assert!(trained.contains("search index index=Built"), "{trained}");
+    assert_eq!(
+        std::fs::read_dir(run.join("index-cache")).unwrap().count(),
+        1
+    );
+    let resumed = logged(&["train", "--no-test", "--resume", "--steps", "2"]);
+    assert!(resumed.contains("search index index=Reused"), "{resumed}");
+    assert_each_step_once(&run, 2);
+}

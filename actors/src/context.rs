@@ -89,7 +89,7 @@ fn tool_configs(config: &Config) -> &[ToolServerConfig] {
 impl NodeContext {
     /// Generates the world, or loads `[task]`'s files, and builds the tokenizer for `config`.
     pub fn new(config: Config, run_dir: RunDir, scope: String) -> Result<Arc<Self>, ContextError> {
-        let task = load_task(&config)?;
+        let task = load_task(&config, Some(&run_dir.root().join("index-cache")))?;
         // With tools, the preset roles' vocabulary gains the call tags and the tools' names.
         let tool_names = (!tool_configs(&config).is_empty())
             .then(|| ToolServerConfig::exposed_names(tool_configs(&config)));
@@ -227,8 +227,10 @@ impl NodeContext {
     }
 }
 
-/// The task of `config`: `[task]`'s files when it has one, else the world of `[world]`.
-pub fn load_task(config: &Config) -> Result<Task, ContextError> {
+/// The task of `config`: `[task]`'s files when it has one, else the world of `[world]`. A
+/// dataset's search index is cached in `task.index_cache`, else in `run_cache` (a run's
+/// `index-cache/`), else built in memory only.
+pub fn load_task(config: &Config, run_cache: Option<&Path>) -> Result<Task, ContextError> {
     Ok(match &config.task {
         None => Task::World(Box::new(World::generate(&config.world)?)),
         Some(t) => {
@@ -241,8 +243,14 @@ pub fn load_task(config: &Config) -> Result<Task, ContextError> {
                 corpus: &t.corpus,
                 demonstrations: t.demonstrations.as_deref(),
                 splits: t.splits,
+                index_cache: t.index_cache.as_deref().or(run_cache),
             };
-            Task::Dataset(Box::new(Dataset::load(&files, &config.world)?))
+            let d = Dataset::load(&files, &config.world)?;
+            if let Some(why) = &d.index_unsaved {
+                tracing::warn!(%why, "the search index could not be cached; built in memory");
+            }
+            tracing::info!(index = ?d.index, docs = d.tools.docs().len(), "search index");
+            Task::Dataset(Box::new(d))
         }
     })
 }

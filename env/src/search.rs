@@ -1,7 +1,11 @@
 //! The tools: `search(query) → top-k (doc id, title, snippet)` ranked by BM25 with tantivy over
 //! an in-RAM index of the corpus's sentences, and `open(title or id) → text`. Output sizes are
-//! bounded by config.
+//! bounded by config. The index can be cached on disk by the corpus's content
+//! ([`index_cache`]).
+pub mod index_cache;
+
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
@@ -9,6 +13,7 @@ use tantivy::schema::{INDEXED, IndexRecordOption, STORED, Schema, TEXT, Value};
 use tantivy::{Index, IndexReader, TantivyDocument, Term, doc};
 
 use crate::corpus::Document;
+use index_cache::IndexSource;
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +75,28 @@ fn query_terms(query: &str) -> Vec<String> {
     terms
 }
 
+/// A RAM index of `docs`' passages, in corpus order (passage `p` is the `p`-th sentence).
+fn build_index(docs: &[Document]) -> Result<Index, SearchError> {
+    let mut schema = Schema::builder();
+    let text_field = schema.add_text_field("text", TEXT);
+    let passage_field = schema.add_u64_field("passage", INDEXED | STORED);
+    let index = Index::create_in_ram(schema.build());
+    // One thread and one commit: a single segment, so ties break the same way every time.
+    let mut writer = index.writer_with_num_threads(1, 30_000_000)?;
+    let mut p = 0u64;
+    for doc in docs {
+        for sentence in &doc.sentences {
+            writer.add_document(doc!(
+                text_field => format!("{} {}", doc.title, sentence),
+                passage_field => p,
+            ))?;
+            p += 1;
+        }
+    }
+    writer.commit()?;
+    Ok(index)
+}
+
 fn bound(text: &str, words: usize) -> String {
     text.split_whitespace()
         .take(words)
@@ -78,31 +105,61 @@ fn bound(text: &str, words: usize) -> String {
 }
 
 impl Tools {
-    /// Indexes the corpus (one passage per sentence, title included in each passage).
+    /// Indexes the corpus (one passage per sentence, title included in each passage), in RAM.
     pub fn new(
         docs: Vec<Document>,
         top_k: usize,
         snippet_words: usize,
         doc_words: usize,
     ) -> Result<Self, SearchError> {
-        let mut schema = Schema::builder();
-        let text_field = schema.add_text_field("text", TEXT);
-        let passage_field = schema.add_u64_field("passage", INDEXED | STORED);
-        let index = Index::create_in_ram(schema.build());
-        // One thread and one commit: a single segment, so ties break the same way every time.
-        let mut writer = index.writer_with_num_threads(1, 30_000_000)?;
-        let mut passages = Vec::new();
-        for (d, doc) in docs.iter().enumerate() {
-            for (s, sentence) in doc.sentences.iter().enumerate() {
-                let p = passages.len() as u64;
-                passages.push((d, s));
-                writer.add_document(doc!(
-                    text_field => format!("{} {}", doc.title, sentence),
-                    passage_field => p,
-                ))?;
+        let index = build_index(&docs)?;
+        Self::over(docs, index, [top_k, snippet_words, doc_words])
+    }
+
+    /// [`Tools::new`], with the index read from the cache directory `cache` when it holds this
+    /// corpus's, and saved there otherwise ([`index_cache`]); the tools are the same either
+    /// way, hit for hit. A cache that cannot be written costs only the saving: its error is
+    /// returned beside the tools, for the caller to report.
+    pub fn cached(
+        docs: Vec<Document>,
+        [top_k, snippet_words, doc_words]: [usize; 3],
+        cache: &Path,
+    ) -> Result<(Self, IndexSource, Option<std::io::Error>), SearchError> {
+        let entry = index_cache::entry(cache, &docs);
+        let passages = docs.iter().map(|d| d.sentences.len() as u64).sum::<u64>();
+        let reused = index_cache::load(&entry).filter(|index| {
+            index
+                .reader()
+                .is_ok_and(|r| r.searcher().num_docs() == passages)
+        });
+        let (index, source, unsaved) = match reused {
+            Some(index) => (index, IndexSource::Reused, None),
+            None => {
+                // An entry that is there but unreadable (cut short, another format) goes.
+                let _ = std::fs::remove_dir_all(&entry);
+                let index = build_index(&docs)?;
+                let unsaved = index_cache::save(&index, &entry).err();
+                (index, IndexSource::Built, unsaved)
             }
-        }
-        writer.commit()?;
+        };
+        let tools = Self::over(docs, index, [top_k, snippet_words, doc_words])?;
+        Ok((tools, source, unsaved))
+    }
+
+    /// The tools over `docs` and their committed `index`.
+    fn over(
+        docs: Vec<Document>,
+        index: Index,
+        [top_k, snippet_words, doc_words]: [usize; 3],
+    ) -> Result<Self, SearchError> {
+        let schema = index.schema();
+        let text_field = schema.get_field("text")?;
+        let passage_field = schema.get_field("passage")?;
+        let passages = docs
+            .iter()
+            .enumerate()
+            .flat_map(|(d, doc)| (0..doc.sentences.len()).map(move |s| (d, s)))
+            .collect();
         let reader = index.reader()?;
         let by_id = docs
             .iter()

@@ -193,7 +193,7 @@ fn init(args: &HfInitArgs) -> Result<()> {
             // A preset role's tokenizer: the world's, or a [task]'s (tools included), as the
             // run will build it.
             let config = load_config(&args.config.config)?;
-            let task = mgrpo_actors::context::load_task(&config)?;
+            let task = mgrpo_actors::context::load_task(&config, None)?;
             let tools = config.task.as_ref().map_or(&[][..], |t| &t.tools);
             let names = (!tools.is_empty())
                 .then(|| mgrpo_actors::mcp::ToolServerConfig::exposed_names(tools));

@@ -85,6 +85,7 @@ pub fn export_world(config: &Config, dir: &Path) -> Result<()> {
         correct_at: 0.5,
         splits: SplitFractions::default(),
         tools: Vec::new(),
+        index_cache: None,
     });
     let toml = format!(
         "# The built-in world written as a task by `mgrpo world --export` (docs/tasks.md).\n\
@@ -143,7 +144,7 @@ fn check(path: &Path, json: bool) -> Result<()> {
         );
     };
     let t0 = std::time::Instant::now();
-    let task = load_task(&config)?;
+    let task = load_task(&config, None)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let tool_names = (!task_config.tools.is_empty())
         .then(|| ToolServerConfig::exposed_names(&task_config.tools));

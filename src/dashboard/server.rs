@@ -165,7 +165,7 @@ fn questions(e: &RunEntry) -> BTreeMap<String, (String, String, String)> {
     let Ok(config) = mgrpo_actors::Config::load(&e.files.dir.join("config.toml")) else {
         return BTreeMap::new();
     };
-    let Ok(task) = mgrpo_actors::context::load_task(&config) else {
+    let Ok(task) = mgrpo_actors::context::load_task(&config, None) else {
         return BTreeMap::new();
     };
     [

@@ -35,6 +35,9 @@ impl Config {
             if let Some(d) = &mut task.demonstrations {
                 join(d);
             }
+            if let Some(d) = &mut task.index_cache {
+                join(d);
+            }
             let reward = match &mut task.reward {
                 RewardSpec::Command(c) => Some(c),
                 RewardSpec::Metric(_) => None,

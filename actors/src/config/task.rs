@@ -49,6 +49,10 @@ pub struct TaskConfig {
     /// `search` and `open`; started by the node that hosts the executors (docs/tools.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolServerConfig>,
+    /// Where the corpus's search index is cached by its content, shared by every run and node
+    /// that names it; absent: `index-cache/` in the run directory (docs/tasks.md#corpus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_cache: Option<PathBuf>,
 }
 
 /// `task.reward`: a built-in metric (`"em"`, `"f1"`, `"contains"`) or `{ command = [...] }`.

@@ -13,6 +13,7 @@ use crate::config::WorldConfig;
 use crate::experts::Demo;
 use crate::questions::{Question, Split};
 use crate::search::Tools;
+use crate::search::index_cache::IndexSource;
 use crate::task::corpus_files::read_corpus;
 use crate::task::jsonl::{Ids, read_lines};
 use crate::task::text::canonical;
@@ -61,6 +62,8 @@ pub struct DatasetFiles<'a> {
     pub demonstrations: Option<&'a Path>,
     /// The split of questions without one.
     pub splits: SplitFractions,
+    /// Where the search index is cached by the corpus's content (none: built in RAM each time).
+    pub index_cache: Option<&'a Path>,
 }
 
 /// One question line.
@@ -94,6 +97,10 @@ pub struct Dataset {
     pub limits: WorldConfig,
     /// Search and open over the corpus.
     pub tools: Tools,
+    /// Whether the search index was built or read from `index_cache`.
+    pub index: IndexSource,
+    /// Why a built index could not be saved in `index_cache` (the run goes on without it).
+    pub index_unsaved: Option<String>,
     questions: [Vec<Question>; 3],
     by_id: BTreeMap<String, (usize, usize)>,
     /// The warm-start demonstrations (empty: no warm start).
@@ -127,10 +134,18 @@ impl Dataset {
         if !problems.is_empty() {
             return Err(TaskError { problems });
         }
-        let tools = Tools::new(docs, limits.top_k, limits.snippet_words, limits.doc_words)
-            .map_err(|e| TaskError {
-                problems: vec![e.to_string()],
-            })?;
+        let sizes = [limits.top_k, limits.snippet_words, limits.doc_words];
+        let (tools, index, index_unsaved) = match files.index_cache {
+            None => Tools::new(docs, sizes[0], sizes[1], sizes[2])
+                .map(|t| (t, IndexSource::Built, None)),
+            Some(dir) => Tools::cached(docs, sizes, dir).map(|(t, source, unsaved)| {
+                let why = unsaved.map(|e| format!("{}: {e}", dir.display()));
+                (t, source, why)
+            }),
+        }
+        .map_err(|e| TaskError {
+            problems: vec![e.to_string()],
+        })?;
         let by_id = questions
             .iter()
             .enumerate()
@@ -143,6 +158,8 @@ impl Dataset {
         Ok(Self {
             limits: limits.clone(),
             tools,
+            index,
+            index_unsaved,
             questions,
             by_id,
             demos,
@@ -286,6 +303,7 @@ mod tests {
             corpus: &dir.join("c.jsonl"),
             demonstrations: None,
             splits,
+            index_cache: None,
         };
         let d = Dataset::load(&files, &WorldConfig::default());
         std::fs::remove_dir_all(&dir).unwrap();
