@@ -436,3 +436,95 @@ fn init_takes_a_shape_from_a_config_json() {
         "{said}"
     );
 }
+
+/// Qwen's tool section (its chat template's, as Qwen2.5 and Qwen3 ship it) before the
+/// fixture's ChatML messages.
+const QWEN_TOOLS_TEMPLATE: &str = r##"{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {{- "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- endif %}
+{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] | trim + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"##;
+
+/// An HF sub-agent of a task with tools reads them in its prompt: the node lists the
+/// `[[task.tools]]` servers (a real calc-mcp process) and the role's chat template renders
+/// their names and schemas into the system prompt's `# Tools` block; the main agent, which
+/// calls no tools, and a task without tools get no such block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hf_sub_agent_reads_the_tasks_tools_in_its_chat_templates_system_prompt() {
+    use mgrpo_actors::context::NodeContext;
+    use mgrpo_actors::role::LearnerRole;
+    use mgrpo_actors::role_codec::Place;
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("models/tests/fixtures/hf/tokenizer");
+    let folder = dir.path().join("qwen3-tools");
+    succeed(
+        mgrpo()
+            .args(["hf", "init", "--config"])
+            .arg(root.join("examples/tiny.toml"))
+            .args(["--like", "tiny", "--tokenizer"])
+            .arg(&fixture)
+            .arg("--out")
+            .arg(&folder),
+    );
+    std::fs::write(folder.join("chat_template.jinja"), QWEN_TOOLS_TEMPLATE).unwrap();
+    let lighthouses = root.join("examples/tasks/lighthouses");
+    let task = |tools: &str| {
+        format!(
+            "[task]\nquestions = {:?}\ncorpus = {:?}\n{tools}\n\
+             [models.main]\nhf = {:?}\n\n[models.sub]\nhf = {:?}\n",
+            lighthouses.join("questions.jsonl").display().to_string(),
+            lighthouses.join("docs").display().to_string(),
+            folder.display().to_string(),
+            folder.display().to_string(),
+        )
+    };
+    let calc = format!(
+        "[[task.tools]]\nname = \"calc\"\nmcp = {{ command = {:?} }}\nexpose = [\"convert\", \"subtract\"]\n",
+        env!("CARGO_BIN_EXE_calc-mcp")
+    );
+    let open = |text: String, name: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let config = mgrpo_actors::Config::load(&file).unwrap();
+        let run = mgrpo_actors::RunDir::new(dir.path().join(format!("run-{name}")));
+        NodeContext::new(config, run, name.into()).unwrap()
+    };
+    let with_tools = open(task(&calc), "tools.toml");
+    let sub = with_tools.codec(LearnerRole::Sub).unwrap();
+    let prompt = &sub.chat_frame().unwrap().before_prompt;
+    assert!(
+        prompt.starts_with("<|im_start|>system\n# Tools\n"),
+        "{prompt}"
+    );
+    for needle in [
+        r#""name": "convert""#,
+        r#""name": "subtract""#,
+        "Convert a value between units",
+        r#""required": ["value", "from", "to"]"#,
+    ] {
+        assert!(prompt.contains(needle), "{needle:?} not in:\n{prompt}");
+    }
+    assert!(
+        !prompt.contains(r#""name":"add""#),
+        "only the exposed tools"
+    );
+    // The prompt's tokens begin with that block.
+    let tokens = sub.context(&["<task> a </task>"], Place::Start).unwrap();
+    let hf = mgrpo_models::hf::HfTokenizer::from_folder(&folder).unwrap();
+    assert!(hf.decode(&tokens).unwrap().starts_with(prompt.as_str()));
+    // The main agent does not call tools; a task without tools has none to show.
+    let main = with_tools.codec(LearnerRole::Main).unwrap();
+    assert!(!main.chat_frame().unwrap().before_prompt.contains("# Tools"));
+    let without = open(task(""), "plain.toml");
+    let plain = without.codec(LearnerRole::Sub).unwrap();
+    assert_eq!(
+        plain.chat_frame().unwrap().before_prompt,
+        "<|im_start|>user\n"
+    );
+}

@@ -6,12 +6,13 @@ use std::sync::{Arc, OnceLock};
 
 use mgrpo_algo::{derive_seed, salt};
 use mgrpo_env::task::{Dataset, DatasetFiles, Task};
+use mgrpo_env::tool_call::{ToolSpec, chat_template_tools};
 use mgrpo_env::{TextCodec, World};
 use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, PolicyConfig};
 
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
-use crate::mcp::{McpTools, ToolBoxError, ToolServerConfig};
+use crate::mcp::{McpTools, ToolBoxError, ToolServerConfig, list_tools};
 use crate::policy::tokenizer_check::same_tokenizer;
 use crate::role::LearnerRole;
 use crate::role_codec::RoleCodec;
@@ -125,6 +126,40 @@ impl NodeContext {
         Ok(Some(tools))
     }
 
+    /// The task's tools as a chat template's `tools` (none without `[[task.tools]]`): from the
+    /// servers this node started, or else listed by starting each server once and closing it
+    /// (on a thread of its own, as this may run inside an actor) — the same list in the same
+    /// order either way, so every node frames an HF sub-agent's prompt alike.
+    fn tool_definitions(&self) -> Result<Option<serde_json::Value>, ContextError> {
+        let configs = tool_configs(&self.config);
+        if configs.is_empty() {
+            return Ok(None);
+        }
+        let specs: Vec<ToolSpec> = match self.mcp.get() {
+            Some(started) => started.specs().to_vec(),
+            None => std::thread::scope(|s| {
+                s.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| ContextError::Codec {
+                            role: LearnerRole::Sub.name(),
+                            why: format!("a runtime to list the task's tools: {e}"),
+                        })?;
+                    let listed = rt
+                        .block_on(list_tools(configs))
+                        .map_err(|e| ContextError::Tools(e.into()))?;
+                    Ok::<Vec<ToolSpec>, ContextError>(
+                        listed.into_iter().flat_map(|(_, t)| t).collect(),
+                    )
+                })
+                .join()
+                .expect("listing the tools does not panic")
+            })?,
+        };
+        Ok(Some(chat_template_tools(&specs)))
+    }
+
     /// The tool servers, if this node started them.
     pub fn started_tools(&self) -> Option<&McpTools> {
         self.mcp.get()
@@ -157,7 +192,12 @@ impl NodeContext {
         let codec = match &self.config.models.of(role).hf {
             Some(dir) => {
                 let folder = HfFolder::open(dir)?;
-                RoleCodec::hf(dir, folder.config()).map_err(bad)?
+                // The sub-agents call the task's tools: their prompts list them.
+                let tools = match role {
+                    LearnerRole::Sub => self.tool_definitions()?,
+                    LearnerRole::Main => None,
+                };
+                RoleCodec::hf_with_tools(dir, folder.config(), tools.as_ref()).map_err(bad)?
             }
             None => RoleCodec::world(self.task_codec.clone()).map_err(bad)?,
         };

@@ -58,8 +58,10 @@ impl ChatFrame {
     /// Renders a sentinel conversation (user, assistant, user + generation prompt) and cuts it
     /// at the sentinels; checks that the frame reproduces the template on a second
     /// conversation, so that a template which rewrites contents is refused rather than
-    /// mis-framed.
-    pub fn of(tokenizer: &HfTokenizer) -> Result<Self, String> {
+    /// mis-framed. With `tools` (a chat template's tool definitions) the template renders them
+    /// where it puts them — Qwen's, a `# Tools` system message before the first user message,
+    /// so they land in `before_prompt`.
+    pub fn of(tokenizer: &HfTokenizer, tools: Option<&serde_json::Value>) -> Result<Self, String> {
         let convo = |a: &str, b: &str, c: &str| {
             vec![
                 ChatMessage::new("user", a),
@@ -69,7 +71,7 @@ impl ChatFrame {
         };
         let [p, t, o] = SENTINELS;
         let full = tokenizer
-            .render_chat(&convo(p, t, o), true)
+            .render_chat_with_tools(&convo(p, t, o), true, tools)
             .map_err(|e| e.to_string())?;
         let cut = |s: &str| {
             full.find(s).ok_or_else(|| {
@@ -94,7 +96,7 @@ impl ChatFrame {
             "<result> d </result>",
         );
         let rendered = tokenizer
-            .render_chat(&check, true)
+            .render_chat_with_tools(&check, true, tools)
             .map_err(|e| e.to_string())?;
         let framed = format!(
             "{}{}{}{}{}{}{}",
@@ -151,6 +153,17 @@ impl RoleCodec {
     /// The tokenizer (and chat template, if any) of the HF folder `dir` whose model config is
     /// `config`.
     pub fn hf(dir: &Path, config: &PolicyConfig) -> Result<Self, String> {
+        Self::hf_with_tools(dir, config, None)
+    }
+
+    /// [`Self::hf`] for a role that may call tools: with a chat template, `tools` (see
+    /// [`mgrpo_env::tool_call::chat_template_tools`]) are rendered into every prompt as the
+    /// template renders them (Qwen's `# Tools` block).
+    pub fn hf_with_tools(
+        dir: &Path,
+        config: &PolicyConfig,
+        tools: Option<&serde_json::Value>,
+    ) -> Result<Self, String> {
         let what = format!("HF folder {}", dir.display());
         let tokenizer = HfTokenizer::from_folder(dir).map_err(|e| format!("{what}: {e}"))?;
         let json_path = dir.join("tokenizer.json");
@@ -169,7 +182,7 @@ impl RoleCodec {
             .map(|a| a.eos_token_ids.clone())
             .unwrap_or_default();
         let (chat, end_of_turn, mut stop_ids) = if tokenizer.has_chat_template() {
-            let frame = ChatFrame::of(&tokenizer).map_err(|e| format!("{what}: {e}"))?;
+            let frame = ChatFrame::of(&tokenizer, tools).map_err(|e| format!("{what}: {e}"))?;
             let eot = tokenizer.eos_token().to_string();
             let id = tokenizer
                 .token_id(&eot)
@@ -325,6 +338,12 @@ impl RoleCodec {
     /// Whether turns are chat messages (the folder has a chat template).
     pub fn is_chat(&self) -> bool {
         self.chat.is_some()
+    }
+
+    /// The chat template's frame around messages (none without a template): what a prompt
+    /// starts with — the system prompt, and with tools their definitions — and so on.
+    pub fn chat_frame(&self) -> Option<&ChatFrame> {
+        self.chat.as_ref()
     }
 }
 

@@ -115,6 +115,26 @@ pub fn usage(spec: &ToolSpec) -> String {
     line
 }
 
+/// The tools as a chat template's `tools` (transformers' `apply_chat_template(tools=…)`): one
+/// `{"type": "function", "function": {"name", "description", "parameters"}}` each, in order —
+/// what Qwen's template renders into its system prompt's `# Tools` block, so that an HF role
+/// reads the tools' names and schemas before it writes `<tool_call>`.
+pub fn chat_template_tools(specs: &[ToolSpec]) -> Value {
+    specs
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "type": "function",
+                "function": {
+                    "name": s.name,
+                    "description": s.description,
+                    "parameters": s.input_schema,
+                },
+            })
+        })
+        .collect()
+}
+
 /// One word as a value of JSON type `ty`.
 fn convert(word: &str, ty: &str) -> Result<Value, String> {
     let bad = || format!("{ty} wanted , got {word}");

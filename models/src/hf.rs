@@ -15,6 +15,7 @@ mod model;
 #[cfg(test)]
 mod parity_tests;
 mod rope;
+mod tojson;
 pub mod tokenizer;
 
 pub use arch::{HfArch, HfFamily, Llama3Scaling};

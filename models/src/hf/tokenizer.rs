@@ -197,6 +197,19 @@ impl HfTokenizer {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.render_chat_with_tools(messages, add_generation_prompt, None)
+    }
+
+    /// [`Self::render_chat`] with `tools`: the function definitions transformers passes as
+    /// `apply_chat_template(…, tools=[…])` (a list of `{"type": "function", "function":
+    /// {"name", "description", "parameters"}}`), which a template such as Qwen's renders into
+    /// its system prompt (`# Tools`).
+    pub fn render_chat_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String> {
         let template = self.template.as_deref().ok_or_else(|| {
             ModelError::ChatTemplate(
                 "the tokenizer has no chat template (chat_template.jinja or \
@@ -210,23 +223,27 @@ impl HfTokenizer {
             add_generation_prompt,
             &self.bos_token,
             &self.eos_token,
+            tools,
         )
     }
 }
 
-/// Renders a chat template with transformers' environment settings.
+/// Renders a chat template with transformers' environment settings (`tools` absent: the
+/// template sees none, as without `tools=`).
 pub fn render(
     template: &str,
     messages: &[ChatMessage],
     add_generation_prompt: bool,
     bos_token: &str,
     eos_token: &str,
+    tools: Option<&serde_json::Value>,
 ) -> Result<String> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     minijinja_contrib::add_to_environment(&mut env);
+    env.add_filter("tojson", super::tojson::tojson);
     env.add_function(
         "raise_exception",
         |message: String| -> std::result::Result<String, minijinja::Error> {
@@ -242,6 +259,7 @@ pub fn render(
             add_generation_prompt => add_generation_prompt,
             bos_token => bos_token,
             eos_token => eos_token,
+            tools => tools,
         })
         .map_err(bad)
 }
