@@ -133,7 +133,13 @@ mod tests {
             program: "/usr/bin/sleep".into(),
             args: vec![arg.into()],
         };
-        let found = find(me, &sleep("30"));
+        // Until the child has exec'd, /proc shows this binary's command line.
+        let start = std::time::Instant::now();
+        let mut found = find(me, &sleep("30"));
+        while found.is_empty() && start.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = find(me, &sleep("30"));
+        }
         assert_eq!(found, [child.id()]);
         assert!(find(me, &sleep("31")).is_empty());
         assert!(signal(child.id(), "STOP") && signal(child.id(), "CONT"));
