@@ -225,6 +225,11 @@ pub struct EvalArgs {
     /// start's demonstrations).
     #[arg(long)]
     pub noise: Option<f64>,
+    /// With `--policy run:DIR`: also write every question's answer and the main agent's
+    /// transcript to FILE, one JSON object a line (`id`, `kind`, `question`, `answers`,
+    /// `answer`, `format`, `correct`, `transcript`), to read the policy's mistakes.
+    #[arg(long, value_name = "FILE")]
+    pub transcripts: Option<std::path::PathBuf>,
     /// Print one machine-readable JSON line.
     #[arg(long)]
     pub json: bool,

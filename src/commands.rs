@@ -186,6 +186,11 @@ fn world(args: &WorldArgs) -> Result<()> {
 fn eval(args: &EvalArgs) -> Result<()> {
     let split: Split = args.split.into();
     let report = if args.policy == "expert" {
+        if args.transcripts.is_some() {
+            bail!(
+                "--transcripts needs --policy run:DIR (`mgrpo world --show N` prints the experts' transcripts)"
+            );
+        }
         let config = load_config(&args.config.config)?;
         if config.task.is_some() {
             bail!(
@@ -216,12 +221,20 @@ fn eval(args: &EvalArgs) -> Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let (report, v) = rt.block_on(mgrpo_actors::eval::eval_run(
+        let (report, v, answers) = rt.block_on(mgrpo_actors::eval::eval_run_answers(
             Path::new(dir),
             version,
             split,
             args.limit,
         ))?;
+        if let Some(path) = &args.transcripts {
+            let mut text = String::new();
+            for a in &answers {
+                text.push_str(&serde_json::to_string(a)?);
+                text.push('\n');
+            }
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
         if !args.json {
             println!("{dir} version {v}");
         }

@@ -13,7 +13,16 @@ fn train_ends_with_the_test_accuracy_of_warm_best_and_final() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // A warm start that delegates (accuracy above 0, so the numbers compared below can differ).
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, common::delegating_tiny()).unwrap();
+    // RL's rate on a schedule: one warm-up step, then linear decay to a tenth at the last step.
+    let text = common::delegating_tiny().replace(
+        "lr_warmup_steps = 0     # a few steps: the peak rate throughout\nlr_decay = \"constant\"",
+        "lr_warmup_steps = 1\nlr_decay = \"linear\"\nlr_min_ratio = 0.1",
+    );
+    assert!(
+        text.contains("lr_decay = \"linear\""),
+        "examples/tiny.toml's [train] changed"
+    );
+    std::fs::write(&config, text).unwrap();
     let run = dir.path().join("run");
     let out = succeed(
         mgrpo()
@@ -41,16 +50,51 @@ fn train_ends_with_the_test_accuracy_of_warm_best_and_final() {
         checkpoints[2]["version"], 3,
         "the final checkpoint after 3 steps"
     );
+    // Each update trained at the schedule's rate of its step (both roles' peak is 3e-4).
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for role in ["main", "sub"] {
+        let rates: Vec<f64> = metrics
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()[format!("{role}_lr")]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(rates.len(), 3);
+        for (got, want) in rates.iter().zip([3e-4, 3e-4, 3e-5]) {
+            assert!((got - want).abs() < 1e-12, "{role}: {rates:?}");
+        }
+    }
     let mut seen = Vec::new();
     for c in checkpoints {
         let v = c["version"].as_u64().unwrap();
+        let answers = dir.path().join(format!("answers-{v}.jsonl"));
         let eval = succeed(
             mgrpo()
                 .args(["eval", "--split", "test", "--json", "--policy"])
-                .arg(format!("run:{}@{v}", run.display())),
+                .arg(format!("run:{}@{v}", run.display()))
+                .arg("--transcripts")
+                .arg(&answers),
         );
         let report: serde_json::Value = serde_json::from_str(eval.lines().last().unwrap()).unwrap();
         assert_eq!(c["accuracy"], report["accuracy"], "{} (v{v})", c["label"]);
+        // `--transcripts`: one line a question, judged as the report counted it.
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&answers)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 40);
+        let correct = lines.iter().filter(|l| l["correct"] == true).count();
+        assert_eq!(correct as f64 / 40.0, report["accuracy"].as_f64().unwrap());
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["transcript"].as_str().unwrap().starts_with("<question> ")),
+            "{:?}",
+            lines[0]
+        );
         for (kind, stats) in report["by_kind"].as_object().unwrap() {
             assert_eq!(
                 c["by_kind"][kind], stats["accuracy"],

@@ -10,6 +10,7 @@ pub mod task;
 use std::path::{Path, PathBuf};
 
 use mgrpo_models::hf::StoreDtype;
+use mgrpo_models::{Decay, LrSchedule};
 use serde::{Deserialize, Serialize};
 
 use mgrpo_algo::{Algo, RewardWeights, StdKind};
@@ -188,7 +189,7 @@ impl Default for RoleModelConfig {
             hf: None,
             backend: "flex".into(),
             device: "cpu".into(),
-            lr: 1e-4,
+            lr: 3e-4,
             lora_rank: 0,
             lora_alpha: DEFAULT_LORA_ALPHA,
             shards: DEFAULT_SHARDS,
@@ -325,6 +326,25 @@ pub struct TrainConfig {
     pub recovery_checkpoints: bool,
     /// Also checkpoint whenever dev accuracy beats the best so far, recorded in `best.json`.
     pub keep_best: bool,
+    /// Steps of linear learning-rate warm-up at the start of RL (each role's `lr` is the peak).
+    pub lr_warmup_steps: u64,
+    /// The learning rate's decay over the RL steps after the warm-up.
+    pub lr_decay: Decay,
+    /// The rate at the last step as a fraction of the peak (with a decay).
+    pub lr_min_ratio: f64,
+}
+
+impl TrainConfig {
+    /// RL's learning rate over the steps for a role whose peak rate is `peak`.
+    pub fn lr_schedule(&self, peak: f64) -> LrSchedule {
+        LrSchedule {
+            peak,
+            warmup_steps: self.lr_warmup_steps,
+            decay: self.lr_decay,
+            min_ratio: self.lr_min_ratio,
+            total: self.steps,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -336,6 +356,9 @@ impl Default for TrainConfig {
             checkpoint_every: 50,
             recovery_checkpoints: true,
             keep_best: true,
+            lr_warmup_steps: 10,
+            lr_decay: Decay::Cosine,
+            lr_min_ratio: 0.1,
         }
     }
 }
@@ -352,15 +375,34 @@ pub struct WarmupConfig {
     pub lr: f64,
     /// Expert episodes used as demonstrations (from the train split).
     pub episodes: usize,
+    /// The learning rate's decay over the warm-start steps.
+    pub lr_decay: Decay,
+    /// The rate at the last step as a fraction of `lr` (with a decay).
+    pub lr_min_ratio: f64,
+}
+
+impl WarmupConfig {
+    /// The warm start's learning rate over its steps.
+    pub fn lr_schedule(&self) -> LrSchedule {
+        LrSchedule {
+            peak: self.lr,
+            warmup_steps: 0,
+            decay: self.lr_decay,
+            min_ratio: self.lr_min_ratio,
+            total: self.steps as u64,
+        }
+    }
 }
 
 impl Default for WarmupConfig {
     fn default() -> Self {
         Self {
-            steps: 300,
+            steps: 1000,
             batch_size: 32,
             lr: 1e-3,
-            episodes: 1500,
+            episodes: 4000,
+            lr_decay: Decay::Cosine,
+            lr_min_ratio: 0.05,
         }
     }
 }
@@ -509,6 +551,14 @@ impl Config {
         }
         if a.eps.is_nan() || a.eps <= 0.0 {
             p.push(format!("algo.eps = {}: must be > 0", a.eps));
+        }
+        for (key, ratio) in [
+            ("train.lr_min_ratio", self.train.lr_min_ratio),
+            ("warmup.lr_min_ratio", self.warmup.lr_min_ratio),
+        ] {
+            if !(0.0..=1.0).contains(&ratio) {
+                p.push(format!("{key} = {ratio}: must be in [0, 1]"));
+            }
         }
         if self.sampling.temperature.is_nan() || self.sampling.temperature <= 0.0 {
             p.push(format!(

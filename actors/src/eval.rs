@@ -58,6 +58,28 @@ pub async fn evaluate(ctx: &NodeContext, split: Split, n: usize) -> Result<EvalR
     )))
 }
 
+/// One evaluated question: what `mgrpo eval --transcripts FILE` writes, a line each, for
+/// reading a policy's mistakes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalAnswer {
+    /// The question's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its text.
+    pub question: String,
+    /// Every accepted answer.
+    pub answers: Vec<String>,
+    /// The policy's final answer (`None`: none was given in format).
+    pub answer: Option<String>,
+    /// Whether the episode kept the protocol.
+    pub format: bool,
+    /// Whether the answer was judged correct.
+    pub correct: bool,
+    /// The main (or single) agent's transcript.
+    pub transcript: String,
+}
+
 /// Greedy accuracy of a run's saved policies (latest, or `version`) on a split, in this
 /// process. Returns the report and the main version evaluated.
 pub async fn eval_run(
@@ -66,6 +88,17 @@ pub async fn eval_run(
     split: Split,
     limit: Option<usize>,
 ) -> Result<(EvalReport, u64), EvalError> {
+    let (report, v, _) = eval_run_answers(dir, version, split, limit).await?;
+    Ok((report, v))
+}
+
+/// [`eval_run`], also returning every question's answer and transcript.
+pub async fn eval_run_answers(
+    dir: &Path,
+    version: Option<u64>,
+    split: Split,
+    limit: Option<usize>,
+) -> Result<(EvalReport, u64, Vec<EvalAnswer>), EvalError> {
     let run_dir = RunDir::new(dir);
     let config = Config::load(&run_dir.config_path()).map_err(|e| EvalError::Run(e.to_string()))?;
     let ctx = NodeContext::new(config, run_dir, "eval".into())
@@ -134,6 +167,7 @@ pub async fn eval_run(
         )
         .await?;
     let mut scored = Vec::with_capacity(qs.len());
+    let mut answers = Vec::with_capacity(qs.len());
     let mut scoring = Scoring::new(&ctx.config);
     for ((o, _), q) in outcomes.iter().zip(&qs) {
         let r = RolloutToScore {
@@ -144,6 +178,16 @@ pub async fn eval_run(
         };
         let parts = scoring.rollout(&ctx, &r).await.map_err(EvalError::Run)?;
         scored.push((*q, parts.correct));
+        answers.push(EvalAnswer {
+            id: q.id.clone(),
+            kind: q.kind.clone(),
+            question: q.text.clone(),
+            answers: q.answers().map(str::to_string).collect(),
+            answer: r.answer,
+            format: o.format,
+            correct: parts.correct,
+            transcript: r.transcript,
+        });
     }
-    Ok((EvalReport::from_outcomes(scored), v))
+    Ok((EvalReport::from_outcomes(scored), v, answers))
 }

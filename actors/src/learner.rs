@@ -50,6 +50,8 @@ pub struct TrainReport {
     pub stats: StepStats,
     /// Rows in the batch.
     pub rows: usize,
+    /// The learning rate of this update (`[train]`'s schedule at the step).
+    pub lr: f64,
     /// Per group (by query order), the main advantages `A_M(k)` used (empty for a sub learner).
     pub main_advantages: Vec<Vec<f32>>,
     /// Per group, alignment and sub advantages used (empty for a main learner not shared).
@@ -447,6 +449,13 @@ async fn train(
         // The rollouts' distribution: their recorded π_old is at this temperature too.
         temperature: ctx.config.sampling.temperature,
     };
+    // The rate is a function of the step alone, so a recovered learner sets the same one.
+    let lr = ctx
+        .config
+        .train
+        .lr_schedule(ctx.config.models.of(s.role).lr)
+        .at(step);
+    s.learner.set_lr(lr);
     let mut stats = StepStats::default();
     let t0 = std::time::Instant::now();
     for _ in 0..algo.epochs {
@@ -469,6 +478,8 @@ async fn train(
         generation: s.state.generation,
         stats,
         rows: built.batch.rows,
+        // What the optimiser stepped with, read back (not the schedule's value).
+        lr: s.learner.settings().lr,
         main_advantages: built.main_advantages,
         sub: built.sub,
         checkpoint: checkpoint.then(|| RunDir::checkpoint_rel(s.role.name(), s.state.version)),

@@ -177,7 +177,9 @@ fn warm_one(
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[salt::INIT, 2, i as u64]));
     let (mut first, mut last) = (0.0, 0.0);
     let steps = if skip { 0 } else { cfg.warmup.steps };
+    let schedule = cfg.warmup.lr_schedule();
     for step in 0..steps {
+        learner.set_lr(schedule.at(step as u64));
         let picks = sample(&mut rng, rows.len(), cfg.warmup.batch_size.min(rows.len()));
         let batch_rows: Vec<BatchRow<'_>> = picks
             .into_iter()

@@ -43,13 +43,26 @@ fn warm_kind(variant: Algo) -> &'static str {
 
 /// A stable key of what a warm start depends on: the world, the models, the warm-start
 /// settings, the seed and the kind.
+/// The models' RL learning rates (`models.ROLE.lr`) are left out: the warm start trains at
+/// `warmup.lr`, so a study of RL's rates shares one warm start per seed.
 fn warm_key(table: &toml::Table, kind: &str, seed: u64) -> String {
     let part = |k: &str| table.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let mut models = table
+        .get("models")
+        .cloned()
+        .unwrap_or(toml::Value::Table(Default::default()));
+    if let toml::Value::Table(roles) = &mut models {
+        for (_, role) in roles.iter_mut() {
+            if let toml::Value::Table(settings) = role {
+                settings.remove("lr");
+            }
+        }
+    }
     let text = format!(
-        "{kind}|{seed}|{}|{}|{}",
+        "{kind}|{seed}|{}|{models}|{}|{}",
         part("world"),
-        part("models"),
-        part("warmup")
+        part("warmup"),
+        part("task")
     );
     let hash = text
         .bytes()
@@ -325,4 +338,28 @@ fn advance<'a>(mgrpo: &Path, threads: usize, mut job: Job<'a>) -> Result<Option<
         }));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_warm_key_ignores_rl_rates_but_not_warm_start_settings() {
+        let base = table("[models.main]\npreset = \"small\"\nlr = 1e-4\n[warmup]\nsteps = 300\n");
+        let rl_rate =
+            table("[models.main]\npreset = \"small\"\nlr = 3e-4\n[warmup]\nsteps = 300\n");
+        let preset = table("[models.main]\npreset = \"tiny\"\nlr = 1e-4\n[warmup]\nsteps = 300\n");
+        let steps = table("[models.main]\npreset = \"small\"\nlr = 1e-4\n[warmup]\nsteps = 600\n");
+        let key = |t: &toml::Table| warm_key(t, "main-sub", 1);
+        assert_eq!(key(&base), key(&rl_rate));
+        assert_ne!(key(&base), key(&preset));
+        assert_ne!(key(&base), key(&steps));
+        assert_ne!(key(&base), warm_key(&base, "main-sub", 2));
+        assert_ne!(key(&base), warm_key(&base, "shared", 1));
+    }
 }

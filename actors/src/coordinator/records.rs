@@ -225,6 +225,7 @@ pub fn metrics(
         out.insert(format!("{name}_ref_kl"), r.stats.ref_kl as f64);
         out.insert(format!("{name}_grad_norm"), r.stats.grad_norm as f64);
         out.insert(format!("{name}_rows"), r.rows as f64);
+        out.insert(format!("{name}_lr"), r.lr);
         out.insert(format!("{name}_update_time_s"), r.update_s);
         out.insert(format!("{name}_publish_time_s"), r.publish_s);
     }
