@@ -187,7 +187,15 @@ fn the_page_follows_a_live_run_through_a_swap_a_stop_a_resume_and_its_end() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The training process's own page: live, curves drawn, both roles with a version.
-    let facts = probe(&own, "train-own", HAS_DATA);
+    // (Waits for main's first version too: on a loaded machine the metrics file can show a
+    // step before the live status the page polls does.)
+    let facts = probe(
+        &own,
+        "train-own",
+        &format!(
+            "{HAS_DATA} && +document.querySelector('#roles tbody tr[data-role=main]').dataset.version >= 1"
+        ),
+    );
     assert_eq!(facts["state"], "live", "{facts}");
     assert!(
         role(&facts, "main")["version"]
