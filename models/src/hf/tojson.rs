@@ -38,22 +38,20 @@ impl Formatter for PythonSeparators {
     }
 }
 
+/// The template error of a value `tojson` could not write.
+fn failed(e: impl std::fmt::Display) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("tojson: {e}"),
+    )
+}
+
 /// `value | tojson`.
 pub(super) fn tojson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonSeparators);
-    serde::Serialize::serialize(&value, &mut ser).map_err(|e| {
-        minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("tojson: {e}"),
-        )
-    })?;
-    let text = String::from_utf8(out).map_err(|e| {
-        minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("tojson: {e}"),
-        )
-    })?;
+    serde::Serialize::serialize(&value, &mut ser).map_err(failed)?;
+    let text = String::from_utf8(out).map_err(failed)?;
     Ok(minijinja::Value::from_safe_string(text))
 }
 
