@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use mgrpo_actors::Config;
 use mgrpo_actors::cluster::agent::{NodeAgentMsg, agent_of};
+use mgrpo_actors::context::NodeContext;
 use mgrpo_actors::control::client::{Client, Target, connect};
 use mgrpo_actors::control::control_file::ControlFile;
 use mgrpo_actors::faults::{Fault, FaultAction, FaultPoint};
 use mgrpo_actors::role::Role;
 use mgrpo_actors::rpc::{self, Wire};
+use ractor::ActorRef;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -447,6 +449,7 @@ impl Injector {
                 Ok(Target::cluster(self.config.clone()))
             };
             let connected = match target {
+                Ok(t) if one_process => connect_retrying(&t).await,
                 Ok(t) => connect(&t, Duration::from_secs(60), false)
                     .await
                     .map_err(|e| e.to_string()),
@@ -470,7 +473,7 @@ impl Injector {
             action: a.action,
             times: a.times,
         };
-        let r = match agent_of(&c.ctx, &a.node, Duration::from_secs(5)).await {
+        let r = match agent_polled(&c.ctx, &a.node).await {
             None => Err(format!("node {} did not answer", a.node)),
             Some(agent) => {
                 rpc::call_member(
@@ -502,6 +505,35 @@ impl Injector {
                 inj.note = format!("could not arm it: {e}");
             }
         }
+    }
+}
+
+/// A control client of a one-process run whose node answered: up to three tries of 20 s each,
+/// each with a fresh link (a handshake lost on a loaded machine is not waited on for a
+/// minute while the run goes on without its fault).
+async fn connect_retrying(target: &Target) -> std::result::Result<Client, String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match connect(target, Duration::from_secs(20), true).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// Node `node`'s agent, asked again until 10 s have passed: group membership arrives with
+/// the session, later than the session itself on a loaded machine.
+async fn agent_polled(ctx: &NodeContext, node: &str) -> Option<ActorRef<NodeAgentMsg>> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(a) = agent_of(ctx, node, Duration::from_secs(5)).await {
+            return Some(a);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -103,7 +103,12 @@ pub async fn connect(
         .iter()
         .map(|n| (n.name.clone(), n.dial_address().to_string()))
         .collect();
-    let me = format!("control-{}", std::process::id());
+    // A name of its own per client: a process that reconnects (`mgrpo chaos` arming faults in
+    // a one-process run) must not be taken for its previous client, whose session the node
+    // may not have closed yet.
+    static CLIENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let me = format!("control-{}-{n}", std::process::id());
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let link = join(&target.config, &me, listen, dial).await?;
     let down = link.wait_peers(&names, timeout).await;
