@@ -379,6 +379,11 @@ pub struct WarmupConfig {
     pub lr_decay: Decay,
     /// The rate at the last step as a fraction of `lr` (with a decay).
     pub lr_min_ratio: f64,
+    /// The share of the train split kept out of the warm start's demonstrations and given to
+    /// RL: with `h > 0` the warm start imitates the experts on the other questions only, and
+    /// RL draws its queries from these only, so it trains on questions the warm start has not
+    /// memorised (0: both use every train question). Built-in world only.
+    pub holdout: f64,
 }
 
 impl WarmupConfig {
@@ -403,6 +408,7 @@ impl Default for WarmupConfig {
             episodes: 4000,
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.05,
+            holdout: 0.0,
         }
     }
 }
@@ -559,6 +565,16 @@ impl Config {
             if !(0.0..=1.0).contains(&ratio) {
                 p.push(format!("{key} = {ratio}: must be in [0, 1]"));
             }
+        }
+        let h = self.warmup.holdout;
+        if !(0.0..1.0).contains(&h) {
+            p.push(format!("warmup.holdout = {h}: must be in [0, 1)"));
+        } else if h > 0.0 && self.task.is_some() {
+            p.push(
+                "warmup.holdout applies to the built-in world (a task's demonstrations come \
+                 from its file)"
+                    .into(),
+            );
         }
         if self.sampling.temperature.is_nan() || self.sampling.temperature <= 0.0 {
             p.push(format!(

@@ -459,14 +459,25 @@ pub struct Demo {
 /// smaller): one main demo and one demo per sub call per question, plus one single-agent demo
 /// per question.
 pub fn demonstrations(world: &World, split: Split, n: usize, seed: u64) -> Vec<Demo> {
-    let qs = world.questions(split);
+    let qs: Vec<&Question> = world.questions(split).iter().collect();
+    demonstrations_from(world, &qs, n, seed)
+}
+
+/// Whether question `i` of the train split is held out of the warm start (and given to RL)
+/// when a share `holdout` is: evenly spaced, so every kind keeps its share on both sides.
+pub fn held_out(i: usize, holdout: f64) -> bool {
+    ((i + 1) as f64 * holdout).floor() > (i as f64 * holdout).floor()
+}
+
+/// [`demonstrations`] on the given questions (cycled if fewer than `n`).
+pub fn demonstrations_from(world: &World, qs: &[&Question], n: usize, seed: u64) -> Vec<Demo> {
     let mut out = Vec::new();
     if qs.is_empty() {
         return out;
     }
     let cfg = &world.config;
     for i in 0..n {
-        let q = &qs[i % qs.len()];
+        let q = qs[i % qs.len()];
         let s = mgrpo_algo::derive_seed(seed, &[i as u64]);
         let t = run_expert_episode(world, q, cfg.main_noise, cfg.sub_noise, s);
         out.push(Demo {

@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod text;
 
 use crate::config::WorldConfig;
-use crate::experts::{Demo, demonstrations};
+use crate::experts::{Demo, demonstrations, demonstrations_from, held_out};
 use crate::generate::World;
 use crate::questions::{Question, Split};
 use crate::search::Tools;
@@ -72,10 +72,35 @@ impl Task {
     /// The warm-start demonstrations: the world's noisy experts on `n` train questions (seeded),
     /// or a dataset's file (all of it; empty without one).
     pub fn demonstrations(&self, n: usize, seed: u64) -> Vec<Demo> {
+        self.warm_demonstrations(n, seed, 0.0)
+    }
+
+    /// [`Self::demonstrations`] on the train questions a share `holdout` leaves to the warm
+    /// start (`[warmup] holdout`; the world's only: a dataset's demonstrations are its file's).
+    pub fn warm_demonstrations(&self, n: usize, seed: u64, holdout: f64) -> Vec<Demo> {
         match self {
+            Self::World(w) if holdout > 0.0 => {
+                let qs: Vec<&Question> = w
+                    .questions(Split::Train)
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !held_out(*i, holdout))
+                    .map(|(_, q)| q)
+                    .collect();
+                demonstrations_from(w, &qs, n, seed)
+            }
             Self::World(w) => demonstrations(w, Split::Train, n, seed),
             Self::Dataset(d) => d.demos.clone(),
         }
+    }
+
+    /// The indices of the train questions RL draws its queries from: every one, or with a
+    /// share `holdout` the ones held out of the warm start.
+    pub fn rl_questions(&self, holdout: f64) -> Vec<usize> {
+        let n = self.questions(Split::Train).len();
+        (0..n)
+            .filter(|&i| holdout <= 0.0 || held_out(i, holdout))
+            .collect()
     }
 
     /// The word-level tokenizer a preset role speaks: the world's vocabulary, or every word of
@@ -99,7 +124,7 @@ impl Task {
                 for demo in &d.demos {
                     texts.extend(demo.segments.iter().map(|s| s.text.as_str()));
                 }
-                TextCodec::from_texts(texts, tool_names)
+                TextCodec::from_texts(texts, tool_names, d.limits.split_digits)
             }
         }
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use tokenizers::Tokenizer;
 use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 
 use crate::episode::NO_RESULT;
@@ -20,6 +21,14 @@ use crate::world::Relation;
 pub const PAD: &str = "[PAD]";
 /// Unknown word (id 1).
 pub const UNK: &str = "[UNK]";
+
+/// The prefix of a number's digits after its first (`split_digits`).
+const DIGIT_PREFIX: &str = "##";
+
+/// Whether `w` is a number: digits only.
+fn is_number(w: &str) -> bool {
+    !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// Why a tokenizer could not be built or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +140,7 @@ impl TextCodec {
         if let Some(names) = tool_names {
             words.extend(tool_vocabulary(names));
         }
-        Self::from_vocabulary(words)
+        Self::from_vocabulary(words, world.config.split_digits)
     }
 
     /// Builds a tokenizer whose words are every word of `texts` and of the protocol (a
@@ -139,6 +148,7 @@ impl TextCodec {
     pub fn from_texts<'a>(
         texts: impl IntoIterator<Item = &'a str>,
         tool_names: Option<&[String]>,
+        split_digits: bool,
     ) -> Result<Self, TokenizerError> {
         let mut words = BTreeSet::new();
         let mut add = |text: &str| {
@@ -153,23 +163,51 @@ impl TextCodec {
         if let Some(names) = tool_names {
             words.extend(tool_vocabulary(names));
         }
-        Self::from_vocabulary(words)
+        Self::from_vocabulary(words, split_digits)
     }
 
-    fn from_vocabulary(words: BTreeSet<String>) -> Result<Self, TokenizerError> {
+    /// A tokenizer of `words`; with `split_digits`, numbers are not words of their own but
+    /// digits: a number's first digit, then each next one as a `##` continuation (a WordPiece
+    /// model whose only pieces are the digits, so every other word is still one token).
+    fn from_vocabulary(
+        words: BTreeSet<String>,
+        split_digits: bool,
+    ) -> Result<Self, TokenizerError> {
         let mut vocab: Vec<String> = vec![PAD.into(), UNK.into()];
-        vocab.extend(words);
-        let map = vocab
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.clone(), i as u32))
-            .collect();
-        let model = WordLevel::builder()
-            .vocab(map)
-            .unk_token(UNK.into())
-            .build()
-            .map_err(|e| TokenizerError(e.to_string()))?;
-        let mut tokenizer = Tokenizer::new(model);
+        if split_digits {
+            vocab.extend(words.into_iter().filter(|w| !is_number(w)));
+            vocab.extend((0..10).map(|d| d.to_string()));
+            vocab.extend((0..10).map(|d| format!("{DIGIT_PREFIX}{d}")));
+        } else {
+            vocab.extend(words);
+        }
+        let map = || {
+            vocab
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (w.clone(), i as u32))
+                .collect()
+        };
+        let mut tokenizer = if split_digits {
+            Tokenizer::new(
+                WordPiece::builder()
+                    .vocab(map())
+                    .unk_token(UNK.into())
+                    .continuing_subword_prefix(DIGIT_PREFIX.into())
+                    // A known word of any length stays one token, as in the word-level model.
+                    .max_input_chars_per_word(usize::MAX)
+                    .build()
+                    .map_err(|e| TokenizerError(e.to_string()))?,
+            )
+        } else {
+            Tokenizer::new(
+                WordLevel::builder()
+                    .vocab(map())
+                    .unk_token(UNK.into())
+                    .build()
+                    .map_err(|e| TokenizerError(e.to_string()))?,
+            )
+        };
         tokenizer.with_pre_tokenizer(Some(WhitespaceSplit));
         Self::from_tokenizer(tokenizer)
     }
@@ -221,14 +259,24 @@ impl TextCodec {
     /// The text of `ids` (words joined by single spaces; padding and unknown ids included, so
     /// a malformed generation stays visible and fails to parse rather than vanishing).
     pub fn decode(&self, ids: &[u32]) -> String {
-        ids.iter()
-            .map(|&i| {
-                self.tokenizer
-                    .id_to_token(i)
-                    .unwrap_or_else(|| UNK.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut text = String::new();
+        for &i in ids {
+            let token = self
+                .tokenizer
+                .id_to_token(i)
+                .unwrap_or_else(|| UNK.to_string());
+            match token.strip_prefix(DIGIT_PREFIX) {
+                // A number's next digit continues its word (only digits have the prefix).
+                Some(digit) if !digit.is_empty() && !text.is_empty() => text.push_str(digit),
+                _ => {
+                    if !text.is_empty() {
+                        text.push(' ');
+                    }
+                    text.push_str(&token);
+                }
+            }
+        }
+        text
     }
 
     /// Vocabulary size.

@@ -313,6 +313,50 @@ fn percentiles(mut v: Vec<usize>) -> String {
 }
 
 #[test]
+fn numbers_are_digits_and_round_trip_beside_words() {
+    let w = World::generate(&WorldConfig {
+        split_digits: true,
+        ..WorldConfig::default()
+    })
+    .unwrap();
+    let w = &w;
+    let codec = TextCodec::build(w).unwrap();
+    // A year is its four digits; the same digit has the same id in every number, the first
+    // digit and the next ones apart.
+    let (y1, y2) = (codec.encode("1947"), codec.encode("1962"));
+    assert_eq!((y1.len(), y2.len()), (4, 4), "{y1:?} {y2:?}");
+    assert_eq!(y1[..2], y2[..2], "19 shared");
+    assert_ne!(y1[2], y2[2]);
+    assert_ne!(codec.encode("9"), codec.encode("19")[1..].to_vec());
+    // Numbers next to numbers and words decode to the text they came from.
+    for text in [
+        "The 1947 of 2000 1890 ?",
+        "0 7 10 2011",
+        "<result> 1962 </result> <answer> 1917 </answer>",
+    ] {
+        let ids = codec.encode(text);
+        assert!(!ids.contains(&1), "unknown word in {text:?}");
+        assert_eq!(codec.decode(&ids), text);
+    }
+    // No number is a word of its own: every year of the corpus is digits.
+    let json: serde_json::Value = serde_json::from_str(&codec.to_json().unwrap()).unwrap();
+    let vocab = json["model"]["vocab"].as_object().unwrap();
+    let numbers: Vec<&String> = vocab
+        .keys()
+        .filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert!(numbers.is_empty(), "{numbers:?}");
+    // The default word-level scheme has each year as one word.
+    let whole = WorldConfig {
+        split_digits: false,
+        ..w.config.clone()
+    };
+    let whole = TextCodec::build(&World::generate(&whole).unwrap()).unwrap();
+    assert_eq!(whole.encode("1947").len(), 1);
+    assert!(whole.vocab_size() > codec.vocab_size());
+}
+
+#[test]
 fn tokenizer_round_trips_everything() {
     let w = world();
     let codec = TextCodec::build(w).unwrap();
@@ -511,4 +555,45 @@ fn a_vocabulary_with_tools_adds_the_call_tags_and_nothing_else_changes_without()
     );
     let reloaded = TextCodec::from_json(&tools.to_json().unwrap()).unwrap();
     assert_eq!(reloaded.stop_ids(), tools.stop_ids());
+}
+
+#[test]
+fn a_holdout_splits_the_train_questions_between_the_warm_start_and_rl() {
+    let task = mgrpo_env::Task::World(Box::new(World::generate(&WorldConfig::default()).unwrap()));
+    let train = world().questions(Split::Train);
+    let texts = |idx: &[usize]| -> BTreeSet<String> {
+        idx.iter()
+            .map(|&i| format!("<question> {} </question>", train[i].text))
+            .collect()
+    };
+    // Without a holdout both use every train question, and the demonstrations are the old ones.
+    assert_eq!(task.rl_questions(0.0).len(), train.len());
+    let old = demonstrations(world(), Split::Train, 300, 9);
+    let same = task.warm_demonstrations(300, 9, 0.0);
+    assert_eq!(old, same);
+    // With half held out: RL gets every other question, the warm start never shows one of them.
+    let rl = task.rl_questions(0.5);
+    assert_eq!(rl.len(), train.len() / 2);
+    assert!(rl.iter().all(|i| i % 2 == 1), "evenly spaced");
+    let held = texts(&rl);
+    let all: Vec<usize> = (0..train.len()).collect();
+    let demos = task.warm_demonstrations(1200, 9, 0.5);
+    let mut shown = BTreeSet::new();
+    for d in demos.iter().filter(|d| d.role == mgrpo_env::DemoRole::Main) {
+        let q = &d.segments[0].text;
+        assert!(!held.contains(q), "{q} is RL's");
+        shown.insert(q.clone());
+    }
+    assert_eq!(
+        shown.len(),
+        train.len() - rl.len(),
+        "every other question demonstrated"
+    );
+    assert!(shown.is_subset(&texts(&all)));
+    // Every kind keeps its share on both sides.
+    for kind in ["hop1", "hop2", "hop3", "compare"] {
+        let of = |idx: &[usize]| idx.iter().filter(|&&i| train[i].kind == kind).count();
+        let (r, a) = (of(&rl), of(&all));
+        assert!(r * 5 >= a * 2 && r * 5 <= a * 3, "{kind}: {r} of {a}");
+    }
 }

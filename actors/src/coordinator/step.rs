@@ -43,15 +43,17 @@ use crate::swap::boundary::Servings;
 /// Draw: the step's queries, B distinct train questions drawn from `(run seed, step)`.
 pub fn draw(ctx: &NodeContext, step: u64) -> Vec<GroupSpec> {
     let qs = ctx.task.questions(Split::Train);
-    let b = ctx.config.algo.queries_per_step.min(qs.len());
+    // RL's share of the train split (all of it without `warmup.holdout`).
+    let pool = ctx.task.rl_questions(ctx.config.warmup.holdout);
+    let b = ctx.config.algo.queries_per_step.min(pool.len());
     let mut rng =
         ChaCha8Rng::seed_from_u64(derive_seed(ctx.config.run.seed, &[salt::QUESTIONS, step]));
-    sample(&mut rng, qs.len(), b)
+    sample(&mut rng, pool.len(), b)
         .into_iter()
         .enumerate()
         .map(|(q, i)| GroupSpec {
             query: q as u32,
-            question_id: qs[i].id.clone(),
+            question_id: qs[pool[i]].id.clone(),
         })
         .collect()
 }
