@@ -119,3 +119,32 @@ fn train_ends_with_the_test_accuracy_of_warm_best_and_final() {
     );
     assert!(!out.contains("test accuracy") && !quick.join("test.json").exists());
 }
+
+/// `[warmup] holdout`: RL's queries come only from the train questions held out of the warm
+/// start (every other one at 0.5), through the real coordinator and store.
+#[test]
+fn a_holdout_gives_rl_only_the_questions_the_warm_start_did_not_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
+    let text = tiny.replace("episodes = 60\n", "episodes = 60\nholdout = 0.5\n");
+    assert_ne!(text, tiny, "examples/tiny.toml's [warmup] changed");
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, text).unwrap();
+    let run = dir.path().join("run");
+    succeed(
+        mgrpo()
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--run")
+            .arg(&run),
+    );
+    let (groups, _) = common::store_records(&run);
+    assert!(groups.len() >= 3, "{groups:?}");
+    for g in &groups {
+        let g: serde_json::Value = serde_json::from_str(g).unwrap();
+        let id = g["question_id"].as_str().unwrap();
+        let index: usize = id.strip_prefix("train-").unwrap().parse().unwrap();
+        assert_eq!(index % 2, 1, "{id} was the warm start's");
+    }
+}
