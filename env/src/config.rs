@@ -61,9 +61,8 @@ pub struct WorldConfig {
     pub sub_noise: f64,
     /// Whether preset roles' tokenizers split numbers into digits (`1947` → `1 ##9 ##4 ##7`, as
     /// Llama's and Qwen's tokenizers do) instead of one word per number: a comparison of two
-    /// years is then one of digits seen in every year, not of year words seen a few times each.
-    /// Off by default: over seeds 1–3 it left compare questions where they were
-    /// (docs/results.md).
+    /// years is then one of digits seen in every year, not of year words seen a few times each
+    /// (over seeds 1–3: compare questions +5 points on every seed, docs/results.md).
     pub split_digits: bool,
 }
 
@@ -92,7 +91,7 @@ impl Default for WorldConfig {
             max_single_turns: 8,
             main_noise: 0.15,
             sub_noise: 0.15,
-            split_digits: false,
+            split_digits: true,
         }
     }
 }

@@ -314,12 +314,7 @@ fn percentiles(mut v: Vec<usize>) -> String {
 
 #[test]
 fn numbers_are_digits_and_round_trip_beside_words() {
-    let w = World::generate(&WorldConfig {
-        split_digits: true,
-        ..WorldConfig::default()
-    })
-    .unwrap();
-    let w = &w;
+    let w = world();
     let codec = TextCodec::build(w).unwrap();
     // A year is its four digits; the same digit has the same id in every number, the first
     // digit and the next ones apart.
@@ -346,7 +341,7 @@ fn numbers_are_digits_and_round_trip_beside_words() {
         .filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_digit()))
         .collect();
     assert!(numbers.is_empty(), "{numbers:?}");
-    // The default word-level scheme has each year as one word.
+    // The word-level scheme (`split_digits = false`) has each year as one word.
     let whole = WorldConfig {
         split_digits: false,
         ..w.config.clone()
