@@ -266,8 +266,10 @@ impl TextCodec {
                 .id_to_token(i)
                 .unwrap_or_else(|| UNK.to_string());
             match token.strip_prefix(DIGIT_PREFIX) {
-                // A number's next digit continues its word (only digits have the prefix).
-                Some(digit) if !digit.is_empty() && !text.is_empty() => text.push_str(digit),
+                // A number's next digit continues its word (a text's own `##word` does not).
+                Some(digit) if digit.len() == 1 && is_number(digit) && !text.is_empty() => {
+                    text.push_str(digit)
+                }
                 _ => {
                     if !text.is_empty() {
                         text.push(' ');

@@ -333,6 +333,11 @@ fn numbers_are_digits_and_round_trip_beside_words() {
         assert!(!ids.contains(&1), "unknown word in {text:?}");
         assert_eq!(codec.decode(&ids), text);
     }
+    // A text's own `##` words (a Markdown heading) stay words of their own.
+    let md = TextCodec::from_texts(["## Intro ##Notes 1947"], None, true).unwrap();
+    for text in ["## Intro ##Notes 1947", "##Notes 1947 ##"] {
+        assert_eq!(md.decode(&md.encode(text)), text);
+    }
     // No number is a word of its own: every year of the corpus is digits.
     let json: serde_json::Value = serde_json::from_str(&codec.to_json().unwrap()).unwrap();
     let vocab = json["model"]["vocab"].as_object().unwrap();
