@@ -127,7 +127,10 @@ fn a_holdout_gives_rl_only_the_questions_the_warm_start_did_not_see() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
-    let text = tiny.replace("episodes = 60\n", "episodes = 60\nholdout = 0.5\n");
+    // And numbers as digits, the default tiny.toml turns off: a run speaks that tokenizer.
+    let text = tiny
+        .replace("episodes = 60\n", "episodes = 60\nholdout = 0.5\n")
+        .replace("split_digits = false", "split_digits = true");
     assert_ne!(text, tiny, "examples/tiny.toml's [warmup] changed");
     let config = dir.path().join("tiny.toml");
     std::fs::write(&config, text).unwrap();
@@ -139,6 +142,10 @@ fn a_holdout_gives_rl_only_the_questions_the_warm_start_did_not_see() {
             .arg("--run")
             .arg(&run),
     );
+    let tokenizer = std::fs::read_to_string(run.join("checkpoints/main/3/tokenizer.json")).unwrap();
+    let tokenizer: serde_json::Value = serde_json::from_str(&tokenizer).unwrap();
+    assert_eq!(tokenizer["model"]["type"], "WordPiece");
+    assert!(tokenizer["model"]["vocab"].get("##7").is_some());
     let (groups, _) = common::store_records(&run);
     assert!(groups.len() >= 3, "{groups:?}");
     for g in &groups {
