@@ -679,6 +679,28 @@ mod tests {
     }
 
     #[test]
+    fn a_holdout_must_leave_the_warm_start_questions_and_needs_the_world() {
+        let c = Config::parse("[warmup]\nholdout = 0.5\n", Path::new("x.toml")).unwrap();
+        assert_eq!(c.warmup.holdout, 0.5);
+        for bad in ["1.0", "-0.1"] {
+            let err = Config::parse(&format!("[warmup]\nholdout = {bad}\n"), Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("warmup.holdout") && err.contains("[0, 1)"),
+                "{err}"
+            );
+        }
+        let err = Config::parse(
+            "[warmup]\nholdout = 0.5\n[task]\nquestions = \"q.jsonl\"\ncorpus = \"d\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("applies to the built-in world"), "{err}");
+    }
+
+    #[test]
     fn the_asynchronous_schedule_is_validated() {
         let c = Config::parse("[algo]\nschedule = \"async\"\n", Path::new("x.toml")).unwrap();
         assert_eq!((c.algo.lag(), Config::default().algo.lag()), (1, 0));
