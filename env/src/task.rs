@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod text;
 
 use crate::config::WorldConfig;
-use crate::experts::{Demo, demonstrations, demonstrations_from, held_out};
+use crate::experts::{Demo, demonstrations_from, held_out};
 use crate::generate::World;
 use crate::questions::{Question, Split};
 use crate::search::Tools;
@@ -79,7 +79,8 @@ impl Task {
     /// start (`[warmup] holdout`; the world's only: a dataset's demonstrations are its file's).
     pub fn warm_demonstrations(&self, n: usize, seed: u64, holdout: f64) -> Vec<Demo> {
         match self {
-            Self::World(w) if holdout > 0.0 => {
+            Self::World(w) => {
+                // No question is held out at 0: every train question, as `demonstrations`.
                 let qs: Vec<&Question> = w
                     .questions(Split::Train)
                     .iter()
@@ -89,7 +90,6 @@ impl Task {
                     .collect();
                 demonstrations_from(w, &qs, n, seed)
             }
-            Self::World(w) => demonstrations(w, Split::Train, n, seed),
             Self::Dataset(d) => d.demos.clone(),
         }
     }
