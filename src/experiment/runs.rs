@@ -362,4 +362,52 @@ mod tests {
         assert_ne!(key(&base), warm_key(&base, "main-sub", 2));
         assert_ne!(key(&base), warm_key(&base, "shared", 1));
     }
+
+    /// The warm-start directory names of `plan`'s runs, by seed, prepared in a scratch study.
+    fn warm_names(plan: &Path) -> BTreeMap<u64, Vec<String>> {
+        let study = tempfile::tempdir().unwrap();
+        let plan = Plan::load(plan).unwrap();
+        let prepared =
+            prepare(&plan, study.path()).unwrap_or_else(|e| panic!("{}: {e:#}", plan.name));
+        let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for p in prepared {
+            let name = p.warm.file_name().unwrap().to_string_lossy().into_owned();
+            out.entry(p.spec.seed).or_default().push(name);
+        }
+        out
+    }
+
+    /// Every study under docs/experiments still runs with this binary's config (each override
+    /// names a real key, every run's config is valid), and the RL-only studies that say they
+    /// reuse the digits study's warm starts have its warm-start keys.
+    #[test]
+    fn the_committed_study_plans_prepare_and_the_rl_only_ones_share_digits_warm_starts() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiments");
+        let mut plans = Vec::new();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let plan = entry.unwrap().path().join("plan.toml");
+            if plan.exists() {
+                plans.push(plan);
+            }
+        }
+        plans.sort();
+        assert!(plans.len() >= 8, "{plans:?}");
+        for plan in &plans {
+            warm_names(plan);
+        }
+        let digits = warm_names(&root.join("digits/plan.toml"));
+        for study in ["token-level", "epochs-2", "temperature-1"] {
+            let theirs = warm_names(&root.join(study).join("plan.toml"));
+            for (seed, names) in theirs {
+                let main_sub = digits[&seed]
+                    .iter()
+                    .find(|n| n.starts_with("main-sub-"))
+                    .unwrap();
+                assert!(
+                    names.iter().all(|n| n == main_sub),
+                    "{study} seed {seed}: {names:?}"
+                );
+            }
+        }
+    }
 }
