@@ -383,23 +383,21 @@ mod tests {
     #[test]
     fn the_committed_study_plans_prepare_and_the_rl_only_ones_share_digits_warm_starts() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiments");
-        let mut plans = Vec::new();
+        // Each study's warm-start names, by the study's directory name.
+        let mut studies = BTreeMap::new();
         for entry in std::fs::read_dir(&root).unwrap() {
-            let plan = entry.unwrap().path().join("plan.toml");
+            let dir = entry.unwrap().path();
+            let plan = dir.join("plan.toml");
             if plan.exists() {
-                plans.push(plan);
+                let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+                studies.insert(name, warm_names(&plan));
             }
         }
-        plans.sort();
-        assert!(plans.len() >= 8, "{plans:?}");
-        for plan in &plans {
-            warm_names(plan);
-        }
-        let digits = warm_names(&root.join("digits/plan.toml"));
+        assert!(studies.len() >= 8, "{:?}", studies.keys());
+        let digits = &studies["digits"];
         for study in ["token-level", "epochs-2", "temperature-1"] {
-            let theirs = warm_names(&root.join(study).join("plan.toml"));
-            for (seed, names) in theirs {
-                let main_sub = digits[&seed]
+            for (seed, names) in &studies[study] {
+                let main_sub = digits[seed]
                     .iter()
                     .find(|n| n.starts_with("main-sub-"))
                     .unwrap();
