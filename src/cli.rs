@@ -156,6 +156,11 @@ pub struct ExperimentArgs {
     /// Only write the report, from the runs that finished (the table says how many did not).
     #[arg(long)]
     pub report_only: bool,
+    /// Pool another study's finished runs into the report: its `summary.json` or its
+    /// directory (the same plan on other seeds, run earlier or elsewhere). They join
+    /// summary.json and table.md; a run this study has too is an error. Repeatable.
+    #[arg(long, value_name = "SUMMARY")]
+    pub with: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -34,10 +34,15 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         study.display(),
         plan.parallel
     );
+    let pooled = args
+        .with
+        .iter()
+        .map(|p| report::Pooled::load(p))
+        .collect::<Result<Vec<_>>>()?;
     if !args.report_only {
         runs::carry_out(&plan, &runs)?;
     }
-    let table = report::write(&study, &runs)?;
+    let table = report::write(&study, &runs, &pooled)?;
     println!("{table}");
     println!("summary.json, table.md and dev.png in {}", study.display());
     Ok(())

@@ -101,4 +101,68 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         .modified()
         .unwrap();
     assert_eq!(started, after, "a finished run is not redone");
+    // Two more seeds run elsewhere (this study's runs as seeds 11 and 12, a tenth lower):
+    // pooled into the report, they count as seeds of the same groups, and each pairs with
+    // the mgrpo run of its own seed.
+    let mut other = summary.clone();
+    for r in other["runs"].as_array_mut().unwrap() {
+        r["seed"] = serde_json::json!(r["seed"].as_u64().unwrap() + 10);
+        r["test_final"] = serde_json::json!(r["test_final"].as_f64().unwrap() - 0.1);
+    }
+    let other_file = dir.path().join("other-summary.json");
+    std::fs::write(&other_file, other.to_string()).unwrap();
+    let pooled = succeed(
+        mgrpo()
+            .args(["experiment", "--report-only", "--plan"])
+            .arg(&plan)
+            .arg("--dir")
+            .arg(&study)
+            .arg("--with")
+            .arg(&other_file),
+    );
+    assert!(
+        pooled.contains("| frozen-sub | algo.epochs=1 | 4 |"),
+        "{pooled}"
+    );
+    assert!(pooled.contains("6 runs pooled from"), "{pooled}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(study.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"].as_array().unwrap().len(), 12);
+    let paired = |table: &str, variant: &str| -> String {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {variant} |")))
+            .unwrap_or_else(|| panic!("{table}"));
+        row.rsplit('|').nth(1).unwrap().trim().to_string()
+    };
+    // The pooled seeds' differences from their own mgrpo run are the originals'.
+    let mean = |cell: String| cell.split(" ± ").next().unwrap().to_string();
+    assert_eq!(
+        mean(paired(&table, "single")),
+        mean(paired(&pooled, "single")),
+        "{table}\n{pooled}"
+    );
+    // A summary holding a run the study has (its own): an error naming it, nothing written.
+    let out = mgrpo()
+        .args(["experiment", "--report-only", "--plan"])
+        .arg(&plan)
+        .arg("--dir")
+        .arg(&study)
+        .arg("--with")
+        .arg(study.join("summary.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("which this study has already"), "{err}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(study.join("summary.json")).unwrap()
+        )
+        .unwrap()["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
 }

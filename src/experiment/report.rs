@@ -4,7 +4,7 @@
 //! difference of each variant's final accuracy from `mgrpo`'s on the same seeds) and
 //! `dev.png` (dev accuracy over steps: each group's mean with its interval as a band).
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use mgrpo_actors::run_dir::read_json_lines;
@@ -90,9 +90,11 @@ fn run_entry(r: &Prepared) -> Result<Value> {
 }
 
 /// Writes `summary.json`, `table.md` and `dev.png` into `study` from the runs that finished
-/// (an interrupted study reports what it has; the table says how many are missing); returns
-/// the table.
-pub fn write(study: &Path, runs: &[Prepared]) -> Result<String> {
+/// (an interrupted study reports what it has; the table says how many are missing) and the
+/// `pooled` entries of other studies' `summary.json` (the same plan on more seeds, run
+/// elsewhere or earlier: they join the summary and the table, not the plot, whose dev curves
+/// live in their own run directories); returns the table.
+pub fn write(study: &Path, runs: &[Prepared], pooled: &[Pooled]) -> Result<String> {
     let all = runs.len();
     let runs: Vec<Prepared> = runs
         .iter()
@@ -103,17 +105,38 @@ pub fn write(study: &Path, runs: &[Prepared]) -> Result<String> {
         bail!("no run of the study has finished yet");
     }
     let runs = &runs[..];
-    let entries = runs.iter().map(run_entry).collect::<Result<Vec<_>>>()?;
+    let mut entries = runs.iter().map(run_entry).collect::<Result<Vec<_>>>()?;
+    for p in pooled {
+        for e in &p.entries {
+            if let Some(twin) = entries.iter().find(|x| same_run(x, e)) {
+                bail!(
+                    "{} holds run {} seed {} {}, which this study has already",
+                    p.source.display(),
+                    twin["variant"],
+                    twin["seed"],
+                    overrides_label(&twin["overrides"])
+                );
+            }
+            entries.push(e.clone());
+        }
+    }
     let summary = json!({ "runs": entries });
     std::fs::write(
         study.join("summary.json"),
         serde_json::to_vec_pretty(&summary)?,
     )?;
-    let mut table = table(runs, &entries);
+    let mut table = table(&entries);
     if runs.len() < all {
         table += &format!(
             "\n{} of {all} runs finished; rerun the study to finish the rest.\n",
             runs.len()
+        );
+    }
+    for p in pooled {
+        table += &format!(
+            "\n{} runs pooled from {} (the plot shows this study's own runs only).\n",
+            p.entries.len(),
+            p.source.display()
         );
     }
     std::fs::write(study.join("table.md"), &table)?;
@@ -121,11 +144,87 @@ pub fn write(study: &Path, runs: &[Prepared]) -> Result<String> {
     Ok(table)
 }
 
+/// Another study's finished runs, read from its `summary.json`.
+#[derive(Debug, Clone)]
+pub struct Pooled {
+    /// The file they were read from.
+    pub source: PathBuf,
+    /// Its `runs` entries.
+    pub entries: Vec<Value>,
+}
+
+impl Pooled {
+    /// Reads a study's `summary.json` (or the study directory holding one); every entry must
+    /// name its variant, seed and overrides and give the three test accuracies.
+    pub fn load(path: &Path) -> Result<Self> {
+        let source = if path.is_dir() {
+            path.join("summary.json")
+        } else {
+            path.to_path_buf()
+        };
+        let bytes = std::fs::read(&source).with_context(|| format!("{}", source.display()))?;
+        let summary: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", source.display()))?;
+        let Some(entries) = summary["runs"].as_array() else {
+            bail!("{} has no \"runs\" list", source.display());
+        };
+        for (i, e) in entries.iter().enumerate() {
+            let complete = e["variant"].is_string()
+                && e["seed"].is_u64()
+                && e["overrides"].is_object()
+                && ["test_warm", "test_best", "test_final"]
+                    .iter()
+                    .all(|k| e[*k].is_number());
+            if !complete {
+                bail!(
+                    "{} runs[{i}] needs variant, seed, overrides, test_warm, test_best and \
+                     test_final",
+                    source.display()
+                );
+            }
+        }
+        Ok(Self {
+            source,
+            entries: entries.clone(),
+        })
+    }
+}
+
+/// Whether two summary entries are the same run (variant, seed and overrides).
+fn same_run(a: &Value, b: &Value) -> bool {
+    a["variant"] == b["variant"] && a["seed"] == b["seed"] && a["overrides"] == b["overrides"]
+}
+
+/// A summary entry's overrides as the plan labels them: `key=value` pairs, `,`-joined.
+fn overrides_label(overrides: &Value) -> String {
+    overrides
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(
+                    |(k, v)| match serde_json::from_value::<toml::Value>(v.clone()) {
+                        Ok(v) => format!("{k}={v}"),
+                        Err(_) => format!("{k}={v}"),
+                    },
+                )
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 /// Groups of runs: `(variant, overrides)` → indices, in plan order.
 fn groups(runs: &[Prepared]) -> Vec<((String, String), Vec<usize>)> {
+    group_by(
+        runs.iter()
+            .map(|r| (r.spec.variant.name().to_string(), r.spec.overrides_label())),
+    )
+}
+
+/// Indices grouped by key, groups in order of first appearance.
+fn group_by(keys: impl Iterator<Item = (String, String)>) -> Vec<((String, String), Vec<usize>)> {
     let mut out: Vec<((String, String), Vec<usize>)> = Vec::new();
-    for (i, r) in runs.iter().enumerate() {
-        let key = (r.spec.variant.name().to_string(), r.spec.overrides_label());
+    for (i, key) in keys.enumerate() {
         match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(i),
             None => out.push((key, vec![i])),
@@ -143,7 +242,9 @@ fn cell(values: &[f64]) -> String {
     }
 }
 
-fn table(runs: &[Prepared], entries: &[Value]) -> String {
+/// The table over summary entries: per (variant, overrides), mean ± interval over seeds, and
+/// each variant's paired difference from the `mgrpo` entry of the same seed and overrides.
+fn table(entries: &[Value]) -> String {
     let get = |i: usize, k: &str| entries[i][k].as_f64().unwrap_or(f64::NAN);
     let mut out = String::from(
         "mean ± half-width of the 95 % t-interval over seeds; paired: this variant's final test \
@@ -151,7 +252,12 @@ fn table(runs: &[Prepared], entries: &[Value]) -> String {
          | variant | overrides | seeds | test warm | test best | test final | final − warm | compare final | paired vs mgrpo |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
-    let all = groups(runs);
+    let all = group_by(entries.iter().map(|e| {
+        (
+            e["variant"].as_str().unwrap_or("?").to_string(),
+            overrides_label(&e["overrides"]),
+        )
+    }));
     for ((variant, overrides), idx) in &all {
         let col = |k: &str| idx.iter().map(|&i| get(i, k)).collect::<Vec<f64>>();
         let gain: Vec<f64> = idx
@@ -165,10 +271,10 @@ fn table(runs: &[Prepared], entries: &[Value]) -> String {
         let paired: Vec<f64> = idx
             .iter()
             .filter_map(|&i| {
-                let twin = runs.iter().position(|r| {
-                    r.spec.variant.name() == "mgrpo"
-                        && r.spec.seed == runs[i].spec.seed
-                        && r.spec.overrides == runs[i].spec.overrides
+                let twin = entries.iter().position(|e| {
+                    e["variant"] == "mgrpo"
+                        && e["seed"] == entries[i]["seed"]
+                        && e["overrides"] == entries[i]["overrides"]
                 })?;
                 Some(get(i, "test_final") - get(twin, "test_final"))
             })
@@ -288,5 +394,67 @@ mod tests {
         assert!((hw - 4.303 / 3f64.sqrt()).abs() < 1e-9, "{hw}");
         assert!(mean_interval(&[0.5]).1.is_nan());
         assert_eq!(t95(1000), 1.96);
+    }
+
+    fn entry(variant: &str, seed: u64, warm: f64, last: f64) -> Value {
+        json!({"variant": variant, "seed": seed, "overrides": {"models.main.lr": 0.0003},
+               "test_warm": warm, "test_best": last, "test_final": last,
+               "by_kind": {"compare": {"final": 0.25}}})
+    }
+
+    #[test]
+    fn the_table_pairs_each_run_with_mgrpo_of_its_seed_whatever_study_it_came_from() {
+        // Seeds 1–2 from one study, 3 from another, in any order: the paired column is the
+        // per-seed difference (−0.1, −0.2, −0.3: mean −0.2, sd 0.1).
+        let entries = [
+            entry("mgrpo", 1, 0.5, 0.7),
+            entry("single", 1, 0.4, 0.6),
+            entry("mgrpo", 2, 0.5, 0.8),
+            entry("single", 3, 0.4, 0.5),
+            entry("single", 2, 0.4, 0.6),
+            entry("mgrpo", 3, 0.5, 0.8),
+        ];
+        let table = table(&entries);
+        let hw = t95(2) * 0.1 / 3f64.sqrt();
+        let single = format!(
+            "| single | models.main.lr=0.0003 | 3 | 0.400 ± 0.000 | 0.567 ± {0:.3} | 0.567 ± {0:.3} | 0.167 ± {0:.3} | 0.250 ± 0.000 | -0.200 ± {1:.3} |",
+            t95(2) * (1.0f64 / 300.0).sqrt() / 3f64.sqrt(),
+            hw
+        );
+        assert!(table.contains(&single), "{table}\n{single}");
+        assert!(
+            table.contains("| mgrpo | models.main.lr=0.0003 | 3 |"),
+            "{table}"
+        );
+        assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 3);
+    }
+
+    #[test]
+    fn a_pooled_summary_must_name_its_runs_and_their_accuracies() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("summary.json");
+        std::fs::write(
+            &file,
+            json!({"runs": [entry("mgrpo", 4, 0.5, 0.7)]}).to_string(),
+        )
+        .unwrap();
+        let pooled = Pooled::load(dir.path()).unwrap();
+        assert_eq!(pooled.source, file);
+        assert_eq!(pooled.entries.len(), 1);
+        std::fs::write(&file, r#"{"runs": [{"variant": "mgrpo", "seed": 4}]}"#).unwrap();
+        let err = Pooled::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("runs[0] needs variant, seed, overrides"),
+            "{err}"
+        );
+        std::fs::write(&file, "{\"runs\": 3}").unwrap();
+        assert!(
+            Pooled::load(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("no \"runs\" list")
+        );
+        std::fs::write(&file, "not json").unwrap();
+        assert!(format!("{:#}", Pooled::load(&file).unwrap_err()).contains("is not JSON"));
     }
 }
