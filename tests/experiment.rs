@@ -40,8 +40,10 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         warm.iter().filter(|w| w.starts_with("main-sub-")).count(),
         2
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(study.join("summary.json")).unwrap()).unwrap();
+    let read_summary = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(study.join("summary.json")).unwrap()).unwrap()
+    };
+    let summary = read_summary();
     let runs = summary["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 6);
     for r in runs {
@@ -125,9 +127,7 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         "{pooled}"
     );
     assert!(pooled.contains("6 runs pooled from"), "{pooled}");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(study.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["runs"].as_array().unwrap().len(), 12);
+    assert_eq!(read_summary()["runs"].as_array().unwrap().len(), 12);
     let paired = |table: &str, variant: &str| -> String {
         let row = table
             .lines()
@@ -155,14 +155,5 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("which this study has already"), "{err}");
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(
-            &std::fs::read(study.join("summary.json")).unwrap()
-        )
-        .unwrap()["runs"]
-            .as_array()
-            .unwrap()
-            .len(),
-        12
-    );
+    assert_eq!(read_summary()["runs"].as_array().unwrap().len(), 12);
 }

@@ -55,14 +55,20 @@ pub struct RunSpec {
     pub overrides: BTreeMap<String, toml::Value>,
 }
 
+/// Overrides as `key=value` pairs, `,`-joined (empty for none): how the table and the
+/// plot label a run's group.
+pub fn overrides_label(overrides: &BTreeMap<String, toml::Value>) -> String {
+    overrides
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl RunSpec {
     /// The overrides as `key=value` pairs, `,`-joined (empty for none).
     pub fn overrides_label(&self) -> String {
-        self.overrides
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        overrides_label(&self.overrides)
     }
 
     /// Its directory name: `VARIANT-sSEED[-key=value…]`, safe as a file name.

@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use serde_json::{Value, json};
 
 use crate::commands::plot::{draw_legend, register_bundled_font, step_chart};
+use crate::experiment::plan;
 use crate::experiment::runs::Prepared;
 
 /// The two-sided 95 % quantile of Student's t with `df` degrees of freedom.
@@ -195,22 +196,12 @@ fn same_run(a: &Value, b: &Value) -> bool {
     a["variant"] == b["variant"] && a["seed"] == b["seed"] && a["overrides"] == b["overrides"]
 }
 
-/// A summary entry's overrides as the plan labels them: `key=value` pairs, `,`-joined.
+/// A summary entry's overrides as the plan labels them ([`plan::overrides_label`]); an entry
+/// whose overrides are no TOML table (a `null` in them) is labelled by its JSON.
 fn overrides_label(overrides: &Value) -> String {
-    overrides
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(
-                    |(k, v)| match serde_json::from_value::<toml::Value>(v.clone()) {
-                        Ok(v) => format!("{k}={v}"),
-                        Err(_) => format!("{k}={v}"),
-                    },
-                )
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    serde_json::from_value::<BTreeMap<String, toml::Value>>(overrides.clone())
+        .map(|o| plan::overrides_label(&o))
+        .unwrap_or_else(|_| overrides.to_string())
 }
 
 /// Groups of runs: `(variant, overrides)` → indices, in plan order.
