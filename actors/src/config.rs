@@ -230,6 +230,10 @@ pub struct AlgoConfig {
     pub epochs: usize,
     /// Reward weights α1, α2, β1, β2, β3.
     pub weights: RewardWeights,
+    /// `r_expert = 1` for a sub-agent's `unknown` on a sub-task that names no fact of the
+    /// generated world (default false: such a call scores 0 whatever it returns). A user
+    /// task's expert command decides for itself.
+    pub unknown_credit: bool,
     /// `sync` (default): each step is sampled with the policies its own update starts from.
     /// `async`: the rollouts of step t+1 run while the learners update on step t.
     pub schedule: Schedule,
@@ -276,6 +280,7 @@ impl Default for AlgoConfig {
             token_level: false,
             epochs: 1,
             weights: RewardWeights::default(),
+            unknown_credit: false,
             schedule: Schedule::Sync,
             max_staleness: 1,
         }

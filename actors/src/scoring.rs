@@ -117,7 +117,12 @@ impl Scoring {
             return Ok(0.0);
         }
         if let Some(world) = ctx.task.world() {
-            return Ok(expert_score(&world.knowledge, task, result));
+            return Ok(expert_score(
+                &world.knowledge,
+                task,
+                result,
+                ctx.config.algo.unknown_credit,
+            ));
         }
         match &mut self.expert {
             Some(command) => {
@@ -128,5 +133,44 @@ impl Scoring {
             // No expert: β_expert's weight is elsewhere (TaskConfig::reward_weights).
             None => Ok(0.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::run_dir::RunDir;
+
+    /// The judge scores a call with the config's `algo.unknown_credit`: `unknown` on a sub-task
+    /// naming no fact earns 1 with it and 0 without; a fact's value earns 1 either way.
+    #[tokio::test]
+    async fn the_judge_credits_unknown_only_when_the_config_asks() {
+        let mut scores = Vec::new();
+        for credit in [false, true] {
+            let mut config = Config::parse(
+                include_str!("../../examples/tiny.toml"),
+                Path::new("tiny.toml"),
+            )
+            .unwrap();
+            config.algo.unknown_credit = credit;
+            let ctx =
+                NodeContext::new(config.clone(), RunDir::new("unused"), "scoring".into()).unwrap();
+            let mut scoring = Scoring::new(&config);
+            let q = ctx.task.world().unwrap().questions(mgrpo_env::Split::Dev)[0].clone();
+            let sub = &q.subs[0];
+            let mut got = Vec::new();
+            for (task, result, format) in [
+                ("birthplace of nobody", "unknown", true),
+                ("birthplace of nobody", "unknown", false),
+                (sub.text.as_str(), sub.answer.as_str(), true),
+            ] {
+                let call = (task.to_string(), result.to_string(), format);
+                got.push(scoring.call(&ctx, &call).await.unwrap());
+            }
+            scores.push(got);
+        }
+        assert_eq!(scores, [[0.0, 0.0, 1.0], [1.0, 0.0, 1.0]]);
     }
 }

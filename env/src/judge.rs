@@ -2,6 +2,7 @@
 //! results, checked against the world's ground truth.
 use mgrpo_algo::{MainParts, SubParts};
 
+use crate::episode::NO_RESULT;
 use crate::world::{Knowledge, Relation};
 
 /// Normalised form for exact match: lower case, single spaces, no trailing period.
@@ -30,9 +31,14 @@ pub fn read_task(k: &Knowledge, task: &str) -> Option<(usize, Relation)> {
 }
 
 /// `r_expert ∈ {0, 1}`: 1 when the sub-task names a world fact and the result matches it.
-pub fn expert_score(k: &Knowledge, task: &str, result: &str) -> f32 {
+/// With `unknown_credit` (`algo.unknown_credit`), a sub-task that names no fact — no entity
+/// of the world, a relation its kind lacks, or a fact the world leaves empty — scores 1 for the
+/// honest [`NO_RESULT`] (`unknown`) instead of 0 for any result, so a sub-agent asked the
+/// impossible is rewarded for saying so rather than for nothing.
+pub fn expert_score(k: &Knowledge, task: &str, result: &str, unknown_credit: bool) -> f32 {
     match read_task(k, task).and_then(|(e, r)| k.fact(e, r)) {
         Some(v) if answers_match(result, &k.render(v)) => 1.0,
+        None if unknown_credit && answers_match(result, NO_RESULT) => 1.0,
         _ => 0.0,
     }
 }
@@ -46,11 +52,17 @@ pub fn main_parts(format_ok: bool, answer: Option<&str>, gold: &str) -> MainPart
 }
 
 /// A sub-agent call's reward parts.
-pub fn sub_parts(k: &Knowledge, format_ok: bool, task: &str, result: &str) -> SubParts {
+pub fn sub_parts(
+    k: &Knowledge,
+    format_ok: bool,
+    task: &str,
+    result: &str,
+    unknown_credit: bool,
+) -> SubParts {
     SubParts {
         format: format_ok,
         expert: if format_ok {
-            expert_score(k, task, result)
+            expert_score(k, task, result, unknown_credit)
         } else {
             0.0
         },
@@ -77,26 +89,50 @@ mod tests {
         let p = k.of_kind(Kind::Person).next().unwrap();
         let city = k.render(k.fact(p.id, Relation::Birthplace).unwrap());
         assert_eq!(
-            expert_score(&k, &format!("birthplace of {}", p.name), &city),
+            expert_score(&k, &format!("birthplace of {}", p.name), &city, false),
             1.0
         );
         assert_eq!(
             expert_score(
                 &k,
                 &format!("find the birthplace of {} please", p.name),
-                &city
+                &city,
+                false
             ),
             1.0
         );
         assert_eq!(
-            expert_score(&k, &format!("birth year of {}", p.name), &city),
+            expert_score(&k, &format!("birth year of {}", p.name), &city, false),
             0.0
         );
-        assert_eq!(expert_score(&k, "birthplace of nobody", &city), 0.0);
+        assert_eq!(expert_score(&k, "birthplace of nobody", &city, false), 0.0);
         assert_eq!(
-            expert_score(&k, &format!("capital of {}", p.name), &city),
+            expert_score(&k, &format!("capital of {}", p.name), &city, false),
             0.0
         );
+    }
+
+    #[test]
+    fn unknown_is_credited_only_where_the_task_names_no_fact_and_only_when_asked() {
+        let k = Knowledge::generate(&WorldConfig::default());
+        let p = k.of_kind(Kind::Person).next().unwrap();
+        let no_fact = [
+            "birthplace of nobody".to_string(),
+            format!("capital of {}", p.name),
+        ];
+        for task in &no_fact {
+            assert_eq!(expert_score(&k, task, NO_RESULT, true), 1.0, "{task}");
+            assert_eq!(expert_score(&k, task, " Unknown .", true), 1.0, "{task}");
+            assert_eq!(expert_score(&k, task, NO_RESULT, false), 0.0, "{task}");
+            assert_eq!(expert_score(&k, task, "Tarsk", true), 0.0, "{task}");
+            let parts = sub_parts(&k, false, task, NO_RESULT, true);
+            assert_eq!(parts.expert, 0.0, "a format error earns nothing");
+        }
+        // A fact the world has: `unknown` is wrong, credit or not.
+        let task = format!("birthplace of {}", p.name);
+        assert_eq!(expert_score(&k, &task, NO_RESULT, true), 0.0);
+        let city = k.render(k.fact(p.id, Relation::Birthplace).unwrap());
+        assert_eq!(expert_score(&k, &task, &city, true), 1.0);
     }
 
     #[test]
@@ -121,7 +157,7 @@ mod tests {
                 };
                 assert!((w.main_reward(&parts) - expected).abs() < 1e-6);
                 for main_correct in [false, true] {
-                    let sp = sub_parts(&k, format, &task, &answer);
+                    let sp = sub_parts(&k, format, &task, &answer, false);
                     let expected = if !format {
                         0.0
                     } else {

@@ -243,7 +243,7 @@ fn experts_solve_test_and_noise_hurts() {
     for (i, q) in w.questions(Split::Dev).iter().enumerate() {
         let t = run_expert_episode(w, q, 0.0, 1.0, i as u64);
         for c in &t.calls {
-            let score = mgrpo_env::judge::expert_score(&w.knowledge, c.task(), c.result());
+            let score = mgrpo_env::judge::expert_score(&w.knowledge, c.task(), c.result(), false);
             calls += 1;
             right += usize::from(score == 1.0);
             if c.segments()
@@ -271,7 +271,7 @@ fn experts_solve_test_and_noise_hurts() {
             assert_eq!(call.task(), sub.text);
             assert_eq!(call.result(), sub.answer);
             assert_eq!(
-                mgrpo_env::judge::expert_score(&w.knowledge, call.task(), call.result()),
+                mgrpo_env::judge::expert_score(&w.knowledge, call.task(), call.result(), false),
                 1.0
             );
         }

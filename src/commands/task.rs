@@ -123,7 +123,7 @@ pub fn serve_world_judge(config: &Config) -> Result<()> {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         let answer = match (v["task"].as_str(), v["result"].as_str()) {
             (Some(task), Some(result)) => {
-                serde_json::json!({"score": expert_score(&world.knowledge, task, result)})
+                serde_json::json!({"score": expert_score(&world.knowledge, task, result, config.algo.unknown_credit)})
             }
             _ => serde_json::json!({"error": "expected {\"task\": …, \"result\": …}"}),
         };

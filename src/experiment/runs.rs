@@ -379,7 +379,7 @@ mod tests {
 
     /// Every study under docs/experiments still runs with this binary's config (each override
     /// names a real key, every run's config is valid), and the RL-only studies that say they
-    /// reuse the digits study's warm starts have its warm-start keys.
+    /// reuse the digits study's (or one another's) warm starts have its warm-start keys.
     #[test]
     fn the_committed_study_plans_prepare_and_the_rl_only_ones_share_digits_warm_starts() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiments");
@@ -395,7 +395,15 @@ mod tests {
         }
         assert!(studies.len() >= 8, "{:?}", studies.keys());
         let digits = &studies["digits"];
-        for study in ["token-level", "epochs-2", "temperature-1"] {
+        for study in [
+            "token-level",
+            "epochs-2",
+            "temperature-1",
+            "sub-weights",
+            "no-format-reward",
+            "unknown-credit",
+            "rl-600",
+        ] {
             for (seed, names) in &studies[study] {
                 let main_sub = digits[seed]
                     .iter()
