@@ -191,9 +191,14 @@ impl Pooled {
     }
 }
 
+/// Whether two summary entries ran the same seed with the same overrides (whatever variant).
+fn same_setting(a: &Value, b: &Value) -> bool {
+    a["seed"] == b["seed"] && a["overrides"] == b["overrides"]
+}
+
 /// Whether two summary entries are the same run (variant, seed and overrides).
 fn same_run(a: &Value, b: &Value) -> bool {
-    a["variant"] == b["variant"] && a["seed"] == b["seed"] && a["overrides"] == b["overrides"]
+    a["variant"] == b["variant"] && same_setting(a, b)
 }
 
 /// A summary entry's overrides as the plan labels them ([`plan::overrides_label`]); an entry
@@ -262,11 +267,9 @@ fn table(entries: &[Value]) -> String {
         let paired: Vec<f64> = idx
             .iter()
             .filter_map(|&i| {
-                let twin = entries.iter().position(|e| {
-                    e["variant"] == "mgrpo"
-                        && e["seed"] == entries[i]["seed"]
-                        && e["overrides"] == entries[i]["overrides"]
-                })?;
+                let twin = entries
+                    .iter()
+                    .position(|e| e["variant"] == "mgrpo" && same_setting(e, &entries[i]))?;
                 Some(get(i, "test_final") - get(twin, "test_final"))
             })
             .collect();
