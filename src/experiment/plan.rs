@@ -1,4 +1,5 @@
-//! A study's plan: variants × seeds × a grid of config overrides, each combination one run.
+//! A study's plan: variants × seeds × a grid of config overrides × optional sets of overrides
+//! applied together, each combination one run.
 //!
 //! ```toml
 //! name = "baselines"
@@ -9,7 +10,15 @@
 //! parallel = 1                    # runs at a time (each gets cores / parallel threads)
 //! [overrides]                     # optional: every combination of these values is a run
 //! "models.main.lr" = [1e-4, 3e-4]
+//! [[sets]]                        # optional: alternatives, each applied as a whole
+//! [[sets]]                        # (an empty set: the config's own values)
+//! "algo.token_level" = true
+//! "algo.epochs" = 2
 //! ```
+//!
+//! Why sets as well as a grid: a grid varies keys independently, but some settings only make
+//! sense together (both roles' rates, a schedule and its length); a set keeps them one
+//! alternative instead of every cross of their values.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +47,10 @@ pub struct Plan {
     /// Dotted config keys and the values each takes; every combination is a run.
     #[serde(default)]
     pub overrides: BTreeMap<String, Vec<toml::Value>>,
+    /// Alternatives, each a set of dotted keys applied together; every grid combination runs
+    /// once with each (none: the grid alone). A set may not name a key of the grid.
+    #[serde(default)]
+    pub sets: Vec<BTreeMap<String, toml::Value>>,
 }
 
 fn one() -> usize {
@@ -117,6 +130,16 @@ impl Plan {
                 problems.push(format!("overrides.{k:?} has no values"));
             }
         }
+        for (i, set) in plan.sets.iter().enumerate() {
+            for k in set.keys().filter(|k| plan.overrides.contains_key(*k)) {
+                problems.push(format!(
+                    "sets[{i}] names {k:?}, which [overrides] varies already"
+                ));
+            }
+            if plan.sets[..i].contains(set) {
+                problems.push(format!("sets[{i}] repeats an earlier set"));
+            }
+        }
         if !problems.is_empty() {
             bail!("{}: {}", path.display(), problems.join("; "));
         }
@@ -124,7 +147,7 @@ impl Plan {
         Ok(Plan { config, ..plan })
     }
 
-    /// Every run: variants × seeds × the overrides' combinations, in that order.
+    /// Every run: variants × seeds × the overrides' combinations × the sets, in that order.
     pub fn runs(&self) -> Vec<RunSpec> {
         let mut combos: Vec<BTreeMap<String, toml::Value>> = vec![BTreeMap::new()];
         for (k, values) in &self.overrides {
@@ -134,6 +157,18 @@ impl Plan {
                     values.iter().map(move |v| {
                         let mut c = c.clone();
                         c.insert(k.clone(), v.clone());
+                        c
+                    })
+                })
+                .collect();
+        }
+        if !self.sets.is_empty() {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    self.sets.iter().map(move |set| {
+                        let mut c = c.clone();
+                        c.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
                         c
                     })
                 })
@@ -205,5 +240,54 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("unknown field `extra`"), "{bad}");
+    }
+
+    #[test]
+    fn sets_apply_their_keys_together_once_per_grid_combination() {
+        let text = "name = \"x\"\nconfig = \"c.toml\"\nvariants = [\"mgrpo\"]\nseeds = [1]\n\
+                    [overrides]\n\"algo.epochs\" = [1, 2]\n\
+                    [[sets]]\n\
+                    [[sets]]\n\"models.main.lr\" = 1e-4\n\"models.sub.lr\" = 1e-4\n";
+        let plan: Plan = toml::from_str(text).unwrap();
+        let labels: Vec<String> = plan.runs().iter().map(RunSpec::overrides_label).collect();
+        assert_eq!(
+            labels,
+            [
+                "algo.epochs=1",
+                "algo.epochs=1,models.main.lr=0.0001,models.sub.lr=0.0001",
+                "algo.epochs=2",
+                "algo.epochs=2,models.main.lr=0.0001,models.sub.lr=0.0001",
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("plan.toml");
+            std::fs::write(&path, text).unwrap();
+            Plan::load(&path).map(|_| ()).map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(load(text), Ok(()));
+        let clash = load(&text.replace("\"models.sub.lr\"", "\"algo.epochs\"")).unwrap_err();
+        assert!(clash.contains("sets[1] names \"algo.epochs\""), "{clash}");
+        let twice = load(&format!("{text}[[sets]]\n")).unwrap_err();
+        assert!(twice.contains("sets[2] repeats an earlier set"), "{twice}");
+    }
+
+    #[test]
+    fn the_plan_documented_in_docs_experiments_md_loads_and_expands_as_it_says() {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiments.md"),
+        )
+        .unwrap();
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/experiments.md shows a plan in a toml block");
+        let plan: Plan = toml::from_str(block).unwrap();
+        // "2 × 2 × 2 = 8 runs per variant and seed".
+        assert_eq!(
+            plan.runs().len(),
+            plan.variants.len() * plan.seeds.len() * 8
+        );
     }
 }
