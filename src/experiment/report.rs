@@ -238,16 +238,35 @@ fn cell(values: &[f64]) -> String {
     }
 }
 
-/// The table over summary entries: per (variant, overrides), mean ± interval over seeds, and
-/// each variant's paired difference from the `mgrpo` entry of the same seed and overrides.
+/// The table over summary entries: per (variant, overrides), mean ± interval over seeds, each
+/// group's paired difference from the same variant's entry of the same seed with no overrides
+/// (the config's defaults: a setting against them), and each variant's paired difference from
+/// the `mgrpo` entry of the same seed and overrides.
 fn table(entries: &[Value]) -> String {
     let get = |i: usize, k: &str| entries[i][k].as_f64().unwrap_or(f64::NAN);
     let mut out = String::from(
-        "mean ± half-width of the 95 % t-interval over seeds; paired: this variant's final test \
-         accuracy minus mgrpo's on the same seed and overrides\n\n\
-         | variant | overrides | seeds | test warm | test best | test final | final − warm | compare final | paired vs mgrpo |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "mean ± half-width of the 95 % t-interval over seeds; paired: the final test accuracy \
+         minus that of the same variant and seed with the config's defaults (vs defaults), or of \
+         mgrpo on the same seed and overrides (vs mgrpo)\n\n\
+         | variant | overrides | seeds | test warm | test best | test final | final − warm | compare final | paired vs defaults | paired vs mgrpo |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
+    // Per-seed differences of `idx`'s final accuracies from each one's twin (the first entry
+    // `twin` accepts for it); "—" when none has one.
+    let paired = |idx: &[usize], twin: &dyn Fn(&Value, &Value) -> bool| {
+        let diffs: Vec<f64> = idx
+            .iter()
+            .filter_map(|&i| {
+                let t = entries.iter().position(|e| twin(e, &entries[i]))?;
+                Some(get(i, "test_final") - get(t, "test_final"))
+            })
+            .collect();
+        if diffs.is_empty() {
+            "—".to_string()
+        } else {
+            cell(&diffs)
+        }
+    };
     let all = group_by(entries.iter().map(|e| {
         (
             e["variant"].as_str().unwrap_or("?").to_string(),
@@ -264,22 +283,22 @@ fn table(entries: &[Value]) -> String {
             .iter()
             .filter_map(|&i| entries[i]["by_kind"]["compare"]["final"].as_f64())
             .collect();
-        let paired: Vec<f64> = idx
-            .iter()
-            .filter_map(|&i| {
-                let twin = entries
-                    .iter()
-                    .position(|e| e["variant"] == "mgrpo" && same_setting(e, &entries[i]))?;
-                Some(get(i, "test_final") - get(twin, "test_final"))
-            })
-            .collect();
-        let paired = if variant == "mgrpo" || paired.is_empty() {
+        let vs_defaults = if overrides.is_empty() {
             "—".to_string()
         } else {
-            cell(&paired)
+            paired(idx, &|e, x| {
+                e["variant"] == x["variant"]
+                    && e["seed"] == x["seed"]
+                    && e["overrides"].as_object().is_some_and(|o| o.is_empty())
+            })
+        };
+        let vs_mgrpo = if variant == "mgrpo" {
+            "—".to_string()
+        } else {
+            paired(idx, &|e, x| e["variant"] == "mgrpo" && same_setting(e, x))
         };
         out += &format!(
-            "| {variant} | {} | {} | {} | {} | {} | {} | {} | {paired} |\n",
+            "| {variant} | {} | {} | {} | {} | {} | {} | {} | {vs_defaults} | {vs_mgrpo} |\n",
             if overrides.is_empty() {
                 "—"
             } else {
@@ -411,7 +430,7 @@ mod tests {
         let table = table(&entries);
         let hw = t95(2) * 0.1 / 3f64.sqrt();
         let single = format!(
-            "| single | models.main.lr=0.0003 | 3 | 0.400 ± 0.000 | 0.567 ± {0:.3} | 0.567 ± {0:.3} | 0.167 ± {0:.3} | 0.250 ± 0.000 | -0.200 ± {1:.3} |",
+            "| single | models.main.lr=0.0003 | 3 | 0.400 ± 0.000 | 0.567 ± {0:.3} | 0.567 ± {0:.3} | 0.167 ± {0:.3} | 0.250 ± 0.000 | — | -0.200 ± {1:.3} |",
             t95(2) * (1.0f64 / 300.0).sqrt() / 3f64.sqrt(),
             hw
         );
@@ -421,6 +440,46 @@ mod tests {
             "{table}"
         );
         assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 3);
+    }
+
+    #[test]
+    fn a_setting_pairs_with_the_same_variant_and_seed_on_the_defaults() {
+        // mgrpo at lr 3e-4 against mgrpo on the defaults, seeds 1–3 (+0.1, +0.2, +0.3: mean
+        // +0.2, sd 0.1); a single run on the defaults pairs with mgrpo on the defaults only, and
+        // the defaults' own row has no such difference.
+        let defaults = |variant: &str, seed: u64, last: f64| {
+            let mut e = entry(variant, seed, 0.5, last);
+            e["overrides"] = json!({});
+            e
+        };
+        let entries = [
+            defaults("mgrpo", 1, 0.6),
+            defaults("mgrpo", 2, 0.6),
+            defaults("mgrpo", 3, 0.5),
+            defaults("single", 1, 0.1),
+            entry("mgrpo", 1, 0.5, 0.7),
+            entry("mgrpo", 2, 0.5, 0.8),
+            entry("mgrpo", 3, 0.5, 0.8),
+        ];
+        let table = table(&entries);
+        let row = |prefix: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix}\n{table}"))
+                .to_string()
+        };
+        let cells = |l: String| l.split(" | ").map(str::to_string).collect::<Vec<_>>();
+        let setting = cells(row("| mgrpo | models.main.lr=0.0003 |"));
+        assert_eq!(
+            setting[8],
+            format!("0.200 ± {:.3}", t95(2) * 0.1 / 3f64.sqrt()),
+            "{table}"
+        );
+        assert_eq!(setting[9], "— |", "{table}");
+        assert_eq!(cells(row("| mgrpo | — |"))[8], "—", "{table}");
+        let single = cells(row("| single | — |"));
+        assert_eq!((single[8].as_str(), single[9].as_str()), ("—", "-0.500 |"));
     }
 
     #[test]
