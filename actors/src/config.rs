@@ -189,7 +189,7 @@ impl Default for RoleModelConfig {
             hf: None,
             backend: "flex".into(),
             device: "cpu".into(),
-            lr: 3e-4,
+            lr: 1e-4,
             lora_rank: 0,
             lora_alpha: DEFAULT_LORA_ALPHA,
             shards: DEFAULT_SHARDS,

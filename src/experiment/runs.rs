@@ -394,26 +394,40 @@ mod tests {
             }
         }
         assert!(studies.len() >= 8, "{:?}", studies.keys());
-        let digits = &studies["digits"];
-        for study in [
-            "token-level",
-            "epochs-2",
-            "temperature-1",
-            "sub-weights",
-            "no-format-reward",
-            "unknown-credit",
-            "rl-600",
+        // (study, the study whose warm starts it says it reuses)
+        for (study, source) in [
+            ("token-level", "digits"),
+            ("epochs-2", "digits"),
+            ("temperature-1", "digits"),
+            ("temperature-0.5", "digits"),
+            ("sub-weights", "digits"),
+            ("no-format-reward", "digits"),
+            ("unknown-credit", "digits"),
+            ("rl-600", "digits"),
+            ("large-world-short-warm-lr-1e-4", "large-world-short-warm"),
+            (
+                "large-world-short-warm-token-level",
+                "large-world-short-warm",
+            ),
         ] {
             for (seed, names) in &studies[study] {
-                let main_sub = digits[seed]
+                let main_sub = studies[source][seed]
                     .iter()
                     .find(|n| n.starts_with("main-sub-"))
                     .unwrap();
                 assert!(
                     names.iter().all(|n| n == main_sub),
-                    "{study} seed {seed}: {names:?}"
+                    "{study} seed {seed}: {names:?}, {source}'s {main_sub}"
                 );
             }
+        }
+        // This version's defaults study warms every variant as the digits study did: RL's
+        // rate is no part of a warm start's key.
+        for (seed, names) in &studies["lr-1e-4"] {
+            assert!(
+                names.iter().all(|n| studies["digits"][seed].contains(n)),
+                "{names:?}"
+            );
         }
     }
 }
