@@ -639,6 +639,12 @@ mod tests {
         let text = include_str!("../../cluster.toml");
         let c = Config::parse(text, Path::new("cluster.toml")).unwrap();
         assert_eq!(c.algo.variant, Algo::Mgrpo);
+        // RL's rate: the file and a config that leaves it out train at the same one.
+        let default_lr = RoleModelConfig::default().lr;
+        assert_eq!(
+            (c.models.main.lr, c.models.sub.lr),
+            (default_lr, default_lr)
+        );
     }
 
     #[test]
