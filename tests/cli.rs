@@ -94,6 +94,32 @@ fn config_errors_name_the_file_the_key_and_what_to_do() {
 }
 
 #[test]
+fn exporting_a_world_with_the_builtin_tool_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tool.toml");
+    let text = std::fs::read_to_string(tiny()).unwrap();
+    assert!(text.contains("[world]\n"), "tiny.toml has a [world] table");
+    std::fs::write(
+        &config,
+        text.replace("[world]\n", "[world]\ncompare_tool = true\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("exported");
+    let e = fail(
+        mgrpo()
+            .args(["world", "--export"])
+            .arg(&out)
+            .arg("--config")
+            .arg(&config),
+    );
+    assert!(
+        e.contains("world.compare_tool = true has no task form"),
+        "{e}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
 fn a_trained_run_names_its_versions_and_refuses_another_config() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");

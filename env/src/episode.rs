@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
     CallForm, FormatError, MainAction, SingleAction, SubAction, parse_main_action,
-    parse_single_action, parse_sub_action, parse_sub_action_with_calls, tags, wrap,
+    parse_single_action, parse_single_action_with_calls, parse_sub_action,
+    parse_sub_action_with_calls, tags, wrap,
 };
 use crate::search::Tools;
 
@@ -215,6 +216,7 @@ impl From<SingleAction> for ToolAction {
             SingleAction::Answer(r) => ToolAction::Finish(r),
             SingleAction::Search(q) => ToolAction::Search(q),
             SingleAction::Open(d) => ToolAction::Open(d),
+            SingleAction::Call(c, form) => ToolAction::Call(c, form),
         }
     }
 }
@@ -283,6 +285,10 @@ impl ToolTurns {
             }
             Ok(ToolAction::Search(q)) => wrap(tags::RESULTS, &tools.search_text(&q)),
             Ok(ToolAction::Open(d)) => wrap(tags::DOC, &tools.open_text(&d)),
+            // The world's built-in tool answers in process, like search and open.
+            Ok(ToolAction::Call(call, form)) if tools.has_builtin() => {
+                tools.run_builtin(&call, form)
+            }
             // A call on the last turn is never run: the episode ends below like any tool turn.
             Ok(ToolAction::Call(call, form)) if self.turns < self.max_turns => {
                 self.pending = Some(form);
@@ -382,7 +388,7 @@ impl SubEpisode {
     /// handed to the driver ([`ToolStep::Call`]) and no turn applies until its observation is
     /// delivered.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        let parsed = if self.calls {
+        let parsed = if self.calls || tools.has_builtin() {
             parse_sub_action_with_calls(output)
         } else {
             parse_sub_action(output)
@@ -462,7 +468,12 @@ impl SingleEpisode {
 
     /// Applies one generated turn, running the tool it asks for.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        let parsed = parse_single_action(output).map(ToolAction::from);
+        let parsed = if tools.has_builtin() {
+            parse_single_action_with_calls(output)
+        } else {
+            parse_single_action(output)
+        };
+        let parsed = parsed.map(ToolAction::from);
         self.tool.apply(output, parsed, tools, "answer")
     }
 }

@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::read_fact;
+use crate::earlier;
 use crate::episode::{
     MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep,
 };
@@ -25,30 +26,63 @@ fn random_relation(rng: &mut ChaCha8Rng) -> Relation {
     Relation::ALL[rng.random_range(0..Relation::ALL.len())]
 }
 
-/// The answer a plan gives from its results, or `None` if more lookups are needed; for a
-/// chain, also the next `(relation, argument)` to look up.
-fn next_move(plan: &Plan, results: &[String]) -> Result<String, (Relation, String)> {
+/// What a plan does next, given the results so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Move {
+    /// Answer with this.
+    Answer(String),
+    /// Look up `relation` of this entity (a chain's next hop, a comparison's candidate).
+    Lookup(Relation, String),
+    /// Compare these two years with the built-in `earlier` tool (`[world] compare_tool`).
+    Compare(String, String),
+}
+
+/// The next move of a plan from its results. A comparison answers the candidate with the
+/// earlier year; with the built-in tool (`tool`), it first asks the tool which is the earlier and
+/// answers by the position it returns.
+fn next_move(plan: &Plan, results: &[String], tool: bool) -> Move {
     match plan {
         Plan::Chain { subject, chain } => match chain.get(results.len()) {
-            Some(&r) => Err((
+            Some(&r) => Move::Lookup(
                 r,
                 results.last().cloned().unwrap_or_else(|| subject.clone()),
-            )),
-            None => Ok(results.last().cloned().unwrap_or_default()),
+            ),
+            None => Move::Answer(results.last().cloned().unwrap_or_default()),
         },
         Plan::Compare { a, b, relation } => match results.len() {
-            0 => Err((*relation, a.clone())),
-            1 => Err((*relation, b.clone())),
+            0 => Move::Lookup(*relation, a.clone()),
+            1 => Move::Lookup(*relation, b.clone()),
+            2 => {
+                let ya = results[0].parse::<u32>().ok();
+                let yb = results[1].parse::<u32>().ok();
+                match (ya, yb) {
+                    (Some(_), Some(_)) if tool => {
+                        Move::Compare(results[0].clone(), results[1].clone())
+                    }
+                    (Some(x), Some(y)) if y < x => Move::Answer(b.clone()),
+                    _ => Move::Answer(a.clone()),
+                }
+            }
+            _ if tool => Move::Answer(if answers_match(&results[2], earlier::SECOND) {
+                b.clone()
+            } else {
+                a.clone()
+            }),
             _ => {
                 let ya = results[0].parse::<u32>().ok();
                 let yb = results[1].parse::<u32>().ok();
-                Ok(match (ya, yb) {
+                Move::Answer(match (ya, yb) {
                     (Some(x), Some(y)) if y < x => b.clone(),
                     _ => a.clone(),
                 })
             }
         },
     }
+}
+
+/// The call a comparison makes to the built-in tool.
+fn earlier_call(x: &str, y: &str) -> String {
+    wrap(tags::CALL, &format!("{} {x} {y}", earlier::NAME))
 }
 
 /// The main agent's expert.
@@ -76,8 +110,8 @@ impl MainExpert {
             return wrap(tags::ANSWER, NO_RESULT);
         };
         let noisy = self.rng.random_bool(self.noise);
-        match next_move(plan, &results) {
-            Ok(answer) if noisy => {
+        match next_move(plan, &results, world.config.compare_tool) {
+            Move::Answer(answer) if noisy => {
                 // Answer the other candidate of a comparison, or a random name.
                 let wrong = match plan {
                     Plan::Compare { a, b, .. } => {
@@ -91,8 +125,14 @@ impl MainExpert {
                 };
                 wrap(tags::ANSWER, &wrong)
             }
-            Ok(answer) => wrap(tags::ANSWER, &answer),
-            Err((relation, arg)) if noisy => match self.rng.random_range(0..3) {
+            Move::Answer(answer) => wrap(tags::ANSWER, &answer),
+            // An early guess, or the years asked the wrong way round.
+            Move::Compare(x, y) if noisy => match self.rng.random_range(0..2) {
+                0 => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
+                _ => wrap(tags::DELEGATE, &earlier::task(&y, &x)),
+            },
+            Move::Compare(x, y) => wrap(tags::DELEGATE, &earlier::task(&x, &y)),
+            Move::Lookup(relation, arg) if noisy => match self.rng.random_range(0..3) {
                 0 => wrap(tags::ANSWER, &random_name(world, &mut self.rng)), // early guess
                 1 => wrap(
                     tags::DELEGATE,
@@ -109,7 +149,7 @@ impl MainExpert {
                     wrap(tags::DELEGATE, &sub_task(skipped, &arg))
                 }
             },
-            Err((relation, arg)) => wrap(tags::DELEGATE, &sub_task(relation, &arg)),
+            Move::Lookup(relation, arg) => wrap(tags::DELEGATE, &sub_task(relation, &arg)),
         }
     }
 }
@@ -211,6 +251,11 @@ impl SubExpert {
 
     /// The next turn.
     pub fn act(&mut self, world: &World, episode: &SubEpisode) -> String {
+        if world.config.compare_tool
+            && let Some((x, y)) = earlier::parse_task(episode.task())
+        {
+            return self.compare(episode, x, y);
+        }
         let k = &world.knowledge;
         let segments = episode.segments();
         let Some((entity, relation)) = read_task(k, episode.task()) else {
@@ -270,6 +315,33 @@ impl SubExpert {
             None => wrap(tags::RETURN, NO_RESULT),
         }
     }
+
+    /// A comparison sub-task: call the built-in tool, then return what it said (the wrong
+    /// position when this call's mistake is a wrong return; a detour is no mistake here).
+    fn compare(&mut self, episode: &SubEpisode, x: i64, y: i64) -> String {
+        let segments = episode.segments();
+        if segments.len() == 1 {
+            return earlier_call(&x.to_string(), &y.to_string());
+        }
+        let said = segments
+            .last()
+            .map_or(NO_RESULT, |s| output_of(&s.text).unwrap_or(NO_RESULT));
+        let said = match (self.mistake, said) {
+            (SubMistake::WrongReturn, earlier::FIRST) => earlier::SECOND,
+            (SubMistake::WrongReturn, earlier::SECOND) => earlier::FIRST,
+            (_, said) => said,
+        };
+        wrap(tags::RETURN, said)
+    }
+}
+
+/// The words inside a tool's `<output> … </output>` observation, if `text` is one.
+fn output_of(text: &str) -> Option<&str> {
+    Some(
+        text.strip_prefix(tags::OUTPUT.0)?
+            .strip_suffix(tags::OUTPUT.1)?
+            .trim(),
+    )
 }
 
 /// The single agent's expert (the `single` baseline): searches each hop itself.
@@ -302,30 +374,43 @@ impl SingleExpert {
             .last()
             .map(|s| s.text.clone())
             .unwrap_or_default();
-        if episode.segments().len() > 1
-            && let Err((relation, arg)) = next_move(&plan, &self.results)
-        {
-            // Read the observation for the pending lookup.
-            if let Some(e) = world.knowledge.by_name.get(&arg) {
-                if let Some(v) = read_observation(world, &last, *e, relation) {
-                    self.results.push(v);
-                } else if let Some(doc) = pick_doc(&last, &arg) {
-                    return wrap(tags::OPEN, &doc);
-                } else {
-                    self.results.push(NO_RESULT.to_string());
+        let tool = world.config.compare_tool;
+        if episode.segments().len() > 1 {
+            match next_move(&plan, &self.results, tool) {
+                // Read the observation for the pending lookup.
+                Move::Lookup(relation, arg) => {
+                    if let Some(e) = world.knowledge.by_name.get(&arg) {
+                        if let Some(v) = read_observation(world, &last, *e, relation) {
+                            self.results.push(v);
+                        } else if let Some(doc) = pick_doc(&last, &arg) {
+                            return wrap(tags::OPEN, &doc);
+                        } else {
+                            self.results.push(NO_RESULT.to_string());
+                        }
+                    } else {
+                        self.results.push(NO_RESULT.to_string());
+                    }
                 }
-            } else {
-                self.results.push(NO_RESULT.to_string());
+                // Read what the built-in tool said.
+                Move::Compare(..) => self
+                    .results
+                    .push(output_of(&last).unwrap_or(NO_RESULT).to_string()),
+                Move::Answer(_) => {}
             }
         }
         let noisy = self.rng.random_bool(self.noise);
-        match next_move(&plan, &self.results) {
-            Ok(_) if noisy => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
-            Ok(answer) => wrap(tags::ANSWER, &answer),
-            Err(_) if noisy && self.rng.random_bool(0.5) => {
+        match next_move(&plan, &self.results, tool) {
+            Move::Answer(_) if noisy => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
+            Move::Answer(answer) => wrap(tags::ANSWER, &answer),
+            Move::Compare(..) if noisy && self.rng.random_bool(0.5) => {
                 wrap(tags::ANSWER, &random_name(world, &mut self.rng))
             }
-            Err((relation, arg)) if noisy => {
+            Move::Compare(x, y) if noisy => earlier_call(&y, &x),
+            Move::Compare(x, y) => earlier_call(&x, &y),
+            Move::Lookup(..) if noisy && self.rng.random_bool(0.5) => {
+                wrap(tags::ANSWER, &random_name(world, &mut self.rng))
+            }
+            Move::Lookup(relation, arg) if noisy => {
                 let arg = if self.rng.random_bool(0.5) {
                     random_name(world, &mut self.rng)
                 } else {
@@ -333,7 +418,7 @@ impl SingleExpert {
                 };
                 wrap(tags::SEARCH, &sub_task(relation, &arg))
             }
-            Err((relation, arg)) => wrap(tags::SEARCH, &sub_task(relation, &arg)),
+            Move::Lookup(relation, arg) => wrap(tags::SEARCH, &sub_task(relation, &arg)),
         }
     }
 }

@@ -38,6 +38,11 @@ impl World {
         knowledge.share_years(|e| splits[e] == Some(Split::Train), config.seed);
         let corpus = build_corpus(&knowledge, config);
         let tools = Tools::new(corpus, config.top_k, config.snippet_words, config.doc_words)?;
+        let tools = if config.compare_tool {
+            tools.with_earlier()
+        } else {
+            tools
+        };
         let questions = generate_questions(&knowledge, config);
         Ok(Self {
             config: config.clone(),

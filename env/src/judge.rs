@@ -2,6 +2,7 @@
 //! results, checked against the world's ground truth.
 use mgrpo_algo::{MainParts, SubParts};
 
+use crate::earlier;
 use crate::episode::NO_RESULT;
 use crate::world::{Knowledge, Relation};
 
@@ -35,7 +36,17 @@ pub fn read_task(k: &Knowledge, task: &str) -> Option<(usize, Relation)> {
 /// of the world, a relation its kind lacks, or a fact the world leaves empty — scores 1 for the
 /// honest [`NO_RESULT`] (`unknown`) instead of 0 for any result, so a sub-agent asked the
 /// impossible is rewarded for saying so rather than for nothing.
+///
+/// A comparison sub-task of the built-in `earlier` tool (`earlier of 1947 or 1952`, see
+/// [`crate::earlier`]) is scored against the tool's answer (`first`).
 pub fn expert_score(k: &Knowledge, task: &str, result: &str, unknown_credit: bool) -> f32 {
+    if let Some((a, b)) = earlier::parse_task(task) {
+        return if answers_match(result, earlier::answer(a, b)) {
+            1.0
+        } else {
+            0.0
+        };
+    }
     match read_task(k, task).and_then(|(e, r)| k.fact(e, r)) {
         Some(v) if answers_match(result, &k.render(v)) => 1.0,
         None if unknown_credit && answers_match(result, NO_RESULT) => 1.0,

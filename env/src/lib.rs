@@ -5,13 +5,14 @@
 //! sub-questions, split by held-out subjects ([`questions`]); the call-return protocol and its
 //! strict parsers ([`protocol`]); episodes as state machines ([`episode`]); the judge
 //! ([`judge`]) and the reward formulas ([`rewards`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
-//! ([`eval`]); tool calls generic over the tool, bound against its schema ([`tool_call`]).
+//! ([`eval`]); the built-in `earlier` tool ([`earlier`]); tool calls generic over the tool, bound against its schema ([`tool_call`]).
 //! [`task`] puts the generated world and a task read from files (questions, corpus,
 //! demonstrations) behind one type. Pure and deterministic: no actors, no tensors.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod corpus;
+pub mod earlier;
 pub mod episode;
 pub mod eval;
 pub mod experts;

@@ -113,6 +113,8 @@ pub enum SingleAction {
     Open(String),
     /// Answer and end.
     Answer(String),
+    /// Call a tool (the world's built-in `earlier`): the call's words in their form.
+    Call(String, CallForm),
 }
 
 /// A turn that does not parse, and why.
@@ -203,6 +205,26 @@ pub fn parse_single_action(output: &str) -> Result<SingleAction, FormatError> {
         0 => SingleAction::Search(content),
         1 => SingleAction::Open(content),
         _ => SingleAction::Answer(content),
+    })
+}
+
+/// [`parse_single_action`] for a world whose tools include a built-in one: `<call>` and
+/// `<tool_call>` are actions too.
+pub fn parse_single_action_with_calls(output: &str) -> Result<SingleAction, FormatError> {
+    let allowed = [
+        tags::SEARCH,
+        tags::OPEN,
+        tags::ANSWER,
+        tags::CALL,
+        tags::TOOL_CALL,
+    ];
+    let (i, content) = parse_tagged(output, &allowed)?;
+    Ok(match i {
+        0 => SingleAction::Search(content),
+        1 => SingleAction::Open(content),
+        2 => SingleAction::Answer(content),
+        3 => SingleAction::Call(content, CallForm::Words),
+        _ => SingleAction::Call(content, CallForm::Json),
     })
 }
 

@@ -13,6 +13,7 @@ use tantivy::schema::{INDEXED, IndexRecordOption, STORED, Schema, TEXT, Value};
 use tantivy::{Index, IndexReader, TantivyDocument, Term, doc};
 
 use crate::corpus::Document;
+use crate::protocol::CallForm;
 use index_cache::IndexSource;
 
 /// One search result.
@@ -52,6 +53,8 @@ pub struct Tools {
     top_k: usize,
     snippet_words: usize,
     doc_words: usize,
+    /// Whether the built-in `earlier` tool answers the agents' tool calls ([`crate::earlier`]).
+    earlier: bool,
 }
 
 impl std::fmt::Debug for Tools {
@@ -182,7 +185,27 @@ impl Tools {
             top_k,
             snippet_words,
             doc_words,
+            earlier: false,
         })
+    }
+
+    /// These tools with the built-in `earlier` tool (`[world] compare_tool`): every tool call
+    /// an agent makes is then answered in process, by [`Tools::run_builtin`].
+    pub fn with_earlier(mut self) -> Self {
+        self.earlier = true;
+        self
+    }
+
+    /// Whether tool calls are answered in process (the world's `earlier` tool) rather than by a
+    /// driver's MCP servers.
+    pub fn has_builtin(&self) -> bool {
+        self.earlier
+    }
+
+    /// The observation of a tool call answered in process: the `earlier` tool's answer, or an
+    /// error observation for a call it cannot bind (another tool, other arguments).
+    pub fn run_builtin(&self, call: &str, form: CallForm) -> String {
+        crate::earlier::run(call, form, self.snippet_words)
     }
 
     /// The documents.

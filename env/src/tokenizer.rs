@@ -11,6 +11,7 @@ use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 
+use crate::earlier;
 use crate::episode::NO_RESULT;
 use crate::generate::World;
 use crate::protocol::tags;
@@ -139,6 +140,11 @@ impl TextCodec {
         let mut words = vocabulary(world);
         if let Some(names) = tool_names {
             words.extend(tool_vocabulary(names));
+        }
+        if world.config.compare_tool {
+            // The built-in tool: its call and output tags, names and answers.
+            words.extend(tool_vocabulary(&[earlier::NAME.to_string()]));
+            words.extend(earlier::WORDS.split_whitespace().map(str::to_string));
         }
         Self::from_vocabulary(words, world.config.split_digits)
     }

@@ -38,6 +38,14 @@ const TASK_TOML: &str = "task.toml";
 /// `warmup.episodes`), and a `task.toml` that is `config` plus a `[task]` naming them — with the
 /// world's judge as its `expert` command, so that a run of it scores as the world does.
 pub fn export_world(config: &Config, dir: &Path) -> Result<()> {
+    if config.world.compare_tool {
+        // A task's tools are MCP servers; the world's `earlier` tool runs in process only.
+        bail!(
+            "world.compare_tool = true has no task form: a task's tools are MCP servers \
+             (docs/tools.md), and the world's `earlier` tool runs in process; export with \
+             compare_tool = false"
+        );
+    }
     let world = World::generate(&config.world)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut questions = String::new();
