@@ -64,11 +64,11 @@ pub struct WorldConfig {
     /// years is then one of digits seen in every year, not of year words seen a few times each
     /// (over seeds 1–3: compare questions +5 points on every seed, docs/results.md).
     pub split_digits: bool,
-    /// Whether the sub-agents have the built-in `earlier` tool (`<call> earlier 1947 1952
-    /// </call>` → `first`), so a compare question is answered by delegating the comparison
-    /// (`earlier of 1947 or 1952`) instead of comparing two years in the main agent's context
-    /// (`env/src/earlier.rs`, docs/protocol.md). Off by default: a world without it keeps its
-    /// tokenizer and every seeded run bit for bit.
+    /// Whether the sub-agents have the built-in `earlier` tool (`<call> earlier A 1947 or B 1952
+    /// </call>` → `A`), so a compare question is answered by delegating the comparison
+    /// (`earlier of A 1947 or B 1952`) instead of comparing two years in the main agent's
+    /// context (`env/src/earlier.rs`, docs/protocol.md). Off by default: a world without it keeps
+    /// its tokenizer and every seeded run bit for bit.
     pub compare_tool: bool,
 }
 

@@ -33,13 +33,14 @@ enum Move {
     Answer(String),
     /// Look up `relation` of this entity (a chain's next hop, a comparison's candidate).
     Lookup(Relation, String),
-    /// Compare these two years with the built-in `earlier` tool (`[world] compare_tool`).
-    Compare(String, String),
+    /// Compare the candidates' years with the built-in `earlier` tool (`[world]
+    /// compare_tool`): `(a, year of a, b, year of b)`.
+    Compare([String; 4]),
 }
 
 /// The next move of a plan from its results. A comparison answers the candidate with the
 /// earlier year; with the built-in tool (`tool`), it first asks the tool which is the earlier and
-/// answers by the position it returns.
+/// answers the name it returns.
 fn next_move(plan: &Plan, results: &[String], tool: bool) -> Move {
     match plan {
         Plan::Chain { subject, chain } => match chain.get(results.len()) {
@@ -56,18 +57,18 @@ fn next_move(plan: &Plan, results: &[String], tool: bool) -> Move {
                 let ya = results[0].parse::<u32>().ok();
                 let yb = results[1].parse::<u32>().ok();
                 match (ya, yb) {
-                    (Some(_), Some(_)) if tool => {
-                        Move::Compare(results[0].clone(), results[1].clone())
-                    }
+                    (Some(_), Some(_)) if tool => Move::Compare([
+                        a.clone(),
+                        results[0].clone(),
+                        b.clone(),
+                        results[1].clone(),
+                    ]),
                     (Some(x), Some(y)) if y < x => Move::Answer(b.clone()),
                     _ => Move::Answer(a.clone()),
                 }
             }
-            _ if tool => Move::Answer(if answers_match(&results[2], earlier::SECOND) {
-                b.clone()
-            } else {
-                a.clone()
-            }),
+            // The tool's answer, as a chain answers its last hop.
+            _ if tool => Move::Answer(results[2].clone()),
             _ => {
                 let ya = results[0].parse::<u32>().ok();
                 let yb = results[1].parse::<u32>().ok();
@@ -80,9 +81,15 @@ fn next_move(plan: &Plan, results: &[String], tool: bool) -> Move {
     }
 }
 
-/// The call a comparison makes to the built-in tool.
-fn earlier_call(x: &str, y: &str) -> String {
-    wrap(tags::CALL, &format!("{} {x} {y}", earlier::NAME))
+/// The call a comparison makes to the built-in tool; `swap` asks with the years swapped (a
+/// mistake).
+fn earlier_call([a, ya, b, yb]: &[String; 4], swap: bool) -> String {
+    let pair = if swap {
+        earlier::words(a, yb, b, ya)
+    } else {
+        earlier::words(a, ya, b, yb)
+    };
+    wrap(tags::CALL, &format!("{} {pair}", earlier::NAME))
 }
 
 /// The main agent's expert.
@@ -127,11 +134,11 @@ impl MainExpert {
             }
             Move::Answer(answer) => wrap(tags::ANSWER, &answer),
             // An early guess, or the years asked the wrong way round.
-            Move::Compare(x, y) if noisy => match self.rng.random_range(0..2) {
+            Move::Compare([a, ya, b, yb]) if noisy => match self.rng.random_range(0..2) {
                 0 => wrap(tags::ANSWER, &random_name(world, &mut self.rng)),
-                _ => wrap(tags::DELEGATE, &earlier::task(&y, &x)),
+                _ => wrap(tags::DELEGATE, &earlier::task(&a, &yb, &b, &ya)),
             },
-            Move::Compare(x, y) => wrap(tags::DELEGATE, &earlier::task(&x, &y)),
+            Move::Compare([a, ya, b, yb]) => wrap(tags::DELEGATE, &earlier::task(&a, &ya, &b, &yb)),
             Move::Lookup(relation, arg) if noisy => match self.rng.random_range(0..3) {
                 0 => wrap(tags::ANSWER, &random_name(world, &mut self.rng)), // early guess
                 1 => wrap(
@@ -252,9 +259,9 @@ impl SubExpert {
     /// The next turn.
     pub fn act(&mut self, world: &World, episode: &SubEpisode) -> String {
         if world.config.compare_tool
-            && let Some((x, y)) = earlier::parse_task(episode.task())
+            && let Some(pair) = earlier::parse_task(episode.task())
         {
-            return self.compare(episode, x, y);
+            return self.compare(episode, &pair);
         }
         let k = &world.knowledge;
         let segments = episode.segments();
@@ -316,20 +323,21 @@ impl SubExpert {
         }
     }
 
-    /// A comparison sub-task: call the built-in tool, then return what it said (the wrong
-    /// position when this call's mistake is a wrong return; a detour is no mistake here).
-    fn compare(&mut self, episode: &SubEpisode, x: i64, y: i64) -> String {
+    /// A comparison sub-task: call the built-in tool, then return what it said (the other
+    /// candidate when this call's mistake is a wrong return; a detour is no mistake here).
+    fn compare(&mut self, episode: &SubEpisode, pair: &earlier::Pair) -> String {
         let segments = episode.segments();
         if segments.len() == 1 {
-            return earlier_call(&x.to_string(), &y.to_string());
+            let call = earlier::call_for(episode.task()).unwrap_or_default();
+            return wrap(tags::CALL, &call);
         }
         let said = segments
             .last()
             .map_or(NO_RESULT, |s| output_of(&s.text).unwrap_or(NO_RESULT));
-        let said = match (self.mistake, said) {
-            (SubMistake::WrongReturn, earlier::FIRST) => earlier::SECOND,
-            (SubMistake::WrongReturn, earlier::SECOND) => earlier::FIRST,
-            (_, said) => said,
+        let said = if self.mistake == SubMistake::WrongReturn && said == pair.earlier() {
+            pair.other(said)
+        } else {
+            said
         };
         wrap(tags::RETURN, said)
     }
@@ -405,8 +413,7 @@ impl SingleExpert {
             Move::Compare(..) if noisy && self.rng.random_bool(0.5) => {
                 wrap(tags::ANSWER, &random_name(world, &mut self.rng))
             }
-            Move::Compare(x, y) if noisy => earlier_call(&y, &x),
-            Move::Compare(x, y) => earlier_call(&x, &y),
+            Move::Compare(pair) => earlier_call(&pair, noisy),
             Move::Lookup(..) if noisy && self.rng.random_bool(0.5) => {
                 wrap(tags::ANSWER, &random_name(world, &mut self.rng))
             }

@@ -37,11 +37,11 @@ pub fn read_task(k: &Knowledge, task: &str) -> Option<(usize, Relation)> {
 /// honest [`NO_RESULT`] (`unknown`) instead of 0 for any result, so a sub-agent asked the
 /// impossible is rewarded for saying so rather than for nothing.
 ///
-/// A comparison sub-task of the built-in `earlier` tool (`earlier of 1947 or 1952`, see
-/// [`crate::earlier`]) is scored against the tool's answer (`first`).
+/// A comparison sub-task of the built-in `earlier` tool (`earlier of A 1947 or B 1952`,
+/// see [`crate::earlier`]) is scored against the tool's answer (`A`).
 pub fn expert_score(k: &Knowledge, task: &str, result: &str, unknown_credit: bool) -> f32 {
-    if let Some((a, b)) = earlier::parse_task(task) {
-        return if answers_match(result, earlier::answer(a, b)) {
+    if let Some(pair) = earlier::parse_task(task) {
+        return if answers_match(result, pair.earlier()) {
             1.0
         } else {
             0.0

@@ -22,8 +22,8 @@ fn world() -> &'static World {
     })
 }
 
-/// The two years a compare question's candidates have, in the question's order.
-fn years(w: &World, plan: &Plan) -> (String, String) {
+/// A compare question's candidates and their years, in the question's order.
+fn candidates(w: &World, plan: &Plan) -> [String; 4] {
     let Plan::Compare { a, b, relation } = plan else {
         panic!("not a comparison")
     };
@@ -31,11 +31,11 @@ fn years(w: &World, plan: &Plan) -> (String, String) {
         let e = w.knowledge.by_name[name];
         w.knowledge.render(w.knowledge.fact(e, *relation).unwrap())
     };
-    (year(a), year(b))
+    [a.clone(), year(a), b.clone(), year(b)]
 }
 
 #[test]
-fn the_expert_delegates_the_comparison_and_answers_by_the_tools_position() {
+fn the_expert_delegates_the_comparison_and_answers_the_tools_name() {
     let w = world();
     let mut compares = 0;
     for (i, q) in w.questions(Split::Dev).iter().enumerate() {
@@ -48,39 +48,45 @@ fn the_expert_delegates_the_comparison_and_answers_by_the_tools_position() {
         }
         compares += 1;
         assert_eq!(t.calls.len(), 3, "{}", render_transcript(&t));
-        let (ya, yb) = years(w, &plan);
+        let [a, ya, b, yb] = candidates(w, &plan);
         let call = &t.calls[2];
-        assert_eq!(call.task(), earlier::task(&ya, &yb));
+        assert_eq!(call.task(), earlier::task(&a, &ya, &b, &yb));
         let texts: Vec<&str> = call.segments().iter().map(|s| s.text.as_str()).collect();
-        let said = earlier::answer(ya.parse().unwrap(), yb.parse().unwrap());
         assert_eq!(
             texts[1..],
             [
-                format!("<call> earlier {ya} {yb} </call>").as_str(),
-                format!("<output> {said} </output>").as_str(),
-                format!("<return> {said} </return>").as_str(),
+                format!("<call> earlier {a} {ya} or {b} {yb} </call>").as_str(),
+                format!("<output> {} </output>", q.answer).as_str(),
+                format!("<return> {} </return>", q.answer).as_str(),
             ],
             "{}",
             render_transcript(&t)
         );
-        assert_eq!(call.result(), said);
+        assert_eq!(call.result(), q.answer);
         assert_eq!(
             expert_score(&w.knowledge, call.task(), call.result(), false),
             1.0
         );
-    }
-    assert!(compares > 20, "{compares} compare questions in dev");
-    if compares > 0 {
-        let q = w
-            .questions(Split::Dev)
-            .iter()
-            .find(|q| q.kind == "compare")
-            .unwrap();
-        eprintln!(
-            "{}",
-            render_transcript(&run_expert_episode(w, q, 0.0, 0.0, 0))
+        assert_eq!(
+            expert_score(
+                &w.knowledge,
+                call.task(),
+                if q.answer == a { &b } else { &a },
+                false
+            ),
+            0.0
         );
     }
+    assert!(compares > 20, "{compares} compare questions in dev");
+    let q = w
+        .questions(Split::Dev)
+        .iter()
+        .find(|q| q.kind == "compare")
+        .unwrap();
+    eprintln!(
+        "{}",
+        render_transcript(&run_expert_episode(w, q, 0.0, 0.0, 0))
+    );
 }
 
 #[test]
@@ -129,17 +135,21 @@ fn the_single_expert_calls_the_tool_too() {
 #[test]
 fn a_sub_agents_call_is_answered_in_process_and_a_bad_one_is_an_error_observation() {
     let w = world();
-    let mut ep = SubEpisode::new(&earlier::task("1990", "1950"), 4);
+    let task = earlier::task("Ann Lee", "1990", "Bo Ek", "1950");
+    let mut ep = SubEpisode::new(&task, 4);
     assert_eq!(
-        ep.apply("<call> earlier 1990 1950 </call>", &w.tools),
+        ep.apply(
+            "<call> earlier Ann Lee 1990 or Bo Ek 1950 </call>",
+            &w.tools
+        ),
         ToolStep::Continue
     );
     assert_eq!(
         ep.segments().last().unwrap().text,
-        "<output> second </output>"
+        "<output> Bo Ek </output>"
     );
     assert_eq!(
-        ep.apply("<call> earlier 1990 soon </call>", &w.tools),
+        ep.apply("<call> earlier Ann Lee 1990 or soon </call>", &w.tools),
         ToolStep::Continue
     );
     assert!(
@@ -152,7 +162,7 @@ fn a_sub_agents_call_is_answered_in_process_and_a_bad_one_is_an_error_observatio
         ep.segments()
     );
     assert_eq!(
-        ep.apply("<return> second </return>", &w.tools),
+        ep.apply("<return> Bo Ek </return>", &w.tools),
         ToolStep::Done
     );
     assert!(ep.format_ok());
@@ -160,12 +170,15 @@ fn a_sub_agents_call_is_answered_in_process_and_a_bad_one_is_an_error_observatio
         expert_score(&w.knowledge, ep.task(), ep.result(), false),
         1.0
     );
-    assert_eq!(expert_score(&w.knowledge, ep.task(), "first", false), 0.0);
+    assert_eq!(expert_score(&w.knowledge, ep.task(), "Ann Lee", false), 0.0);
     // Without the tool a call is not an action of the world's sub-agents.
     let plain = World::generate(&WorldConfig::default()).unwrap();
-    let mut ep = SubEpisode::new(&earlier::task("1990", "1950"), 4);
+    let mut ep = SubEpisode::new(&task, 4);
     assert_eq!(
-        ep.apply("<call> earlier 1990 1950 </call>", &plain.tools),
+        ep.apply(
+            "<call> earlier Ann Lee 1990 or Bo Ek 1950 </call>",
+            &plain.tools
+        ),
         ToolStep::Done
     );
     assert!(!ep.format_ok());
@@ -173,11 +186,15 @@ fn a_sub_agents_call_is_answered_in_process_and_a_bad_one_is_an_error_observatio
 
 #[test]
 fn the_tokenizer_knows_every_word_of_the_tool_and_a_world_without_it_does_not() {
-    let codec = TextCodec::build(world()).unwrap();
-    let text = "<delegate> earlier of 1947 or 1952 </delegate> <call> earlier 1947 1952 </call> \
-                <output> second </output> <return> same </return> <output> error : bad \
-                arguments for earlier </output>";
-    let ids = codec.encode(text);
+    let w = world();
+    let codec = TextCodec::build(w).unwrap();
+    let (a, b) = (&w.knowledge.entities[0].name, &w.knowledge.entities[1].name);
+    let text = format!(
+        "<delegate> earlier of {a} 1947 or {b} 1952 </delegate> <call> earlier {a} 1947 or {b} \
+         1952 </call> <output> {a} </output> <return> same </return> <output> error : bad \
+         arguments for earlier </output>"
+    );
+    let ids = codec.encode(&text);
     assert!(!ids.contains(&1), "every word is known: {ids:?}");
     assert_eq!(codec.decode(&ids), text);
     let stop = codec.encode("</call>");
