@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
     CallForm, FormatError, MainAction, SingleAction, SubAction, parse_main_action,
-    parse_single_action, parse_single_action_with_calls, parse_sub_action,
-    parse_sub_action_with_calls, tags, wrap,
+    parse_single_turn, parse_sub_turn, tags, wrap,
 };
 use crate::search::Tools;
 
@@ -388,11 +387,7 @@ impl SubEpisode {
     /// handed to the driver ([`ToolStep::Call`]) and no turn applies until its observation is
     /// delivered.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        let parsed = if self.calls || tools.has_builtin() {
-            parse_sub_action_with_calls(output)
-        } else {
-            parse_sub_action(output)
-        };
+        let parsed = parse_sub_turn(output, self.calls || tools.has_builtin());
         self.tool
             .apply(output, parsed.map(ToolAction::from), tools, "return")
     }
@@ -468,12 +463,7 @@ impl SingleEpisode {
 
     /// Applies one generated turn, running the tool it asks for.
     pub fn apply(&mut self, output: &str, tools: &Tools) -> ToolStep {
-        let parsed = if tools.has_builtin() {
-            parse_single_action_with_calls(output)
-        } else {
-            parse_single_action(output)
-        };
-        let parsed = parsed.map(ToolAction::from);
+        let parsed = parse_single_turn(output, tools.has_builtin()).map(ToolAction::from);
         self.tool.apply(output, parsed, tools, "answer")
     }
 }

@@ -53,7 +53,9 @@ fn next_move(plan: &Plan, results: &[String], tool: bool) -> Move {
         Plan::Compare { a, b, relation } => match results.len() {
             0 => Move::Lookup(*relation, a.clone()),
             1 => Move::Lookup(*relation, b.clone()),
-            2 => {
+            // The tool's answer, as a chain answers its last hop.
+            n if tool && n > 2 => Move::Answer(results[2].clone()),
+            _ => {
                 let ya = results[0].parse::<u32>().ok();
                 let yb = results[1].parse::<u32>().ok();
                 match (ya, yb) {
@@ -66,16 +68,6 @@ fn next_move(plan: &Plan, results: &[String], tool: bool) -> Move {
                     (Some(x), Some(y)) if y < x => Move::Answer(b.clone()),
                     _ => Move::Answer(a.clone()),
                 }
-            }
-            // The tool's answer, as a chain answers its last hop.
-            _ if tool => Move::Answer(results[2].clone()),
-            _ => {
-                let ya = results[0].parse::<u32>().ok();
-                let yb = results[1].parse::<u32>().ok();
-                Move::Answer(match (ya, yb) {
-                    (Some(x), Some(y)) if y < x => b.clone(),
-                    _ => a.clone(),
-                })
             }
         },
     }

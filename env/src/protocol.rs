@@ -169,26 +169,27 @@ pub fn parse_main_action(output: &str) -> Result<MainAction, FormatError> {
     })
 }
 
-/// Parses one sub-agent turn.
-pub fn parse_sub_action(output: &str) -> Result<SubAction, FormatError> {
-    let (i, content) = parse_tagged(output, &[tags::SEARCH, tags::OPEN, tags::RETURN])?;
-    Ok(match i {
-        0 => SubAction::Search(content),
-        1 => SubAction::Open(content),
-        _ => SubAction::Return(content),
-    })
-}
-
-/// Parses one sub-agent turn of a task with tools: `<call>` and `<tool_call>` too.
-pub fn parse_sub_action_with_calls(output: &str) -> Result<SubAction, FormatError> {
+/// A turn of a tool-using agent (sub-agent or single agent): the index of its action among
+/// search, open, the protocol's `finish` tag and — with `calls` — `<call>` and `<tool_call>`,
+/// and the content. One list for both protocols, so they differ only in their finish tag.
+fn parse_tool_turn(
+    output: &str,
+    finish: (&'static str, &'static str),
+    calls: bool,
+) -> Result<(usize, String), FormatError> {
     let allowed = [
         tags::SEARCH,
         tags::OPEN,
-        tags::RETURN,
+        finish,
         tags::CALL,
         tags::TOOL_CALL,
     ];
-    let (i, content) = parse_tagged(output, &allowed)?;
+    parse_tagged(output, &allowed[..if calls { 5 } else { 3 }])
+}
+
+/// Parses one sub-agent turn; with `calls`, `<call>` and `<tool_call>` are actions too.
+pub(crate) fn parse_sub_turn(output: &str, calls: bool) -> Result<SubAction, FormatError> {
+    let (i, content) = parse_tool_turn(output, tags::RETURN, calls)?;
     Ok(match i {
         0 => SubAction::Search(content),
         1 => SubAction::Open(content),
@@ -198,27 +199,10 @@ pub fn parse_sub_action_with_calls(output: &str) -> Result<SubAction, FormatErro
     })
 }
 
-/// Parses one single-agent turn.
-pub fn parse_single_action(output: &str) -> Result<SingleAction, FormatError> {
-    let (i, content) = parse_tagged(output, &[tags::SEARCH, tags::OPEN, tags::ANSWER])?;
-    Ok(match i {
-        0 => SingleAction::Search(content),
-        1 => SingleAction::Open(content),
-        _ => SingleAction::Answer(content),
-    })
-}
-
-/// [`parse_single_action`] for a world whose tools include a built-in one: `<call>` and
+/// Parses one single-agent turn; with `calls` (a world with a built-in tool), `<call>` and
 /// `<tool_call>` are actions too.
-pub fn parse_single_action_with_calls(output: &str) -> Result<SingleAction, FormatError> {
-    let allowed = [
-        tags::SEARCH,
-        tags::OPEN,
-        tags::ANSWER,
-        tags::CALL,
-        tags::TOOL_CALL,
-    ];
-    let (i, content) = parse_tagged(output, &allowed)?;
+pub(crate) fn parse_single_turn(output: &str, calls: bool) -> Result<SingleAction, FormatError> {
+    let (i, content) = parse_tool_turn(output, tags::ANSWER, calls)?;
     Ok(match i {
         0 => SingleAction::Search(content),
         1 => SingleAction::Open(content),
@@ -226,6 +210,27 @@ pub fn parse_single_action_with_calls(output: &str) -> Result<SingleAction, Form
         3 => SingleAction::Call(content, CallForm::Words),
         _ => SingleAction::Call(content, CallForm::Json),
     })
+}
+
+/// Parses one sub-agent turn.
+pub fn parse_sub_action(output: &str) -> Result<SubAction, FormatError> {
+    parse_sub_turn(output, false)
+}
+
+/// Parses one sub-agent turn of a task with tools: `<call>` and `<tool_call>` too.
+pub fn parse_sub_action_with_calls(output: &str) -> Result<SubAction, FormatError> {
+    parse_sub_turn(output, true)
+}
+
+/// Parses one single-agent turn.
+pub fn parse_single_action(output: &str) -> Result<SingleAction, FormatError> {
+    parse_single_turn(output, false)
+}
+
+/// [`parse_single_action`] for a world whose tools include a built-in one: `<call>` and
+/// `<tool_call>` are actions too.
+pub fn parse_single_action_with_calls(output: &str) -> Result<SingleAction, FormatError> {
+    parse_single_turn(output, true)
 }
 
 /// `<tag> content </tag>` for a tag pair.
