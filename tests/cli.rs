@@ -93,30 +93,76 @@ fn config_errors_name_the_file_the_key_and_what_to_do() {
     );
 }
 
+/// The world's built-in `earlier` tool (on by default) travels with an export as
+/// `builtin_tools = ["earlier"]`, which `mgrpo task check` lists; a world without it exports
+/// none; a task cannot name an unknown built-in tool, nor mix one with MCP servers.
 #[test]
-fn exporting_a_world_with_the_builtin_tool_is_refused_and_writes_nothing() {
+fn an_exported_world_keeps_its_builtin_tool_and_a_task_names_only_known_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tool.toml");
     let text = std::fs::read_to_string(tiny()).unwrap();
-    assert!(text.contains("[world]\n"), "tiny.toml has a [world] table");
-    std::fs::write(
-        &config,
-        text.replace("[world]\n", "[world]\ncompare_tool = true\n"),
-    )
-    .unwrap();
-    let out = dir.path().join("exported");
-    let e = fail(
-        mgrpo()
-            .args(["world", "--export"])
-            .arg(&out)
-            .arg("--config")
-            .arg(&config),
-    );
     assert!(
-        e.contains("world.compare_tool = true has no task form"),
-        "{e}"
+        !text.contains("compare_tool"),
+        "tiny.toml keeps the default"
     );
-    assert!(!out.exists(), "nothing written");
+    let export = |name: &str, text: &str| {
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let out = dir.path().join(name);
+        succeed(
+            mgrpo()
+                .args(["world", "--export"])
+                .arg(&out)
+                .arg("--config")
+                .arg(&config),
+        );
+        (
+            out.join("task.toml"),
+            std::fs::read_to_string(out.join("task.toml")).unwrap(),
+        )
+    };
+    let (task, written) = export("tool", &text);
+    assert!(
+        written.contains("builtin_tools = [\"earlier\"]"),
+        "{written}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&succeed(
+        mgrpo()
+            .args(["task", "check", "--json", "--config"])
+            .arg(&task),
+    ))
+    .unwrap();
+    let tools = report["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{report}");
+    assert_eq!(tools[0]["server"], "built-in");
+    assert_eq!(tools[0]["tools"][0]["name"], "earlier");
+
+    let (_, plain) = export(
+        "plain",
+        &text.replace("[world]\n", "[world]\ncompare_tool = false\n"),
+    );
+    assert!(!plain.contains("builtin_tools ="), "{plain}");
+
+    for (name, line, said) in [
+        (
+            "unknown",
+            "builtin_tools = [\"later\"]\n",
+            "unknown variant `later`",
+        ),
+        (
+            "mixed",
+            "builtin_tools = [\"earlier\"]\n[[task.tools]]\nname = \"calc\"\nmcp = { command = \"calc-mcp\" }\n",
+            "task.builtin_tools and [[task.tools]] together",
+        ),
+    ] {
+        let bad = dir.path().join(format!("tool/{name}.toml"));
+        let edited = written.replace("builtin_tools = [\"earlier\"]\n", "");
+        // Before the table after [task] (the lines then belong to [task]).
+        let task_at = edited.find("[task]\n").unwrap();
+        let at = task_at + 1 + edited[task_at + 1..].find("\n[").unwrap() + 1;
+        std::fs::write(&bad, format!("{}{line}{}", &edited[..at], &edited[at..])).unwrap();
+        let e = fail(mgrpo().args(["task", "check", "--config"]).arg(&bad));
+        assert!(e.contains(said), "{name}: {e}");
+    }
 }
 
 #[test]

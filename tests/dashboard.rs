@@ -273,8 +273,10 @@ fn the_page_follows_a_live_run_through_a_swap_a_stop_a_resume_and_its_end() {
         &url,
         "finished",
         &format!(
+            // The inspected group loads after the state: wait for its rollouts too.
             r#"document.getElementById('state').textContent == 'finished'
-               && document.querySelector('#roles tr[data-role=main]').dataset.version == '{}'"#,
+               && document.querySelector('#roles tr[data-role=main]').dataset.version == '{}'
+               && document.querySelectorAll('#group-rollouts tr[data-rollout]').length > 0"#,
             done + 3
         ),
     );

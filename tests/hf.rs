@@ -453,7 +453,8 @@ const QWEN_TOOLS_TEMPLATE: &str = r##"{%- if tools %}
 /// An HF sub-agent of a task with tools reads them in its prompt: the node lists the
 /// `[[task.tools]]` servers (a real calc-mcp process) and the role's chat template renders
 /// their names and schemas into the system prompt's `# Tools` block; the main agent, which
-/// calls no tools, and a task without tools get no such block.
+/// calls no tools, and a task without tools get no such block; a task's built-in `earlier` tool
+/// is listed too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hf_sub_agent_reads_the_tasks_tools_in_its_chat_templates_system_prompt() {
     use mgrpo_actors::context::NodeContext;
@@ -527,4 +528,15 @@ async fn an_hf_sub_agent_reads_the_tasks_tools_in_its_chat_templates_system_prom
         plain.chat_frame().unwrap().before_prompt,
         "<|im_start|>user\n"
     );
+    // The built-in `earlier` tool is listed by its spec, with no server to start.
+    let builtin = open(task("builtin_tools = [\"earlier\"]\n"), "builtin.toml");
+    let sub = builtin.codec(LearnerRole::Sub).unwrap();
+    let prompt = &sub.chat_frame().unwrap().before_prompt;
+    for needle in [
+        "# Tools\n",
+        r#""name": "earlier""#,
+        r#""required": ["pair"]"#,
+    ] {
+        assert!(prompt.contains(needle), "{needle:?} not in:\n{prompt}");
+    }
 }

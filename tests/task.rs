@@ -326,6 +326,7 @@ fn the_search_index_is_cached_by_the_corpus_content_and_a_changed_corpus_rebuild
             demonstrations: None,
             splits: Default::default(),
             index_cache: cache,
+            earlier_tool: false,
         };
         Dataset::load(&files, &limits).unwrap()
     };

@@ -645,6 +645,9 @@ mod tests {
             (c.models.main.lr, c.models.sub.lr),
             (default_lr, default_lr)
         );
+        // The world: the file writes out every default (the built-in tool included).
+        assert_eq!(c.world, mgrpo_env::WorldConfig::default());
+        assert!(c.world.compare_tool);
     }
 
     #[test]

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use mgrpo_algo::{derive_seed, salt};
+use mgrpo_env::earlier;
 use mgrpo_env::task::{Dataset, DatasetFiles, Task};
 use mgrpo_env::tool_call::{ToolSpec, chat_template_tools};
 use mgrpo_env::{TextCodec, World};
 use mgrpo_models::{DeviceSpec, HfFolder, LearnerConfig, LoraSettings, Policy, PolicyConfig};
 
+use crate::config::task::BuiltinTool;
 use crate::config::{Config, RoleModelConfig};
 use crate::faults::Faults;
 use crate::mcp::{McpTools, ToolBoxError, ToolServerConfig, list_tools};
@@ -87,6 +89,15 @@ fn tool_configs(config: &Config) -> &[ToolServerConfig] {
     config.task.as_ref().map_or(&[], |t| &t.tools)
 }
 
+/// Whether the sub-agents have the built-in `earlier` tool: the world's `compare_tool`, or a
+/// task's `builtin_tools`.
+pub fn has_earlier_tool(config: &Config) -> bool {
+    match &config.task {
+        None => config.world.compare_tool,
+        Some(t) => t.builtin_tools.contains(&BuiltinTool::Earlier),
+    }
+}
+
 impl NodeContext {
     /// Generates the world, or loads `[task]`'s files, and builds the tokenizer for `config`.
     pub fn new(config: Config, run_dir: RunDir, scope: String) -> Result<Arc<Self>, ContextError> {
@@ -126,14 +137,16 @@ impl NodeContext {
         Ok(Some(tools))
     }
 
-    /// The task's tools as a chat template's `tools` (none without `[[task.tools]]`): from the
-    /// servers this node started, or else listed by starting each server once and closing it
-    /// (on a thread of its own, as this may run inside an actor) — the same list in the same
-    /// order either way, so every node frames an HF sub-agent's prompt alike.
+    /// The task's tools as a chat template's `tools` (none without `[[task.tools]]` or the
+    /// built-in `earlier` tool, which is listed by its spec): from the servers this node
+    /// started, or else listed by starting each server once and closing it (on a thread of its
+    /// own, as this may run inside an actor) — the same list in the same order either way, so
+    /// every node frames an HF sub-agent's prompt alike.
     fn tool_definitions(&self) -> Result<Option<serde_json::Value>, ContextError> {
         let configs = tool_configs(&self.config);
         if configs.is_empty() {
-            return Ok(None);
+            let builtin = has_earlier_tool(&self.config).then(|| vec![earlier::spec()]);
+            return Ok(builtin.map(|specs| chat_template_tools(&specs)));
         }
         let specs: Vec<ToolSpec> = match self.mcp.get() {
             Some(started) => started.specs().to_vec(),
@@ -284,6 +297,7 @@ pub fn load_task(config: &Config, run_cache: Option<&Path>) -> Result<Task, Cont
                 demonstrations: t.demonstrations.as_deref(),
                 splits: t.splits,
                 index_cache: t.index_cache.as_deref().or(run_cache),
+                earlier_tool: has_earlier_tool(config),
             };
             let d = Dataset::load(&files, &config.world)?;
             if let Some(why) = &d.index_unsaved {

@@ -67,8 +67,10 @@ pub struct WorldConfig {
     /// Whether the sub-agents have the built-in `earlier` tool (`<call> earlier A 1947 or B 1952
     /// </call>` → `A`), so a compare question is answered by delegating the comparison
     /// (`earlier of A 1947 or B 1952`) instead of comparing two years in the main agent's
-    /// context (`env/src/earlier.rs`, docs/protocol.md). Off by default: a world without it keeps
-    /// its tokenizer and every seeded run bit for bit.
+    /// context (`env/src/earlier.rs`, docs/protocol.md). On by default: over five seeds it lifts
+    /// compare questions from below a coin flip to 0.57 and mgrpo's test accuracy by 8 points
+    /// (docs/results.md); off, a world keeps the tokenizer and seeded runs of the versions
+    /// before it, bit for bit.
     pub compare_tool: bool,
 }
 
@@ -98,7 +100,7 @@ impl Default for WorldConfig {
             main_noise: 0.15,
             sub_noise: 0.15,
             split_digits: true,
-            compare_tool: false,
+            compare_tool: true,
         }
     }
 }

@@ -483,6 +483,8 @@ mod tests {
             train_questions: 20,
             dev_questions: 5,
             test_questions: 5,
+            // No built-in tool: its calls are the driver's (MCP), as in a task with tools.
+            compare_tool: false,
             ..WorldConfig::default()
         })
         .unwrap()

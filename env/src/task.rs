@@ -124,7 +124,12 @@ impl Task {
                 for demo in &d.demos {
                     texts.extend(demo.segments.iter().map(|s| s.text.as_str()));
                 }
-                TextCodec::from_texts(texts, tool_names, d.limits.split_digits)
+                TextCodec::from_texts(
+                    texts,
+                    tool_names,
+                    d.tools.has_builtin(),
+                    d.limits.split_digits,
+                )
             }
         }
     }

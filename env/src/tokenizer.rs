@@ -123,6 +123,14 @@ fn tool_vocabulary(tool_names: &[String]) -> BTreeSet<String> {
     words
 }
 
+/// The words of the built-in `earlier` tool: its call and output tags, its name, and the
+/// words of its sub-task and answers.
+fn earlier_vocabulary() -> BTreeSet<String> {
+    let mut words = tool_vocabulary(&[earlier::NAME.to_string()]);
+    words.extend(earlier::WORDS.split_whitespace().map(str::to_string));
+    words
+}
+
 impl TextCodec {
     /// Builds the tokenizer of a world.
     pub fn build(world: &World) -> Result<Self, TokenizerError> {
@@ -141,19 +149,19 @@ impl TextCodec {
         if let Some(names) = tool_names {
             words.extend(tool_vocabulary(names));
         }
-        if world.config.compare_tool {
-            // The built-in tool: its call and output tags, names and answers.
-            words.extend(tool_vocabulary(&[earlier::NAME.to_string()]));
-            words.extend(earlier::WORDS.split_whitespace().map(str::to_string));
+        if world.tools.has_builtin() {
+            words.extend(earlier_vocabulary());
         }
         Self::from_vocabulary(words, world.config.split_digits)
     }
 
     /// Builds a tokenizer whose words are every word of `texts` and of the protocol (a
-    /// dataset task's), plus the tool words as [`Self::build_with_tools`] adds them.
+    /// dataset task's), plus the tool words as [`Self::build_with_tools`] adds them (those of
+    /// the built-in `earlier` tool with `earlier_tool`).
     pub fn from_texts<'a>(
         texts: impl IntoIterator<Item = &'a str>,
         tool_names: Option<&[String]>,
+        earlier_tool: bool,
         split_digits: bool,
     ) -> Result<Self, TokenizerError> {
         let mut words = BTreeSet::new();
@@ -168,6 +176,9 @@ impl TextCodec {
         add_protocol_words(&mut add);
         if let Some(names) = tool_names {
             words.extend(tool_vocabulary(names));
+        }
+        if earlier_tool {
+            words.extend(earlier_vocabulary());
         }
         Self::from_vocabulary(words, split_digits)
     }

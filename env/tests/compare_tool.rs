@@ -1,5 +1,5 @@
 //! The world's built-in `earlier` tool (`[world] compare_tool = true`) end to end: the experts
-//! delegate the comparison and answer by the tool's position, the sub-agent's episode runs the
+//! delegate the comparison and answer the name the tool gives, the sub-agent's episode runs the
 //! call in process, the judge scores the comparison sub-task, the tokenizer knows every word.
 use std::sync::OnceLock;
 
@@ -172,7 +172,11 @@ fn a_sub_agents_call_is_answered_in_process_and_a_bad_one_is_an_error_observatio
     );
     assert_eq!(expert_score(&w.knowledge, ep.task(), "Ann Lee", false), 0.0);
     // Without the tool a call is not an action of the world's sub-agents.
-    let plain = World::generate(&WorldConfig::default()).unwrap();
+    let plain = World::generate(&WorldConfig {
+        compare_tool: false,
+        ..WorldConfig::default()
+    })
+    .unwrap();
     let mut ep = SubEpisode::new(&task, 4);
     assert_eq!(
         ep.apply(
@@ -199,7 +203,14 @@ fn the_tokenizer_knows_every_word_of_the_tool_and_a_world_without_it_does_not() 
     assert_eq!(codec.decode(&ids), text);
     let stop = codec.encode("</call>");
     assert!(codec.stop_ids().contains(&stop[0]), "</call> ends a turn");
-    let plain = TextCodec::build(&World::generate(&WorldConfig::default()).unwrap()).unwrap();
+    let plain = TextCodec::build(
+        &World::generate(&WorldConfig {
+            compare_tool: false,
+            ..WorldConfig::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(plain.encode("<call> earlier"), [1, 1]);
     assert_eq!(codec.stop_ids().len(), plain.stop_ids().len() + 2);
 }

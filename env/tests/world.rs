@@ -263,13 +263,24 @@ fn experts_solve_test_and_noise_hurts() {
         "detours open and succeed"
     );
     assert!(right * 10 < calls * 7);
-    // Delegations per question equal its hops for the noise-0 expert.
+    // Delegations per question equal its hops for the noise-0 expert, plus the comparison of a
+    // compare question's two years with the built-in tool (on by default), whose result is
+    // the answer.
+    assert!(w.config.compare_tool);
     for (i, q) in w.questions(Split::Dev).iter().enumerate() {
         let t = run_expert_episode(w, q, 0.0, 0.0, i as u64);
-        assert_eq!(t.calls.len(), q.hops, "{}", q.text);
+        let compare = q.kind == "compare";
+        assert_eq!(t.calls.len(), q.hops + usize::from(compare), "{}", q.text);
         for (call, sub) in t.calls.iter().zip(&q.subs) {
             assert_eq!(call.task(), sub.text);
             assert_eq!(call.result(), sub.answer);
+        }
+        if compare {
+            let last = t.calls.last().unwrap();
+            assert!(last.task().starts_with("earlier of "), "{}", last.task());
+            assert_eq!(last.result(), q.answer);
+        }
+        for call in &t.calls {
             assert_eq!(
                 mgrpo_env::judge::expert_score(&w.knowledge, call.task(), call.result(), false),
                 1.0
@@ -334,7 +345,7 @@ fn numbers_are_digits_and_round_trip_beside_words() {
         assert_eq!(codec.decode(&ids), text);
     }
     // A text's own `##` words (a Markdown heading) stay words of their own.
-    let md = TextCodec::from_texts(["## Intro ##Notes 1947"], None, true).unwrap();
+    let md = TextCodec::from_texts(["## Intro ##Notes 1947"], None, false, true).unwrap();
     for text in ["## Intro ##Notes 1947", "##Notes 1947 ##"] {
         assert_eq!(md.decode(&md.encode(text)), text);
     }
@@ -440,7 +451,8 @@ fn tokenizer_round_trips_everything() {
     );
     assert!(main_lens.iter().max().unwrap() <= &128 && sub_lens.iter().max().unwrap() <= &256);
     assert!(noisy_max.0 <= 128 && noisy_max.1 <= 256);
-    assert_eq!(codec.stop_ids().len(), 5);
+    // The protocol's five closing tags, and </call> and </tool_call> of the built-in tool.
+    assert_eq!(codec.stop_ids().len(), 5 + 2);
     for stop in mgrpo_env::protocol::tags::STOPS {
         assert_eq!(codec.encode(stop).len(), 1, "{stop} is one token");
     }
@@ -529,7 +541,12 @@ fn tools_bound_their_output_and_refuse_unknown_ids() {
 
 #[test]
 fn a_vocabulary_with_tools_adds_the_call_tags_and_nothing_else_changes_without() {
-    let w = world();
+    // A world without the built-in tool: the call tags are the MCP tools' only.
+    let w = &World::generate(&WorldConfig {
+        compare_tool: false,
+        ..WorldConfig::default()
+    })
+    .unwrap();
     let plain = TextCodec::build(w).unwrap();
     assert_eq!(
         TextCodec::build_with_tools(w, None)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use mgrpo_actors::Config;
-use mgrpo_actors::config::task::{RewardSpec, ScorerCommand, TaskConfig};
+use mgrpo_actors::config::task::{BuiltinTool, RewardSpec, ScorerCommand, TaskConfig};
 use mgrpo_actors::context::load_task;
 use mgrpo_actors::mcp::{ToolServerConfig, list_tools};
 use mgrpo_actors::scorer::CommandScorer;
@@ -38,14 +38,6 @@ const TASK_TOML: &str = "task.toml";
 /// `warmup.episodes`), and a `task.toml` that is `config` plus a `[task]` naming them — with the
 /// world's judge as its `expert` command, so that a run of it scores as the world does.
 pub fn export_world(config: &Config, dir: &Path) -> Result<()> {
-    if config.world.compare_tool {
-        // A task's tools are MCP servers; the world's `earlier` tool runs in process only.
-        bail!(
-            "world.compare_tool = true has no task form: a task's tools are MCP servers \
-             (docs/tools.md), and the world's `earlier` tool runs in process; export with \
-             compare_tool = false"
-        );
-    }
     let world = World::generate(&config.world)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut questions = String::new();
@@ -93,12 +85,19 @@ pub fn export_world(config: &Config, dir: &Path) -> Result<()> {
         correct_at: 0.5,
         splits: SplitFractions::default(),
         tools: Vec::new(),
+        // The world's `earlier` tool runs in process in the task too.
+        builtin_tools: if config.world.compare_tool {
+            vec![BuiltinTool::Earlier]
+        } else {
+            Vec::new()
+        },
         index_cache: None,
     });
     let toml = format!(
         "# The built-in world written as a task by `mgrpo world --export` (docs/tasks.md).\n\
          # [world] keeps the world's settings: under [task] only its tool and turn limits apply\n\
-         # (and the judge command below regenerates the world from them).\n{}",
+         # (and the judge command below regenerates the world from them); the world's built-in\n\
+         # `earlier` tool (compare_tool) is [task] builtin_tools here.\n{}",
         task_config.to_toml()
     );
     for (name, text) in [
@@ -188,9 +187,14 @@ fn check(path: &Path, json: bool) -> Result<()> {
         Some(q) => runtime.block_on(sample_scores(task_config, q))?,
         None => (serde_json::Value::Null, serde_json::Value::Null),
     };
-    let servers = runtime
+    let mut servers = runtime
         .block_on(list_tools(&task_config.tools))
         .map_err(|e| anyhow::anyhow!("a [[task.tools]] server: {e}"))?;
+    // The tools answered in process, listed as one more server's.
+    if !task_config.builtin_tools.is_empty() {
+        let specs = task_config.builtin_tools.iter().map(|b| b.spec()).collect();
+        servers.push(("built-in".into(), specs));
+    }
     let tools: Vec<serde_json::Value> = servers
         .iter()
         .map(|(server, specs)| {

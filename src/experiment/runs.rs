@@ -404,6 +404,7 @@ mod tests {
             ("no-format-reward", "digits"),
             ("unknown-credit", "digits"),
             ("rl-600", "digits"),
+            ("rl-600-tool", "compare-tool"),
             ("large-world-short-warm-lr-1e-4", "large-world-short-warm"),
             (
                 "large-world-short-warm-token-level",

@@ -49,10 +49,34 @@ pub struct TaskConfig {
     /// `search` and `open`; started by the node that hosts the executors (docs/tools.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolServerConfig>,
+    /// Tools answered in process instead of by an MCP server: `["earlier"]`, the world's
+    /// comparison tool (`NAME YEAR or NAME YEAR` → the earlier NAME; docs/protocol.md), which
+    /// `mgrpo world --export` names so that the exported world keeps it. Not combined with
+    /// `[[task.tools]]`: a call is then answered in process whatever tool it names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builtin_tools: Vec<BuiltinTool>,
     /// Where the corpus's search index is cached by its content, shared by every run and node
     /// that names it; absent: `index-cache/` in the run directory (docs/tasks.md#corpus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_cache: Option<PathBuf>,
+}
+
+/// A tool of `task.builtin_tools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuiltinTool {
+    /// `earlier NAME YEAR or NAME YEAR` → the earlier NAME (`mgrpo_env::earlier`).
+    Earlier,
+}
+
+impl BuiltinTool {
+    /// The tool's name, description and parameters (what `mgrpo task check` lists and an HF
+    /// role's chat template renders).
+    pub fn spec(self) -> mgrpo_env::tool_call::ToolSpec {
+        match self {
+            Self::Earlier => mgrpo_env::earlier::spec(),
+        }
+    }
 }
 
 /// `task.reward`: a built-in metric (`"em"`, `"f1"`, `"contains"`) or `{ command = [...] }`.
@@ -156,6 +180,14 @@ impl TaskConfig {
     /// Every problem of the values, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = ToolServerConfig::problems(&self.tools);
+        if !self.builtin_tools.is_empty() && !self.tools.is_empty() {
+            p.push(
+                "task.builtin_tools and [[task.tools]] together: every call would be answered \
+                 in process, so the MCP servers' tools could never be called; use one or the \
+                 other"
+                    .into(),
+            );
+        }
         for (key, path) in [
             ("task.questions", &self.questions),
             ("task.corpus", &self.corpus),

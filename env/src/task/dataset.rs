@@ -64,6 +64,8 @@ pub struct DatasetFiles<'a> {
     pub splits: SplitFractions,
     /// Where the search index is cached by the corpus's content (none: built in RAM each time).
     pub index_cache: Option<&'a Path>,
+    /// Whether the built-in `earlier` tool joins search and open (`[task] builtin_tools`).
+    pub earlier_tool: bool,
 }
 
 /// One question line.
@@ -146,6 +148,11 @@ impl Dataset {
         .map_err(|e| TaskError {
             problems: vec![e.to_string()],
         })?;
+        let tools = if files.earlier_tool {
+            tools.with_earlier()
+        } else {
+            tools
+        };
         let by_id = questions
             .iter()
             .enumerate()
@@ -304,6 +311,7 @@ mod tests {
             demonstrations: None,
             splits,
             index_cache: None,
+            earlier_tool: false,
         };
         let d = Dataset::load(&files, &WorldConfig::default());
         std::fs::remove_dir_all(&dir).unwrap();
