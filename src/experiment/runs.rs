@@ -405,6 +405,7 @@ mod tests {
             ("unknown-credit", "digits"),
             ("rl-600", "digits"),
             ("rl-600-tool", "compare-tool"),
+            ("rl-600-tool-seeds-4-5", "compare-tool-seeds-4-5"),
             ("large-world-short-warm-lr-1e-4", "large-world-short-warm"),
             (
                 "large-world-short-warm-token-level",
