@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use mgrpo_algo::{derive_seed, salt};
-use mgrpo_env::earlier;
 use mgrpo_env::task::{Dataset, DatasetFiles, Task};
 use mgrpo_env::tool_call::{ToolSpec, chat_template_tools};
 use mgrpo_env::{TextCodec, World};
@@ -89,12 +88,13 @@ fn tool_configs(config: &Config) -> &[ToolServerConfig] {
     config.task.as_ref().map_or(&[], |t| &t.tools)
 }
 
-/// Whether the sub-agents have the built-in `earlier` tool: the world's `compare_tool`, or a
-/// task's `builtin_tools`.
-pub fn has_earlier_tool(config: &Config) -> bool {
+/// The tools answered in process: the world's `earlier` tool with `compare_tool`, or a task's
+/// `builtin_tools`.
+pub fn builtin_tools(config: &Config) -> &[BuiltinTool] {
     match &config.task {
-        None => config.world.compare_tool,
-        Some(t) => t.builtin_tools.contains(&BuiltinTool::Earlier),
+        None if config.world.compare_tool => &[BuiltinTool::Earlier],
+        None => &[],
+        Some(t) => &t.builtin_tools,
     }
 }
 
@@ -145,8 +145,11 @@ impl NodeContext {
     fn tool_definitions(&self) -> Result<Option<serde_json::Value>, ContextError> {
         let configs = tool_configs(&self.config);
         if configs.is_empty() {
-            let builtin = has_earlier_tool(&self.config).then(|| vec![earlier::spec()]);
-            return Ok(builtin.map(|specs| chat_template_tools(&specs)));
+            let specs: Vec<ToolSpec> = builtin_tools(&self.config)
+                .iter()
+                .map(|b| b.spec())
+                .collect();
+            return Ok((!specs.is_empty()).then(|| chat_template_tools(&specs)));
         }
         let specs: Vec<ToolSpec> = match self.mcp.get() {
             Some(started) => started.specs().to_vec(),
@@ -297,7 +300,7 @@ pub fn load_task(config: &Config, run_cache: Option<&Path>) -> Result<Task, Cont
                 demonstrations: t.demonstrations.as_deref(),
                 splits: t.splits,
                 index_cache: t.index_cache.as_deref().or(run_cache),
-                earlier_tool: has_earlier_tool(config),
+                earlier_tool: t.builtin_tools.contains(&BuiltinTool::Earlier),
             };
             let d = Dataset::load(&files, &config.world)?;
             if let Some(why) = &d.index_unsaved {

@@ -188,7 +188,7 @@ fn parse_tool_turn(
 }
 
 /// Parses one sub-agent turn; with `calls`, `<call>` and `<tool_call>` are actions too.
-pub(crate) fn parse_sub_turn(output: &str, calls: bool) -> Result<SubAction, FormatError> {
+pub fn parse_sub_turn(output: &str, calls: bool) -> Result<SubAction, FormatError> {
     let (i, content) = parse_tool_turn(output, tags::RETURN, calls)?;
     Ok(match i {
         0 => SubAction::Search(content),
@@ -201,7 +201,7 @@ pub(crate) fn parse_sub_turn(output: &str, calls: bool) -> Result<SubAction, For
 
 /// Parses one single-agent turn; with `calls` (a world with a built-in tool), `<call>` and
 /// `<tool_call>` are actions too.
-pub(crate) fn parse_single_turn(output: &str, calls: bool) -> Result<SingleAction, FormatError> {
+pub fn parse_single_turn(output: &str, calls: bool) -> Result<SingleAction, FormatError> {
     let (i, content) = parse_tool_turn(output, tags::ANSWER, calls)?;
     Ok(match i {
         0 => SingleAction::Search(content),
@@ -210,27 +210,6 @@ pub(crate) fn parse_single_turn(output: &str, calls: bool) -> Result<SingleActio
         3 => SingleAction::Call(content, CallForm::Words),
         _ => SingleAction::Call(content, CallForm::Json),
     })
-}
-
-/// Parses one sub-agent turn.
-pub fn parse_sub_action(output: &str) -> Result<SubAction, FormatError> {
-    parse_sub_turn(output, false)
-}
-
-/// Parses one sub-agent turn of a task with tools: `<call>` and `<tool_call>` too.
-pub fn parse_sub_action_with_calls(output: &str) -> Result<SubAction, FormatError> {
-    parse_sub_turn(output, true)
-}
-
-/// Parses one single-agent turn.
-pub fn parse_single_action(output: &str) -> Result<SingleAction, FormatError> {
-    parse_single_turn(output, false)
-}
-
-/// [`parse_single_action`] for a world whose tools include a built-in one: `<call>` and
-/// `<tool_call>` are actions too.
-pub fn parse_single_action_with_calls(output: &str) -> Result<SingleAction, FormatError> {
-    parse_single_turn(output, true)
 }
 
 /// `<tag> content </tag>` for a tag pair.
@@ -254,15 +233,15 @@ mod tests {
             Ok(MainAction::Answer("Tarsk".into()))
         );
         assert_eq!(
-            parse_sub_action("<open> d17 </open>"),
+            parse_sub_turn("<open> d17 </open>", false),
             Ok(SubAction::Open("d17".into()))
         );
         assert_eq!(
-            parse_sub_action("<return> 1954 </return>"),
+            parse_sub_turn("<return> 1954 </return>", false),
             Ok(SubAction::Return("1954".into()))
         );
         assert_eq!(
-            parse_single_action("<search> x y </search>"),
+            parse_single_turn("<search> x y </search>", false),
             Ok(SingleAction::Search("x y".into()))
         );
     }
@@ -281,24 +260,25 @@ mod tests {
             parse_main_action("<search> x </search>").is_err(),
             "a sub action is not a main action"
         );
-        assert!(parse_sub_action("<answer> x </answer>").is_err());
-        assert!(parse_single_action("<return> x </return>").is_err());
+        assert!(parse_sub_turn("<answer> x </answer>", false).is_err());
+        assert!(parse_single_turn("<return> x </return>", false).is_err());
     }
 
     #[test]
     fn calls_parse_only_where_tools_are_configured() {
         let call = "<call> add 2 3 </call>";
         assert!(
-            parse_sub_action(call).is_err(),
-            "no tools, no call: the world's grammar is unchanged"
+            parse_sub_turn(call, false).is_err(),
+            "without tools a call is not an action"
         );
         assert_eq!(
-            parse_sub_action_with_calls(call),
+            parse_sub_turn(call, true),
             Ok(SubAction::Call("add 2 3".into(), CallForm::Words))
         );
         assert_eq!(
-            parse_sub_action_with_calls(
-                r#"<tool_call> {"name": "add", "arguments": {"a": 2}} </tool_call>"#
+            parse_sub_turn(
+                r#"<tool_call> {"name": "add", "arguments": {"a": 2}} </tool_call>"#,
+                true
             ),
             Ok(SubAction::Call(
                 r#"{"name": "add", "arguments": {"a": 2}}"#.into(),
@@ -306,24 +286,24 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_sub_action_with_calls("<search> x </search>"),
+            parse_sub_turn("<search> x </search>", true),
             Ok(SubAction::Search("x".into()))
         );
-        let reason = parse_sub_action_with_calls("<call> add 2 </output>")
+        let reason = parse_sub_turn("<call> add 2 </output>", true)
             .unwrap_err()
             .0;
         assert!(reason.contains("expected </call>"), "{reason}");
-        assert!(parse_sub_action_with_calls("<call> </call>").is_err());
-        assert!(parse_sub_action_with_calls("<output> 5 </output>").is_err());
+        assert!(parse_sub_turn("<call> </call>", true).is_err());
+        assert!(parse_sub_turn("<output> 5 </output>", true).is_err());
     }
 
     proptest! {
         #[test]
         fn never_panics(s in ".{0,200}") {
             let _ = parse_main_action(&s);
-            let _ = parse_sub_action(&s);
-            let _ = parse_sub_action_with_calls(&s);
-            let _ = parse_single_action(&s);
+            let _ = parse_sub_turn(&s, false);
+            let _ = parse_sub_turn(&s, true);
+            let _ = parse_single_turn(&s, false);
         }
 
         #[test]
@@ -336,7 +316,7 @@ mod tests {
                 prop_assert!(!c.is_empty());
                 prop_assert!(!c.split_whitespace().any(is_tag));
             }
-            let _ = parse_sub_action(&s);
+            let _ = parse_sub_turn(&s, false);
         }
     }
 }
