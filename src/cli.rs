@@ -232,7 +232,9 @@ pub struct EvalArgs {
     pub noise: Option<f64>,
     /// With `--policy run:DIR`: also write every question's answer and the main agent's
     /// transcript to FILE, one JSON object a line (`id`, `kind`, `question`, `answers`,
-    /// `answer`, `format`, `correct`, `transcript`), to read the policy's mistakes.
+    /// `answer`, `format`, `correct`, `transcript`, and `calls`: each sub-agent call's `task`,
+    /// `result`, `format` and the judge's `expert` score), to read the policy's mistakes and
+    /// which role made them.
     #[arg(long, value_name = "FILE")]
     pub transcripts: Option<std::path::PathBuf>,
     /// Print one machine-readable JSON line.

@@ -59,6 +59,20 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         ));
         let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
         assert_eq!(lines.lines().count(), 2, "{}", run.display());
+        // The sub-agents' returns judged right: test.json's counts, for agents that delegate.
+        let test: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("test.json")).unwrap()).unwrap();
+        let last = test["checkpoints"].as_array().unwrap().last().unwrap();
+        if r["variant"] == "single" {
+            assert!(
+                r.get("sub_right").is_none() && last.get("sub").is_none(),
+                "{r}"
+            );
+        } else {
+            let calls = last["sub"]["calls"].as_f64().unwrap();
+            let want = (calls > 0.0).then(|| last["sub"]["right"].as_f64().unwrap() / calls);
+            assert_eq!(r["sub_right"]["final"].as_f64(), want, "{r}");
+        }
     }
     // Runs of one seed and kind share the warm start they were copied from.
     let weights = |run: &str| {

@@ -283,15 +283,7 @@ fn the_lighthouses_example_task_checks_and_its_reward_command_scores() {
         }
     }
     let out = scorer.wait_with_output().unwrap();
-    let scores: Vec<f64> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
+    let scores = common::scores(&out.stdout);
     assert_eq!(scores, [1.0, 0.0, 0.0]);
 }
 

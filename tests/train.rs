@@ -35,6 +35,7 @@ fn train_ends_with_the_test_accuracy_of_warm_best_and_final() {
         out.contains("test accuracy (40 questions): warm (v0) "),
         "{out}"
     );
+    assert!(out.contains("sub-agent returns right: "), "{out}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("test.json")).unwrap()).unwrap();
     let checkpoints = summary["checkpoints"].as_array().unwrap();
@@ -95,6 +96,63 @@ fn train_ends_with_the_test_accuracy_of_warm_best_and_final() {
             "{:?}",
             lines[0]
         );
+        // The sub-agents' share: every call in the transcripts, each return's `r_expert` as the
+        // world's judge scores it (the same judge `mgrpo world --judge` serves), summed the
+        // same way in the report and in test.json.
+        let calls: Vec<&serde_json::Value> = lines
+            .iter()
+            .flat_map(|l| l["calls"].as_array().unwrap())
+            .collect();
+        // Each question's calls are its own: the delegations and results of its transcript.
+        for l in &lines {
+            let transcript = l["transcript"].as_str().unwrap();
+            let pairs: Vec<(String, String)> = transcript
+                .split("<delegate>")
+                .skip(1)
+                .filter_map(|part| {
+                    let (task, rest) = part.split_once("</delegate>")?;
+                    let result = rest.split_once("<result>")?.1.split_once("</result>")?.0;
+                    Some((task.trim().to_string(), result.trim().to_string()))
+                })
+                .collect();
+            let made: Vec<(String, String)> = l["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let text = |k: &str| c[k].as_str().unwrap().trim().to_string();
+                    (text("task"), text("result"))
+                })
+                .collect();
+            assert_eq!(made, pairs, "{transcript}");
+        }
+        let sub = &report["sub"];
+        assert_eq!(c["sub"], *sub, "test.json and eval agree ({})", c["label"]);
+        assert_eq!(sub["calls"].as_u64().unwrap() as usize, calls.len());
+        assert!(
+            calls.len() >= 40,
+            "a delegating policy calls: {}",
+            calls.len()
+        );
+        let judged = judge(&config, &calls);
+        let right = judged.iter().filter(|&&s| s >= 1.0).count();
+        assert_eq!(sub["right"].as_u64().unwrap() as usize, right);
+        let owed = lines
+            .iter()
+            .filter(|l| {
+                l["correct"] == false
+                    && l["calls"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["expert"].as_f64().unwrap() < 1.0)
+            })
+            .count();
+        assert_eq!(sub["wrong"].as_u64().unwrap() as usize, 40 - correct);
+        assert_eq!(sub["wrong_after_miss"].as_u64().unwrap() as usize, owed);
+        for (call, score) in calls.iter().zip(&judged) {
+            assert_eq!(call["expert"].as_f64().unwrap(), *score, "{call}");
+        }
         for (kind, stats) in report["by_kind"].as_object().unwrap() {
             assert_eq!(
                 c["by_kind"][kind], stats["accuracy"],
@@ -157,4 +215,31 @@ fn a_holdout_gives_rl_only_the_questions_the_warm_start_did_not_see() {
         let index: usize = id.strip_prefix("train-").unwrap().parse().unwrap();
         assert_eq!(index % 2, 1, "{id} was the warm start's");
     }
+}
+
+/// Scores sub-agent calls (`task`, `result` of `--transcripts`' `calls`) with the world's judge
+/// served by `mgrpo world --judge` on `config`'s world: an independent path to `r_expert`.
+fn judge(config: &Path, calls: &[&serde_json::Value]) -> Vec<f64> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mgrpo"))
+        .args(["world", "--judge", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for c in calls {
+        input += &serde_json::json!({"task": c["task"], "result": c["result"]}).to_string();
+        input.push('\n');
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    common::scores(&out.stdout)
 }

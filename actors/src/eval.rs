@@ -4,7 +4,7 @@
 //! ([`Rollouts`]) and score with the same judge functions.
 use std::path::Path;
 
-use mgrpo_env::{EvalReport, Question, Split};
+use mgrpo_env::{EvalReport, Question, Split, SubReport};
 use mgrpo_models::Policy;
 
 use crate::config::Config;
@@ -78,6 +78,22 @@ pub struct EvalAnswer {
     pub correct: bool,
     /// The main (or single) agent's transcript.
     pub transcript: String,
+    /// Each sub-agent call, in order, with the judge's score of its return (empty for a
+    /// single agent).
+    pub calls: Vec<EvalCall>,
+}
+
+/// One sub-agent call of an evaluated question.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalCall {
+    /// The delegated sub-task.
+    pub task: String,
+    /// What went back to the main agent.
+    pub result: String,
+    /// Whether the call kept the protocol.
+    pub format: bool,
+    /// The judge's `r_expert` of the return (`None`: a dataset without an expert scorer).
+    pub expert: Option<f32>,
 }
 
 /// Greedy accuracy of a run's saved policies (latest, or `version`) on a split, in this
@@ -146,6 +162,9 @@ pub async fn eval_run_answers(
         .map_err(|e| EvalError::Run(e.to_string()))?
         .with_tools(tools);
     let sub = sub.as_ref();
+    // Every call's outcome, kept to score the sub-agents' returns afterwards.
+    let made = std::sync::Mutex::new(Vec::<SubOutcome>::new());
+    let made_ref = &made;
     let outcomes = rollouts
         .of_variant(
             variant,
@@ -153,23 +172,54 @@ pub async fn eval_run_answers(
             &jobs,
             |subs: Vec<SubJob>| async move {
                 match sub {
-                    Some(p) => Ok::<_, EvalError>(
-                        rollouts
+                    Some(p) => {
+                        let done: Vec<SubOutcome> = rollouts
                             .sub(Serve::Policy(p), PolicyId::default(), &subs)
                             .await?
                             .into_iter()
                             .map(|(o, _)| o)
-                            .collect::<Vec<SubOutcome>>(),
-                    ),
+                            .collect();
+                        made_ref
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .extend(done.iter().cloned());
+                        Ok::<_, EvalError>(done)
+                    }
                     None => Ok::<_, EvalError>(Vec::new()),
                 }
             },
         )
         .await?;
+    let mut made = made
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    made.sort_by_key(|o| (o.key.rollout.query, o.key.call));
+    let judged =
+        ctx.task.world().is_some() || ctx.config.task.as_ref().is_some_and(|t| t.expert.is_some());
     let mut scored = Vec::with_capacity(qs.len());
     let mut answers = Vec::with_capacity(qs.len());
     let mut scoring = Scoring::new(&ctx.config);
-    for ((o, _), q) in outcomes.iter().zip(&qs) {
+    let mut calls_of = made.into_iter().peekable();
+    for (i, ((o, _), q)) in outcomes.iter().zip(&qs).enumerate() {
+        let mut calls = Vec::new();
+        while let Some(c) = calls_of.next_if(|c| c.key.rollout.query == i as u32) {
+            let expert = if judged {
+                Some(
+                    scoring
+                        .call(&ctx, &(c.task.clone(), c.result.clone(), c.format))
+                        .await
+                        .map_err(EvalError::Run)?,
+                )
+            } else {
+                None
+            };
+            calls.push(EvalCall {
+                task: c.task,
+                result: c.result,
+                format: c.format,
+                expert,
+            });
+        }
         let r = RolloutToScore {
             question_id: q.id.clone(),
             format: o.format,
@@ -187,7 +237,21 @@ pub async fn eval_run_answers(
             format: o.format,
             correct: parts.correct,
             transcript: r.transcript,
+            calls,
         });
     }
-    Ok((EvalReport::from_outcomes(scored), v, answers))
+    let mut report = EvalReport::from_outcomes(scored);
+    if judged && variant.uses_sub_agents() {
+        let scores: Vec<Vec<f32>> = answers
+            .iter()
+            .map(|a| a.calls.iter().filter_map(|c| c.expert).collect())
+            .collect();
+        report.sub = Some(SubReport::from_episodes(
+            scores
+                .iter()
+                .zip(&answers)
+                .map(|(s, a)| (s.as_slice(), a.correct)),
+        ));
+    }
+    Ok((report, v, answers))
 }

@@ -31,7 +31,7 @@ pub use config::WorldConfig;
 pub use episode::{
     Ending, MainEpisode, MainStep, NO_RESULT, Segment, SingleEpisode, SubEpisode, ToolStep,
 };
-pub use eval::{EvalReport, SliceStats, eval_experts};
+pub use eval::{EvalReport, SliceStats, SubReport, eval_experts};
 pub use experts::{
     Demo, DemoRole, MainExpert, SingleExpert, SubExpert, Transcript, demonstrations,
     render_transcript, run_expert_episode, run_single_expert,

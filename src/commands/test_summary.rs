@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use mgrpo_actors::RunDir;
-use mgrpo_env::{EvalReport, Split};
+use mgrpo_env::{EvalReport, Split, SubReport};
 use serde::{Deserialize, Serialize};
 
 /// One evaluated checkpoint.
@@ -21,6 +21,10 @@ pub struct Evaluated {
     pub accuracy: f64,
     /// By question kind.
     pub by_kind: BTreeMap<String, f64>,
+    /// The sub-agents' returns as the judge scored them, and the wrong answers that followed
+    /// a wrong one (absent: a single agent, or a dataset without an expert scorer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<SubReport>,
 }
 
 /// `RUN/test.json`.
@@ -76,6 +80,7 @@ pub async fn summarise(dir: &Path) -> Result<TestSummary> {
                 .iter()
                 .map(|(k, s)| (k.clone(), s.accuracy))
                 .collect(),
+            sub: report.sub,
         });
     }
     let summary = TestSummary {
@@ -108,10 +113,27 @@ pub fn format(s: &TestSummary) -> String {
             format!("{k} {}", values.join(" → "))
         })
         .collect();
-    format!(
+    let mut out = format!(
         "test accuracy ({} questions): {}\n  by kind (warm → best → final): {}",
         s.questions,
         overall.join(" · "),
         by_kind.join(" · ")
-    )
+    );
+    let subs: Vec<SubReport> = s.checkpoints.iter().filter_map(|e| e.sub).collect();
+    if subs.len() == s.checkpoints.len() && !subs.is_empty() {
+        let right: Vec<String> = subs
+            .iter()
+            .map(|r| format!("{:.1} %", 100.0 * r.right_rate()))
+            .collect();
+        let owed: Vec<String> = subs
+            .iter()
+            .map(|r| format!("{}/{}", r.wrong_after_miss, r.wrong))
+            .collect();
+        out += &format!(
+            "\n  sub-agent returns right: {} · wrong answers after a wrong return: {}",
+            right.join(" → "),
+            owed.join(" → ")
+        );
+    }
+    out
 }

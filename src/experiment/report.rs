@@ -69,6 +69,15 @@ fn run_entry(r: &Prepared) -> Result<Value> {
             );
         }
     }
+    // The sub-agents' returns judged right, where test.json measured them.
+    let right = |e: &Value| -> Value {
+        match (e["sub"]["right"].as_f64(), e["sub"]["calls"].as_f64()) {
+            (Some(r), Some(n)) if n > 0.0 => json!(r / n),
+            _ => Value::Null,
+        }
+    };
+    let sub_right = (!last["sub"].is_null())
+        .then(|| json!({"warm": right(warm), "best": right(best), "final": right(last)}));
     let best_step = read("best.json").ok().and_then(|b| b["step"].as_u64());
     let wall = read("wall.json").ok().and_then(|w| w["wall_s"].as_f64());
     let overrides: serde_json::Map<String, Value> = r
@@ -77,7 +86,7 @@ fn run_entry(r: &Prepared) -> Result<Value> {
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
         .collect();
-    Ok(json!({
+    let mut entry = json!({
         "variant": r.spec.variant.name(),
         "seed": r.spec.seed,
         "overrides": overrides,
@@ -87,7 +96,11 @@ fn run_entry(r: &Prepared) -> Result<Value> {
         "best_step": best_step,
         "wall_s": wall,
         "by_kind": by_kind,
-    }))
+    });
+    if let Some(sub_right) = sub_right {
+        entry["sub_right"] = sub_right;
+    }
+    Ok(entry)
 }
 
 /// Writes `summary.json`, `table.md` and `dev.png` into `study` from the runs that finished

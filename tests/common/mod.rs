@@ -230,3 +230,17 @@ impl Drop for NodeProc {
         let _ = self.child.wait();
     }
 }
+
+/// The `score` of each `{"score": …}` line a scorer (a task's command, `mgrpo world --judge`)
+/// wrote.
+pub fn scores(stdout: &[u8]) -> Vec<f64> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
