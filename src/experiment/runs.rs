@@ -406,6 +406,7 @@ mod tests {
             ("rl-600", "digits"),
             ("rl-600-tool", "compare-tool"),
             ("rl-600-tool-seeds-4-5", "compare-tool-seeds-4-5"),
+            ("sub-lr-3e-4", "compare-tool"),
             ("large-world-short-warm-lr-1e-4", "large-world-short-warm"),
             (
                 "large-world-short-warm-token-level",
