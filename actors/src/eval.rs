@@ -1,7 +1,9 @@
 //! Greedy evaluation on a split: the one path behind the coordinator's dev evaluations (through
 //! the planners of a running node) and `mgrpo eval --policy run:DIR` (a run's saved policies in
 //! this process, no actors). Both take the same questions, run the same rollout dispatch
-//! ([`Rollouts`]) and score with the same judge functions.
+//! ([`Rollouts`]) and score with the same judge functions. A run's evaluation also scores every
+//! sub-agent return (`r_expert` against its sub-task), so its report says how many wrong
+//! answers followed a wrong return: which role a wrong answer is owed to.
 use std::path::Path;
 
 use mgrpo_env::{EvalReport, Question, Split, SubReport};
