@@ -48,6 +48,9 @@ def main():
     if test.exists():
         for c in json.loads(test.read_text())["checkpoints"]:
             want[(f"test/accuracy_{c['label']}", c["version"])] = c["accuracy"]
+            sub = c.get("sub")
+            if sub and sub["calls"] > 0:
+                want[(f"test/sub_right_{c['label']}", c["version"])] = sub["right"] / sub["calls"]
     acc = EventAccumulator(a.events, size_guidance={"scalars": 0})
     acc.Reload()
     got = {}

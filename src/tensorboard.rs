@@ -55,20 +55,24 @@ pub fn eval_scalars(line: &Value) -> Option<(u64, Vec<(String, f64)>)> {
 }
 
 /// The scalars of `test.json`: `test/accuracy_LABEL` (warm, best, final) at the checkpoint's
-/// version (a version is the number of steps its learner took).
+/// version (a version is the number of steps its learner took), and `test/sub_right_LABEL`, the
+/// share of the sub-agents' returns the judge scored right, where the summary measured it.
 pub fn test_scalars(summary: &Value) -> Vec<(u64, String, f64)> {
-    summary["checkpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            Some((
-                c["version"].as_u64()?,
-                format!("test/accuracy_{}", c["label"].as_str()?),
-                c["accuracy"].as_f64()?,
-            ))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for c in summary["checkpoints"].as_array().into_iter().flatten() {
+        let (Some(version), Some(label)) = (c["version"].as_u64(), c["label"].as_str()) else {
+            continue;
+        };
+        if let Some(a) = c["accuracy"].as_f64() {
+            out.push((version, format!("test/accuracy_{label}"), a));
+        }
+        if let (Some(right), Some(calls)) = (c["sub"]["right"].as_f64(), c["sub"]["calls"].as_f64())
+            && calls > 0.0
+        {
+            out.push((version, format!("test/sub_right_{label}"), right / calls));
+        }
+    }
+    out
 }
 
 fn now() -> f64 {
@@ -176,6 +180,19 @@ mod tests {
             vec![
                 ("dev/accuracy".into(), 0.5),
                 ("dev/accuracy_hop1".into(), 0.25)
+            ]
+        );
+        let test = serde_json::json!({"questions": 4, "checkpoints": [
+            {"label": "warm", "version": 0, "accuracy": 0.5,
+             "sub": {"calls": 8, "right": 6, "expert": 0.75, "wrong": 2, "wrong_after_miss": 1}},
+            {"label": "final", "version": 3, "accuracy": 0.75,
+             "sub": {"calls": 0, "right": 0, "expert": 0.0, "wrong": 1, "wrong_after_miss": 0}}]});
+        assert_eq!(
+            test_scalars(&test),
+            vec![
+                (0, "test/accuracy_warm".into(), 0.5),
+                (0, "test/sub_right_warm".into(), 0.75),
+                (3, "test/accuracy_final".into(), 0.75)
             ]
         );
     }

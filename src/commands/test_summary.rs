@@ -123,7 +123,10 @@ pub fn format(s: &TestSummary) -> String {
     if subs.len() == s.checkpoints.len() && !subs.is_empty() {
         let right: Vec<String> = subs
             .iter()
-            .map(|r| format!("{:.1} %", 100.0 * r.right_rate()))
+            .map(|r| match r.calls {
+                0 => "no call".to_string(),
+                _ => format!("{:.1} %", 100.0 * r.right_rate()),
+            })
             .collect();
         let owed: Vec<String> = subs
             .iter()
