@@ -9,7 +9,7 @@ pub(crate) mod plot;
 mod run_summary;
 mod swap;
 mod task;
-mod test_summary;
+pub mod test_summary;
 mod train;
 
 use std::path::Path;

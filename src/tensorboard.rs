@@ -66,10 +66,10 @@ pub fn test_scalars(summary: &Value) -> Vec<(u64, String, f64)> {
         if let Some(a) = c["accuracy"].as_f64() {
             out.push((version, format!("test/accuracy_{label}"), a));
         }
-        if let (Some(right), Some(calls)) = (c["sub"]["right"].as_f64(), c["sub"]["calls"].as_f64())
-            && calls > 0.0
+        if let Some(share) =
+            crate::commands::test_summary::sub_report(c).and_then(|s| s.right_share())
         {
-            out.push((version, format!("test/sub_right_{label}"), right / calls));
+            out.push((version, format!("test/sub_right_{label}"), share));
         }
     }
     out

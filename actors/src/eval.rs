@@ -196,11 +196,10 @@ pub async fn eval_run_answers(
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     made.sort_by_key(|o| (o.key.rollout.query, o.key.call));
-    let judged =
-        ctx.task.world().is_some() || ctx.config.task.as_ref().is_some_and(|t| t.expert.is_some());
     let mut scored = Vec::with_capacity(qs.len());
     let mut answers = Vec::with_capacity(qs.len());
     let mut scoring = Scoring::new(&ctx.config);
+    let judged = scoring.judges_calls(&ctx);
     let mut calls_of = made.into_iter().peekable();
     for (i, ((o, _), q)) in outcomes.iter().zip(&qs).enumerate() {
         let mut calls = Vec::new();

@@ -107,6 +107,12 @@ impl Scoring {
         })
     }
 
+    /// Whether calls are judged: the world's facts, or a dataset's `task.expert` command (without
+    /// one, [`Self::call`] scores every call 0 and β_expert's weight is elsewhere).
+    pub fn judges_calls(&self, ctx: &NodeContext) -> bool {
+        ctx.task.world().is_some() || self.expert.is_some()
+    }
+
     /// `r_expert` of one call (0 for a call with a format error).
     pub async fn call(
         &mut self,

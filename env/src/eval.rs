@@ -87,13 +87,10 @@ impl SubReport {
         r
     }
 
-    /// The share of returns scored 1.
-    pub fn right_rate(&self) -> f64 {
-        if self.calls == 0 {
-            0.0
-        } else {
-            self.right as f64 / self.calls as f64
-        }
+    /// The share of returns scored 1 (`None` without any call): what `test.json`'s readers
+    /// (the study's `sub_right`, TensorBoard's `test/sub_right_*`, the summary line) show.
+    pub fn right_share(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.right as f64 / self.calls as f64)
     }
 
     /// One line for people: `1045 sub-agent calls, 94.8 % of returns right; 38 of 67 wrong
@@ -102,7 +99,7 @@ impl SubReport {
         format!(
             "{} sub-agent calls, {:.1} % of returns right; {} of {} wrong answers followed a wrong return",
             self.calls,
-            100.0 * self.right_rate(),
+            100.0 * self.right_share().unwrap_or(0.0),
             self.wrong_after_miss,
             self.wrong
         )
@@ -217,7 +214,8 @@ mod tests {
             r.line(),
             "8 sub-agent calls, 75.0 % of returns right; 1 of 2 wrong answers followed a wrong return"
         );
-        assert_eq!(SubReport::from_episodes([]).right_rate(), 0.0);
+        assert_eq!(r.right_share(), Some(0.75));
+        assert_eq!(SubReport::from_episodes([]).right_share(), None);
     }
 
     /// The experts through the judge: perfect sub-agents return every fact right; with a

@@ -36,6 +36,12 @@ pub struct TestSummary {
     pub checkpoints: Vec<Evaluated>,
 }
 
+/// A `test.json` checkpoint's `sub` (read as JSON by the study's report and TensorBoard's
+/// export), where it has one.
+pub fn sub_report(checkpoint: &serde_json::Value) -> Option<SubReport> {
+    serde_json::from_value(checkpoint.get("sub")?.clone()).ok()
+}
+
 /// Evaluates run `dir`'s warm start, dev-selected and final checkpoints on the test split
 /// (a version is evaluated once, however many labels it has) and writes `test.json`. The
 /// final checkpoint is each role's latest (after a swap the roles' versions differ); a
@@ -123,9 +129,9 @@ pub fn format(s: &TestSummary) -> String {
     if subs.len() == s.checkpoints.len() && !subs.is_empty() {
         let right: Vec<String> = subs
             .iter()
-            .map(|r| match r.calls {
-                0 => "no call".to_string(),
-                _ => format!("{:.1} %", 100.0 * r.right_rate()),
+            .map(|r| match r.right_share() {
+                None => "no call".to_string(),
+                Some(share) => format!("{:.1} %", 100.0 * share),
             })
             .collect();
         let owed: Vec<String> = subs

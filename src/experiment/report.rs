@@ -70,11 +70,8 @@ fn run_entry(r: &Prepared) -> Result<Value> {
         }
     }
     // The sub-agents' returns judged right, where test.json measured them.
-    let right = |e: &Value| -> Value {
-        match (e["sub"]["right"].as_f64(), e["sub"]["calls"].as_f64()) {
-            (Some(r), Some(n)) if n > 0.0 => json!(r / n),
-            _ => Value::Null,
-        }
+    let right = |e: &Value| {
+        json!(crate::commands::test_summary::sub_report(e).and_then(|s| s.right_share()))
     };
     let sub_right = (!last["sub"].is_null())
         .then(|| json!({"warm": right(warm), "best": right(best), "final": right(last)}));
