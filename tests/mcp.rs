@@ -10,11 +10,12 @@ use common::{mgrpo, succeed};
 use mgrpo_actors::Config;
 use mgrpo_actors::mcp::{CallStatus, McpTools, ToolServerConfig, list_tools};
 use mgrpo_actors::role_codec::RoleCodec;
+use mgrpo_actors::rollout::facts::Facts;
 use mgrpo_actors::rollout::lockstep::Drive;
 use mgrpo_actors::rollout::turns::{Expert, ExpertTurns};
 use mgrpo_actors::rollout::{CallKey, RolloutKey};
 use mgrpo_env::protocol::CallForm;
-use mgrpo_env::{SubEpisode, TextCodec, World};
+use mgrpo_env::{SubEpisode, Task, TextCodec, World};
 
 fn calc() -> ToolServerConfig {
     ToolServerConfig::new("calc", env!("CARGO_BIN_EXE_calc-mcp"), &[])
@@ -397,17 +398,20 @@ async fn the_driver_runs_tool_calls_and_records_them_in_the_transcripts() {
     )
     .unwrap();
     // No built-in tool: with it, the world's tools would answer every call in process.
-    let world = World::generate(&mgrpo_env::WorldConfig {
-        compare_tool: false,
-        ..config.world
-    })
-    .unwrap();
+    let task = Task::World(Box::new(
+        World::generate(&mgrpo_env::WorldConfig {
+            compare_tool: false,
+            ..config.world
+        })
+        .unwrap(),
+    ));
+    let world = task.world().unwrap();
     let words: Vec<String> = [
         "add", "divide", "sqrt", "0", "error", "division", "by", "zero",
     ]
     .map(String::from)
     .to_vec();
-    let text = TextCodec::build_with_tools(&world, Some(&words)).unwrap();
+    let text = TextCodec::build_with_tools(world, Some(&words)).unwrap();
     let codec = RoleCodec::world(text.clone()).unwrap();
     let tools = McpTools::start(&[calc()]).await.unwrap();
     // A year the world's vocabulary has, so the scripted call survives tokenization.
@@ -433,13 +437,13 @@ async fn the_driver_runs_tool_calls_and_records_them_in_the_transcripts() {
             (key, SubEpisode::new("a sum", 4).with_tool_calls())
         })
         .collect();
-    let mut turns = ExpertTurns::new(&world, &codec, |k: &CallKey, _: &SubEpisode| {
+    let mut turns = ExpertTurns::new(Facts::only(&task), &codec, |k: &CallKey, _: &SubEpisode| {
         OneCall(calls[k.rollout.rollout as usize].clone())
     });
     let driven = Drive {
         turns: &mut turns,
         codec: &codec,
-        corpus: &world.tools,
+        facts: Facts::only(&task),
         run_seed: 1,
         max_turns: 4,
         tools: Some(&tools),
@@ -500,7 +504,7 @@ async fn the_driver_runs_tool_calls_and_records_them_in_the_transcripts() {
     let lone = Drive {
         turns: &mut turns,
         codec: &codec,
-        corpus: &world.tools,
+        facts: Facts::only(&task),
         run_seed: 1,
         max_turns: 4,
         tools: None,

@@ -313,6 +313,9 @@ impl Default for SamplingConfig {
     }
 }
 
+/// The most year variants `train.year_variants` may ask for.
+pub const MAX_YEAR_VARIANTS: u32 = 64;
+
 /// `[train]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -337,6 +340,11 @@ pub struct TrainConfig {
     pub lr_decay: Decay,
     /// The rate at the last step as a fraction of the peak (with a decay).
     pub lr_min_ratio: f64,
+    /// Ask each RL query in one of this many year variants of the world (every year redrawn
+    /// by a seeded one-to-one map, `mgrpo_env::year_variants`), the variant drawn from (run
+    /// seed, step, query) and shared by the query's K rollouts; evaluation always asks the
+    /// world itself. 0: RL asks the world itself. The generated world only.
+    pub year_variants: u32,
 }
 
 impl TrainConfig {
@@ -364,6 +372,7 @@ impl Default for TrainConfig {
             lr_warmup_steps: 10,
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.1,
+            year_variants: 0,
         }
     }
 }
@@ -581,6 +590,20 @@ impl Config {
                     .into(),
             );
         }
+        if self.train.year_variants > 0 && self.task.is_some() {
+            p.push(format!(
+                "train.year_variants = {}: applies to the built-in world (a task's documents \
+                 and answers come from its files, with no years to redraw)",
+                self.train.year_variants
+            ));
+        }
+        if self.train.year_variants > MAX_YEAR_VARIANTS {
+            p.push(format!(
+                "train.year_variants = {}: at most {MAX_YEAR_VARIANTS} (each is a world and a \
+                 search index in every node's memory)",
+                self.train.year_variants
+            ));
+        }
         if self.sampling.temperature.is_nan() || self.sampling.temperature <= 0.0 {
             p.push(format!(
                 "sampling.temperature = {}: must be > 0",
@@ -664,6 +687,33 @@ mod tests {
             err.contains("x.toml") && err.contains("task.questions is empty"),
             "{err}"
         );
+    }
+
+    /// `train.year_variants` is the generated world's: a task's files are refused with the key
+    /// named, and so is more than the cap; within it the world takes it.
+    #[test]
+    fn year_variants_are_the_worlds_and_capped() {
+        let parse =
+            |text: &str| Config::parse(text, Path::new("x.toml")).map_err(|e| e.to_string());
+        assert_eq!(
+            parse("[train]\nyear_variants = 8\n")
+                .unwrap()
+                .train
+                .year_variants,
+            8
+        );
+        let err = parse("[train]\nyear_variants = 2\n[task]\nquestions = \"q\"\ncorpus = \"d\"\n")
+            .unwrap_err();
+        assert!(
+            err.contains("train.year_variants = 2") && err.contains("built-in world"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[train]\nyear_variants = {}\n",
+            MAX_YEAR_VARIANTS + 1
+        ))
+        .unwrap_err();
+        assert!(err.contains("at most 64"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct NodeContext {
     pub config: Config,
     /// The task: the world generated from `[world]`, or `[task]`'s files (once per node).
     pub task: Task,
+    /// The world's year variants RL asks its queries in (`train.year_variants`; empty
+    /// without, or for a dataset): which RL query is asked in which is `rollout::facts`'s to say.
+    year_variants: Vec<Task>,
     /// The task's word-level tokenizer (what a preset role speaks).
     pub task_codec: TextCodec,
     /// Each role's codec, opened when first needed (an `hf` role's folder need only be on the
@@ -106,6 +109,7 @@ impl NodeContext {
         let tool_names = (!tool_configs(&config).is_empty())
             .then(|| ToolServerConfig::exposed_names(tool_configs(&config)));
         let task_codec = task.codec(tool_names.as_deref())?;
+        let year_variants = year_variants(&task, config.train.year_variants)?;
         let mut config = config;
         if let Some(t) = &config.task {
             config.algo.weights = t.reward_weights(config.algo.weights);
@@ -113,6 +117,7 @@ impl NodeContext {
         Ok(Arc::new(Self {
             config,
             task,
+            year_variants,
             task_codec,
             codecs: Default::default(),
             run_dir,
@@ -121,6 +126,11 @@ impl NodeContext {
             swaps: SwapQueue::default(),
             mcp: tokio::sync::OnceCell::new(),
         }))
+    }
+
+    /// The world's year variants RL asks its queries in (empty without `train.year_variants`).
+    pub fn year_variants(&self) -> &[Task] {
+        &self.year_variants
     }
 
     /// The task's tool servers on this node, started at the first call (an executor's start):
@@ -281,6 +291,17 @@ impl NodeContext {
     pub fn device(&self, role: &RoleModelConfig) -> Result<burn::tensor::Device, ContextError> {
         Ok(DeviceSpec::parse(&role.backend, &role.device)?.to_device()?)
     }
+}
+
+/// The `n` year variants of the generated world (none for a dataset, which config validation
+/// refuses `train.year_variants` for). About 20 ms each for the default world.
+fn year_variants(task: &Task, n: u32) -> Result<Vec<Task>, ContextError> {
+    let Some(world) = task.world().filter(|_| n > 0) else {
+        return Ok(Vec::new());
+    };
+    (1..=u64::from(n))
+        .map(|i| Ok(Task::World(Box::new(world.year_variant(i)?))))
+        .collect()
 }
 
 /// The task of `config`: `[task]`'s files when it has one, else the world of `[world]`. A

@@ -21,7 +21,7 @@ use crate::rollout::dispatch::Rollouts;
 use crate::rollout::keys::{Mode, RolloutKey, SubJob, SubOutcome};
 use crate::rollout::turns::Serve;
 use crate::run_dir::RunDir;
-use crate::scoring::{RolloutToScore, Scoring};
+use crate::scoring::{CallToScore, RolloutToScore, Scoring};
 
 /// The pseudo-step of evaluation rollouts (their seeds never meet a training step's).
 pub const EVAL_STEP: u64 = u64::MAX / 2;
@@ -207,7 +207,15 @@ pub async fn eval_run_answers(
             let expert = if judged {
                 Some(
                     scoring
-                        .call(&ctx, &(c.task.clone(), c.result.clone(), c.format))
+                        .call(
+                            &ctx,
+                            &CallToScore {
+                                task: c.task.clone(),
+                                result: c.result.clone(),
+                                format: c.format,
+                                facts: 0,
+                            },
+                        )
                         .await
                         .map_err(EvalError::Run)?,
                 )
@@ -226,6 +234,7 @@ pub async fn eval_run_answers(
             format: o.format,
             answer: o.answer.clone(),
             transcript: o.transcript.clone(),
+            facts: 0,
         };
         let parts = scoring.rollout(&ctx, &r).await.map_err(EvalError::Run)?;
         scored.push((*q, parts.correct));

@@ -19,8 +19,10 @@ use crate::policy::replica::Replica;
 use crate::policy::sink::PolicySink;
 use crate::role::{Role, group, sub_model};
 use crate::rollout::dispatch::Rollouts;
+use crate::rollout::facts::Facts;
 use crate::rollout::keys::{CallKey, Mode, SubJob, SubOutcome};
 use crate::rpc::{self, Reply, Wire};
+use crate::scoring::CallToScore;
 
 /// Messages of an executor.
 #[derive(RactorClusterMessage)]
@@ -157,9 +159,15 @@ async fn run_calls(
         .sub(serve, held.id(), jobs)
         .await
         .map_err(|e| e.to_string())?;
-    let items: Vec<(String, String, bool)> = ran
+    let facts = Facts::of(ctx, mode);
+    let items: Vec<CallToScore> = ran
         .iter()
-        .map(|(o, _)| (o.task.clone(), o.result.clone(), o.format))
+        .map(|(o, _)| CallToScore {
+            task: o.task.clone(),
+            result: o.result.clone(),
+            format: o.format,
+            facts: facts.index(&o.key.rollout),
+        })
         .collect();
     let scores = rpc::request(ctx, group::JUDGE, 0, |reply| JudgeMsg::ScoreCalls {
         items: Wire(items.clone()),

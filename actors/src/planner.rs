@@ -22,6 +22,7 @@ use crate::policy::replica::Replica;
 use crate::policy::sink::PolicySink;
 use crate::role::{LearnerRole, Role, group, sub_model};
 use crate::rollout::dispatch::Rollouts;
+use crate::rollout::facts::Facts;
 use crate::rollout::keys::{MainOutcome, Mode, RolloutKey, SubOutcome};
 use crate::rpc::{self, Reply, RequestError, Wire};
 use crate::scoring::{RolloutToScore, Scoring};
@@ -253,10 +254,12 @@ async fn run_groups(
         })
         .await?;
     let transcripts = Scoring::wants_transcripts(&ctx.config);
+    let facts = Facts::of(ctx, mode);
     let items = ran
         .iter()
         .zip(&jobs)
-        .map(|((o, _), (_, q))| RolloutToScore {
+        .map(|((o, _), (key, q))| RolloutToScore {
+            facts: facts.index(key),
             question_id: q.id.clone(),
             format: o.format,
             answer: o.answer.clone(),

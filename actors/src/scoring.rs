@@ -15,10 +15,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::config::task::RewardSpec;
 use crate::context::NodeContext;
+use crate::rollout::facts::task_in;
 use crate::scorer::CommandScorer;
 
-/// One call to score: the sub-task, what the call returned, and its format.
-pub type CallToScore = (String, String, bool);
+/// One call to score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallToScore {
+    /// The sub-task.
+    pub task: String,
+    /// What the call returned.
+    pub result: String,
+    /// Its `r_format`.
+    pub format: bool,
+    /// The facts it was asked in ([`crate::rollout::facts`]; 0: the task's own).
+    pub facts: u32,
+}
 
 /// One main rollout to score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +42,8 @@ pub struct RolloutToScore {
     pub answer: Option<String>,
     /// The main agent's transcript (only filled where a reward command reads it).
     pub transcript: String,
+    /// The facts it was asked in ([`crate::rollout::facts`]; 0: the task's own).
+    pub facts: u32,
 }
 
 /// The scorers of one judge (their processes live as long as it does).
@@ -72,8 +85,7 @@ impl Scoring {
         ctx: &NodeContext,
         r: &RolloutToScore,
     ) -> Result<MainParts, String> {
-        let q = ctx
-            .task
+        let q = task_in(ctx, r.facts)
             .question(&r.question_id)
             .ok_or_else(|| format!("unknown question {}", r.question_id))?;
         let (Task::Dataset(_), Some(task)) = (&ctx.task, &ctx.config.task) else {
@@ -117,12 +129,17 @@ impl Scoring {
     pub async fn call(
         &mut self,
         ctx: &NodeContext,
-        (task, result, format): &CallToScore,
+        CallToScore {
+            task,
+            result,
+            format,
+            facts,
+        }: &CallToScore,
     ) -> Result<f32, String> {
         if !*format {
             return Ok(0.0);
         }
-        if let Some(world) = ctx.task.world() {
+        if let Some(world) = task_in(ctx, *facts).world() {
             return Ok(expert_score(
                 &world.knowledge,
                 task,
@@ -172,7 +189,12 @@ mod tests {
                 ("birthplace of nobody", "unknown", false),
                 (sub.text.as_str(), sub.answer.as_str(), true),
             ] {
-                let call = (task.to_string(), result.to_string(), format);
+                let call = CallToScore {
+                    task: task.to_string(),
+                    result: result.to_string(),
+                    format,
+                    facts: 0,
+                };
                 got.push(scoring.call(&ctx, &call).await.unwrap());
             }
             scores.push(got);

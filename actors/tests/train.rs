@@ -573,3 +573,79 @@ async fn a_kl_anchor_to_the_warm_start_trains() {
         }
     }
 }
+
+/// RL in year variants (`train.year_variants`) through the real actors: both roles swapped to
+/// the noise-free scripted experts before step 0, so every answer and every call is right in
+/// the facts its query was asked in — which the planner, the executors, the experts' tools and
+/// the judge must agree on. In the world's own facts a third of the answers differ
+/// (`rollout::facts`'s test), so a part that asked or scored in the wrong world shows here as a
+/// wrong answer or a call below 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experts_asked_in_year_variants_are_right_in_them() {
+    use mgrpo_actors::role::LearnerRole;
+    use mgrpo_actors::swap::queue::{Pending, SwapRequest};
+    use mgrpo_actors::swap::target::SwapTarget;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny(3);
+    config.train.year_variants = 2;
+    config.train.eval_every = 0;
+    println!("run seed {} in {}", config.run.seed, dir.path().display());
+    let (ctx, store, _) = prepare(config, RunDir::new(dir.path()), false, |_, _, _, _| {}).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = start_node(
+        ctx.clone(),
+        &store,
+        tx,
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut answers = Vec::new();
+    for role in [LearnerRole::Main, LearnerRole::Sub] {
+        let (reply, rx) = ractor::concurrency::oneshot();
+        ctx.swaps.offer(Pending {
+            request: SwapRequest {
+                role,
+                target: SwapTarget::Expert,
+                at_step: Some(0),
+                wait_s: 60,
+                node: None,
+            },
+            reply: reply.into(),
+            received: std::time::Instant::now(),
+        });
+        answers.push(rx);
+    }
+    run_steps(&node).await.unwrap();
+    for rx in answers {
+        let outcome = rx
+            .await
+            .unwrap()
+            .0
+            .expect("the swap to the expert took effect");
+        assert_eq!(outcome.step, 0, "{outcome:?}");
+    }
+    node.supervisor
+        .stop_and_wait(None, Some(Duration::from_secs(60)))
+        .await
+        .expect("the node supervisor stops");
+    drop(store);
+    let groups = groups_of(dir.path());
+    assert_eq!(groups.len(), 3 * ctx.config.algo.queries_per_step);
+    let calls: usize = groups.iter().map(|g| g.calls.len()).sum();
+    assert!(calls >= groups.len(), "the main expert delegates");
+    for g in &groups {
+        for r in &g.main {
+            assert!(
+                r.format && r.correct,
+                "step {} {}: {r:?}",
+                g.step,
+                g.question_id
+            );
+        }
+        for c in &g.calls {
+            assert_eq!(c.expert, 1.0, "step {} {}: {c:?}", g.step, g.question_id);
+        }
+    }
+}

@@ -16,6 +16,8 @@ pub mod salt {
     pub const INIT: u64 = 0x494e_4954;
     /// A scripted expert serving a swapped role: `[EXPERT, step, query, rollout(, call)]`.
     pub const EXPERT: u64 = 0x4558_5052;
+    /// Which year variant of the world an RL query is asked in: `[FACTS, step, query]`.
+    pub const FACTS: u64 = 0x4641_4354;
 }
 
 /// SplitMix64's finaliser: a bijective, well-mixing hash of one `u64`.

@@ -26,7 +26,7 @@ pub struct World {
     pub knowledge: Knowledge,
     /// Search and open over the corpus.
     pub tools: Tools,
-    questions: [Vec<Question>; 3],
+    pub(crate) questions: [Vec<Question>; 3],
 }
 
 impl World {

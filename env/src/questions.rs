@@ -492,6 +492,22 @@ fn compare_question(
     })
 }
 
+/// `q` asked again of the knowledge `k`: the same template, entities and text, its answers
+/// (the gold sub-questions' and the final one) read from `k`'s facts. `None` when `k` lacks an
+/// entity or fact of it, or a comparison's two years are equal there.
+pub fn restate(q: &Question, k: &Knowledge) -> Option<Question> {
+    let entity = |i: usize| k.by_name.get(&q.subs.get(i)?.entity).copied();
+    let mut out = if let Some(t) = COMPARES.iter().find(|t| t.name == q.template) {
+        compare_question(k, q.split, t, entity(0)?, entity(1)?)?
+    } else {
+        let t = CHAINS.iter().find(|t| t.name == q.template)?;
+        let kind = *KINDS.get(t.chain.len().checked_sub(1)?)?;
+        chain_question(k, q.split, kind, t, entity(0)?)?
+    };
+    out.id.clone_from(&q.id);
+    (out.text == q.text).then_some(out)
+}
+
 /// Generates the questions of every split: distinct questions, the kinds mixed by the config's
 /// weights (exactly, up to rounding; a chain kind whose distinct questions run out in a small
 /// world hands its shortfall to the other kinds), in a seeded random order.

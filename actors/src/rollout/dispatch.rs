@@ -19,6 +19,7 @@ use crate::policy::chunks::PolicyId;
 use crate::role::{LearnerRole, sub_model};
 use crate::role_codec::RoleCodec;
 use crate::rollout::episode::Lockstep;
+use crate::rollout::facts::Facts;
 use crate::rollout::keys::{CallKey, MainOutcome, Mode, RolloutKey, SubJob, SubOutcome};
 use crate::rollout::lockstep::{Drive, Driven};
 use crate::rollout::turns::{Expert, ExpertTurns, PolicyTurns, Serve, TurnSource};
@@ -52,6 +53,8 @@ pub struct Rollouts<'a> {
     /// The model of sub-agent episodes (the main model where the model is shared).
     sub: Side<'a>,
     task: &'a Task,
+    /// The facts each rollout is asked in (the task's own, or a year variant in RL).
+    facts: Facts<'a>,
     sampling: &'a SamplingConfig,
     run_seed: u64,
     mode: Mode,
@@ -105,6 +108,7 @@ impl<'a> Rollouts<'a> {
             main: Side::of(ctx, LearnerRole::Main)?,
             sub: Side::of(ctx, sub_model(ctx.config.algo.variant))?,
             task: &ctx.task,
+            facts: Facts::of(ctx, mode),
             sampling: &ctx.config.sampling,
             run_seed: ctx.config.run.seed,
             mode,
@@ -152,15 +156,9 @@ impl<'a> Rollouts<'a> {
                     .await
             }
             Serve::Expert => {
-                // A swap to `expert` is refused for a task without one (swap::target), so
-                // this is a dataset reached by no swap: say so rather than act.
-                let world = self.task.world().ok_or_else(|| {
-                    ModelError::InvalidInput(
-                        "this task has no scripted expert (only the generated world has one)"
-                            .into(),
-                    )
-                })?;
-                let mut turns = ExpertTurns::new(world, side.codec, expert);
+                // A swap to `expert` is refused for a task without one (swap::target): a
+                // dataset reached by no swap gets the experts' error at their first turn.
+                let mut turns = ExpertTurns::new(self.facts, side.codec, expert);
                 self.drive(side.codec, &mut turns, max_turns, episodes, delegate)
                     .await
             }
@@ -185,7 +183,7 @@ impl<'a> Rollouts<'a> {
         Drive {
             turns,
             codec,
-            corpus: self.task.tools(),
+            facts: self.facts,
             run_seed: self.run_seed,
             max_turns,
             tools: self.tools,

@@ -24,6 +24,8 @@ pub trait TurnKey: Copy + Ord {
     fn turn_seed(&self, run_seed: u64, turn: u64) -> u64;
     /// The key of call `call` made by this episode (`None`: it cannot delegate).
     fn call(&self, call: u32) -> Option<CallKey>;
+    /// The rollout the episode belongs to (a call's: the rollout that made it).
+    fn rollout_key(&self) -> RolloutKey;
 }
 
 impl TurnKey for RolloutKey {
@@ -46,6 +48,10 @@ impl TurnKey for RolloutKey {
             call,
         })
     }
+
+    fn rollout_key(&self) -> RolloutKey {
+        *self
+    }
 }
 
 impl TurnKey for CallKey {
@@ -66,6 +72,10 @@ impl TurnKey for CallKey {
 
     fn call(&self, _call: u32) -> Option<CallKey> {
         None
+    }
+
+    fn rollout_key(&self) -> RolloutKey {
+        self.rollout
     }
 }
 

@@ -7,7 +7,6 @@
 use std::future::Future;
 
 use mgrpo_algo::Trajectory;
-use mgrpo_env::Tools;
 use mgrpo_env::protocol::CallForm;
 use mgrpo_env::tool_call::observation;
 use mgrpo_models::ModelError;
@@ -15,6 +14,7 @@ use mgrpo_models::ModelError;
 use crate::mcp::{CallStatus, McpTools, ToolUse};
 use crate::role_codec::RoleCodec;
 use crate::rollout::episode::{Lockstep, Turn, TurnKey};
+use crate::rollout::facts::Facts;
 use crate::rollout::keys::{SubJob, SubOutcome};
 use crate::rollout::trace::Trace;
 use crate::rollout::turns::{TurnRequest, TurnSource};
@@ -39,8 +39,8 @@ pub struct Drive<'a, T> {
     pub turns: &'a mut T,
     /// The role's codec.
     pub codec: &'a RoleCodec,
-    /// The task's corpus tools (`search`, `open`).
-    pub corpus: &'a Tools,
+    /// The facts each episode is asked in: their corpus tools (`search`, `open`).
+    pub facts: Facts<'a>,
     /// The run seed.
     pub run_seed: u64,
     /// Turn limit of these episodes.
@@ -107,7 +107,7 @@ impl<T> Drive<'_, T> {
                 .collect();
             for (i, ep) in eps.iter_mut().enumerate() {
                 if !ep.is_done() && !active.contains(&i) {
-                    ep.play("", self.corpus);
+                    ep.play("", self.facts.task(&keys[i].rollout_key()).tools());
                 }
             }
             if active.is_empty() {
@@ -130,7 +130,8 @@ impl<T> Drive<'_, T> {
             for (&i, s) in active.iter().zip(&out) {
                 traces[i].sampled(self.codec, s)?;
                 generated[i] += s.tokens.len();
-                let next = eps[i].play(&self.codec.turn_text(&s.tokens), self.corpus);
+                let corpus = self.facts.task(&keys[i].rollout_key()).tools();
+                let next = eps[i].play(&self.codec.turn_text(&s.tokens), corpus);
                 traces[i].sync(eps[i].segments());
                 match next {
                     Turn::Delegate(task) => {
@@ -186,7 +187,7 @@ impl<T> Drive<'_, T> {
 mod tests {
     use std::path::Path;
 
-    use mgrpo_env::{Split, SubEpisode, SubExpert, TextCodec, World, run_expert_episode};
+    use mgrpo_env::{Split, SubEpisode, SubExpert, Task, TextCodec, World, run_expert_episode};
     use mgrpo_models::hf::ChatMessage;
 
     use super::*;
@@ -195,23 +196,24 @@ mod tests {
     use crate::rollout::keys::{CallKey, RolloutKey};
     use crate::rollout::turns::ExpertTurns;
 
-    fn tiny_world() -> World {
+    fn tiny_task() -> Task {
         let config = Config::parse(
             include_str!("../../../examples/tiny.toml"),
             Path::new("tiny.toml"),
         )
         .unwrap();
-        World::generate(&config.world).unwrap()
+        Task::World(Box::new(World::generate(&config.world).unwrap()))
     }
 
     /// The sub-agent expert's calls on the first `n` train questions when it runs alone, and the
     /// same calls driven in lockstep through `codec` (its text tokenized as a turn and decoded
     /// back like a policy's); each driven call must act exactly as it did alone.
     async fn expert_alone_and_driven(
-        world: &World,
+        task: &Task,
         codec: &RoleCodec,
         n: usize,
     ) -> Vec<Driven<SubEpisode>> {
+        let world = task.world().unwrap();
         let alone: Vec<SubEpisode> = world
             .questions(Split::Train)
             .iter()
@@ -234,13 +236,14 @@ mod tests {
                 (key, SubEpisode::new(e.task(), max_turns))
             })
             .collect();
-        let mut turns = ExpertTurns::new(world, codec, |_: &CallKey, _: &SubEpisode| {
-            SubExpert::new(0.0, 0)
-        });
+        let mut turns =
+            ExpertTurns::new(Facts::only(task), codec, |_: &CallKey, _: &SubEpisode| {
+                SubExpert::new(0.0, 0)
+            });
         let driven = Drive {
             turns: &mut turns,
             codec,
-            corpus: &world.tools,
+            facts: Facts::only(task),
             run_seed: 3,
             max_turns,
             tools: None,
@@ -260,9 +263,9 @@ mod tests {
     /// Through the world's word-level tokenizer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_expert_through_the_driver_acts_as_it_does_alone() {
-        let world = tiny_world();
-        let codec = RoleCodec::world(TextCodec::build(&world).unwrap()).unwrap();
-        expert_alone_and_driven(&world, &codec, 12).await;
+        let task = tiny_task();
+        let codec = RoleCodec::world(TextCodec::build(task.world().unwrap()).unwrap()).unwrap();
+        expert_alone_and_driven(&task, &codec, 12).await;
     }
 
     /// Through a byte-level BPE tokenizer and a ChatML template (turns closed with
@@ -270,9 +273,9 @@ mod tests {
     /// episode's conversation.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_expert_through_a_chat_codec_acts_as_it_does_alone() {
-        let world = tiny_world();
+        let task = tiny_task();
         let (codec, tokenizer) = chat_codec();
-        for d in expert_alone_and_driven(&world, &codec, 8).await {
+        for d in expert_alone_and_driven(&task, &codec, 8).await {
             let mut convo: Vec<ChatMessage> = Vec::new();
             for s in d.episode.segments() {
                 let role = if s.generated { "assistant" } else { "user" };

@@ -12,7 +12,8 @@ use crate::config::SamplingConfig;
 use crate::faults::{FaultPoint, Faults};
 use crate::role::Role;
 use crate::role_codec::RoleCodec;
-use crate::rollout::episode::Lockstep;
+use crate::rollout::episode::{Lockstep, TurnKey};
+use crate::rollout::facts::Facts;
 use crate::rollout::keys::Mode;
 use crate::rollout::trace::Trace;
 
@@ -158,17 +159,17 @@ impl Expert<SingleEpisode> for SingleExpert {
 /// episode's key and first state (so its mistakes are seeded by the episode's coordinates),
 /// its text tokenized as if sampled (log-prob 0: expert turns are never trained on).
 pub struct ExpertTurns<'a, E: Lockstep, X, F> {
-    world: &'a World,
+    facts: Facts<'a>,
     codec: &'a RoleCodec,
     make: F,
     experts: BTreeMap<E::Key, X>,
 }
 
 impl<'a, E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> ExpertTurns<'a, E, X, F> {
-    /// Experts made by `make` acting in `world`.
-    pub fn new(world: &'a World, codec: &'a RoleCodec, make: F) -> Self {
+    /// Experts made by `make`, each acting in the world its episode is asked in (`facts`).
+    pub fn new(facts: Facts<'a>, codec: &'a RoleCodec, make: F) -> Self {
         Self {
-            world,
+            facts,
             codec,
             make,
             experts: BTreeMap::new(),
@@ -190,7 +191,17 @@ impl<E: Lockstep, X: Expert<E>, F: Fn(&E::Key, &E) -> X> TurnSource<E>
                     .experts
                     .entry(*r.key)
                     .or_insert_with(|| (self.make)(r.key, r.episode));
-                self.codec.scripted_turn(&expert.act(self.world, r.episode))
+                let world = self
+                    .facts
+                    .task(&r.key.rollout_key())
+                    .world()
+                    .ok_or_else(|| {
+                        ModelError::InvalidInput(
+                            "this task has no scripted expert (only the generated world has one)"
+                                .into(),
+                        )
+                    })?;
+                self.codec.scripted_turn(&expert.act(world, r.episode))
             })
             .collect()
     }
