@@ -10,6 +10,7 @@
 //! makes no request outside the server. Live updates are server-sent events: a counter that
 //! moves when something the page shows changed, after which the page fetches the view again.
 mod live;
+mod questions;
 pub(crate) mod run_files;
 mod series;
 mod server;

@@ -2,7 +2,6 @@
 //! the study's bands, and `/events` — server-sent events carrying the dashboard's change
 //! counter. A non-loopback dashboard answers only requests that carry its cookie
 //! (`?cookie=…`, which the page passes on to every request it makes).
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
+use super::questions::QuestionBook;
 use super::state::{Dash, RunEntry};
 use super::study::{RunCurves, bands};
 use super::view::{self, RunState};
@@ -159,31 +159,6 @@ struct GroupQuery {
     query: Option<u32>,
 }
 
-/// Question texts by id, from the run's task (its world, or its questions file), loaded
-/// once, on the first inspection.
-fn questions(e: &RunEntry) -> BTreeMap<String, (String, String, String)> {
-    let Ok(config) = mgrpo_actors::Config::load(&e.files.dir.join("config.toml")) else {
-        return BTreeMap::new();
-    };
-    let Ok(task) = mgrpo_actors::context::load_task(&config, None) else {
-        return BTreeMap::new();
-    };
-    [
-        mgrpo_env::Split::Train,
-        mgrpo_env::Split::Dev,
-        mgrpo_env::Split::Test,
-    ]
-    .into_iter()
-    .flat_map(|s| task.questions(s).iter())
-    .map(|q| {
-        (
-            q.id.clone(),
-            (q.text.clone(), q.answer.clone(), q.kind.clone()),
-        )
-    })
-    .collect()
-}
-
 async fn group(
     State(dash): State<Shared>,
     Path(id): Path<usize>,
@@ -216,15 +191,11 @@ async fn group(
             format!("step {step} has no query {query}\n"),
         ));
     };
-    if e.questions.is_none() {
-        let qs = tokio::task::block_in_place(|| questions(&e));
-        e.questions = Some(qs);
-    }
-    let question = e
+    let dir = e.files.dir.clone();
+    let book = e
         .questions
-        .as_ref()
-        .and_then(|qs| qs.get(&g.question_id))
-        .map(|(text, answer, kind)| json!({"text": text, "answer": answer, "kind": kind}));
+        .get_or_insert_with(|| tokio::task::block_in_place(|| QuestionBook::load(&dir)));
+    let question = tokio::task::block_in_place(|| book.describe(&g.question_id, step, query));
     Ok(Json(json!({
         "step": step, "query": query, "queries": groups.len(),
         "question_id": g.question_id, "question": question, "group": g,

@@ -14,6 +14,7 @@ use mgrpo_store::Store;
 use tokio::sync::{Mutex, watch};
 
 use super::live::{Link, LiveView};
+use super::questions::QuestionBook;
 use super::run_files::{RunFiles, StoreFacts, store_facts};
 use super::view::Moment;
 
@@ -33,8 +34,8 @@ pub struct RunEntry {
     pub observed: Vec<Moment>,
     /// When each node last answered.
     pub last_seen: BTreeMap<String, Instant>,
-    /// Question texts by id, loaded on the first group inspected.
-    pub questions: Option<BTreeMap<String, (String, String, String)>>,
+    /// The run's questions, loaded on the first group inspected.
+    pub questions: Option<QuestionBook>,
     up: BTreeMap<String, bool>,
     facts_stale: bool,
 }

@@ -43,12 +43,15 @@ impl<'a> Facts<'a> {
 
     /// The facts index of the rollout `key`: 0 for the task's own, `i ≥ 1` for variant `i`.
     pub fn index(&self, key: &RolloutKey) -> u32 {
-        let n = self.variants.len() as u64;
-        if n == 0 || self.mode == Mode::Eval {
+        if self.mode == Mode::Eval {
             return 0;
         }
-        let draw = derive_seed(self.run_seed, &[salt::FACTS, key.step, key.query as u64]);
-        1 + (draw % n) as u32
+        drawn_index(
+            self.run_seed,
+            self.variants.len() as u32,
+            key.step,
+            key.query,
+        )
     }
 
     /// The task the rollout `key` is asked in.
@@ -60,6 +63,17 @@ impl<'a> Facts<'a> {
     pub fn at(&self, index: u32) -> &'a Task {
         task_at(self.own, self.variants, index)
     }
+}
+
+/// The facts index a training query `(step, query)` of a run with seed `run_seed` and
+/// `variants` year variants is asked in (0: the task's own, without variants). What a reader of
+/// the run's store (the dashboard) uses to find the answers a group was judged against.
+pub fn drawn_index(run_seed: u64, variants: u32, step: u64, query: u32) -> u32 {
+    if variants == 0 {
+        return 0;
+    }
+    let draw = derive_seed(run_seed, &[salt::FACTS, step, query as u64]);
+    1 + (draw % u64::from(variants)) as u32
 }
 
 /// The task of facts index `index` on `ctx`'s node (what the judge is told a rollout or call
