@@ -6,6 +6,7 @@
 pub mod plan;
 pub mod report;
 pub mod runs;
+pub mod settings;
 
 use std::path::PathBuf;
 
@@ -42,7 +43,8 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     if !args.report_only {
         runs::carry_out(&plan, &runs)?;
     }
-    let table = report::write(&study, &runs, &pooled)?;
+    let base = settings::base_settings(&mgrpo_actors::Config::load(&plan.config)?)?;
+    let table = report::write(&study, &runs, &pooled, &base)?;
     println!("{table}");
     println!("summary.json, table.md and dev.png in {}", study.display());
     Ok(())

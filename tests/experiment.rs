@@ -170,4 +170,43 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("which this study has already"), "{err}");
     assert_eq!(read_summary()["runs"].as_array().unwrap().len(), 12);
+    // Runs of a study on other defaults (the built-in comparison tool the other way): pooled,
+    // they name the setting as an override of theirs and form their own rows, pairing with
+    // their own mgrpo run, not as seeds of this study's groups.
+    let ours = read_summary();
+    let tool = ours["config"]["world.compare_tool"]
+        .as_bool()
+        .expect("the summary keeps the study's settings");
+    let mut older = other.clone();
+    older["config"] = ours["config"].clone();
+    older["config"]["world.compare_tool"] = serde_json::json!(!tool);
+    for r in older["runs"].as_array_mut().unwrap() {
+        r["seed"] = serde_json::json!(r["seed"].as_u64().unwrap() + 10);
+    }
+    let older_file = dir.path().join("older-summary.json");
+    std::fs::write(&older_file, older.to_string()).unwrap();
+    let rebased = succeed(
+        mgrpo()
+            .args(["experiment", "--report-only", "--plan"])
+            .arg(&plan)
+            .arg("--dir")
+            .arg(&study)
+            .arg("--with")
+            .arg(&older_file),
+    );
+    let label = format!("algo.epochs=1,world.compare_tool={}", !tool);
+    assert!(
+        rebased.contains("| frozen-sub | algo.epochs=1 | 2 |")
+            && rebased.contains(&format!("| frozen-sub | {label} | 2 |")),
+        "{rebased}"
+    );
+    assert!(
+        rebased.contains(&format!("they ran with world.compare_tool={}", !tool)),
+        "{rebased}"
+    );
+    assert_eq!(
+        mean(paired(&table, "single")),
+        mean(paired(&rebased, "single")),
+        "{table}\n{rebased}"
+    );
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::commands::plot::{draw_legend, register_bundled_font, step_chart};
 use crate::experiment::plan;
 use crate::experiment::runs::Prepared;
+use crate::experiment::settings::{self, Settings};
 
 /// The two-sided 95 % quantile of Student's t with `df` degrees of freedom.
 pub fn t95(df: usize) -> f64 {
@@ -105,7 +106,14 @@ fn run_entry(r: &Prepared) -> Result<Value> {
 /// `pooled` entries of other studies' `summary.json` (the same plan on more seeds, run
 /// elsewhere or earlier: they join the summary and the table, not the plot, whose dev curves
 /// live in their own run directories); returns the table.
-pub fn write(study: &Path, runs: &[Prepared], pooled: &[Pooled]) -> Result<String> {
+/// `base` is this study's settings before overrides ([`settings`]): written as the summary's
+/// `config`, and what pooled entries from a study on other settings are rebased onto.
+pub fn write(
+    study: &Path,
+    runs: &[Prepared],
+    pooled: &[Pooled],
+    base: &Settings,
+) -> Result<String> {
     let all = runs.len();
     let runs: Vec<Prepared> = runs
         .iter()
@@ -117,8 +125,20 @@ pub fn write(study: &Path, runs: &[Prepared], pooled: &[Pooled]) -> Result<Strin
     }
     let runs = &runs[..];
     let mut entries = runs.iter().map(run_entry).collect::<Result<Vec<_>>>()?;
+    let mut rebased = Vec::new();
     for p in pooled {
+        let differ = p
+            .config
+            .as_ref()
+            .map(|theirs| settings::differences(theirs, base))
+            .unwrap_or_default();
+        rebased.push(differ);
         for e in &p.entries {
+            let mut e = e.clone();
+            if let Some(theirs) = &p.config {
+                settings::rebase(&mut e, theirs, base);
+            }
+            let e = &e;
             if let Some(twin) = entries.iter().find(|x| same_run(x, e)) {
                 bail!(
                     "{} holds run {} seed {} {}, which this study has already",
@@ -131,7 +151,7 @@ pub fn write(study: &Path, runs: &[Prepared], pooled: &[Pooled]) -> Result<Strin
             entries.push(e.clone());
         }
     }
-    let summary = json!({ "runs": entries });
+    let summary = json!({ "config": base, "runs": entries });
     std::fs::write(
         study.join("summary.json"),
         serde_json::to_vec_pretty(&summary)?,
@@ -143,12 +163,22 @@ pub fn write(study: &Path, runs: &[Prepared], pooled: &[Pooled]) -> Result<Strin
             runs.len()
         );
     }
-    for p in pooled {
+    for (p, differ) in pooled.iter().zip(&rebased) {
         table += &format!(
-            "\n{} runs pooled from {} (the plot shows this study's own runs only).\n",
+            "\n{} runs pooled from {} (the plot shows this study's own runs only)",
             p.entries.len(),
             p.source.display()
         );
+        table += &if differ.is_empty() {
+            ".\n".to_string()
+        } else {
+            let keys: Vec<String> = differ.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "; they ran with {} where this study's config differs, so their rows name it as \
+                 overrides.\n",
+                keys.join(", ")
+            )
+        };
     }
     std::fs::write(study.join("table.md"), &table)?;
     plot(&study.join("dev.png"), runs)?;
@@ -162,6 +192,8 @@ pub struct Pooled {
     pub source: PathBuf,
     /// Its `runs` entries.
     pub entries: Vec<Value>,
+    /// Its base settings (`config`; `None` in a summary written before they were).
+    pub config: Option<Settings>,
 }
 
 impl Pooled {
@@ -197,6 +229,7 @@ impl Pooled {
         Ok(Self {
             source,
             entries: entries.clone(),
+            config: summary["config"].as_object().cloned(),
         })
     }
 }

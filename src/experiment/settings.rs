@@ -1,0 +1,137 @@
+//! The settings a study's runs share before their overrides — its config resolved with the
+//! binary's defaults, flattened to dotted keys — written into `summary.json` as `config`, so a
+//! study that pools another's runs (`--with`) can tell when the two ran on different defaults.
+//!
+//! Why: a summary entry names only its plan's overrides. When a default changes between two
+//! studies (the built-in comparison tool turned on, say), the earlier study's "defaults" runs
+//! are not this one's, yet both say `overrides = {}` and would pair as twins. Pooled entries
+//! are therefore *rebased*: every setting their study ran with that differs from this study's
+//! becomes an explicit override of theirs (`world.compare_tool = false`), so the table groups
+//! and pairs them as what they are. Keys only one side has (a setting newer than the other
+//! study) are taken to be at their default; a summary without `config` (from before this file)
+//! is pooled as it says.
+//!
+//! Not compared: `run.*` (seed and run root), `algo.variant` (the entry names it),
+//! `actors.*` and `cluster.*` (where and how many processes, which do not change results:
+//! docs/semantics.md's placement invariance), and paths (a file may sit elsewhere on
+//! another machine).
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+
+/// A study's base settings: dotted key → value.
+pub type Settings = Map<String, Value>;
+
+/// The base settings of `config`.
+pub fn base_settings(config: &mgrpo_actors::Config) -> Result<Settings> {
+    let table: toml::Table = toml::from_str(&config.to_toml()).context("the config as TOML")?;
+    let mut out = Settings::new();
+    flatten("", &toml::Value::Table(table), &mut out);
+    Ok(out)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Settings) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        v if compared(prefix, v) => {
+            out.insert(
+                prefix.to_string(),
+                serde_json::to_value(v).unwrap_or(Value::Null),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Whether the setting `key = value` takes part in the comparison (see the module doc).
+fn compared(key: &str, value: &toml::Value) -> bool {
+    let skipped = ["run.", "actors.", "cluster."]
+        .iter()
+        .any(|p| key.starts_with(p))
+        || key == "algo.variant";
+    let path = value.as_str().is_some_and(|s| s.contains('/'));
+    !skipped && !path
+}
+
+/// The settings `theirs` ran with that differ from `ours`, among the keys both have.
+pub fn differences(theirs: &Settings, ours: &Settings) -> Settings {
+    theirs
+        .iter()
+        .filter(|(k, v)| ours.get(*k).is_some_and(|o| !same(o, v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Equal settings: numbers by value (`1e-4` and `0.0001`), anything else as JSON.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Rebases a pooled summary entry run on `theirs` onto a study on `ours`: each differing
+/// setting its overrides do not already name joins them.
+pub fn rebase(entry: &mut Value, theirs: &Settings, ours: &Settings) {
+    let Some(overrides) = entry["overrides"].as_object_mut() else {
+        return;
+    };
+    for (k, v) in differences(theirs, ours) {
+        overrides.entry(k).or_insert(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn settings(text: &str) -> Settings {
+        base_settings(&mgrpo_actors::Config::parse(text, Path::new("x.toml")).unwrap()).unwrap()
+    }
+
+    /// A changed default shows as a difference and a pooled entry gains it as an override (its
+    /// own overrides kept); run, placement and path settings are not compared; a key the other
+    /// study lacks is no difference.
+    #[test]
+    fn a_pooled_run_on_other_defaults_gains_them_as_overrides() {
+        let ours = settings("[run]\nseed = 3\n");
+        let mut theirs = settings(
+            "[run]\nseed = 9\nroot = \"/elsewhere/runs\"\n[world]\ncompare_tool = false\n\
+             [actors]\nexecutors = 5\n[models.sub]\nlr = 3e-4\n",
+        );
+        assert!(
+            !ours
+                .keys()
+                .any(|k| k.starts_with("run.") || k.starts_with("actors."))
+        );
+        assert_eq!(
+            differences(&theirs, &ours),
+            Settings::from_iter([
+                ("models.sub.lr".to_string(), json!(3e-4)),
+                ("world.compare_tool".to_string(), json!(false)),
+            ])
+        );
+        theirs.remove("train.year_variants");
+        theirs.insert("warmup.steps".into(), json!(1000.0));
+        let mut entry =
+            json!({"variant": "mgrpo", "seed": 1, "overrides": {"models.sub.lr": 1e-3}});
+        rebase(&mut entry, &theirs, &ours);
+        assert_eq!(
+            entry["overrides"],
+            json!({"models.sub.lr": 1e-3, "world.compare_tool": false})
+        );
+        assert!(differences(&ours, &ours).is_empty());
+    }
+}
