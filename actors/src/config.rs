@@ -341,10 +341,14 @@ pub struct TrainConfig {
     /// The rate at the last step as a fraction of the peak (with a decay).
     pub lr_min_ratio: f64,
     /// Ask each RL query in one of this many year variants of the world (every year redrawn
-    /// by a seeded one-to-one map, `mgrpo_env::year_variants`), the variant drawn from (run
+    /// by a seeded one-to-one map, `mgrpo_env::variants`), the variant drawn from (run
     /// seed, step, query) and shared by the query's K rollouts; evaluation always asks the
     /// world itself. 0: RL asks the world itself. The generated world only.
     pub year_variants: u32,
+    /// With `year_variants`, the variants also rename every subject (person, company, book)
+    /// with a new combination of its kind's words: RL's queries are about names the models
+    /// have not seen together, as the test split's are.
+    pub variant_names: bool,
 }
 
 impl TrainConfig {
@@ -373,6 +377,7 @@ impl Default for TrainConfig {
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.1,
             year_variants: 0,
+            variant_names: false,
         }
     }
 }
@@ -597,6 +602,13 @@ impl Config {
                 self.train.year_variants
             ));
         }
+        if self.train.variant_names && self.train.year_variants == 0 {
+            p.push(
+                "train.variant_names = true needs train.year_variants ≥ 1 (the names are \
+                 redrawn in the variants)"
+                    .into(),
+            );
+        }
         if self.train.year_variants > MAX_YEAR_VARIANTS {
             p.push(format!(
                 "train.year_variants = {}: at most {MAX_YEAR_VARIANTS} (each is a world and a \
@@ -714,6 +726,14 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("at most 64"), "{err}");
+        let err = parse("[train]\nvariant_names = true\n").unwrap_err();
+        assert!(err.contains("needs train.year_variants"), "{err}");
+        assert!(
+            parse("[train]\nyear_variants = 2\nvariant_names = true\n")
+                .unwrap()
+                .train
+                .variant_names
+        );
     }
 
     #[test]

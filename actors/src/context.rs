@@ -109,7 +109,11 @@ impl NodeContext {
         let tool_names = (!tool_configs(&config).is_empty())
             .then(|| ToolServerConfig::exposed_names(tool_configs(&config)));
         let task_codec = task.codec(tool_names.as_deref())?;
-        let year_variants = year_variants(&task, config.train.year_variants)?;
+        let year_variants = year_variants(
+            &task,
+            config.train.year_variants,
+            config.train.variant_names,
+        )?;
         let mut config = config;
         if let Some(t) = &config.task {
             config.algo.weights = t.reward_weights(config.algo.weights);
@@ -293,14 +297,15 @@ impl NodeContext {
     }
 }
 
-/// The `n` year variants of the generated world (none for a dataset, which config validation
-/// refuses `train.year_variants` for). About 20 ms each for the default world.
-fn year_variants(task: &Task, n: u32) -> Result<Vec<Task>, ContextError> {
+/// The `n` variants of the generated world (`names`: with new subject names; none for a
+/// dataset, which config validation refuses `train.year_variants` for). About 20 ms each for
+/// the default world.
+fn year_variants(task: &Task, n: u32, names: bool) -> Result<Vec<Task>, ContextError> {
     let Some(world) = task.world().filter(|_| n > 0) else {
         return Ok(Vec::new());
     };
     (1..=u64::from(n))
-        .map(|i| Ok(Task::World(Box::new(world.year_variant(i)?))))
+        .map(|i| Ok(Task::World(Box::new(world.variant(i, names)?))))
         .collect()
 }
 

@@ -212,10 +212,18 @@ async fn run_groups(
         .map_err(RolloutError::Policy)?;
     let sub_pin = pins.of(sub_model(state.ctx.config.algo.variant));
     let ctx = &state.ctx;
+    // Each query as the facts it is asked in write it (a variant with new names: its text).
+    let facts = Facts::of(ctx, mode);
     let questions: Vec<&Question> = specs
         .iter()
         .map(|s| {
-            ctx.task
+            let first = RolloutKey {
+                step,
+                query: s.query,
+                rollout: 0,
+            };
+            facts
+                .task(&first)
                 .question(&s.question_id)
                 .ok_or_else(|| RolloutError::Question(s.question_id.clone()))
         })
@@ -254,7 +262,6 @@ async fn run_groups(
         })
         .await?;
     let transcripts = Scoring::wants_transcripts(&ctx.config);
-    let facts = Facts::of(ctx, mode);
     let items = ran
         .iter()
         .zip(&jobs)

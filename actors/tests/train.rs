@@ -580,14 +580,23 @@ async fn a_kl_anchor_to_the_warm_start_trains() {
 /// the judge must agree on. In the world's own facts a third of the answers differ
 /// (`rollout::facts`'s test), so a part that asked or scored in the wrong world shows here as a
 /// wrong answer or a call below 1.
+/// With `train.variant_names` the variants rename the subjects too, so a planner that asked the
+/// world's text would delegate names the variant does not have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experts_asked_in_year_variants_are_right_in_them() {
+    for names in [false, true] {
+        experts_in_variants(names).await;
+    }
+}
+
+async fn experts_in_variants(names: bool) {
     use mgrpo_actors::role::LearnerRole;
     use mgrpo_actors::swap::queue::{Pending, SwapRequest};
     use mgrpo_actors::swap::target::SwapTarget;
     let dir = tempfile::tempdir().unwrap();
     let mut config = tiny(3);
     config.train.year_variants = 2;
+    config.train.variant_names = names;
     config.train.eval_every = 0;
     println!("run seed {} in {}", config.run.seed, dir.path().display());
     let (ctx, store, _) = prepare(config, RunDir::new(dir.path()), false, |_, _, _, _| {}).unwrap();

@@ -6,7 +6,7 @@
 //! strict parsers ([`protocol`]); episodes as state machines ([`episode`]); the judge
 //! ([`judge`]) and the reward formulas ([`rewards`]); scripted experts ([`experts`]); the tokenizer ([`tokenizer`]); accuracy reports
 //! ([`eval`]); the built-in `earlier` tool ([`earlier`]); tool calls generic over the tool, bound against its schema ([`tool_call`]).
-//! [`year_variants`] redraws the years of a world for RL. [`task`] puts the generated world and a task read from files (questions, corpus,
+//! [`variants`] redraws the years (and names) of a world for RL. [`task`] puts the generated world and a task read from files (questions, corpus,
 //! demonstrations) behind one type. Pure and deterministic: no actors, no tensors.
 #![warn(missing_docs)]
 
@@ -25,8 +25,8 @@ pub mod search;
 pub mod task;
 pub mod tokenizer;
 pub mod tool_call;
+pub mod variants;
 pub mod world;
-pub mod year_variants;
 
 pub use config::WorldConfig;
 pub use episode::{

@@ -492,11 +492,12 @@ fn compare_question(
     })
 }
 
-/// `q` asked again of the knowledge `k`: the same template, entities and text, its answers
-/// (the gold sub-questions' and the final one) read from `k`'s facts. `None` when `k` lacks an
-/// entity or fact of it, or a comparison's two years are equal there.
-pub fn restate(q: &Question, k: &Knowledge) -> Option<Question> {
-    let entity = |i: usize| k.by_name.get(&q.subs.get(i)?.entity).copied();
+/// `q`, a question of the knowledge `was`, asked again of `k` (a variant of it: the same
+/// entities by id, other years or names): the same template and entities, its text, gold
+/// sub-questions and answer written from `k`. `None` when an entity or fact of it is missing,
+/// or a comparison's two years are equal in `k`.
+pub fn restate(q: &Question, was: &Knowledge, k: &Knowledge) -> Option<Question> {
+    let entity = |i: usize| was.by_name.get(&q.subs.get(i)?.entity).copied();
     let mut out = if let Some(t) = COMPARES.iter().find(|t| t.name == q.template) {
         compare_question(k, q.split, t, entity(0)?, entity(1)?)?
     } else {
@@ -505,7 +506,7 @@ pub fn restate(q: &Question, k: &Knowledge) -> Option<Question> {
         chain_question(k, q.split, kind, t, entity(0)?)?
     };
     out.id.clone_from(&q.id);
-    (out.text == q.text).then_some(out)
+    Some(out)
 }
 
 /// Generates the questions of every split: distinct questions, the kinds mixed by the config's

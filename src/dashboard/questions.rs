@@ -1,7 +1,7 @@
-//! The question a group view names: its text and kind from the run's task, and the gold answer
+//! The question a group view names: its kind from the run's task, and its text and gold answer
 //! in the facts the group was asked in — the world's own, or with `train.year_variants` the
-//! year variant its step and query drew (`rollout::facts::drawn_index`), whose answers to
-//! year and comparison questions differ from the world's. Loaded on the first group
+//! variant its step and query drew (`rollout::facts::drawn_index`), whose answers to year and
+//! comparison questions differ from the world's (and, with `train.variant_names`, its names). Loaded on the first group
 //! inspected; a variant's answers are generated (about 20 ms) when a group first needs them.
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +15,9 @@ pub struct QuestionBook {
     task: Option<Task>,
     run_seed: u64,
     variants: u32,
-    answers: BTreeMap<u32, BTreeMap<String, String>>,
+    names: bool,
+    /// Per variant looked at: question id → (text, answer) there.
+    asked: BTreeMap<u32, BTreeMap<String, (String, String)>>,
 }
 
 impl QuestionBook {
@@ -30,7 +32,8 @@ impl QuestionBook {
             task,
             run_seed: config.as_ref().map_or(0, |c| c.run.seed),
             variants: config.as_ref().map_or(0, |c| c.train.year_variants),
-            answers: BTreeMap::new(),
+            names: config.as_ref().is_some_and(|c| c.train.variant_names),
+            asked: BTreeMap::new(),
         }
     }
 
@@ -41,24 +44,25 @@ impl QuestionBook {
         let task = self.task.as_ref()?;
         let q = task.question(id)?;
         let facts = drawn_index(self.run_seed, self.variants, step, query);
-        let answer = match (facts, task.world()) {
+        let (text, answer) = match (facts, task.world()) {
             (1.., Some(world)) => {
-                let answers = self.answers.entry(facts).or_insert_with(|| {
+                let names = self.names;
+                let asked = self.asked.entry(facts).or_insert_with(|| {
                     world
-                        .year_variant(u64::from(facts))
+                        .variant(u64::from(facts), names)
                         .map(|v| {
                             v.questions(Split::Train)
                                 .iter()
-                                .map(|q| (q.id.clone(), q.answer.clone()))
+                                .map(|q| (q.id.clone(), (q.text.clone(), q.answer.clone())))
                                 .collect()
                         })
                         .unwrap_or_default()
                 });
-                answers.get(id).cloned()?
+                asked.get(id).cloned()?
             }
-            _ => q.answer.clone(),
+            _ => (q.text.clone(), q.answer.clone()),
         };
-        Some(json!({"text": q.text, "answer": answer, "kind": q.kind, "facts": facts}))
+        Some(json!({"text": text, "answer": answer, "kind": q.kind, "facts": facts}))
     }
 }
 
@@ -68,8 +72,9 @@ mod tests {
 
     use super::*;
 
-    /// A run with year variants: each group's gold answer is the one of the variant its step
-    /// and query drew (for some groups not the world's own); without variants, the world's.
+    /// A run with variants: each group's text and gold answer are those of the variant its step
+    /// and query drew (some answers not the world's own; with new names every text); without
+    /// variants, the world's.
     #[test]
     fn a_groups_gold_answer_is_the_one_of_the_variant_it_was_asked_in() {
         let mut config = mgrpo_actors::Config::parse(
@@ -77,8 +82,9 @@ mod tests {
             Path::new("examples/tiny.toml"),
         )
         .unwrap();
-        for variants in [0, 3] {
+        for (variants, names) in [(0, false), (3, false), (3, true)] {
             config.train.year_variants = variants;
+            config.train.variant_names = names;
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("config.toml"), config.to_toml()).unwrap();
             let mut book = QuestionBook::load(dir.path());
@@ -90,14 +96,16 @@ mod tests {
                 let got = book.describe(&q.id, step, query).unwrap();
                 let facts = drawn_index(config.run.seed, variants, step, query);
                 assert_eq!(got["facts"], facts);
-                assert_eq!(got["text"], q.text);
-                let answer = if facts == 0 {
-                    q.answer.clone()
+                let (text, answer) = if facts == 0 {
+                    (q.text.clone(), q.answer.clone())
                 } else {
-                    let v = world.year_variant(u64::from(facts)).unwrap();
-                    v.question(&q.id).unwrap().answer.clone()
+                    let v = world.variant(u64::from(facts), names).unwrap();
+                    let asked = v.question(&q.id).unwrap();
+                    (asked.text.clone(), asked.answer.clone())
                 };
+                assert_eq!(got["text"], text, "{}", q.id);
                 assert_eq!(got["answer"], answer, "{}", q.id);
+                assert_eq!(text != q.text, names && facts > 0, "{}", q.id);
                 moved += usize::from(answer != q.answer);
             }
             assert_eq!(

@@ -106,13 +106,14 @@ mod tests {
     use crate::run_dir::RunDir;
     use crate::scoring::{CallToScore, RolloutToScore, Scoring};
 
-    fn context(variants: u32) -> std::sync::Arc<NodeContext> {
+    fn context(variants: u32, names: bool) -> std::sync::Arc<NodeContext> {
         let mut config = Config::parse(
             include_str!("../../../examples/tiny.toml"),
             Path::new("tiny.toml"),
         )
         .unwrap();
         config.train.year_variants = variants;
+        config.train.variant_names = names;
         NodeContext::new(config, RunDir::new("unused"), "facts".into()).unwrap()
     }
 
@@ -121,7 +122,7 @@ mod tests {
     /// task's own facts.
     #[test]
     fn a_query_is_asked_in_one_variant_and_evaluation_in_none() {
-        let ctx = context(3);
+        let ctx = context(3, false);
         assert_eq!(ctx.year_variants().len(), 3);
         let train = Facts::of(&ctx, Mode::Train);
         let key = |step, query, rollout| RolloutKey {
@@ -147,19 +148,27 @@ mod tests {
         }
         assert_eq!(seen.len(), 3, "every variant is drawn");
         assert!(std::ptr::eq(task_in(&ctx, 0), &ctx.task));
-        let plain = context(0);
+        let plain = context(0, false);
         assert!(plain.year_variants().is_empty());
         assert_eq!(Facts::of(&plain, Mode::Train).index(&key(1, 1, 0)), 0);
     }
 
-    /// Noise-free scripted experts in both roles, rolled out for training with variants: the
-    /// sub-agents read each call's answer from its variant's documents and the main agent
+    /// Noise-free scripted experts in both roles, rolled out for training with variants (years,
+    /// then years and names): the main agent is asked each question as its variant writes it,
+    /// the sub-agents read each call's answer from that variant's documents and the main agent
     /// answers the variant's question, so the judge told the variant scores every call and
-    /// answer right. Told the world's own facts instead, it scores the moved years wrong: the
-    /// rollouts really were asked in the variants.
+    /// answer right. Told the world's own facts instead, it scores the moved years (and names)
+    /// wrong: the rollouts really were asked in the variants.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn experts_in_a_variant_read_its_years_and_its_judge_agrees() {
-        let ctx = context(2);
+        for names in [false, true] {
+            experts_in_variants(names).await;
+        }
+    }
+
+    async fn experts_in_variants(names: bool) {
+        let ctx = context(2, names);
+        let facts = Facts::of(&ctx, Mode::Train);
         let qs: Vec<&Question> = ctx.task.questions(Split::Train).iter().take(24).collect();
         let jobs: Vec<(RolloutKey, &Question)> = qs
             .iter()
@@ -170,9 +179,15 @@ mod tests {
                     query: i as u32,
                     rollout: 0,
                 };
-                (key, *q)
+                (key, facts.task(&key).question(&q.id).unwrap())
             })
             .collect();
+        let renamed = jobs
+            .iter()
+            .zip(&qs)
+            .filter(|((_, asked), q)| asked.text != q.text)
+            .count();
+        assert_eq!(renamed > 0, names, "{renamed} texts with new names");
         let rollouts = Rollouts::new(&ctx, Mode::Train).unwrap();
         let made = std::sync::Mutex::new(Vec::<SubOutcome>::new());
         let made_ref = &made;
@@ -189,7 +204,6 @@ mod tests {
             })
             .await
             .unwrap();
-        let facts = Facts::of(&ctx, Mode::Train);
         let mut scoring = Scoring::new(&ctx.config);
         let (mut wrong_main, mut wrong_calls) = (0, 0);
         for ((o, _), (key, q)) in ran.iter().zip(&jobs) {
@@ -220,7 +234,8 @@ mod tests {
             wrong_calls += usize::from(scoring.call(&ctx, &call).await.unwrap() < 1.0);
         }
         println!(
-            "{wrong_main} of {} answers and {wrong_calls} of {} calls differ in the world itself",
+            "names {names}: {wrong_main} of {} answers and {wrong_calls} of {} calls differ in the \
+             world itself",
             jobs.len(),
             made.len()
         );
