@@ -340,14 +340,15 @@ pub struct TrainConfig {
     pub lr_decay: Decay,
     /// The rate at the last step as a fraction of the peak (with a decay).
     pub lr_min_ratio: f64,
-    /// Ask each RL query in one of this many year variants of the world (every year redrawn
-    /// by a seeded one-to-one map, `mgrpo_env::variants`), the variant drawn from (run
-    /// seed, step, query) and shared by the query's K rollouts; evaluation always asks the
-    /// world itself. 0: RL asks the world itself. The generated world only.
+    /// Ask each RL query in one of this many variants of the world (every year redrawn by a
+    /// seeded one-to-one map, `mgrpo_env::variants`), the variant drawn from (run seed, step,
+    /// query) and shared by the query's K rollouts; evaluation always asks the world itself.
+    /// 0: RL asks the world itself. Default 8. The generated world's: a task's files, with no
+    /// years or names to redraw, ignore it.
     pub year_variants: u32,
-    /// With `year_variants`, the variants also rename every subject (person, company, book)
-    /// with a new combination of its kind's words: RL's queries are about names the models
-    /// have not seen together, as the test split's are.
+    /// The variants also rename every subject (person, company, book) with a new combination
+    /// of its kind's words: RL's queries are about names the models have not seen together, as
+    /// the test split's are. Default on; nothing without `year_variants`.
     pub variant_names: bool,
 }
 
@@ -376,8 +377,8 @@ impl Default for TrainConfig {
             lr_warmup_steps: 10,
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.1,
-            year_variants: 0,
-            variant_names: false,
+            year_variants: 8,
+            variant_names: true,
         }
     }
 }
@@ -595,20 +596,6 @@ impl Config {
                     .into(),
             );
         }
-        if self.train.year_variants > 0 && self.task.is_some() {
-            p.push(format!(
-                "train.year_variants = {}: applies to the built-in world (a task's documents \
-                 and answers come from its files, with no years to redraw)",
-                self.train.year_variants
-            ));
-        }
-        if self.train.variant_names && self.train.year_variants == 0 {
-            p.push(
-                "train.variant_names = true needs train.year_variants ≥ 1 (the names are \
-                 redrawn in the variants)"
-                    .into(),
-            );
-        }
         if self.train.year_variants > MAX_YEAR_VARIANTS {
             p.push(format!(
                 "train.year_variants = {}: at most {MAX_YEAR_VARIANTS} (each is a world and a \
@@ -701,38 +688,30 @@ mod tests {
         );
     }
 
-    /// `train.year_variants` is the generated world's: a task's files are refused with the key
-    /// named, and so is more than the cap; within it the world takes it.
+    /// World variants are on by default (eight, with new names), a task's config takes the
+    /// settings (its files ignore them), and more than the cap is refused with the key named.
     #[test]
-    fn year_variants_are_the_worlds_and_capped() {
+    fn year_variants_default_on_and_capped() {
         let parse =
             |text: &str| Config::parse(text, Path::new("x.toml")).map_err(|e| e.to_string());
-        assert_eq!(
-            parse("[train]\nyear_variants = 8\n")
-                .unwrap()
-                .train
-                .year_variants,
-            8
-        );
-        let err = parse("[train]\nyear_variants = 2\n[task]\nquestions = \"q\"\ncorpus = \"d\"\n")
-            .unwrap_err();
+        let train = parse("").unwrap().train;
+        assert_eq!((train.year_variants, train.variant_names), (8, true));
+        let train = parse("[train]\nyear_variants = 0\nvariant_names = false\n")
+            .unwrap()
+            .train;
+        assert_eq!((train.year_variants, train.variant_names), (0, false));
         assert!(
-            err.contains("train.year_variants = 2") && err.contains("built-in world"),
-            "{err}"
+            parse("[train]\nyear_variants = 2\n[task]\nquestions = \"q\"\ncorpus = \"d\"\n")
+                .is_ok()
         );
         let err = parse(&format!(
             "[train]\nyear_variants = {}\n",
             MAX_YEAR_VARIANTS + 1
         ))
         .unwrap_err();
-        assert!(err.contains("at most 64"), "{err}");
-        let err = parse("[train]\nvariant_names = true\n").unwrap_err();
-        assert!(err.contains("needs train.year_variants"), "{err}");
         assert!(
-            parse("[train]\nyear_variants = 2\nvariant_names = true\n")
-                .unwrap()
-                .train
-                .variant_names
+            err.contains("train.year_variants = 65") && err.contains("at most 64"),
+            "{err}"
         );
     }
 
