@@ -6,8 +6,9 @@
 //! studies (the built-in comparison tool turned on, say), the earlier study's "defaults" runs
 //! are not this one's, yet both say `overrides = {}` and would pair as twins. Pooled entries
 //! are therefore *rebased*: every setting their study ran with that differs from this study's
-//! becomes an explicit override of theirs (`world.compare_tool = false`), so the table groups
-//! and pairs them as what they are. Keys only one side has (a setting newer than the other
+//! becomes an explicit override of theirs (`world.compare_tool = false`), and an override of
+//! theirs that is this study's setting anyway is dropped, so the table groups and pairs them as
+//! what they are. Keys only one side has (a setting newer than the other
 //! study) are taken to be at their default; a summary without `config` (from before this file)
 //! is pooled as it says.
 //!
@@ -79,7 +80,8 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// Rebases a pooled summary entry run on `theirs` onto a study on `ours`: each differing
-/// setting its overrides do not already name joins them.
+/// setting its overrides do not already name joins them, and an override that is `ours`'s
+/// setting anyway leaves them (a setting that became the default since is no override here).
 pub fn rebase(entry: &mut Value, theirs: &Settings, ours: &Settings) {
     let Some(overrides) = entry["overrides"].as_object_mut() else {
         return;
@@ -87,6 +89,7 @@ pub fn rebase(entry: &mut Value, theirs: &Settings, ours: &Settings) {
     for (k, v) in differences(theirs, ours) {
         overrides.entry(k).or_insert(v);
     }
+    overrides.retain(|k, v| !ours.get(k).is_some_and(|o| same(o, v)));
 }
 
 #[cfg(test)]
@@ -133,5 +136,11 @@ mod tests {
             json!({"models.sub.lr": 1e-3, "world.compare_tool": false})
         );
         assert!(differences(&ours, &ours).is_empty());
+        // An override that is this study's default since is dropped: the entry pairs with
+        // this study's defaults runs.
+        let mut entry =
+            json!({"variant": "mgrpo", "seed": 1, "overrides": {"world.compare_tool": true}});
+        rebase(&mut entry, &theirs, &ours);
+        assert_eq!(entry["overrides"], json!({"models.sub.lr": 3e-4}));
     }
 }
