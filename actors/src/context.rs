@@ -26,8 +26,8 @@ pub struct NodeContext {
     pub config: Config,
     /// The task: the world generated from `[world]`, or `[task]`'s files (once per node).
     pub task: Task,
-    /// The world's year variants RL asks its queries in (`train.year_variants`; empty
-    /// without, or for a dataset): which RL query is asked in which is `rollout::facts`'s to say.
+    /// The world's variants RL asks its queries in (`train.year_variants`; empty without, or
+    /// for a dataset): which RL query is asked in which is `rollout::facts`'s to say.
     year_variants: Vec<Task>,
     /// The task's word-level tokenizer (what a preset role speaks).
     pub task_codec: TextCodec,
@@ -132,7 +132,7 @@ impl NodeContext {
         }))
     }
 
-    /// The world's year variants RL asks its queries in (empty without `train.year_variants`).
+    /// The world's variants RL asks its queries in (empty without `train.year_variants`).
     pub fn year_variants(&self) -> &[Task] {
         &self.year_variants
     }

@@ -80,16 +80,18 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// Rebases a pooled summary entry run on `theirs` onto a study on `ours`: each differing
-/// setting its overrides do not already name joins them, and an override that is `ours`'s
-/// setting anyway leaves them (a setting that became the default since is no override here).
+/// setting its overrides do not already name joins them, and an override of a differing
+/// setting to `ours`'s value leaves them (a setting that became the default since is no
+/// override here; an override of a setting both studies share stays, as this study's own do).
 pub fn rebase(entry: &mut Value, theirs: &Settings, ours: &Settings) {
     let Some(overrides) = entry["overrides"].as_object_mut() else {
         return;
     };
-    for (k, v) in differences(theirs, ours) {
-        overrides.entry(k).or_insert(v);
+    let differ = differences(theirs, ours);
+    for (k, v) in &differ {
+        overrides.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    overrides.retain(|k, v| !ours.get(k).is_some_and(|o| same(o, v)));
+    overrides.retain(|k, v| !(differ.contains_key(k) && ours.get(k).is_some_and(|o| same(o, v))));
 }
 
 #[cfg(test)]
@@ -138,9 +140,13 @@ mod tests {
         assert!(differences(&ours, &ours).is_empty());
         // An override that is this study's default since is dropped: the entry pairs with
         // this study's defaults runs.
-        let mut entry =
-            json!({"variant": "mgrpo", "seed": 1, "overrides": {"world.compare_tool": true}});
+        let mut entry = json!({"variant": "mgrpo", "seed": 1,
+            "overrides": {"world.compare_tool": true, "algo.epochs": 1}});
         rebase(&mut entry, &theirs, &ours);
-        assert_eq!(entry["overrides"], json!({"models.sub.lr": 3e-4}));
+        assert_eq!(
+            entry["overrides"],
+            json!({"models.sub.lr": 3e-4, "algo.epochs": 1}),
+            "the default epochs both share stay named, as this study's own runs name them"
+        );
     }
 }

@@ -1,7 +1,8 @@
-//! Which facts a rollout is asked in: the task's own, or (RL with `train.year_variants = N`)
-//! one of the world's N year variants, drawn from `(run seed, step, query)` so the K rollouts
-//! of a query share it (a group's advantages compare answers to one question) and every node
-//! draws the same one. Evaluation (greedy, [`Mode::Eval`]) always asks the task's own facts.
+//! Which facts a rollout is asked in: the task's own, or (RL with `train.year_variants = N`,
+//! the default 8) one of the world's N variants — its years permuted and, with
+//! `train.variant_names`, its subjects renamed (`mgrpo_env::variants`) — drawn from `(run
+//! seed, step, query)` so the K rollouts of a query share it (a group's advantages compare
+//! answers to one question) and every node draws the same one. Evaluation (greedy, [`Mode::Eval`]) always asks the task's own facts.
 //!
 //! The index travels with the work that needs it: the planner and the executors draw it from
 //! their rollouts' keys, the judge reads it from what it is asked to score.
@@ -11,7 +12,7 @@ use mgrpo_env::Task;
 use crate::context::NodeContext;
 use crate::rollout::keys::{Mode, RolloutKey};
 
-/// The facts of a node's rollouts: its task, the task's year variants, and how one is picked.
+/// The facts of a node's rollouts: its task, the task's variants, and how one is picked.
 #[derive(Clone, Copy)]
 pub struct Facts<'a> {
     own: &'a Task,
@@ -66,7 +67,7 @@ impl<'a> Facts<'a> {
 }
 
 /// The facts index a training query `(step, query)` of a run with seed `run_seed` and
-/// `variants` year variants is asked in (0: the task's own, without variants). What a reader of
+/// `variants` variants is asked in (0: the task's own, without variants). What a reader of
 /// the run's store (the dashboard) uses to find the answers a group was judged against.
 pub fn drawn_index(run_seed: u64, variants: u32, step: u64, query: u32) -> u32 {
     if variants == 0 {
@@ -77,7 +78,7 @@ pub fn drawn_index(run_seed: u64, variants: u32, step: u64, query: u32) -> u32 {
 }
 
 /// The task of facts index `index` on `ctx`'s node (what the judge is told a rollout or call
-/// was asked in): the task's own for 0, else its year variant `index`.
+/// was asked in): the task's own for 0, else its variant `index`.
 pub fn task_in(ctx: &NodeContext, index: u32) -> &Task {
     task_at(&ctx.task, ctx.year_variants(), index)
 }
