@@ -127,15 +127,18 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     }
     let other_file = dir.path().join("other-summary.json");
     std::fs::write(&other_file, other.to_string()).unwrap();
-    let pooled = succeed(
-        mgrpo()
-            .args(["experiment", "--report-only", "--plan"])
+    // The study's report with another summary pooled in (`--with`).
+    let report_with = |summary: &Path| {
+        let mut c = mgrpo();
+        c.args(["experiment", "--report-only", "--plan"])
             .arg(&plan)
             .arg("--dir")
             .arg(&study)
             .arg("--with")
-            .arg(&other_file),
-    );
+            .arg(summary);
+        c
+    };
+    let pooled = succeed(&mut report_with(&other_file));
     assert!(
         pooled.contains("| frozen-sub | algo.epochs=1 | 4 |"),
         "{pooled}"
@@ -157,15 +160,7 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         "{table}\n{pooled}"
     );
     // A summary holding a run the study has (its own): an error naming it, nothing written.
-    let out = mgrpo()
-        .args(["experiment", "--report-only", "--plan"])
-        .arg(&plan)
-        .arg("--dir")
-        .arg(&study)
-        .arg("--with")
-        .arg(study.join("summary.json"))
-        .output()
-        .unwrap();
+    let out = report_with(&study.join("summary.json")).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("which this study has already"), "{err}");
@@ -185,15 +180,7 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     }
     let older_file = dir.path().join("older-summary.json");
     std::fs::write(&older_file, older.to_string()).unwrap();
-    let rebased = succeed(
-        mgrpo()
-            .args(["experiment", "--report-only", "--plan"])
-            .arg(&plan)
-            .arg("--dir")
-            .arg(&study)
-            .arg("--with")
-            .arg(&older_file),
-    );
+    let rebased = succeed(&mut report_with(&older_file));
     let label = format!("algo.epochs=1,world.compare_tool={}", !tool);
     assert!(
         rebased.contains("| frozen-sub | algo.epochs=1 | 2 |")

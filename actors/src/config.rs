@@ -313,7 +313,7 @@ impl Default for SamplingConfig {
     }
 }
 
-/// The most year variants `train.year_variants` may ask for.
+/// The most world variants `train.year_variants` may ask for.
 pub const MAX_YEAR_VARIANTS: u32 = 64;
 
 /// `[train]`.

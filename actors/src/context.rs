@@ -298,8 +298,8 @@ impl NodeContext {
 }
 
 /// The `n` variants of the generated world (`names`: with new subject names; none for a
-/// dataset, which config validation refuses `train.year_variants` for). About 20 ms each for
-/// the default world.
+/// dataset, whose files have no years or names to redraw). About 20 ms each for the default
+/// world.
 fn year_variants(task: &Task, n: u32, names: bool) -> Result<Vec<Task>, ContextError> {
     let Some(world) = task.world().filter(|_| n > 0) else {
         return Ok(Vec::new());

@@ -16,7 +16,7 @@ pub mod salt {
     pub const INIT: u64 = 0x494e_4954;
     /// A scripted expert serving a swapped role: `[EXPERT, step, query, rollout(, call)]`.
     pub const EXPERT: u64 = 0x4558_5052;
-    /// Which year variant of the world an RL query is asked in: `[FACTS, step, query]`.
+    /// Which variant of the world an RL query is asked in: `[FACTS, step, query]`.
     pub const FACTS: u64 = 0x4641_4354;
 }
 

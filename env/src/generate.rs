@@ -29,6 +29,21 @@ pub struct World {
     pub(crate) questions: [Vec<Question>; 3],
 }
 
+/// Search and open over the corpus of `knowledge`, with the built-in `earlier` tool where
+/// `config.compare_tool` asks for it: the world's tools, and a variant's of its own facts.
+pub(crate) fn corpus_tools(
+    knowledge: &Knowledge,
+    config: &WorldConfig,
+) -> Result<Tools, SearchError> {
+    let corpus = build_corpus(knowledge, config);
+    let tools = Tools::new(corpus, config.top_k, config.snippet_words, config.doc_words)?;
+    Ok(if config.compare_tool {
+        tools.with_earlier()
+    } else {
+        tools
+    })
+}
+
 impl World {
     /// Generates the world (validates the config first).
     pub fn generate(config: &WorldConfig) -> Result<Self, WorldError> {
@@ -36,13 +51,7 @@ impl World {
         let mut knowledge = Knowledge::generate(config);
         let splits = subject_splits(&knowledge, config.seed);
         knowledge.share_years(|e| splits[e] == Some(Split::Train), config.seed);
-        let corpus = build_corpus(&knowledge, config);
-        let tools = Tools::new(corpus, config.top_k, config.snippet_words, config.doc_words)?;
-        let tools = if config.compare_tool {
-            tools.with_earlier()
-        } else {
-            tools
-        };
+        let tools = corpus_tools(&knowledge, config)?;
         let questions = generate_questions(&knowledge, config);
         Ok(Self {
             config: config.clone(),

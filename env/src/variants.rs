@@ -18,10 +18,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::corpus::build_corpus;
-use crate::generate::{World, WorldError};
+use crate::generate::{World, WorldError, corpus_tools};
 use crate::questions::{Split, restate, subject_splits};
-use crate::search::Tools;
 use crate::world::{Kind, Knowledge, Value};
 
 impl World {
@@ -51,18 +49,7 @@ impl World {
                 &mut rng,
             );
         }
-        let corpus = build_corpus(&knowledge, &self.config);
-        let tools = Tools::new(
-            corpus,
-            self.config.top_k,
-            self.config.snippet_words,
-            self.config.doc_words,
-        )?;
-        let tools = if self.tools.has_builtin() {
-            tools.with_earlier()
-        } else {
-            tools
-        };
+        let tools = corpus_tools(&knowledge, &self.config)?;
         let questions = self.questions.clone().map(|split| {
             split
                 .iter()
@@ -178,7 +165,7 @@ mod tests {
 
     /// Every question keeps its id and text; its answers are the variant's facts (the judge
     /// of the variant scores its gold sub-answers 1), and its documents state the variant's
-    /// years: searching a year question's sub-task finds the new year, not the old one.
+    /// years: opening a birth-year question's entity shows the new year, not the old one.
     #[test]
     fn a_variants_questions_documents_and_judge_agree() {
         let w = small();

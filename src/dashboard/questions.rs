@@ -1,8 +1,9 @@
 //! The question a group view names: its kind from the run's task, and its text and gold answer
 //! in the facts the group was asked in — the world's own, or with `train.year_variants` the
 //! variant its step and query drew (`rollout::facts::drawn_index`), whose answers to year and
-//! comparison questions differ from the world's (and, with `train.variant_names`, its names). Loaded on the first group
-//! inspected; a variant's answers are generated (about 20 ms) when a group first needs them.
+//! comparison questions differ from the world's (and, with `train.variant_names`, its names).
+//! Loaded on the first group inspected; a variant's answers are generated (about 20 ms) when a
+//! group first needs them.
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -38,7 +39,7 @@ impl QuestionBook {
     }
 
     /// `{"text", "answer", "kind", "facts"}` of question `id` as the training query `(step,
-    /// query)` asked it (`facts`: 0 for the world's own, else the year variant); `None` for a
+    /// query)` asked it (`facts`: 0 for the world's own, else the variant); `None` for a
     /// question the task does not have.
     pub fn describe(&mut self, id: &str, step: u64, query: u32) -> Option<Value> {
         let task = self.task.as_ref()?;

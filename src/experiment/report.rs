@@ -132,14 +132,10 @@ pub fn write(
             .as_ref()
             .map(|theirs| settings::differences(theirs, base))
             .unwrap_or_default();
-        rebased.push(differ);
         for e in &p.entries {
             let mut e = e.clone();
-            if let Some(theirs) = &p.config {
-                settings::rebase(&mut e, theirs, base);
-            }
-            let e = &e;
-            if let Some(twin) = entries.iter().find(|x| same_run(x, e)) {
+            settings::rebase(&mut e, &differ, base);
+            if let Some(twin) = entries.iter().find(|x| same_run(x, &e)) {
                 bail!(
                     "{} holds run {} seed {} {}, which this study has already",
                     p.source.display(),
@@ -148,8 +144,9 @@ pub fn write(
                     overrides_label(&twin["overrides"])
                 );
             }
-            entries.push(e.clone());
+            entries.push(e);
         }
+        rebased.push(differ);
     }
     let summary = json!({ "config": base, "runs": entries });
     std::fs::write(

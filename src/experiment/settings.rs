@@ -7,10 +7,10 @@
 //! are not this one's, yet both say `overrides = {}` and would pair as twins. Pooled entries
 //! are therefore *rebased*: every setting their study ran with that differs from this study's
 //! becomes an explicit override of theirs (`world.compare_tool = false`), and an override of
-//! theirs that is this study's setting anyway is dropped, so the table groups and pairs them as
-//! what they are. Keys only one side has (a setting newer than the other
-//! study) are taken to be at their default; a summary without `config` (from before this file)
-//! is pooled as it says.
+//! theirs to this study's value of such a setting is dropped, so the table groups and pairs
+//! them as what they are. Keys only one side has (a setting newer than the other study) are
+//! taken to be at their default; a summary without `config` (from before this file) is pooled
+//! as it says.
 //!
 //! Not compared: `run.*` (seed and run root), `algo.variant` (the entry names it),
 //! `actors.*` and `cluster.*` (where and how many processes, which do not change results:
@@ -79,16 +79,16 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Rebases a pooled summary entry run on `theirs` onto a study on `ours`: each differing
-/// setting its overrides do not already name joins them, and an override of a differing
-/// setting to `ours`'s value leaves them (a setting that became the default since is no
-/// override here; an override of a setting both studies share stays, as this study's own do).
-pub fn rebase(entry: &mut Value, theirs: &Settings, ours: &Settings) {
+/// Rebases a pooled summary entry onto a study on `ours`, its own study's settings differing
+/// from them by `differ` ([`differences`]): each differing setting its overrides do not already
+/// name joins them, and an override of a differing setting to `ours`'s value leaves them (a
+/// setting that became the default since is no override here; an override of a setting both
+/// studies share stays, as this study's own do).
+pub fn rebase(entry: &mut Value, differ: &Settings, ours: &Settings) {
     let Some(overrides) = entry["overrides"].as_object_mut() else {
         return;
     };
-    let differ = differences(theirs, ours);
-    for (k, v) in &differ {
+    for (k, v) in differ {
         overrides.entry(k.clone()).or_insert_with(|| v.clone());
     }
     overrides.retain(|k, v| !(differ.contains_key(k) && ours.get(k).is_some_and(|o| same(o, v))));
@@ -132,7 +132,7 @@ mod tests {
         theirs.insert("warmup.steps".into(), json!(1000.0));
         let mut entry =
             json!({"variant": "mgrpo", "seed": 1, "overrides": {"models.sub.lr": 1e-3}});
-        rebase(&mut entry, &theirs, &ours);
+        rebase(&mut entry, &differences(&theirs, &ours), &ours);
         assert_eq!(
             entry["overrides"],
             json!({"models.sub.lr": 1e-3, "world.compare_tool": false})
@@ -142,7 +142,7 @@ mod tests {
         // this study's defaults runs.
         let mut entry = json!({"variant": "mgrpo", "seed": 1,
             "overrides": {"world.compare_tool": true, "algo.epochs": 1}});
-        rebase(&mut entry, &theirs, &ours);
+        rebase(&mut entry, &differences(&theirs, &ours), &ours);
         assert_eq!(
             entry["overrides"],
             json!({"models.sub.lr": 3e-4, "algo.epochs": 1}),

@@ -53,7 +53,7 @@ pub struct Rollouts<'a> {
     /// The model of sub-agent episodes (the main model where the model is shared).
     sub: Side<'a>,
     task: &'a Task,
-    /// The facts each rollout is asked in (the task's own, or a year variant in RL).
+    /// The facts each rollout is asked in (the task's own, or a variant of the world in RL).
     facts: Facts<'a>,
     sampling: &'a SamplingConfig,
     run_seed: u64,

@@ -2,7 +2,8 @@
 //! the default 8) one of the world's N variants — its years permuted and, with
 //! `train.variant_names`, its subjects renamed (`mgrpo_env::variants`) — drawn from `(run
 //! seed, step, query)` so the K rollouts of a query share it (a group's advantages compare
-//! answers to one question) and every node draws the same one. Evaluation (greedy, [`Mode::Eval`]) always asks the task's own facts.
+//! answers to one question) and every node draws the same one. Evaluation (greedy,
+//! [`Mode::Eval`]) always asks the task's own facts.
 //!
 //! The index travels with the work that needs it: the planner and the executors draw it from
 //! their rollouts' keys, the judge reads it from what it is asked to score.

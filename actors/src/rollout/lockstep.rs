@@ -83,6 +83,11 @@ impl<T> Drive<'_, T> {
         Err: From<ModelError>,
     {
         let (keys, mut eps): (Vec<E::Key>, Vec<E>) = episodes.into_iter().unzip();
+        // Each episode's corpus: the one of the facts it is asked in.
+        let corpora: Vec<_> = keys
+            .iter()
+            .map(|k| self.facts.task(&k.rollout_key()).tools())
+            .collect();
         let mut traces: Vec<Trace> = eps
             .iter()
             .map(|e| {
@@ -107,7 +112,7 @@ impl<T> Drive<'_, T> {
                 .collect();
             for (i, ep) in eps.iter_mut().enumerate() {
                 if !ep.is_done() && !active.contains(&i) {
-                    ep.play("", self.facts.task(&keys[i].rollout_key()).tools());
+                    ep.play("", corpora[i]);
                 }
             }
             if active.is_empty() {
@@ -130,8 +135,7 @@ impl<T> Drive<'_, T> {
             for (&i, s) in active.iter().zip(&out) {
                 traces[i].sampled(self.codec, s)?;
                 generated[i] += s.tokens.len();
-                let corpus = self.facts.task(&keys[i].rollout_key()).tools();
-                let next = eps[i].play(&self.codec.turn_text(&s.tokens), corpus);
+                let next = eps[i].play(&self.codec.turn_text(&s.tokens), corpora[i]);
                 traces[i].sync(eps[i].segments());
                 match next {
                     Turn::Delegate(task) => {

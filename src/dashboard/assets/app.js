@@ -173,7 +173,7 @@ async function drawGroup() {
     const r = g.group;
     const q = g.question;
     host.replaceChildren(
-      el("p", { id: "group-question" }, q ? `${q.kind} · ${g.question_id}: ${q.text} — gold: ${q.answer}${q.facts ? ` (year variant ${q.facts})` : ""}` : g.question_id,
+      el("p", { id: "group-question" }, q ? `${q.kind} · ${g.question_id}: ${q.text} — gold: ${q.answer}${q.facts ? ` (world variant ${q.facts})` : ""}` : g.question_id,
         ` (step ${g.step}, query ${g.query} of ${g.queries}; R_M mean ${fmt(r.main_mean)} std ${fmt(r.main_std)}; R_S mean ${fmt(r.sub_mean)} std ${fmt(r.sub_std)})`),
       el("table", { id: "group-rollouts" },
         el("tr", {}, ...["rollout", "format", "correct", "R_M", "A_M", "calls", "version", "aligned slots (call: A_S)"].map(h => el("th", {}, h))),
