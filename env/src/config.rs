@@ -64,6 +64,12 @@ pub struct WorldConfig {
     /// years is then one of digits seen in every year, not of year words seen a few times each
     /// (over seeds 1–3: compare questions +5 points on every seed, docs/results.md).
     pub split_digits: bool,
+    /// With `split_digits`, how many digits one token may hold (1 to 3). With 2 a year is two
+    /// tokens, its century and the rest (`1947` → `19 ##47`; `185` → `18 ##5`): a model copying
+    /// `1 ##9 ##0 ##9` one digit at a time loses its place in the repeated digits (`190909`,
+    /// `19999999`), while `19 ##09` has no token twice. Numbers are split greedily from the left,
+    /// as a WordPiece tokenizer splits words.
+    pub digits_per_token: usize,
     /// Whether the sub-agents have the built-in `earlier` tool (`<call> earlier A 1947 or B 1952
     /// </call>` → `A`), so a compare question is answered by delegating the comparison
     /// (`earlier of A 1947 or B 1952`) instead of comparing two years in the main agent's
@@ -100,12 +106,19 @@ impl Default for WorldConfig {
             main_noise: 0.15,
             sub_noise: 0.15,
             split_digits: true,
+            digits_per_token: 1,
             compare_tool: true,
         }
     }
 }
 
 impl WorldConfig {
+    /// How numbers are tokenized: `None`, one word per number; `Some(n)`, pieces of at most `n`
+    /// digits (`split_digits`, `digits_per_token`).
+    pub fn number_pieces(&self) -> Option<usize> {
+        self.split_digits.then_some(self.digits_per_token)
+    }
+
     /// Checks every value; returns the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, problem: &str| {
@@ -135,6 +148,12 @@ impl WorldConfig {
             return bad(
                 "people",
                 "the name pools allow at most 1600 people, 900 companies and 900 books",
+            );
+        }
+        if !(1..=3).contains(&self.digits_per_token) {
+            return bad(
+                "digits_per_token",
+                &format!("{} is not 1, 2 or 3", self.digits_per_token),
             );
         }
         if self.distractors > 3 * self.people {
@@ -202,6 +221,15 @@ mod tests {
             }),
             "cities"
         );
+        for digits_per_token in [0, 4] {
+            assert_eq!(
+                key(WorldConfig {
+                    digits_per_token,
+                    ..Default::default()
+                }),
+                "digits_per_token"
+            );
+        }
         let e = WorldConfig {
             max_main_turns: 0,
             ..Default::default()

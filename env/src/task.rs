@@ -128,7 +128,7 @@ impl Task {
                     texts,
                     tool_names,
                     d.tools.has_builtin(),
-                    d.limits.split_digits,
+                    d.limits.number_pieces(),
                 )
             }
         }

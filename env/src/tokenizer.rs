@@ -31,6 +31,13 @@ fn is_number(w: &str) -> bool {
     !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Every string of 1 to `n` digits, shortest first (`0`…`9`, then `00`…`99`, …).
+fn digit_pieces(n: usize) -> Vec<String> {
+    (1..=n as u32)
+        .flat_map(|len| (0..10u32.pow(len)).map(move |v| format!("{v:0len$}", len = len as usize)))
+        .collect()
+}
+
 /// Why a tokenizer could not be built or loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("tokenizer: {0}")]
@@ -152,17 +159,18 @@ impl TextCodec {
         if world.tools.has_builtin() {
             words.extend(earlier_vocabulary());
         }
-        Self::from_vocabulary(words, world.config.split_digits)
+        Self::from_vocabulary(words, world.config.number_pieces())
     }
 
     /// Builds a tokenizer whose words are every word of `texts` and of the protocol (a
     /// dataset task's), plus the tool words as [`Self::build_with_tools`] adds them (those of
-    /// the built-in `earlier` tool with `earlier_tool`).
+    /// the built-in `earlier` tool with `earlier_tool`); `number_pieces` as
+    /// [`WorldConfig::number_pieces`](crate::config::WorldConfig::number_pieces).
     pub fn from_texts<'a>(
         texts: impl IntoIterator<Item = &'a str>,
         tool_names: Option<&[String]>,
         earlier_tool: bool,
-        split_digits: bool,
+        number_pieces: Option<usize>,
     ) -> Result<Self, TokenizerError> {
         let mut words = BTreeSet::new();
         let mut add = |text: &str| {
@@ -180,21 +188,23 @@ impl TextCodec {
         if earlier_tool {
             words.extend(earlier_vocabulary());
         }
-        Self::from_vocabulary(words, split_digits)
+        Self::from_vocabulary(words, number_pieces)
     }
 
-    /// A tokenizer of `words`; with `split_digits`, numbers are not words of their own but
-    /// digits: a number's first digit, then each next one as a `##` continuation (a WordPiece
-    /// model whose only pieces are the digits, so every other word is still one token).
+    /// A tokenizer of `words`; with `number_pieces = Some(n)`, numbers are not words of their
+    /// own but pieces of at most `n` digits: a number's first piece, then each next one as a
+    /// `##` continuation, longest first (a WordPiece model whose only pieces are digits, so
+    /// every other word is still one token; `n = 1` gives one token per digit).
     fn from_vocabulary(
         words: BTreeSet<String>,
-        split_digits: bool,
+        number_pieces: Option<usize>,
     ) -> Result<Self, TokenizerError> {
         let mut vocab: Vec<String> = vec![PAD.into(), UNK.into()];
-        if split_digits {
+        if let Some(n) = number_pieces {
             vocab.extend(words.into_iter().filter(|w| !is_number(w)));
-            vocab.extend((0..10).map(|d| d.to_string()));
-            vocab.extend((0..10).map(|d| format!("{DIGIT_PREFIX}{d}")));
+            let pieces = digit_pieces(n);
+            vocab.extend(pieces.iter().cloned());
+            vocab.extend(pieces.iter().map(|p| format!("{DIGIT_PREFIX}{p}")));
         } else {
             vocab.extend(words);
         }
@@ -205,7 +215,7 @@ impl TextCodec {
                 .map(|(i, w)| (w.clone(), i as u32))
                 .collect()
         };
-        let mut tokenizer = if split_digits {
+        let mut tokenizer = if number_pieces.is_some() {
             Tokenizer::new(
                 WordPiece::builder()
                     .vocab(map())
@@ -283,10 +293,8 @@ impl TextCodec {
                 .id_to_token(i)
                 .unwrap_or_else(|| UNK.to_string());
             match token.strip_prefix(DIGIT_PREFIX) {
-                // A number's next digit continues its word (a text's own `##word` does not).
-                Some(digit) if digit.len() == 1 && is_number(digit) && !text.is_empty() => {
-                    text.push_str(digit)
-                }
+                // A number's next digits continue its word (a text's own `##word` does not).
+                Some(digit) if is_number(digit) && !text.is_empty() => text.push_str(digit),
                 _ => {
                     if !text.is_empty() {
                         text.push(' ');

@@ -345,7 +345,7 @@ fn numbers_are_digits_and_round_trip_beside_words() {
         assert_eq!(codec.decode(&ids), text);
     }
     // A text's own `##` words (a Markdown heading) stay words of their own.
-    let md = TextCodec::from_texts(["## Intro ##Notes 1947"], None, false, true).unwrap();
+    let md = TextCodec::from_texts(["## Intro ##Notes 1947"], None, false, Some(1)).unwrap();
     for text in ["## Intro ##Notes 1947", "##Notes 1947 ##"] {
         assert_eq!(md.decode(&md.encode(text)), text);
     }
@@ -365,6 +365,40 @@ fn numbers_are_digits_and_round_trip_beside_words() {
     let whole = TextCodec::build(&World::generate(&whole).unwrap()).unwrap();
     assert_eq!(whole.encode("1947").len(), 1);
     assert!(whole.vocab_size() > codec.vocab_size());
+
+    // Pairs of digits (`digits_per_token = 2`): a year is its century and the rest, so a year
+    // with repeated digits has no token twice (`1 ##9 ##0 ##9` has `##9` twice; `19 ##09` none).
+    let pairs = WorldConfig {
+        digits_per_token: 2,
+        ..w.config.clone()
+    };
+    let pairs = TextCodec::build(&World::generate(&pairs).unwrap()).unwrap();
+    assert_eq!(pairs.vocab_size(), codec.vocab_size() + 200);
+    let (y1, y2, y3) = (
+        pairs.encode("1909"),
+        pairs.encode("1947"),
+        pairs.encode("1999"),
+    );
+    assert_eq!((y1.len(), y2.len(), y3.len()), (2, 2, 2), "{y1:?} {y2:?}");
+    assert_eq!(y1[0], y2[0], "19 shared");
+    assert_ne!(
+        y3[0], y3[1],
+        "the century and the rest are different tokens"
+    );
+    assert_eq!(pairs.encode("185").len(), 2);
+    assert_eq!(pairs.encode("7").len(), 1);
+    for text in [
+        "The 1947 of 2000 1890 ?",
+        "0 7 10 2011 185 07 12345",
+        "<result> 1909 </result> <answer> 1999 </answer>",
+    ] {
+        let ids = pairs.encode(text);
+        assert!(!ids.contains(&1), "unknown word in {text:?}");
+        assert_eq!(pairs.decode(&ids), text);
+    }
+    assert_eq!(pairs.encode("12345").len(), 3, "12 ##34 ##5");
+    let loaded = TextCodec::from_json(&pairs.to_json().unwrap()).unwrap();
+    assert_eq!(loaded.encode("1909 1999"), pairs.encode("1909 1999"));
 }
 
 #[test]
