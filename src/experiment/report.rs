@@ -153,7 +153,7 @@ pub fn write(
         study.join("summary.json"),
         serde_json::to_vec_pretty(&summary)?,
     )?;
-    let mut table = table(&entries);
+    let mut table = table(&entries, base);
     if runs.len() < all {
         table += &format!(
             "\n{} of {all} runs finished; rerun the study to finish the rest.\n",
@@ -283,7 +283,10 @@ fn cell(values: &[f64]) -> String {
 /// extra overrides (its overrides a strict subset of the group's, the largest such: a
 /// `[[sets]]` entry against the plan's empty set, a setting against a pooled defaults study) —
 /// and each variant's paired difference from the `mgrpo` entry of the same seed and overrides.
-fn table(entries: &[Value]) -> String {
+/// An override equal to `base` (the study's settings) is a no-op, so the base pairing ignores it:
+/// a pooled study's explicit `train.year_variants = 8` pairs as the defaults once 8 is the
+/// default. Rows still name every override their plan gave.
+fn table(entries: &[Value], base: &Settings) -> String {
     let get = |i: usize, k: &str| entries[i][k].as_f64().unwrap_or(f64::NAN);
     let mut out = String::from(
         "mean ± half-width of the 95 % t-interval over seeds; paired: the final test accuracy \
@@ -330,13 +333,23 @@ fn table(entries: &[Value]) -> String {
             .iter()
             .filter_map(|&i| entries[i]["by_kind"]["compare"]["final"].as_f64())
             .collect();
+        let effective = |e: &Value| -> Option<Vec<(String, Value)>> {
+            Some(
+                e["overrides"]
+                    .as_object()?
+                    .iter()
+                    .filter(|(k, v)| !settings::at_base(base, k, v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        };
         let vs_base = paired(idx, &|e, x| {
-            let (base, mine) = (e["overrides"].as_object()?, x["overrides"].as_object()?);
+            let (theirs, mine) = (effective(e)?, effective(x)?);
             (e["variant"] == x["variant"]
                 && e["seed"] == x["seed"]
-                && base.len() < mine.len()
-                && base.iter().all(|(k, v)| mine.get(k) == Some(v)))
-            .then_some(base.len())
+                && theirs.len() < mine.len()
+                && theirs.iter().all(|t| mine.contains(t)))
+            .then_some(theirs.len())
         });
         let vs_mgrpo = if variant == "mgrpo" {
             "—".to_string()
@@ -475,7 +488,7 @@ mod tests {
             entry("single", 2, 0.4, 0.6),
             entry("mgrpo", 3, 0.5, 0.8),
         ];
-        let table = table(&entries);
+        let table = table(&entries, &Settings::new());
         let hw = t95(2) * 0.1 / 3f64.sqrt();
         let single = format!(
             "| single | models.main.lr=0.0003 | 3 | 0.400 ± 0.000 | 0.567 ± {0:.3} | 0.567 ± {0:.3} | 0.167 ± {0:.3} | 0.250 ± 0.000 | — | -0.200 ± {1:.3} |",
@@ -488,6 +501,37 @@ mod tests {
             "{table}"
         );
         assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 3);
+    }
+
+    #[test]
+    fn an_override_at_the_studys_default_pairs_as_the_default() {
+        // A pooled study ran its "defaults" with an explicit `train.year_variants = 8`, the
+        // default since: its runs are the base of this study's setting (+0.1 on each seed).
+        let at_default = |seed: u64| {
+            let mut e = entry("mgrpo", seed, 0.5, 0.6);
+            e["overrides"] = json!({"train.year_variants": 8});
+            e
+        };
+        let entries = [
+            at_default(1),
+            at_default(2),
+            entry("mgrpo", 1, 0.5, 0.7),
+            entry("mgrpo", 2, 0.5, 0.7),
+        ];
+        let base: Settings = [("train.year_variants".to_string(), json!(8))]
+            .into_iter()
+            .collect();
+        let row = |table: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with("| mgrpo | models.main.lr=0.0003 |"))
+                .map(|l| l.split(" | ").nth(8).unwrap_or_default().to_string())
+                .unwrap_or_else(|| panic!("{table}"))
+        };
+        assert_eq!(row(&table(&entries, &base)), "0.100 ± 0.000");
+        // At another default the explicit override is a setting of its own: no base.
+        assert_eq!(row(&table(&entries, &Settings::new())), "—");
+        assert!(table(&entries, &base).contains("| mgrpo | train.year_variants=8 | 2 |"));
     }
 
     #[test]
@@ -510,7 +554,7 @@ mod tests {
             entry("mgrpo", 2, 0.5, 0.8),
             entry("mgrpo", 3, 0.5, 0.8),
         ];
-        let table = table(&entries);
+        let table = table(&entries, &Settings::new());
         let row = |prefix: &str| {
             table
                 .lines()
@@ -535,7 +579,7 @@ mod tests {
             e["overrides"]["algo.epochs"] = json!(2);
             stacked.push(e);
         }
-        let stacked = super::table(&stacked);
+        let stacked = super::table(&stacked, &Settings::new());
         let epochs = stacked
             .lines()
             .find(|l| l.starts_with("| mgrpo | algo.epochs=2,models.main.lr=0.0003 |"))

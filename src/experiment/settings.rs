@@ -71,6 +71,12 @@ pub fn differences(theirs: &Settings, ours: &Settings) -> Settings {
         .collect()
 }
 
+/// Whether override `key = value` sets what `base` has already (a no-op: the run ran at the
+/// study's default, e.g. a pooled study's override of a setting that became the default since).
+pub fn at_base(base: &Settings, key: &str, value: &Value) -> bool {
+    base.get(key).is_some_and(|b| same(b, value))
+}
+
 /// Equal settings: numbers by value (`1e-4` and `0.0001`), anything else as JSON.
 fn same(a: &Value, b: &Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
