@@ -283,8 +283,8 @@ fn cell(values: &[f64]) -> String {
 /// extra overrides (its overrides a strict subset of the group's, the largest such: a
 /// `[[sets]]` entry against the plan's empty set, a setting against a pooled defaults study) —
 /// and each variant's paired difference from the `mgrpo` entry of the same seed and overrides.
-/// An override equal to `base` (the study's settings) is a no-op, so the base pairing ignores it:
-/// a pooled study's explicit `train.year_variants = 8` pairs as the defaults once 8 is the
+/// An override equal to `base` (the study's settings) is a no-op, so both pairings ignore it: a
+/// pooled study's explicit `train.year_variants = 8` pairs as the defaults once 8 is the
 /// default. Rows still name every override their plan gave.
 fn table(entries: &[Value], base: &Settings) -> String {
     let get = |i: usize, k: &str| entries[i][k].as_f64().unwrap_or(f64::NAN);
@@ -355,7 +355,12 @@ fn table(entries: &[Value], base: &Settings) -> String {
             "—".to_string()
         } else {
             paired(idx, &|e, x| {
-                (e["variant"] == "mgrpo" && same_setting(e, x)).then_some(0)
+                let (theirs, mine) = (effective(e)?, effective(x)?);
+                (e["variant"] == "mgrpo"
+                    && e["seed"] == x["seed"]
+                    && theirs.len() == mine.len()
+                    && theirs.iter().all(|t| mine.contains(t)))
+                .then_some(0)
             })
         };
         out += &format!(
@@ -532,6 +537,19 @@ mod tests {
         // At another default the explicit override is a setting of its own: no base.
         assert_eq!(row(&table(&entries, &Settings::new())), "—");
         assert!(table(&entries, &base).contains("| mgrpo | train.year_variants=8 | 2 |"));
+        // And a baseline on the defaults pairs with that mgrpo (−0.2 on each seed).
+        let mut with_single = entries.to_vec();
+        for seed in [1, 2] {
+            let mut e = entry("single", seed, 0.4, 0.4);
+            e["overrides"] = json!({});
+            with_single.push(e);
+        }
+        let single = table(&with_single, &base);
+        let single = single
+            .lines()
+            .find(|l| l.starts_with("| single | — |"))
+            .unwrap_or_else(|| panic!("{single}"));
+        assert!(single.ends_with("| — | -0.200 ± 0.000 |"), "{single}");
     }
 
     #[test]
