@@ -59,16 +59,18 @@ pub struct WorldConfig {
     pub main_noise: f64,
     /// Probability that the sub expert makes a mistake in a call.
     pub sub_noise: f64,
-    /// Whether preset roles' tokenizers split numbers into digits (`1947` → `1 ##9 ##4 ##7`, as
-    /// Llama's and Qwen's tokenizers do) instead of one word per number: a comparison of two
+    /// Whether preset roles' tokenizers split numbers into pieces of digits (`1947` → `19 ##47`
+    /// with `digits_per_token = 2`, as Llama's and Qwen's tokenizers split numbers too) instead
+    /// of one word per number: a comparison of two
     /// years is then one of digits seen in every year, not of year words seen a few times each
     /// (over seeds 1–3: compare questions +5 points on every seed, docs/results.md).
     pub split_digits: bool,
-    /// With `split_digits`, how many digits one token may hold (1 to 3). With 2 a year is two
-    /// tokens, its century and the rest (`1947` → `19 ##47`; `185` → `18 ##5`): a model copying
-    /// `1 ##9 ##0 ##9` one digit at a time loses its place in the repeated digits (`190909`,
-    /// `19999999`), while `19 ##09` has no token twice. Numbers are split greedily from the left,
-    /// as a WordPiece tokenizer splits words.
+    /// With `split_digits`, how many digits one token may hold (1 to 3). With 2, the default, a
+    /// year is two tokens, its century and the rest (`1947` → `19 ##47`; `185` → `18 ##5`): a
+    /// model copying `1 ##9 ##0 ##9` one digit at a time loses its place in the repeated digits
+    /// (`190909`, `19999999`), while `19 ##09` has no token twice (over seeds 1–3 mgrpo's
+    /// sub-agents go from 92.5–93.5 % to 96.6–98.1 % of returns right; docs/results.md).
+    /// Numbers are split greedily from the left, as a WordPiece tokenizer splits words.
     pub digits_per_token: usize,
     /// Whether the sub-agents have the built-in `earlier` tool (`<call> earlier A 1947 or B 1952
     /// </call>` → `A`), so a compare question is answered by delegating the comparison
@@ -106,7 +108,7 @@ impl Default for WorldConfig {
             main_noise: 0.15,
             sub_noise: 0.15,
             split_digits: true,
-            digits_per_token: 1,
+            digits_per_token: 2,
             compare_tool: true,
         }
     }

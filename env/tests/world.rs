@@ -326,9 +326,13 @@ fn percentiles(mut v: Vec<usize>) -> String {
 #[test]
 fn numbers_are_digits_and_round_trip_beside_words() {
     let w = world();
-    let codec = TextCodec::build(w).unwrap();
-    // A year is its four digits; the same digit has the same id in every number, the first
-    // digit and the next ones apart.
+    // One digit a token (`digits_per_token = 1`): a year is its four digits; the same digit
+    // has the same id in every number, the first digit and the next ones apart.
+    let one = WorldConfig {
+        digits_per_token: 1,
+        ..w.config.clone()
+    };
+    let codec = TextCodec::build(&World::generate(&one).unwrap()).unwrap();
     let (y1, y2) = (codec.encode("1947"), codec.encode("1962"));
     assert_eq!((y1.len(), y2.len()), (4, 4), "{y1:?} {y2:?}");
     assert_eq!(y1[..2], y2[..2], "19 shared");
@@ -366,13 +370,11 @@ fn numbers_are_digits_and_round_trip_beside_words() {
     assert_eq!(whole.encode("1947").len(), 1);
     assert!(whole.vocab_size() > codec.vocab_size());
 
-    // Pairs of digits (`digits_per_token = 2`): a year is its century and the rest, so a year
-    // with repeated digits has no token twice (`1 ##9 ##0 ##9` has `##9` twice; `19 ##09` none).
-    let pairs = WorldConfig {
-        digits_per_token: 2,
-        ..w.config.clone()
-    };
-    let pairs = TextCodec::build(&World::generate(&pairs).unwrap()).unwrap();
+    // Pairs of digits (`digits_per_token = 2`, the default): a year is its century and the
+    // rest, so a year with repeated digits has no token twice (`1 ##9 ##0 ##9` has `##9` twice;
+    // `19 ##09` none).
+    assert_eq!(w.config.digits_per_token, 2);
+    let pairs = TextCodec::build(w).unwrap();
     assert_eq!(pairs.vocab_size(), codec.vocab_size() + 200);
     let (y1, y2, y3) = (
         pairs.encode("1909"),

@@ -9,7 +9,8 @@
 //! becomes an explicit override of theirs (`world.compare_tool = false`), and an override of
 //! theirs to this study's value of such a setting is dropped, so the table groups and pairs
 //! them as what they are. Keys only one side has (a setting newer than the other study) are
-//! taken to be at their default; a summary without `config` (from before this file) is pooled
+//! taken to be at their default (a summary from before a setting whose default then changed
+//! must record what it ran with: docs/experiments.md); a summary without `config` (from before this file) is pooled
 //! as it says.
 //!
 //! Not compared: `run.*` (seed and run root), `algo.variant` (the entry names it),
