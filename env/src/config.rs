@@ -61,9 +61,9 @@ pub struct WorldConfig {
     pub sub_noise: f64,
     /// Whether preset roles' tokenizers split numbers into pieces of digits (`1947` → `19 ##47`
     /// with `digits_per_token = 2`, as Llama's and Qwen's tokenizers split numbers too) instead
-    /// of one word per number: a comparison of two
-    /// years is then one of digits seen in every year, not of year words seen a few times each
-    /// (over seeds 1–3: compare questions +5 points on every seed, docs/results.md).
+    /// of one word per number: a comparison of two years is then one of digits seen in every
+    /// year, not of year words seen a few times each (over seeds 1–3: compare questions +5
+    /// points on every seed, docs/results.md).
     pub split_digits: bool,
     /// With `split_digits`, how many digits one token may hold (1 to 3). With 2, the default, a
     /// year is two tokens, its century and the rest (`1947` → `19 ##47`; `185` → `18 ##5`): a

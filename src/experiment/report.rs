@@ -323,6 +323,17 @@ fn table(entries: &[Value], base: &Settings) -> String {
             overrides_label(&e["overrides"]),
         )
     }));
+    // A run's overrides without those at the study's settings (no-ops).
+    let effective = |e: &Value| -> Option<Vec<(String, Value)>> {
+        Some(
+            e["overrides"]
+                .as_object()?
+                .iter()
+                .filter(|(k, v)| !settings::at_base(base, k, v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
     for ((variant, overrides), idx) in &all {
         let col = |k: &str| idx.iter().map(|&i| get(i, k)).collect::<Vec<f64>>();
         let gain: Vec<f64> = idx
@@ -333,16 +344,6 @@ fn table(entries: &[Value], base: &Settings) -> String {
             .iter()
             .filter_map(|&i| entries[i]["by_kind"]["compare"]["final"].as_f64())
             .collect();
-        let effective = |e: &Value| -> Option<Vec<(String, Value)>> {
-            Some(
-                e["overrides"]
-                    .as_object()?
-                    .iter()
-                    .filter(|(k, v)| !settings::at_base(base, k, v))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            )
-        };
         let vs_base = paired(idx, &|e, x| {
             let (theirs, mine) = (effective(e)?, effective(x)?);
             (e["variant"] == x["variant"]
