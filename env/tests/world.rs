@@ -323,6 +323,15 @@ fn percentiles(mut v: Vec<usize>) -> String {
     )
 }
 
+/// Each text encodes without an unknown word and decodes to itself.
+fn round_trip<'a>(codec: &TextCodec, texts: impl IntoIterator<Item = &'a str>) {
+    for text in texts {
+        let ids = codec.encode(text);
+        assert!(!ids.contains(&1), "unknown word in {text:?}");
+        assert_eq!(codec.decode(&ids), text);
+    }
+}
+
 #[test]
 fn numbers_are_digits_and_round_trip_beside_words() {
     let w = world();
@@ -339,15 +348,14 @@ fn numbers_are_digits_and_round_trip_beside_words() {
     assert_ne!(y1[2], y2[2]);
     assert_ne!(codec.encode("9"), codec.encode("19")[1..].to_vec());
     // Numbers next to numbers and words decode to the text they came from.
-    for text in [
-        "The 1947 of 2000 1890 ?",
-        "0 7 10 2011",
-        "<result> 1962 </result> <answer> 1917 </answer>",
-    ] {
-        let ids = codec.encode(text);
-        assert!(!ids.contains(&1), "unknown word in {text:?}");
-        assert_eq!(codec.decode(&ids), text);
-    }
+    round_trip(
+        &codec,
+        [
+            "The 1947 of 2000 1890 ?",
+            "0 7 10 2011",
+            "<result> 1962 </result> <answer> 1917 </answer>",
+        ],
+    );
     // A text's own `##` words (a Markdown heading) stay words of their own.
     let md = TextCodec::from_texts(["## Intro ##Notes 1947"], None, false, Some(1)).unwrap();
     for text in ["## Intro ##Notes 1947", "##Notes 1947 ##"] {
@@ -389,15 +397,14 @@ fn numbers_are_digits_and_round_trip_beside_words() {
     );
     assert_eq!(pairs.encode("185").len(), 2);
     assert_eq!(pairs.encode("7").len(), 1);
-    for text in [
-        "The 1947 of 2000 1890 ?",
-        "0 7 10 2011 185 07 12345",
-        "<result> 1909 </result> <answer> 1999 </answer>",
-    ] {
-        let ids = pairs.encode(text);
-        assert!(!ids.contains(&1), "unknown word in {text:?}");
-        assert_eq!(pairs.decode(&ids), text);
-    }
+    round_trip(
+        &pairs,
+        [
+            "The 1947 of 2000 1890 ?",
+            "0 7 10 2011 185 07 12345",
+            "<result> 1909 </result> <answer> 1999 </answer>",
+        ],
+    );
     assert_eq!(pairs.encode("12345").len(), 3, "12 ##34 ##5");
     let loaded = TextCodec::from_json(&pairs.to_json().unwrap()).unwrap();
     assert_eq!(loaded.encode("1909 1999"), pairs.encode("1909 1999"));
