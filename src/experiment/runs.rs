@@ -407,6 +407,8 @@ mod tests {
             ("rl-600-tool", "compare-tool"),
             ("rl-600-tool-seeds-4-5", "compare-tool-seeds-4-5"),
             ("sub-lr-3e-4", "compare-tool"),
+            ("names-64", "digit-pairs"),
+            ("lr-pairs", "digit-pairs"),
             ("large-world-short-warm-lr-1e-4", "large-world-short-warm"),
             (
                 "large-world-short-warm-token-level",
@@ -423,6 +425,15 @@ mod tests {
                     "{study} seed {seed}: {names:?}, {source}'s {main_sub}"
                 );
             }
+        }
+        // The 600-step study takes every warm start, shared's included, from the digit-pairs
+        // studies (train.steps is no part of a warm start's key).
+        for (seed, names) in &studies["rl-600-pairs"] {
+            let made: Vec<&String> = ["digit-pairs", "baselines-digit-pairs"]
+                .iter()
+                .flat_map(|s| &studies[*s][seed])
+                .collect();
+            assert!(names.iter().all(|n| made.contains(&n)), "{names:?}");
         }
         // This version's defaults study warms every variant as the digits study did: RL's
         // rate is no part of a warm start's key.
