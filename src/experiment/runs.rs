@@ -426,22 +426,23 @@ mod tests {
                 );
             }
         }
-        // The 600-step study takes every warm start, shared's included, from the digit-pairs
-        // studies (train.steps is no part of a warm start's key).
-        for (seed, names) in &studies["rl-600-pairs"] {
-            let made: Vec<&String> = ["digit-pairs", "baselines-digit-pairs"]
-                .iter()
-                .flat_map(|s| &studies[*s][seed])
-                .collect();
-            assert!(names.iter().all(|n| made.contains(&n)), "{names:?}");
-        }
-        // This version's defaults study warms every variant as the digits study did: RL's
-        // rate is no part of a warm start's key.
-        for (seed, names) in &studies["lr-1e-4"] {
-            assert!(
-                names.iter().all(|n| studies["digits"][seed].contains(n)),
-                "{names:?}"
-            );
+        // Studies that take every warm start, each variant's, from other studies: the
+        // defaults study of RL at 1e-4 from the digits study (RL's rate is no part of a warm
+        // start's key), the 600-step study from the digit-pairs ones (nor is train.steps).
+        for (study, sources) in [
+            ("lr-1e-4", &["digits"][..]),
+            (
+                "rl-600-pairs",
+                &["digit-pairs", "baselines-digit-pairs"][..],
+            ),
+        ] {
+            for (seed, names) in &studies[study] {
+                let made: Vec<&String> = sources.iter().flat_map(|s| &studies[*s][seed]).collect();
+                assert!(
+                    names.iter().all(|n| made.contains(&n)),
+                    "{study}: {names:?}"
+                );
+            }
         }
     }
 }
