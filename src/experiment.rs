@@ -43,7 +43,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     if !args.report_only {
         runs::carry_out(&plan, &runs)?;
     }
-    let base = settings::base_settings(&mgrpo_actors::Config::load(&plan.config)?)?;
+    let base = settings::of_plan(&plan)?;
     let table = report::write(&study, &runs, &pooled, &base)?;
     println!("{table}");
     println!("summary.json, table.md and dev.png in {}", study.display());

@@ -63,6 +63,16 @@ fn compared(key: &str, value: &toml::Value) -> bool {
     !skipped && !path
 }
 
+/// A plan's base settings: its config's, with the plan's own `steps` (every run of it ran those,
+/// whatever its config says — a plan may pin the steps of a default since changed).
+pub fn of_plan(plan: &crate::experiment::plan::Plan) -> Result<Settings> {
+    let mut base = base_settings(&mgrpo_actors::Config::load(&plan.config)?)?;
+    if let Some(steps) = plan.steps {
+        base.insert("train.steps".into(), Value::from(steps));
+    }
+    Ok(base)
+}
+
 /// The settings `theirs` ran with that differ from `ours`, among the keys both have.
 pub fn differences(theirs: &Settings, ours: &Settings) -> Settings {
     theirs
@@ -155,5 +165,28 @@ mod tests {
             json!({"models.sub.lr": 3e-4, "algo.epochs": 1}),
             "the default epochs both share stay named, as this study's own runs name them"
         );
+    }
+
+    /// A plan's `steps` is what its runs ran, so its base settings (its summary's `config`, what
+    /// pooled entries rebase onto) say so; without `steps`, its config's.
+    #[test]
+    fn a_plans_own_steps_are_its_base_settings() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster.toml");
+        let plan = |steps: &str| -> crate::experiment::plan::Plan {
+            toml::from_str(&format!(
+                "name = \"x\"\nconfig = {:?}\nvariants = [\"mgrpo\"]\nseeds = [1]\n{steps}",
+                config.display().to_string()
+            ))
+            .unwrap()
+        };
+        let configured =
+            base_settings(&mgrpo_actors::Config::load(&config).unwrap()).unwrap()["train.steps"]
+                .clone();
+        assert_ne!(configured, json!(1000));
+        assert_eq!(
+            of_plan(&plan("steps = 1000\n")).unwrap()["train.steps"],
+            json!(1000)
+        );
+        assert_eq!(of_plan(&plan("")).unwrap()["train.steps"], configured);
     }
 }
