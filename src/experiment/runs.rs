@@ -428,11 +428,16 @@ mod tests {
         }
         // Studies that take every warm start, each variant's, from other studies: the
         // defaults study of RL at 1e-4 from the digits study (RL's rate is no part of a warm
-        // start's key), the 600-step study from the digit-pairs ones (nor is train.steps).
+        // start's key), the 600- and 1000-step studies from the digit-pairs ones (nor is
+        // train.steps).
         for (study, sources) in [
             ("lr-1e-4", &["digits"][..]),
             (
                 "rl-600-pairs",
+                &["digit-pairs", "baselines-digit-pairs"][..],
+            ),
+            (
+                "rl-1000-pairs",
                 &["digit-pairs", "baselines-digit-pairs"][..],
             ),
         ] {
