@@ -20,6 +20,8 @@
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
+use crate::experiment::plan::Plan;
+
 /// A study's base settings: dotted key → value.
 pub type Settings = Map<String, Value>;
 
@@ -65,7 +67,7 @@ fn compared(key: &str, value: &toml::Value) -> bool {
 
 /// A plan's base settings: its config's, with the plan's own `steps` (every run of it ran those,
 /// whatever its config says — a plan may pin the steps of a default since changed).
-pub fn of_plan(plan: &crate::experiment::plan::Plan) -> Result<Settings> {
+pub fn of_plan(plan: &Plan) -> Result<Settings> {
     let mut base = base_settings(&mgrpo_actors::Config::load(&plan.config)?)?;
     if let Some(steps) = plan.steps {
         base.insert("train.steps".into(), Value::from(steps));
@@ -172,7 +174,7 @@ mod tests {
     #[test]
     fn a_plans_own_steps_are_its_base_settings() {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster.toml");
-        let plan = |steps: &str| -> crate::experiment::plan::Plan {
+        let plan = |steps: &str| -> Plan {
             toml::from_str(&format!(
                 "name = \"x\"\nconfig = {:?}\nvariants = [\"mgrpo\"]\nseeds = [1]\n{steps}",
                 config.display().to_string()
