@@ -147,6 +147,22 @@ impl Plan {
         Ok(Plan { config, ..plan })
     }
 
+    /// The settings every run of the plan starts from, before its variant, seed and overrides:
+    /// the plan's config resolved with the binary's defaults, with the plan's own `steps`.
+    pub fn base_table(&self) -> Result<toml::Table> {
+        let config = mgrpo_actors::Config::load(&self.config)?;
+        let mut table: toml::Table =
+            toml::from_str(&config.to_toml()).context("the config as TOML")?;
+        if let Some(steps) = self.steps {
+            set(
+                &mut table,
+                "train.steps",
+                toml::Value::Integer(steps as i64),
+            )?;
+        }
+        Ok(table)
+    }
+
     /// Every run: variants × seeds × the overrides' combinations × the sets, in that order.
     pub fn runs(&self) -> Vec<RunSpec> {
         let mut combos: Vec<BTreeMap<String, toml::Value>> = vec![BTreeMap::new()];

@@ -72,16 +72,12 @@ fn warm_key(table: &toml::Table, kind: &str, seed: u64) -> String {
 
 /// Writes each run's config (`RUN/experiment.toml`) and the warm starts' (`warm/KEY/…`).
 pub fn prepare(plan: &Plan, study: &Path) -> Result<Vec<Prepared>> {
-    let base = Config::load(&plan.config)?;
-    let base: toml::Table = toml::from_str(&base.to_toml()).context("the config as TOML")?;
+    let base = plan.base_table()?;
     let mut out = Vec::new();
     for spec in plan.runs() {
         let mut t = base.clone();
         set(&mut t, "algo.variant", spec.variant.name().into())?;
         set(&mut t, "run.seed", toml::Value::Integer(spec.seed as i64))?;
-        if let Some(steps) = plan.steps {
-            set(&mut t, "train.steps", toml::Value::Integer(steps as i64))?;
-        }
         for (k, v) in &spec.overrides {
             set(&mut t, k, v.clone())?;
         }

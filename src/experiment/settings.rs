@@ -17,7 +17,7 @@
 //! `actors.*` and `cluster.*` (where and how many processes, which do not change results:
 //! docs/semantics.md's placement invariance), and paths (a file may sit elsewhere on
 //! another machine).
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Map, Value};
 
 use crate::experiment::plan::Plan;
@@ -25,12 +25,17 @@ use crate::experiment::plan::Plan;
 /// A study's base settings: dotted key → value.
 pub type Settings = Map<String, Value>;
 
-/// The base settings of `config`.
-pub fn base_settings(config: &mgrpo_actors::Config) -> Result<Settings> {
-    let table: toml::Table = toml::from_str(&config.to_toml()).context("the config as TOML")?;
+/// A plan's base settings: those its runs start from ([`Plan::base_table`]: its config's, with
+/// the plan's own `steps` — every run of it ran those, whatever its config says; a plan may pin
+/// the steps of a default since changed).
+pub fn of_plan(plan: &Plan) -> Result<Settings> {
+    Ok(of_table(plan.base_table()?))
+}
+
+fn of_table(table: toml::Table) -> Settings {
     let mut out = Settings::new();
     flatten("", &toml::Value::Table(table), &mut out);
-    Ok(out)
+    out
 }
 
 fn flatten(prefix: &str, value: &toml::Value, out: &mut Settings) {
@@ -63,16 +68,6 @@ fn compared(key: &str, value: &toml::Value) -> bool {
         || key == "algo.variant";
     let path = value.as_str().is_some_and(|s| s.contains('/'));
     !skipped && !path
-}
-
-/// A plan's base settings: its config's, with the plan's own `steps` (every run of it ran those,
-/// whatever its config says — a plan may pin the steps of a default since changed).
-pub fn of_plan(plan: &Plan) -> Result<Settings> {
-    let mut base = base_settings(&mgrpo_actors::Config::load(&plan.config)?)?;
-    if let Some(steps) = plan.steps {
-        base.insert("train.steps".into(), Value::from(steps));
-    }
-    Ok(base)
 }
 
 /// The settings `theirs` ran with that differ from `ours`, among the keys both have.
@@ -122,7 +117,8 @@ mod tests {
     use super::*;
 
     fn settings(text: &str) -> Settings {
-        base_settings(&mgrpo_actors::Config::parse(text, Path::new("x.toml")).unwrap()).unwrap()
+        let config = mgrpo_actors::Config::parse(text, Path::new("x.toml")).unwrap();
+        of_table(toml::from_str(&config.to_toml()).unwrap())
     }
 
     /// A changed default shows as a difference and a pooled entry gains it as an override (its
@@ -181,9 +177,7 @@ mod tests {
             ))
             .unwrap()
         };
-        let configured =
-            base_settings(&mgrpo_actors::Config::load(&config).unwrap()).unwrap()["train.steps"]
-                .clone();
+        let configured = json!(mgrpo_actors::Config::load(&config).unwrap().train.steps);
         assert_ne!(configured, json!(1000));
         assert_eq!(
             of_plan(&plan("steps = 1000\n")).unwrap()["train.steps"],
