@@ -424,8 +424,8 @@ mod tests {
         }
         // Studies that take every warm start, each variant's, from other studies: the
         // defaults study of RL at 1e-4 from the digits study (RL's rate is no part of a warm
-        // start's key), the 600- and 1000-step studies from the digit-pairs ones (nor is
-        // train.steps).
+        // start's key), the 600- and 1000-step studies and the two-epoch one from the
+        // digit-pairs ones (nor are train.steps and algo.epochs).
         for (study, sources) in [
             ("lr-1e-4", &["digits"][..]),
             (
@@ -434,6 +434,10 @@ mod tests {
             ),
             (
                 "rl-1000-pairs",
+                &["digit-pairs", "baselines-digit-pairs"][..],
+            ),
+            (
+                "epochs-2-pairs",
                 &["digit-pairs", "baselines-digit-pairs"][..],
             ),
         ] {
