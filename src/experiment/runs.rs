@@ -424,7 +424,7 @@ mod tests {
         }
         // Studies that take every warm start, each variant's, from other studies: the
         // defaults study of RL at 1e-4 from the digits study (RL's rate is no part of a warm
-        // start's key), the 600- and 1000-step studies and the two-epoch one from the
+        // start's key), the 600- and 1000-step studies and the two-epoch ones from the
         // digit-pairs ones (nor are train.steps and algo.epochs).
         for (study, sources) in [
             ("lr-1e-4", &["digits"][..]),
@@ -440,6 +440,7 @@ mod tests {
                 "epochs-2-pairs",
                 &["digit-pairs", "baselines-digit-pairs"][..],
             ),
+            ("epochs-2-1000", &["digit-pairs"][..]),
         ] {
             for (seed, names) in &studies[study] {
                 let made: Vec<&String> = sources.iter().flat_map(|s| &studies[*s][seed]).collect();
