@@ -426,20 +426,12 @@ mod tests {
         // defaults study of RL at 1e-4 from the digits study (RL's rate is no part of a warm
         // start's key), the 600- and 1000-step studies and the two-epoch ones from the
         // digit-pairs ones (nor are train.steps and algo.epochs).
+        let pairs = &["digit-pairs", "baselines-digit-pairs"][..];
         for (study, sources) in [
             ("lr-1e-4", &["digits"][..]),
-            (
-                "rl-600-pairs",
-                &["digit-pairs", "baselines-digit-pairs"][..],
-            ),
-            (
-                "rl-1000-pairs",
-                &["digit-pairs", "baselines-digit-pairs"][..],
-            ),
-            (
-                "epochs-2-pairs",
-                &["digit-pairs", "baselines-digit-pairs"][..],
-            ),
+            ("rl-600-pairs", pairs),
+            ("rl-1000-pairs", pairs),
+            ("epochs-2-pairs", pairs),
             ("epochs-2-1000", &["digit-pairs"][..]),
         ] {
             for (seed, names) in &studies[study] {
