@@ -443,6 +443,26 @@ pub(crate) mod tests {
         assert!(codec.closes_turn(ids.last().copied()));
     }
 
+    /// An HF role over the world's tokenizer (`mgrpo hf init`) reads the numbers it writes as
+    /// the world does: `19 ##47` is `1947`, from a folder with WordPiece's decoder and from one
+    /// made before `hf init` wrote it (its `tokenizer.json` the run's, without a decoder).
+    #[test]
+    fn an_hf_role_over_the_world_tokenizer_joins_number_pieces() {
+        let world = mgrpo_env::World::generate(&mgrpo_env::WorldConfig::default()).unwrap();
+        let text = TextCodec::build(&world).unwrap();
+        let said = "<answer> 1947 </answer>";
+        let ids = text.encode(said);
+        assert!(ids.len() > 3, "the number is pieces: {ids:?}");
+        for json in [text.to_hf_json().unwrap(), text.to_json().unwrap()] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("tokenizer.json"), &json).unwrap();
+            let config = PolicyConfig::preset("tiny", text.vocab_size()).unwrap();
+            let codec = RoleCodec::hf(dir.path(), &config).unwrap();
+            assert_eq!(codec.turn_text(&ids), said);
+            assert_eq!(codec.turn_text(&ids), text.decode(&ids));
+        }
+    }
+
     /// A folder without a chat template whose tokenizer lacks the protocol's close tags as
     /// tokens is refused, naming the tag and the way out.
     #[test]

@@ -6,10 +6,11 @@
 //! `encode(a + " " + b) == encode(a) ++ encode(b)` — a driver may tokenize segment by segment.
 use std::collections::BTreeSet;
 
-use tokenizers::Tokenizer;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::{ModelWrapper, Tokenizer};
 
 use crate::earlier;
 use crate::episode::NO_RESULT;
@@ -271,6 +272,21 @@ impl TextCodec {
     /// The standard `tokenizer.json` text.
     pub fn to_json(&self) -> Result<String, TokenizerError> {
         self.tokenizer
+            .to_string(true)
+            .map_err(|e| TokenizerError(e.to_string()))
+    }
+
+    /// The `tokenizer.json` of a Hugging Face folder made from this tokenizer (`mgrpo hf init`):
+    /// [`Self::to_json`] plus, when numbers are pieces, WordPiece's decoder, so a reader of the
+    /// folder (transformers, an HF role) decodes `19 ##47` as `1947`, as [`Self::decode`] does.
+    /// The run's own `tokenizer.json` stays [`Self::to_json`]'s: checkpoints compare it byte
+    /// for byte.
+    pub fn to_hf_json(&self) -> Result<String, TokenizerError> {
+        let mut tokenizer = self.tokenizer.clone();
+        if matches!(tokenizer.get_model(), ModelWrapper::WordPiece(_)) {
+            tokenizer.with_decoder(Some(WordPieceDecoder::new(DIGIT_PREFIX.into(), false)));
+        }
+        tokenizer
             .to_string(true)
             .map_err(|e| TokenizerError(e.to_string()))
     }

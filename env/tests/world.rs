@@ -408,6 +408,11 @@ fn numbers_are_digits_and_round_trip_beside_words() {
     assert_eq!(pairs.encode("12345").len(), 3, "12 ##34 ##5");
     let loaded = TextCodec::from_json(&pairs.to_json().unwrap()).unwrap();
     assert_eq!(loaded.encode("1909 1999"), pairs.encode("1909 1999"));
+    // What an HF folder carries (`mgrpo hf init`): any reader of `tokenizer.json` alone —
+    // transformers, the `tokenizers` crate — decodes the pieces back into the numbers.
+    let hf: tokenizers::Tokenizer = pairs.to_hf_json().unwrap().parse().unwrap();
+    let text = "<result> 1909 </result> <answer> 12345 </answer>";
+    assert_eq!(hf.decode(&pairs.encode(text), false).unwrap(), text);
 }
 
 #[test]

@@ -198,7 +198,7 @@ fn init(args: &HfInitArgs) -> Result<()> {
             let names = (!tools.is_empty())
                 .then(|| mgrpo_actors::mcp::ToolServerConfig::exposed_names(tools));
             let codec = task.codec(names.as_deref())?;
-            let files = vec![("tokenizer.json".into(), codec.to_json()?.into_bytes())];
+            let files = vec![("tokenizer.json".into(), codec.to_hf_json()?.into_bytes())];
             let what = format!("the task's {}-token tokenizer", codec.vocab_size());
             (codec.vocab_size(), codec.stop_ids().to_vec(), files, what)
         }

@@ -13,7 +13,8 @@ use std::path::Path;
 use minijinja::{Environment, ErrorKind, context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokenizers::Tokenizer;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::{ModelWrapper, Tokenizer};
 
 use crate::error::{ModelError, Result};
 
@@ -83,6 +84,21 @@ fn template_of(value: &Value) -> Option<String> {
     }
 }
 
+/// A WordPiece tokenizer that names no decoder gets WordPiece's own (no clean-up): without one,
+/// `tokenizers` joins every token with a space, so the world's split numbers would read
+/// `19 ##47` instead of `1947` and every year a role wrote would be wrong. `mgrpo hf init`
+/// writes this decoder into the folder (so transformers decodes the same); folders it wrote
+/// before that lack it, and are read as if they had it.
+fn joining_word_pieces(mut tokenizer: Tokenizer) -> Tokenizer {
+    if tokenizer.get_decoder().is_none()
+        && let ModelWrapper::WordPiece(model) = tokenizer.get_model()
+    {
+        let prefix = model.continuing_subword_prefix.clone();
+        tokenizer.with_decoder(Some(WordPieceDecoder::new(prefix, false)));
+    }
+    tokenizer
+}
+
 impl HfTokenizer {
     /// Loads `tokenizer.json` (required: a folder with only config + weights has none, because
     /// transformers saves the tokenizer separately) and the chat template, if present.
@@ -98,6 +114,7 @@ impl HfTokenizer {
         }
         let tokenizer = Tokenizer::from_file(&path)
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let tokenizer = joining_word_pieces(tokenizer);
         let config_path = dir.join("tokenizer_config.json");
         let config: Value = if config_path.is_file() {
             let bytes = fs::read(&config_path).map_err(|source| ModelError::Io {
@@ -130,8 +147,9 @@ impl HfTokenizer {
     /// A tokenizer from `tokenizer.json` bytes, without a chat template.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self> {
         Ok(Self {
-            tokenizer: Tokenizer::from_bytes(bytes)
-                .map_err(|e| ModelError::Tokenizer(e.to_string()))?,
+            tokenizer: joining_word_pieces(
+                Tokenizer::from_bytes(bytes).map_err(|e| ModelError::Tokenizer(e.to_string()))?,
+            ),
             template: None,
             bos_token: String::new(),
             eos_token: String::new(),
