@@ -405,6 +405,17 @@ pub struct WarmupConfig {
     /// RL draws its queries from these only, so it trains on questions the warm start has not
     /// memorised (0: both use every train question). Built-in world only.
     pub holdout: f64,
+    /// Renamed copies of the world the demonstrations are also drawn from (0: the world
+    /// only): each episode asks its train question in the world or in one of its first
+    /// `copies` copies with permuted years and new subject names — the copies RL asks in
+    /// (`train.year_variants`, `variant_names`) — so the warm start does not memorise one
+    /// partner for each word of a name or title. Built-in world only.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub copies: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 impl WarmupConfig {
@@ -430,6 +441,7 @@ impl Default for WarmupConfig {
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.05,
             holdout: 0.0,
+            copies: 0,
         }
     }
 }
@@ -597,6 +609,19 @@ impl Config {
                     .into(),
             );
         }
+        let copies = self.warmup.copies;
+        if copies > MAX_YEAR_VARIANTS {
+            p.push(format!(
+                "warmup.copies = {copies}: at most {MAX_YEAR_VARIANTS} (each is a world in memory \
+                 while the demonstrations are made)"
+            ));
+        } else if copies > 0 && self.task.is_some() {
+            p.push(
+                "warmup.copies applies to the built-in world (a task's demonstrations come from \
+                 its file)"
+                    .into(),
+            );
+        }
         if self.train.year_variants > MAX_YEAR_VARIANTS {
             p.push(format!(
                 "train.year_variants = {}: at most {MAX_YEAR_VARIANTS} (each is a world and a \
@@ -740,6 +765,23 @@ mod tests {
                 && msg.contains("models.sub.shards"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn warm_start_copies_are_capped_need_the_world_and_stay_out_of_the_default_toml() {
+        let c = Config::parse("[warmup]\ncopies = 4\n", Path::new("x.toml")).unwrap();
+        assert_eq!(c.warmup.copies, 4);
+        assert!(c.to_toml().contains("copies = 4"));
+        // Off, it is not written: the configs runs recorded (and warm starts' keys) stay as
+        // they were.
+        assert!(!Config::default().to_toml().contains("copies"));
+        let err = Config::parse(
+            &format!("[warmup]\ncopies = {}\n", MAX_YEAR_VARIANTS + 1),
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("warmup.copies"), "{err}");
     }
 
     #[test]

@@ -69,11 +69,15 @@ pub fn warmup_roles(
     mut on_step: impl FnMut(&str, usize, usize, f32),
 ) -> Result<Vec<WarmupRole>, String> {
     let cfg = &ctx.config;
-    let demos = ctx.task.warm_demonstrations(
-        cfg.warmup.episodes,
-        derive_seed(cfg.run.seed, &[salt::INIT, 0]),
-        cfg.warmup.holdout,
-    );
+    let demos = ctx
+        .task
+        .warm_demonstrations_in_copies(
+            cfg.warmup.episodes,
+            derive_seed(cfg.run.seed, &[salt::INIT, 0]),
+            cfg.warmup.holdout,
+            cfg.warmup.copies,
+        )
+        .map_err(|e| e.to_string())?;
     let mut log = JsonLines::append(&ctx.run_dir.warmup_path()).map_err(|e| e.to_string())?;
     let warmed: Vec<(usize, LearnerRole)> = models(cfg.algo.variant)
         .into_iter()

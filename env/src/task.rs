@@ -11,7 +11,7 @@ pub mod text;
 
 use crate::config::WorldConfig;
 use crate::experts::{Demo, demonstrations_from, held_out};
-use crate::generate::World;
+use crate::generate::{World, WorldError};
 use crate::questions::{Question, Split};
 use crate::search::Tools;
 use crate::tokenizer::{TextCodec, TokenizerError};
@@ -92,6 +92,40 @@ impl Task {
             }
             Self::Dataset(d) => d.demos.clone(),
         }
+    }
+
+    /// [`Self::warm_demonstrations`] spread over the world and its first `copies` renamed
+    /// copies (`[warmup] copies`: years permuted and subjects renamed, the copies RL asks in
+    /// with `train.variant_names`): each episode is the same train question in a copy drawn
+    /// from `(seed, episode)`, so no title's or name's word pair has one fixed partner for the
+    /// models to memorise. `copies = 0`, or a dataset: [`Self::warm_demonstrations`].
+    pub fn warm_demonstrations_in_copies(
+        &self,
+        n: usize,
+        seed: u64,
+        holdout: f64,
+        copies: u32,
+    ) -> Result<Vec<Demo>, WorldError> {
+        let world = match self {
+            Self::World(w) if copies > 0 => w,
+            _ => return Ok(self.warm_demonstrations(n, seed, holdout)),
+        };
+        let renamed: Vec<World> = (1..=u64::from(copies))
+            .map(|i| world.variant(i, true))
+            .collect::<Result<_, _>>()?;
+        let worlds: Vec<&World> = std::iter::once(&**world).chain(&renamed).collect();
+        let asked: Vec<usize> = (0..world.questions(Split::Train).len())
+            .filter(|&i| !held_out(i, holdout))
+            .collect();
+        let mut out = Vec::new();
+        for (i, &q) in asked.iter().cycle().take(n).enumerate() {
+            let pick = mgrpo_algo::derive_seed(seed, &[i as u64, 1]) % worlds.len() as u64;
+            let w = worlds[pick as usize];
+            let question = &w.questions(Split::Train)[q];
+            let s = mgrpo_algo::derive_seed(seed, &[i as u64]);
+            out.extend(demonstrations_from(w, &[question], 1, s));
+        }
+        Ok(out)
     }
 
     /// The indices of the train questions RL draws its queries from: every one, or with a

@@ -662,3 +662,50 @@ fn a_holdout_splits_the_train_questions_between_the_warm_start_and_rl() {
         assert!(r * 5 >= a * 2 && r * 5 <= a * 3, "{kind}: {r} of {a}");
     }
 }
+
+/// `[warmup] copies`: the warm start's episodes are the same train questions, some asked in
+/// the world's renamed copies (their names new, the copies RL asks in); none without copies.
+#[test]
+fn warm_demonstrations_in_copies_ask_some_questions_with_new_names() {
+    use mgrpo_env::experts::DemoRole;
+    let task = mgrpo_env::Task::World(Box::new(World::generate(&WorldConfig::default()).unwrap()));
+    let w = task.world().unwrap();
+    let texts = |w: &World| -> BTreeSet<String> {
+        w.questions(Split::Train)
+            .iter()
+            .map(|q| format!("<question> {} </question>", q.text))
+            .collect()
+    };
+    let asked = |demos: &[mgrpo_env::experts::Demo]| -> Vec<String> {
+        demos
+            .iter()
+            .filter(|d| d.role == DemoRole::Main)
+            .map(|d| d.segments[0].text.clone())
+            .collect()
+    };
+    let plain = task.warm_demonstrations_in_copies(300, 5, 0.0, 0).unwrap();
+    assert_eq!(asked(&plain), asked(&task.warm_demonstrations(300, 5, 0.0)));
+    let own = texts(w);
+    assert!(asked(&plain).iter().all(|q| own.contains(q)));
+    let copied = task.warm_demonstrations_in_copies(300, 5, 0.0, 2).unwrap();
+    let questions = asked(&copied);
+    assert_eq!(questions.len(), 300);
+    let renamed: BTreeSet<String> = (1..=2)
+        .flat_map(|i| texts(&w.variant(i, true).unwrap()))
+        .collect();
+    let in_copies = questions.iter().filter(|q| !own.contains(*q)).count();
+    assert!(
+        (100..=300).contains(&in_copies),
+        "{in_copies} of 300 episodes asked in a copy"
+    );
+    assert!(
+        questions
+            .iter()
+            .all(|q| own.contains(q) || renamed.contains(q))
+    );
+    assert_eq!(
+        asked(&task.warm_demonstrations_in_copies(300, 5, 0.0, 2).unwrap()),
+        questions,
+        "deterministic"
+    );
+}
