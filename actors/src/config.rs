@@ -174,8 +174,8 @@ fn is_default_shards(n: &usize) -> bool {
 
 const DEFAULT_LORA_ALPHA: f64 = 16.0;
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
 }
 
 fn is_default_alpha(alpha: &f64) -> bool {
@@ -410,12 +410,8 @@ pub struct WarmupConfig {
     /// `copies` copies with permuted years and new subject names — the copies RL asks in
     /// (`train.year_variants`, `variant_names`) — so the warm start does not memorise one
     /// partner for each word of a name or title. Built-in world only.
-    #[serde(skip_serializing_if = "is_zero_u32")]
+    #[serde(skip_serializing_if = "is_zero")]
     pub copies: u32,
-}
-
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
 }
 
 impl WarmupConfig {

@@ -18,6 +18,12 @@ use crate::tokenizer::{TextCodec, TokenizerError};
 pub use dataset::{Dataset, DatasetFiles, SplitFractions, TaskError};
 pub use metrics::Metric;
 
+/// The indices of the `n` train questions the warm start's demonstrations ask when a share
+/// `holdout` is RL's (every one at 0).
+fn warm_questions(n: usize, holdout: f64) -> impl Iterator<Item = usize> {
+    (0..n).filter(move |&i| !held_out(i, holdout))
+}
+
 /// The task of a run.
 #[derive(Debug)]
 pub enum Task {
@@ -80,13 +86,9 @@ impl Task {
     pub fn warm_demonstrations(&self, n: usize, seed: u64, holdout: f64) -> Vec<Demo> {
         match self {
             Self::World(w) => {
-                // No question is held out at 0: every train question, as `demonstrations`.
-                let qs: Vec<&Question> = w
-                    .questions(Split::Train)
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !held_out(*i, holdout))
-                    .map(|(_, q)| q)
+                let train = w.questions(Split::Train);
+                let qs: Vec<&Question> = warm_questions(train.len(), holdout)
+                    .map(|i| &train[i])
                     .collect();
                 demonstrations_from(w, &qs, n, seed)
             }
@@ -114,9 +116,8 @@ impl Task {
             .map(|i| world.variant(i, true))
             .collect::<Result<_, _>>()?;
         let worlds: Vec<&World> = std::iter::once(&**world).chain(&renamed).collect();
-        let asked: Vec<usize> = (0..world.questions(Split::Train).len())
-            .filter(|&i| !held_out(i, holdout))
-            .collect();
+        let asked: Vec<usize> =
+            warm_questions(world.questions(Split::Train).len(), holdout).collect();
         let mut out = Vec::new();
         for (i, &q) in asked.iter().cycle().take(n).enumerate() {
             let pick = mgrpo_algo::derive_seed(seed, &[i as u64, 1]) % worlds.len() as u64;
