@@ -11,8 +11,9 @@ use common::{assert_each_step_once, metrics, mgrpo, store_records, succeed};
 /// examples/tiny.toml with a warm start that delegates, and `steps` steps.
 fn tiny(dir: &Path, steps: u64) -> PathBuf {
     let path = dir.join("tiny.toml");
-    // RL in the world itself: an exported task has no variants of it (no years or names to
-    // redraw), so its run equals the world's only there.
+    // RL in the world itself (and the warm start: `delegating_tiny`'s is the world's): an
+    // exported task has no copies of it (no years or names to redraw), so its run equals the
+    // world's only there.
     let text = common::delegating_tiny().replace(
         "steps = 3\n",
         &format!("steps = {steps}\nyear_variants = 0\n"),

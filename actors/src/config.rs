@@ -409,8 +409,10 @@ pub struct WarmupConfig {
     /// only): each episode asks its train question in the world or in one of its first
     /// `copies` copies with permuted years and new subject names — the copies RL asks in
     /// (`train.year_variants`, `variant_names`) — so the warm start does not memorise one
-    /// partner for each word of a name or title. Built-in world only.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// partner for each word of a name or title. Default 8 (docs/results.md: warm-copies).
+    /// The built-in world's: a `[task]`'s demonstrations come from its file, which has no
+    /// names to redraw, and ignore it, as RL ignores `train.year_variants`. A run's recorded
+    /// config from before this setting has none, and resuming it warms nothing.
     pub copies: u32,
 }
 
@@ -437,7 +439,7 @@ impl Default for WarmupConfig {
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.05,
             holdout: 0.0,
-            copies: 0,
+            copies: 8,
         }
     }
 }
@@ -611,12 +613,6 @@ impl Config {
                 "warmup.copies = {copies}: at most {MAX_YEAR_VARIANTS} (each is a world in memory \
                  while the demonstrations are made)"
             ));
-        } else if copies > 0 && self.task.is_some() {
-            p.push(
-                "warmup.copies applies to the built-in world (a task's demonstrations come from \
-                 its file)"
-                    .into(),
-            );
         }
         if self.train.year_variants > MAX_YEAR_VARIANTS {
             p.push(format!(
@@ -764,13 +760,27 @@ mod tests {
     }
 
     #[test]
-    fn warm_start_copies_are_capped_need_the_world_and_stay_out_of_the_default_toml() {
-        let c = Config::parse("[warmup]\ncopies = 4\n", Path::new("x.toml")).unwrap();
-        assert_eq!(c.warmup.copies, 4);
-        assert!(c.to_toml().contains("copies = 4"));
-        // Off, it is not written: the configs runs recorded (and warm starts' keys) stay as
-        // they were.
-        assert!(!Config::default().to_toml().contains("copies"));
+    fn warm_start_copies_default_to_eight_are_capped_and_written_back() {
+        let c = Config::default();
+        assert_eq!(c.warmup.copies, 8);
+        assert!(c.to_toml().contains("copies = 8"));
+        // Every value survives the run directory's recorded config, 0 (not the default) too.
+        for n in [0, 4] {
+            let c =
+                Config::parse(&format!("[warmup]\ncopies = {n}\n"), Path::new("x.toml")).unwrap();
+            assert_eq!(c.warmup.copies, n);
+            let again = Config::parse(&c.to_toml(), Path::new("config.toml")).unwrap();
+            assert_eq!(again.warmup.copies, n);
+        }
+        // A task ignores it (its demonstrations are its file's), so the default is no error.
+        let task = "[task]\nquestions = \"q\"\ncorpus = \"d\"\n";
+        assert_eq!(
+            Config::parse(task, Path::new("x.toml"))
+                .unwrap()
+                .warmup
+                .copies,
+            8
+        );
         let err = Config::parse(
             &format!("[warmup]\ncopies = {}\n", MAX_YEAR_VARIANTS + 1),
             Path::new("x.toml"),

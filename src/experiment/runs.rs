@@ -41,6 +41,10 @@ fn warm_kind(variant: Algo) -> &'static str {
     }
 }
 
+/// The `[warmup]` settings added after warm starts were first keyed, with the value each of
+/// those had (`copies = 0`: the demonstrations in the world only).
+const WARMUP_SINCE: [(&str, toml::Value); 1] = [("copies", toml::Value::Integer(0))];
+
 /// A stable key of what a warm start depends on: the world, the models, the warm-start
 /// settings, the seed and the kind.
 /// The models' RL learning rates (`models.ROLE.lr`) are left out: the warm start trains at
@@ -58,10 +62,22 @@ fn warm_key(table: &toml::Table, kind: &str, seed: u64) -> String {
             }
         }
     }
+    // A warm-start setting added since, at the value every warm start had before it, hashes
+    // as absent: those warm starts keep their keys.
+    let mut warmup = table
+        .get("warmup")
+        .cloned()
+        .unwrap_or(toml::Value::Table(Default::default()));
+    if let toml::Value::Table(settings) = &mut warmup {
+        for (key, before) in WARMUP_SINCE {
+            if settings.get(key) == Some(&before) {
+                settings.remove(key);
+            }
+        }
+    }
     let text = format!(
-        "{kind}|{seed}|{}|{models}|{}|{}",
+        "{kind}|{seed}|{}|{models}|{warmup}|{}",
         part("world"),
-        part("warmup"),
         part("task")
     );
     let hash = text
@@ -357,6 +373,14 @@ mod tests {
         assert_ne!(key(&base), key(&steps));
         assert_ne!(key(&base), warm_key(&base, "main-sub", 2));
         assert_ne!(key(&base), warm_key(&base, "shared", 1));
+        // A setting added since keys as absent at the value warm starts had before it.
+        let with = |copies: u32| {
+            table(&format!(
+                "[models.main]\npreset = \"small\"\n[warmup]\nsteps = 300\ncopies = {copies}\n"
+            ))
+        };
+        assert_eq!(key(&base), key(&with(0)));
+        assert_ne!(key(&base), key(&with(8)));
     }
 
     /// The warm-start directory names of `plan`'s runs, by seed, prepared in a scratch study.
@@ -421,6 +445,21 @@ mod tests {
                     "{study} seed {seed}: {names:?}, {source}'s {main_sub}"
                 );
             }
+        }
+        // The studies from before `warmup.copies` pin it at 0 and keep the keys their warm
+        // starts were made under (the 600-step defaults' seed 1, made for digit-pairs).
+        assert!(studies["rl-600-pairs"][&1].contains(&"main-sub-s1-d3f5c4f7".to_string()));
+        assert!(studies["rl-600-pairs"][&1].contains(&"single-s1-159529a3".to_string()));
+        // The baselines of the warm start in copies: frozen-sub's from the mgrpo study's.
+        for (seed, names) in &studies["warm-copies-baselines"] {
+            let main_sub: Vec<&String> = names
+                .iter()
+                .filter(|n| n.starts_with("main-sub-"))
+                .collect();
+            assert_eq!(
+                main_sub,
+                studies["warm-copies"][seed].iter().collect::<Vec<_>>()
+            );
         }
         // Studies that take every warm start, each variant's, from other studies: the
         // defaults study of RL at 1e-4 from the digits study (RL's rate is no part of a warm
