@@ -285,13 +285,9 @@ fn lora_roles_train_and_resume_exactly() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml");
     let folder = dir.path().join("qwen3");
     init(&examples, "qwen3", &folder);
-    // A warm start that reaches non-zero rewards (as tests/common's, in the world only),
-    // without LoRA.
+    // A warm start that reaches non-zero rewards (tests/common's), without LoRA.
     let config = tiny_config(dir.path(), &folder, &folder, 4);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60",
-        "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3\ncopies = 0",
-    );
+    let text = common::delegating_warm_start(&std::fs::read_to_string(&config).unwrap());
     assert!(text.contains("lr = 3e-3"));
     std::fs::write(&config, &text).unwrap();
     let warm = dir.path().join("warm");

@@ -21,18 +21,23 @@ pub fn free_ports() -> Vec<u16> {
 }
 
 /// examples/tiny.toml with a warm start long enough to learn the protocol (so rollouts make
-/// calls, rewards differ and some answers are right): in the world only (`copies = 0`), as
-/// 100 demonstrations spread over nine worlds' names teach a tiny model to answer none.
+/// calls, rewards differ and some answers are right): [`delegating_warm_start`].
 pub fn delegating_tiny() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tiny = std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap();
+    delegating_warm_start(&std::fs::read_to_string(root.join("examples/tiny.toml")).unwrap())
+}
+
+/// `config` (examples/tiny.toml's `[warmup]` in it) with that warm start made long enough to
+/// learn the protocol, in the world only (`copies = 0`), as 100 demonstrations spread over
+/// nine worlds' names teach a tiny model to answer none.
+pub fn delegating_warm_start(config: &str) -> String {
     let short = "[warmup]\nsteps = 10\nbatch_size = 8\nepisodes = 60";
     assert_eq!(
-        tiny.matches(short).count(),
+        config.matches(short).count(),
         1,
         "examples/tiny.toml's warm start changed"
     );
-    tiny.replace(
+    config.replace(
         short,
         "[warmup]\nsteps = 120\nbatch_size = 16\nepisodes = 100\nlr = 3e-3\ncopies = 0",
     )
