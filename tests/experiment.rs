@@ -50,6 +50,8 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         for key in ["test_warm", "test_best", "test_final", "wall_s"] {
             assert!(r[key].is_number(), "{key} in {r}");
         }
+        // The CPU it ran on (a seed's arithmetic differs between CPU kinds).
+        assert!(!r["cpu"].as_str().unwrap_or_default().is_empty(), "{r}");
         assert_eq!(r["overrides"]["algo.epochs"], 1, "{r}");
         assert!(r["by_kind"]["compare"]["final"].is_number(), "{r}");
         let run = study.join("runs").join(format!(
@@ -96,6 +98,13 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     assert_eq!(
         table.matches("| frozen-sub | algo.epochs=1 | 2 |").count(),
         1,
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "\nCPUs: {} (6 runs).\n",
+            runs[0]["cpu"].as_str().unwrap()
+        )),
         "{table}"
     );
     assert!(study.join("dev.png").is_file());

@@ -77,7 +77,11 @@ fn run_entry(r: &Prepared) -> Result<Value> {
     let sub_right = (!last["sub"].is_null())
         .then(|| json!({"warm": right(warm), "best": right(best), "final": right(last)}));
     let best_step = read("best.json").ok().and_then(|b| b["step"].as_u64());
-    let wall = read("wall.json").ok().and_then(|w| w["wall_s"].as_f64());
+    let wall_json = read("wall.json").ok();
+    let wall = wall_json.as_ref().and_then(|w| w["wall_s"].as_f64());
+    let cpu = wall_json
+        .as_ref()
+        .and_then(|w| w["cpu"].as_str().map(str::to_string));
     let overrides: serde_json::Map<String, Value> = r
         .spec
         .overrides
@@ -97,6 +101,9 @@ fn run_entry(r: &Prepared) -> Result<Value> {
     });
     if let Some(sub_right) = sub_right {
         entry["sub_right"] = sub_right;
+    }
+    if let Some(cpu) = cpu {
+        entry["cpu"] = json!(cpu);
     }
     Ok(entry)
 }
@@ -160,6 +167,7 @@ pub fn write(
             runs.len()
         );
     }
+    table += &cpus(&entries);
     for (p, differ) in pooled.iter().zip(&rebased) {
         table += &format!(
             "\n{} runs pooled from {} (the plot shows this study's own runs only)",
@@ -180,6 +188,35 @@ pub fn write(
     std::fs::write(study.join("table.md"), &table)?;
     plot(&study.join("dev.png"), runs)?;
     Ok(table)
+}
+
+/// Which CPUs the entries ran on (`cpu`, from their wall.json: [`crate::experiment::machine`]),
+/// with how many runs each, in order of first appearance; empty when none recorded one. A
+/// seed's runs on two CPU kinds do not share its arithmetic, so the reader must know.
+fn cpus(entries: &[Value]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut unknown = 0;
+    for e in entries {
+        match e["cpu"].as_str() {
+            Some(cpu) => match counts.iter_mut().find(|(c, _)| *c == cpu) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((cpu, 1)),
+            },
+            None => unknown += 1,
+        }
+    }
+    if counts.is_empty() {
+        return String::new();
+    }
+    let runs = |n: usize| format!("{n} run{}", if n == 1 { "" } else { "s" });
+    let mut parts: Vec<String> = counts
+        .iter()
+        .map(|(cpu, n)| format!("{cpu} ({})", runs(*n)))
+        .collect();
+    if unknown > 0 {
+        parts.push(format!("not recorded ({})", runs(unknown)));
+    }
+    format!("\nCPUs: {}.\n", parts.join("; "))
 }
 
 /// Another study's finished runs, read from its `summary.json`.
@@ -611,6 +648,28 @@ mod tests {
                 t95(2) * (1.0f64 / 300.0).sqrt() / 3f64.sqrt()
             ),
             "{stacked}"
+        );
+    }
+
+    #[test]
+    fn the_table_names_the_cpus_the_runs_ran_on() {
+        let on = |cpu: Option<&str>| {
+            let mut e = entry("mgrpo", 1, 0.5, 0.6);
+            if let Some(cpu) = cpu {
+                e["cpu"] = json!(cpu);
+            }
+            e
+        };
+        assert_eq!(cpus(&[on(None), on(None)]), "");
+        let entries = [
+            on(Some("AMD EPYC")),
+            on(None),
+            on(Some("Intel Xeon")),
+            on(Some("AMD EPYC")),
+        ];
+        assert_eq!(
+            cpus(&entries),
+            "\nCPUs: AMD EPYC (2 runs); Intel Xeon (1 run); not recorded (1 run).\n"
         );
     }
 

@@ -252,8 +252,10 @@ pub fn carry_out(plan: &Plan, runs: &[Prepared]) -> Result<()> {
                 None => still.push(r),
                 Some(status) if status.success() => {
                     if r.train {
-                        let wall =
-                            serde_json::json!({ "wall_s": r.started.elapsed().as_secs_f64() });
+                        let wall = serde_json::json!({
+                            "wall_s": r.started.elapsed().as_secs_f64(),
+                            "cpu": crate::experiment::machine::cpu(),
+                        });
                         std::fs::write(r.job.run.dir.join("wall.json"), wall.to_string())?;
                     }
                     if let Some(next) = advance(&mgrpo, threads, r.job)? {
