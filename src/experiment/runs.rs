@@ -187,6 +187,8 @@ pub fn carry_out(plan: &Plan, runs: &[Prepared]) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let threads = (cores / plan.parallel).max(1);
     let mgrpo = std::env::current_exe().context("the mgrpo binary")?;
+    // Recorded beside every finished run's wall time (docs/experiments.md: `cpu`).
+    let cpu = crate::experiment::machine::cpu();
     let mut claimed: BTreeMap<PathBuf, ()> = BTreeMap::new();
     let mut queue: Vec<Job<'_>> = Vec::new();
     for r in runs.iter().filter(|r| !finished(&r.dir)) {
@@ -254,7 +256,7 @@ pub fn carry_out(plan: &Plan, runs: &[Prepared]) -> Result<()> {
                     if r.train {
                         let wall = serde_json::json!({
                             "wall_s": r.started.elapsed().as_secs_f64(),
-                            "cpu": crate::experiment::machine::cpu(),
+                            "cpu": cpu,
                         });
                         std::fs::write(r.job.run.dir.join("wall.json"), wall.to_string())?;
                     }
@@ -458,16 +460,19 @@ mod tests {
             ("warm-copies-baselines", "warm-copies"),
             ("warm-copies-amd-baselines", "warm-copies-single"),
         ] {
+            let main_sub = |names: &Vec<String>| -> Vec<String> {
+                names
+                    .iter()
+                    .filter(|n| n.starts_with("main-sub-"))
+                    .cloned()
+                    .collect()
+            };
             for (seed, names) in &studies[study] {
-                let main_sub: Vec<&String> = names
-                    .iter()
-                    .filter(|n| n.starts_with("main-sub-"))
-                    .collect();
-                let made: Vec<&String> = studies[source][seed]
-                    .iter()
-                    .filter(|n| n.starts_with("main-sub-"))
-                    .collect();
-                assert!(!made.is_empty() && main_sub == made, "{study} seed {seed}");
+                let made = main_sub(&studies[source][seed]);
+                assert!(
+                    !made.is_empty() && main_sub(names) == made,
+                    "{study} seed {seed}"
+                );
             }
         }
         // Studies that take every warm start, each variant's, from other studies: the
