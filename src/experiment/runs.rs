@@ -438,6 +438,7 @@ mod tests {
                 "large-world-short-warm-token-level",
                 "large-world-short-warm",
             ),
+            ("warm-copies-short-world", "warm-copies-short"),
         ] {
             for (seed, names) in &studies[study] {
                 let main_sub = studies[source][seed]
@@ -456,17 +457,17 @@ mod tests {
         assert!(studies["rl-600-pairs"][&1].contains(&"single-s1-159529a3".to_string()));
         // The baselines of the warm start in copies: frozen-sub's from the mgrpo study's (on
         // the Intel's seeds 1–3, and on the AMD's 4–6).
+        let main_sub = |names: &Vec<String>| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| n.starts_with("main-sub-"))
+                .cloned()
+                .collect()
+        };
         for (study, source) in [
             ("warm-copies-baselines", "warm-copies"),
             ("warm-copies-amd-baselines", "warm-copies-single"),
         ] {
-            let main_sub = |names: &Vec<String>| -> Vec<String> {
-                names
-                    .iter()
-                    .filter(|n| n.starts_with("main-sub-"))
-                    .cloned()
-                    .collect()
-            };
             for (seed, names) in &studies[study] {
                 let made = main_sub(&studies[source][seed]);
                 assert!(
