@@ -439,6 +439,8 @@ mod tests {
                 "large-world-short-warm",
             ),
             ("warm-copies-short-world", "warm-copies-short"),
+            ("warm-copies-short-k16", "warm-copies-short"),
+            ("warm-copies-short-b8", "warm-copies-short"),
         ] {
             for (seed, names) in &studies[study] {
                 let main_sub = studies[source][seed]
