@@ -441,6 +441,7 @@ mod tests {
             ("warm-copies-short-world", "warm-copies-short"),
             ("warm-copies-short-k16", "warm-copies-short"),
             ("warm-copies-short-b8", "warm-copies-short"),
+            ("rl-settings", "warm-copies"),
         ] {
             for (seed, names) in &studies[study] {
                 let main_sub = studies[source][seed]
