@@ -442,6 +442,7 @@ mod tests {
             ("warm-copies-short-k16", "warm-copies-short"),
             ("warm-copies-short-b8", "warm-copies-short"),
             ("rl-settings", "warm-copies"),
+            ("rl-world", "warm-copies"),
         ] {
             for (seed, names) in &studies[study] {
                 let main_sub = studies[source][seed]
