@@ -22,7 +22,7 @@ def read_lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def correct_by_id(path):
+def transcripts_by_id(path):
     return {t["id"]: t for t in read_lines(path)}
 
 
@@ -44,21 +44,23 @@ def years(before, after):
     for label, run in (("before", before), ("after", after)):
         asked = [t for t in run.values() if is_year(t["answers"][0])]
         wrong = [t for t in asked if not t["correct"]]
-        given = Counter(t["answer"] for t in wrong if t["answer"])
+        # A wrong answer may be no year at all: `19` alone, `19 Lunak`, a name.
+        given = Counter(t["answer"] for t in wrong if is_year(t["answer"]))
         first_pair = sum(
             1 for t in wrong if (t["answer"] or "")[:2] == t["answers"][0][:2]
         )
         print(
             f"year questions {label}: {len(asked)}, right {len(asked) - len(wrong)}, "
-            f"wrong {len(wrong)} ({first_pair} with the right first pair, "
-            f"{sum(1 for t in wrong if not t['answer'])} without an answer), "
-            f"{len(given)} distinct wrong years, the commonest {given.most_common(3)}"
+            f"wrong {len(wrong)} ({first_pair} beginning with the right first pair, "
+            f"{sum(1 for t in wrong if not t['answer'])} without an answer, "
+            f"{sum(given.values())} a year), {len(given)} distinct wrong years, "
+            f"the commonest {given.most_common(3)}"
         )
 
 
 def main(dump, before_path, after_path):
-    before = correct_by_id(before_path)
-    after = correct_by_id(after_path)
+    before = transcripts_by_id(before_path)
+    after = transcripts_by_id(after_path)
     groups = [d for d in read_lines(dump) if d.get("type") == "group"]
     if not groups:
         sys.exit(f"{dump}: no groups (a store dump of a run that trained?)")
