@@ -228,6 +228,10 @@ pub struct AlgoConfig {
     pub token_level: bool,
     /// μ: optimisation epochs over each batch.
     pub epochs: usize,
+    /// w ∈ [0, 1]: the weight of negative advantages in the loss (default 1: plain GRPO; 0:
+    /// only the rollouts and calls above their group's mean are trained on, a filtered
+    /// imitation of the policy's own better samples). The stored advantages stay `A`.
+    pub negative_weight: f32,
     /// Reward weights α1, α2, β1, β2, β3.
     pub weights: RewardWeights,
     /// `r_expert = 1` for a sub-agent's `unknown` on a sub-task that names no fact of the
@@ -279,6 +283,7 @@ impl Default for AlgoConfig {
             kl_reference: 0,
             token_level: false,
             epochs: 1,
+            negative_weight: 1.0,
             weights: RewardWeights::default(),
             unknown_credit: false,
             schedule: Schedule::Sync,
@@ -583,6 +588,12 @@ impl Config {
                 p.push(format!("{key} = 0: must be at least 1"));
             }
         }
+        if !(0.0..=1.0).contains(&a.negative_weight) {
+            p.push(format!(
+                "algo.negative_weight = {}: must be in [0, 1]",
+                a.negative_weight
+            ));
+        }
         if !(0.0..1.0).contains(&a.clip_low) || a.clip_high < 0.0 {
             p.push("algo.clip_low must be in [0, 1) and algo.clip_high >= 0".into());
         }
@@ -810,6 +821,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("applies to the built-in world"), "{err}");
+    }
+
+    #[test]
+    fn the_negative_weight_is_a_fraction() {
+        let c = Config::parse("[algo]\nnegative_weight = 0.0\n", Path::new("x.toml")).unwrap();
+        assert_eq!(
+            (
+                c.algo.negative_weight,
+                Config::default().algo.negative_weight
+            ),
+            (0.0, 1.0)
+        );
+        for bad in ["1.5", "-0.1", "nan"] {
+            let err = Config::parse(
+                &format!("[algo]\nnegative_weight = {bad}\n"),
+                Path::new("x.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("algo.negative_weight") && err.contains("[0, 1]"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

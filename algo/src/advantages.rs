@@ -66,6 +66,15 @@ pub fn group_advantages(rewards: &[f32], kind: StdKind, eps: f32) -> (Vec<f32>, 
     (normalise(rewards, &stats, eps), stats)
 }
 
+/// The advantages a loss trains on when negative ones weigh `negative_weight` (`w`): `A` where
+/// `A ≥ 0`, `w·A` below. `w = 1` is GRPO; `w = 0` trains only on what beat its group's mean.
+pub fn weigh_negatives(advantages: &[f32], negative_weight: f32) -> Vec<f32> {
+    advantages
+        .iter()
+        .map(|&a| if a < 0.0 { a * negative_weight } else { a })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +96,14 @@ mod tests {
         let std = (0.66f32 / 3.0).sqrt();
         assert!((s.std - std).abs() < 1e-6);
         assert!(close(&a, &[0.7 / std, -0.2 / std, -0.2 / std, -0.3 / std]));
+    }
+
+    #[test]
+    fn negative_advantages_are_weighed() {
+        let a = [1.5, -0.5, 0.0, -2.0];
+        assert_eq!(weigh_negatives(&a, 1.0), a.to_vec());
+        assert_eq!(weigh_negatives(&a, 0.0), vec![1.5, 0.0, 0.0, 0.0]);
+        assert_eq!(weigh_negatives(&a, 0.5), vec![1.5, -0.25, 0.0, -1.0]);
     }
 
     #[test]

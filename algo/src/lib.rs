@@ -18,7 +18,7 @@ pub mod seed;
 pub mod stats;
 pub mod variant;
 
-pub use advantages::{GroupStats, StdKind, group_advantages, group_stats};
+pub use advantages::{GroupStats, StdKind, group_advantages, group_stats, weigh_negatives};
 pub use alignment::{RolloutAlignment, Slot, align_group, align_rollout};
 pub use assemble::{BatchRow, Trajectory, assemble, concat_batches, main_batch, sub_batch};
 pub use batch::TrainBatch;

@@ -441,6 +441,8 @@ mod tests {
             ("warm-copies-short-world", "warm-copies-short"),
             ("warm-copies-short-k16", "warm-copies-short"),
             ("warm-copies-short-b8", "warm-copies-short"),
+            ("positive-only-short", "warm-copies-short"),
+            ("positive-only-rates", "warm-copies-short"),
             ("rl-settings", "warm-copies"),
             ("rl-world", "warm-copies"),
         ] {

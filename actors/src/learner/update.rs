@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use mgrpo_algo::{
     BatchKind, SubGroupAdvantages, SubSettings, TrainBatch, Trajectory, concat_batches,
-    main_advantages, main_batch, sub_advantages, sub_batch,
+    main_advantages, main_batch, sub_advantages, sub_batch, weigh_negatives,
 };
 
 use crate::config::AlgoConfig;
@@ -39,7 +39,8 @@ impl Buffered {
 pub struct Built {
     /// The batch to train on.
     pub batch: TrainBatch,
-    /// Per group (query order), `A_M(k)` (empty if this learner has no main rows).
+    /// Per group (query order), `A_M(k)` (empty if this learner has no main rows), before
+    /// `algo.negative_weight` weighs the batch's negative ones.
     pub main_advantages: Vec<Vec<f32>>,
     /// Per group, alignment and `A_S` (empty if this learner has no sub rows).
     pub sub: Vec<SubGroupAdvantages>,
@@ -87,7 +88,11 @@ pub fn build(
             trajs.push(row);
             main_adv_all.push(adv);
         }
-        main = Some(main_batch(&trajs, &main_adv_all, pad, None));
+        let trained: Vec<_> = main_adv_all
+            .iter()
+            .map(|a| weigh_negatives(a, algo.negative_weight))
+            .collect();
+        main = Some(main_batch(&trajs, &trained, pad, None));
     }
     let mut sub_all = Vec::new();
     let mut sub = None;
@@ -128,7 +133,15 @@ pub fn build(
             sub_all.push(g);
         }
         let align: Vec<_> = sub_all.iter().map(|g| g.alignment.clone()).collect();
-        let adv: Vec<_> = sub_all.iter().map(|g| g.slot_advantages.clone()).collect();
+        let adv: Vec<Vec<_>> = sub_all
+            .iter()
+            .map(|g| {
+                g.slot_advantages
+                    .iter()
+                    .map(|a| weigh_negatives(a, algo.negative_weight))
+                    .collect()
+            })
+            .collect();
         sub = Some(sub_batch(&calls, &align, &adv, pad, None));
     }
     // Each built batch is moved into the one it belongs to, never copied.
@@ -151,4 +164,94 @@ pub fn build(
         sub: sub_all,
         trajectory_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use mgrpo_algo::stats::STATS_VERSION;
+    use mgrpo_algo::{MainRolloutStat, SubCallStat};
+
+    use super::*;
+
+    /// One group of two rollouts, the first right and the second wrong, each with one call
+    /// whose expert score follows its rollout: every advantage is ±1 (main 1.0 / 0.1, sub
+    /// 1.0 / 0.1).
+    fn step() -> (StepStatistics, Buffered) {
+        let traj = |t: u32| Trajectory {
+            tokens: vec![t, t + 1],
+            generated: vec![false, true],
+            logprobs: vec![0.0, -0.5],
+        };
+        let mut buffered = Buffered::default();
+        let mut main = Vec::new();
+        let mut calls = Vec::new();
+        for k in 0..2u32 {
+            let right = k == 0;
+            let rollout = RolloutKey {
+                step: 0,
+                query: 0,
+                rollout: k,
+            };
+            main.push(MainRolloutStat {
+                version: STATS_VERSION,
+                step: 0,
+                query: 0,
+                rollout: k,
+                reward: if right { 1.0 } else { 0.1 },
+                format: true,
+                correct: right,
+                calls: 1,
+            });
+            calls.push(SubCallStat {
+                version: STATS_VERSION,
+                step: 0,
+                query: 0,
+                rollout: k,
+                call: 0,
+                format: true,
+                expert: if right { 1.0 } else { 0.0 },
+            });
+            buffered.main.insert(rollout, traj(10 + k));
+            buffered
+                .sub
+                .insert(CallKey { rollout, call: 0 }, traj(20 + k));
+        }
+        let stats = StepStatistics {
+            main: vec![main],
+            calls: vec![calls],
+        };
+        (stats, buffered)
+    }
+
+    /// The advantage on each row's generated token.
+    fn trained(batch: &TrainBatch) -> Vec<f32> {
+        (0..batch.rows)
+            .filter(|r| batch.row_weights[*r] > 0.0)
+            .map(|r| batch.advantages[r * batch.seq_len + 1])
+            .collect()
+    }
+
+    #[test]
+    fn negative_weight_scales_the_trained_negative_advantages_only() {
+        let (stats, buffered) = step();
+        for w in [1.0, 0.5, 0.0] {
+            let algo = AlgoConfig {
+                negative_weight: w,
+                ..AlgoConfig::default()
+            };
+            // The sub batch fills each rollout's D_max = 4 slots with its one call.
+            for (kind, per_rollout) in [(BatchKind::Main, 1), (BatchKind::Sub, 4)] {
+                let built = build(&algo, 1, 0, &[kind], 0, &stats, &buffered).unwrap();
+                let a = trained(&built.batch);
+                let mut want = vec![1.0; per_rollout];
+                want.extend(vec![-w; per_rollout]);
+                assert_eq!(a.len(), want.len(), "{kind:?}");
+                let close = a.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4);
+                assert!(close, "{kind:?} w = {w}: {a:?}, want {want:?}");
+            }
+            // What the run records stays the group-relative A.
+            let built = build(&algo, 1, 0, &[BatchKind::Main], 0, &stats, &buffered).unwrap();
+            assert!((built.main_advantages[0][1] + 1.0).abs() < 1e-4);
+        }
+    }
 }
