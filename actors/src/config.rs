@@ -419,6 +419,10 @@ pub struct WarmupConfig {
     /// names to redraw, and ignore it, as RL ignores `train.year_variants`. A run's recorded
     /// config from before this setting has none, and resuming it warms nothing.
     pub copies: u32,
+    /// Save each model's AdamW state (its moments and step count) with the warm start, so RL
+    /// continues it instead of starting a fresh one (default false: RL's first updates move
+    /// every weight by about the rate, whatever its gradient's size).
+    pub keep_optimizer: bool,
 }
 
 impl WarmupConfig {
@@ -445,6 +449,7 @@ impl Default for WarmupConfig {
             lr_min_ratio: 0.05,
             holdout: 0.0,
             copies: 8,
+            keep_optimizer: false,
         }
     }
 }

@@ -217,7 +217,8 @@ fn warm_one(
             generation: 0,
             serving: Default::default(),
         },
-        false,
+        // RL's learners load version 0's AdamW state when it is there.
+        cfg.warmup.keep_optimizer,
         true,
     )?;
     Ok(WarmupRole {

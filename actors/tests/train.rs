@@ -354,6 +354,54 @@ async fn resumed_run_equals_uninterrupted() {
     }
 }
 
+/// `warmup.keep_optimizer`: the warm start saves each model's AdamW state beside the same
+/// weights, and RL's first update continues that state instead of a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_warm_start_optimizer_carries_into_rl() {
+    let fresh = tempfile::tempdir().unwrap();
+    train(tiny(1), fresh.path(), false, None).await;
+    let kept = tempfile::tempdir().unwrap();
+    let mut config = tiny(1);
+    config.warmup.keep_optimizer = true;
+    train(config, kept.path(), false, None).await;
+    let device = mgrpo_models::DeviceSpec::flex_cpu().to_device().unwrap();
+    let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];
+    // What checkpoint `version` of `role` says of one row (the files hold parameter ids drawn
+    // at each load, so their bytes differ between runs).
+    let score = |dir: &Path, role: &str, version: u64| {
+        let path = RunDir::new(dir).checkpoint_path(role, version);
+        let ck = mgrpo_models::load_checkpoint(&path, &device, None).unwrap();
+        ck.policy.score(std::slice::from_ref(&row)).unwrap()
+    };
+    let has_state = |dir: &Path, role: &str| {
+        let path = RunDir::new(dir).checkpoint_path(role, 0);
+        path.join("optimizer.bin").is_file()
+    };
+    for role in ["main", "sub"] {
+        assert!(
+            !has_state(fresh.path(), role),
+            "{role}: a fresh state by default"
+        );
+        assert!(
+            has_state(kept.path(), role),
+            "{role}: the warm start's state saved"
+        );
+        assert_eq!(
+            score(fresh.path(), role, 0),
+            score(kept.path(), role, 0),
+            "{role}: the same warm-start weights either way"
+        );
+    }
+    // The same rollouts (same weights, same seeds) trained through two AdamW states. (The
+    // tiny warm start's main agent does not delegate yet, so the sub-agents train on padding
+    // alone; both learners load their state through the same code.)
+    assert_ne!(
+        score(fresh.path(), "main", 1),
+        score(kept.path(), "main", 1),
+        "RL's first update continued the warm start's AdamW state"
+    );
+}
+
 /// A committed step whose `metrics.jsonl` line was lost (the process died between the store's
 /// commit and the line) gets its line back from the store when the run goes on: every step
 /// once, in order.

@@ -42,8 +42,11 @@ fn warm_kind(variant: Algo) -> &'static str {
 }
 
 /// The `[warmup]` settings added after warm starts were first keyed, with the value each of
-/// those had (`copies = 0`: the demonstrations in the world only).
-const WARMUP_SINCE: [(&str, toml::Value); 1] = [("copies", toml::Value::Integer(0))];
+/// those had (`copies = 0`: the demonstrations in the world only; `keep_optimizer = false`).
+const WARMUP_SINCE: [(&str, toml::Value); 2] = [
+    ("copies", toml::Value::Integer(0)),
+    ("keep_optimizer", toml::Value::Boolean(false)),
+];
 
 /// A stable key of what a warm start depends on: the world, the models, the warm-start
 /// settings, the seed and the kind.
@@ -385,6 +388,13 @@ mod tests {
         };
         assert_eq!(key(&base), key(&with(0)));
         assert_ne!(key(&base), key(&with(8)));
+        let keep = |kept: bool| {
+            table(&format!(
+                "[models.main]\npreset = \"small\"\n[warmup]\nsteps = 300\nkeep_optimizer = {kept}\n"
+            ))
+        };
+        assert_eq!(key(&base), key(&keep(false)));
+        assert_ne!(key(&base), key(&keep(true)));
     }
 
     /// The warm-start directory names of `plan`'s runs, by seed, prepared in a scratch study.
