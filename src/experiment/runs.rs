@@ -453,6 +453,7 @@ mod tests {
             ("warm-copies-short-b8", "warm-copies-short"),
             ("positive-only-short", "warm-copies-short"),
             ("positive-only-rates", "warm-copies-short"),
+            ("rft-short", "warm-copies-short"),
             ("rl-settings", "warm-copies"),
             ("rl-world", "warm-copies"),
         ] {
