@@ -593,12 +593,6 @@ impl Config {
                 p.push(format!("{key} = 0: must be at least 1"));
             }
         }
-        if !(0.0..=1.0).contains(&a.negative_weight) {
-            p.push(format!(
-                "algo.negative_weight = {}: must be in [0, 1]",
-                a.negative_weight
-            ));
-        }
         if !(0.0..1.0).contains(&a.clip_low) || a.clip_high < 0.0 {
             p.push("algo.clip_low must be in [0, 1) and algo.clip_high >= 0".into());
         }
@@ -606,6 +600,7 @@ impl Config {
             p.push(format!("algo.eps = {}: must be > 0", a.eps));
         }
         for (key, ratio) in [
+            ("algo.negative_weight", f64::from(a.negative_weight)),
             ("train.lr_min_ratio", self.train.lr_min_ratio),
             ("warmup.lr_min_ratio", self.warmup.lr_min_ratio),
         ] {
