@@ -423,6 +423,12 @@ pub struct WarmupConfig {
     /// continues it instead of starting a fresh one (default false: RL's first updates move
     /// every weight by about the rate, whatever its gradient's size).
     pub keep_optimizer: bool,
+    /// Train the roles' LoRA adapters in the warm start too (`models.ROLE.lora_rank > 0`).
+    /// Default false: the warm start trains every weight and RL then trains adapters on what
+    /// it learnt, fresh ones attached to version 0 — the usual flow, as a frozen randomly
+    /// initialised base learns little through adapters (docs/models.md). True for a base
+    /// that is already trained, such as a released model's folder.
+    pub lora: bool,
 }
 
 impl WarmupConfig {
@@ -450,6 +456,7 @@ impl Default for WarmupConfig {
             holdout: 0.0,
             copies: 8,
             keep_optimizer: false,
+            lora: false,
         }
     }
 }
@@ -562,6 +569,14 @@ impl Config {
                 p.push(format!(
                     "models.{role}.lora_alpha = {}: must be > 0",
                     m.lora_alpha
+                ));
+            }
+            if m.lora_rank > 0 && self.warmup.keep_optimizer && !self.warmup.lora {
+                p.push(format!(
+                    "warmup.keep_optimizer = true with models.{role}.lora_rank = {}: the warm \
+                     start trains every weight (warmup.lora = false), RL trains adapters, and \
+                     an optimiser state of the one is not one of the other",
+                    m.lora_rank
                 ));
             }
             if !(m.lr > 0.0 && m.lr.is_finite()) {
@@ -845,6 +860,21 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_kept_warm_start_optimizer_needs_the_same_parameters_in_rl() {
+        let lora = "[models.main]\nlora_rank = 4\n[warmup]\nkeep_optimizer = true\n";
+        let err = Config::parse(lora, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("warmup.keep_optimizer") && err.contains("models.main.lora_rank = 4"),
+            "{err}"
+        );
+        // Adapters in the warm start too: the same parameters on both sides.
+        let c = Config::parse(&format!("{lora}lora = true\n"), Path::new("x.toml")).unwrap();
+        assert!(c.warmup.lora && !Config::default().warmup.lora);
     }
 
     #[test]

@@ -159,8 +159,12 @@ fn warm_one(
     let policy = ctx
         .initial_policy(role, derive_seed(seed, &[salt::INIT, 1, i as u64]))
         .map_err(|e| e.to_string())?;
-    let mut learner = Learner::from_policy(policy, ctx.learner_config(role, cfg.warmup.lr))
-        .map_err(|e| e.to_string())?;
+    // LoRA adapters are RL's unless `warmup.lora`: the warm start trains every weight.
+    let mut settings = ctx.learner_config(role, cfg.warmup.lr);
+    if !cfg.warmup.lora {
+        settings.lora = None;
+    }
+    let mut learner = Learner::from_policy(policy, settings).map_err(|e| e.to_string())?;
     let params = learner.policy().num_params();
     // A demonstration longer than the model's context (a long episode in a fine-grained
     // tokenizer) keeps its beginning, as SFT truncation does.

@@ -354,6 +354,60 @@ async fn resumed_run_equals_uninterrupted() {
     }
 }
 
+/// What checkpoint `version` of `role` in run `dir` says of one row: its log-probabilities (the
+/// files hold parameter ids drawn at each load, so their bytes differ between runs).
+fn score(dir: &Path, role: &str, version: u64) -> Vec<Vec<f32>> {
+    let device = mgrpo_models::DeviceSpec::flex_cpu().to_device().unwrap();
+    let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];
+    let path = RunDir::new(dir).checkpoint_path(role, version);
+    let ck = mgrpo_models::load_checkpoint(&path, &device, None).unwrap();
+    ck.policy.score(std::slice::from_ref(&row)).unwrap()
+}
+
+/// LoRA roles (`models.ROLE.lora_rank > 0`): the warm start trains every weight, as without
+/// LoRA, and RL trains adapters attached to it (checkpoints after version 0 carry them);
+/// `warmup.lora = true` trains adapters in the warm start too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lora_roles_warm_start_every_weight_unless_told() {
+    let lora = |warm_lora: bool| {
+        let mut c = tiny(1);
+        c.models.main.lora_rank = 4;
+        c.models.sub.lora_rank = 4;
+        c.warmup.lora = warm_lora;
+        c
+    };
+    let (plain, full, adapted) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    train(tiny(1), plain.path(), false, None).await;
+    train(lora(false), full.path(), false, None).await;
+    train(lora(true), adapted.path(), false, None).await;
+    let adapters = |dir: &Path, role: &str, version: u64| {
+        let path = RunDir::new(dir).checkpoint_path(role, version);
+        path.join("lora.bpk").is_file()
+    };
+    for role in ["main", "sub"] {
+        assert_eq!(
+            score(full.path(), role, 0),
+            score(plain.path(), role, 0),
+            "{role}: the warm start of a LoRA role is the full one"
+        );
+        assert!(!adapters(full.path(), role, 0), "{role}: no adapters yet");
+        assert!(adapters(full.path(), role, 1), "{role}: RL trains adapters");
+        assert!(
+            adapters(adapted.path(), role, 0),
+            "{role}: warmup.lora trains them in the warm start"
+        );
+        assert_ne!(
+            score(adapted.path(), role, 0),
+            score(plain.path(), role, 0),
+            "{role}: a warm start through adapters is another one"
+        );
+    }
+}
+
 /// `warmup.keep_optimizer`: the warm start saves each model's AdamW state beside the same
 /// weights, and RL's first update continues that state instead of a fresh one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,15 +418,6 @@ async fn a_kept_warm_start_optimizer_carries_into_rl() {
     let mut config = tiny(1);
     config.warmup.keep_optimizer = true;
     train(config, kept.path(), false, None).await;
-    let device = mgrpo_models::DeviceSpec::flex_cpu().to_device().unwrap();
-    let row = vec![1, 7, 9, 30, 2, 11, 5, 40, 3];
-    // What checkpoint `version` of `role` says of one row (the files hold parameter ids drawn
-    // at each load, so their bytes differ between runs).
-    let score = |dir: &Path, role: &str, version: u64| {
-        let path = RunDir::new(dir).checkpoint_path(role, version);
-        let ck = mgrpo_models::load_checkpoint(&path, &device, None).unwrap();
-        ck.policy.score(std::slice::from_ref(&row)).unwrap()
-    };
     let has_state = |dir: &Path, role: &str| {
         let path = RunDir::new(dir).checkpoint_path(role, 0);
         path.join("optimizer.bin").is_file()

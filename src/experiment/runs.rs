@@ -42,18 +42,27 @@ fn warm_kind(variant: Algo) -> &'static str {
 }
 
 /// The `[warmup]` settings added after warm starts were first keyed, with the value each of
-/// those had (`copies = 0`: the demonstrations in the world only; `keep_optimizer = false`).
-const WARMUP_SINCE: [(&str, toml::Value); 2] = [
+/// those had (`copies = 0`: the demonstrations in the world only; `keep_optimizer = false`;
+/// `lora = false`, as no committed study trained adapters).
+const WARMUP_SINCE: [(&str, toml::Value); 3] = [
     ("copies", toml::Value::Integer(0)),
     ("keep_optimizer", toml::Value::Boolean(false)),
+    ("lora", toml::Value::Boolean(false)),
 ];
 
 /// A stable key of what a warm start depends on: the world, the models, the warm-start
 /// settings, the seed and the kind.
 /// The models' RL learning rates (`models.ROLE.lr`) are left out: the warm start trains at
-/// `warmup.lr`, so a study of RL's rates shares one warm start per seed.
+/// `warmup.lr`, so a study of RL's rates shares one warm start per seed. So are their LoRA
+/// settings unless `warmup.lora = true`: without it the warm start trains every weight, and a
+/// study of LoRA RL shares the full warm start.
 fn warm_key(table: &toml::Table, kind: &str, seed: u64) -> String {
     let part = |k: &str| table.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let warm_lora = table
+        .get("warmup")
+        .and_then(|w| w.get("lora"))
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false);
     let mut models = table
         .get("models")
         .cloned()
@@ -62,6 +71,10 @@ fn warm_key(table: &toml::Table, kind: &str, seed: u64) -> String {
         for (_, role) in roles.iter_mut() {
             if let toml::Value::Table(settings) = role {
                 settings.remove("lr");
+                if !warm_lora {
+                    settings.remove("lora_rank");
+                    settings.remove("lora_alpha");
+                }
             }
         }
     }
@@ -395,6 +408,16 @@ mod tests {
         };
         assert_eq!(key(&base), key(&keep(false)));
         assert_ne!(key(&base), key(&keep(true)));
+        // LoRA is RL's unless the warm start trains adapters too.
+        let lora = |rank: u32, warm: bool| {
+            table(&format!(
+                "[models.main]\npreset = \"small\"\nlora_rank = {rank}\nlora_alpha = 8.0\n\
+                 [warmup]\nsteps = 300\nlora = {warm}\n"
+            ))
+        };
+        assert_eq!(key(&base), key(&lora(4, false)));
+        assert_ne!(key(&base), key(&lora(4, true)));
+        assert_ne!(key(&lora(4, true)), key(&lora(8, true)));
     }
 
     /// The warm-start directory names of `plan`'s runs, by seed, prepared in a scratch study.
