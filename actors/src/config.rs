@@ -700,6 +700,18 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// `text` as a file named x.toml (a refusal panics).
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new("x.toml")).unwrap()
+    }
+
+    /// What refusing `text`, as a file named x.toml, says (parsing it panics).
+    fn refusal(text: &str) -> String {
+        Config::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn default_file_parses() {
         let text = include_str!("../../cluster.toml");
@@ -718,14 +730,9 @@ mod tests {
 
     #[test]
     fn no_task_table_is_the_world_and_writes_nothing_back() {
-        assert_eq!(Config::parse("", Path::new("x.toml")).unwrap().task, None);
+        assert_eq!(parse("").task, None);
         assert!(!Config::default().to_toml().contains("task"));
-        let err = Config::parse(
-            "[task]\nquestions = \"\"\ncorpus = \"d\"\n",
-            Path::new("x.toml"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal("[task]\nquestions = \"\"\ncorpus = \"d\"\n");
         assert!(
             err.contains("x.toml") && err.contains("task.questions is empty"),
             "{err}"
@@ -736,23 +743,16 @@ mod tests {
     /// settings (its files ignore them), and more than the cap is refused with the key named.
     #[test]
     fn year_variants_default_on_and_capped() {
-        let parse =
-            |text: &str| Config::parse(text, Path::new("x.toml")).map_err(|e| e.to_string());
-        let train = parse("").unwrap().train;
+        let train = parse("").train;
         assert_eq!((train.year_variants, train.variant_names), (8, true));
-        let train = parse("[train]\nyear_variants = 0\nvariant_names = false\n")
-            .unwrap()
-            .train;
+        let train = parse("[train]\nyear_variants = 0\nvariant_names = false\n").train;
         assert_eq!((train.year_variants, train.variant_names), (0, false));
-        assert!(
-            parse("[train]\nyear_variants = 2\n[task]\nquestions = \"q\"\ncorpus = \"d\"\n")
-                .is_ok()
-        );
-        let err = parse(&format!(
+        let task = parse("[train]\nyear_variants = 2\n[task]\nquestions = \"q\"\ncorpus = \"d\"\n");
+        assert_eq!(task.train.year_variants, 2);
+        let err = refusal(&format!(
             "[train]\nyear_variants = {}\n",
             MAX_YEAR_VARIANTS + 1
-        ))
-        .unwrap_err();
+        ));
         assert!(
             err.contains("train.year_variants = 65") && err.contains("at most 64"),
             "{err}"
@@ -761,8 +761,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_file() {
-        let err = Config::parse("[algo]\ngroup_sise = 8\n", Path::new("x.toml")).unwrap_err();
-        let msg = err.to_string();
+        let msg = refusal("[algo]\ngroup_sise = 8\n");
         assert!(
             msg.contains("x.toml") && msg.contains("group_sise"),
             "{msg}"
@@ -792,55 +791,37 @@ mod tests {
         assert!(c.to_toml().contains("copies = 8"));
         // Every value survives the run directory's recorded config, 0 (not the default) too.
         for n in [0, 4] {
-            let c =
-                Config::parse(&format!("[warmup]\ncopies = {n}\n"), Path::new("x.toml")).unwrap();
+            let c = parse(&format!("[warmup]\ncopies = {n}\n"));
             assert_eq!(c.warmup.copies, n);
             let again = Config::parse(&c.to_toml(), Path::new("config.toml")).unwrap();
             assert_eq!(again.warmup.copies, n);
         }
         // A task ignores it (its demonstrations are its file's), so the default is no error.
         let task = "[task]\nquestions = \"q\"\ncorpus = \"d\"\n";
-        assert_eq!(
-            Config::parse(task, Path::new("x.toml"))
-                .unwrap()
-                .warmup
-                .copies,
-            8
-        );
-        let err = Config::parse(
-            &format!("[warmup]\ncopies = {}\n", MAX_YEAR_VARIANTS + 1),
-            Path::new("x.toml"),
-        )
-        .unwrap_err()
-        .to_string();
+        assert_eq!(parse(task).warmup.copies, 8);
+        let err = refusal(&format!("[warmup]\ncopies = {}\n", MAX_YEAR_VARIANTS + 1));
         assert!(err.contains("warmup.copies"), "{err}");
     }
 
     #[test]
     fn a_holdout_must_leave_the_warm_start_questions_and_needs_the_world() {
-        let c = Config::parse("[warmup]\nholdout = 0.5\n", Path::new("x.toml")).unwrap();
+        let c = parse("[warmup]\nholdout = 0.5\n");
         assert_eq!(c.warmup.holdout, 0.5);
         for bad in ["1.0", "-0.1"] {
-            let err = Config::parse(&format!("[warmup]\nholdout = {bad}\n"), Path::new("x.toml"))
-                .unwrap_err()
-                .to_string();
+            let err = refusal(&format!("[warmup]\nholdout = {bad}\n"));
             assert!(
                 err.contains("warmup.holdout") && err.contains("[0, 1)"),
                 "{err}"
             );
         }
-        let err = Config::parse(
-            "[warmup]\nholdout = 0.5\n[task]\nquestions = \"q.jsonl\"\ncorpus = \"d\"\n",
-            Path::new("x.toml"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            refusal("[warmup]\nholdout = 0.5\n[task]\nquestions = \"q.jsonl\"\ncorpus = \"d\"\n");
         assert!(err.contains("applies to the built-in world"), "{err}");
     }
 
     #[test]
     fn the_negative_weight_is_a_fraction() {
-        let c = Config::parse("[algo]\nnegative_weight = 0.0\n", Path::new("x.toml")).unwrap();
+        let c = parse("[algo]\nnegative_weight = 0.0\n");
         assert_eq!(
             (
                 c.algo.negative_weight,
@@ -849,12 +830,7 @@ mod tests {
             (0.0, 1.0)
         );
         for bad in ["1.5", "-0.1", "nan"] {
-            let err = Config::parse(
-                &format!("[algo]\nnegative_weight = {bad}\n"),
-                Path::new("x.toml"),
-            )
-            .unwrap_err()
-            .to_string();
+            let err = refusal(&format!("[algo]\nnegative_weight = {bad}\n"));
             assert!(
                 err.contains("algo.negative_weight") && err.contains("[0, 1]"),
                 "{err}"
@@ -865,59 +841,44 @@ mod tests {
     #[test]
     fn a_kept_warm_start_optimizer_needs_the_same_parameters_in_rl() {
         let lora = "[models.main]\nlora_rank = 4\n[warmup]\nkeep_optimizer = true\n";
-        let err = Config::parse(lora, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = refusal(lora);
         assert!(
             err.contains("warmup.keep_optimizer") && err.contains("models.main.lora_rank = 4"),
             "{err}"
         );
         // Adapters in the warm start too: the same parameters on both sides.
-        let c = Config::parse(&format!("{lora}lora = true\n"), Path::new("x.toml")).unwrap();
+        let c = parse(&format!("{lora}lora = true\n"));
         assert!(c.warmup.lora && !Config::default().warmup.lora);
     }
 
     #[test]
     fn the_asynchronous_schedule_is_validated() {
-        let c = Config::parse("[algo]\nschedule = \"async\"\n", Path::new("x.toml")).unwrap();
+        let c = parse("[algo]\nschedule = \"async\"\n");
         assert_eq!((c.algo.lag(), Config::default().algo.lag()), (1, 0));
-        let err = Config::parse(
+        let err = refusal(
             "[algo]\nschedule = \"async\"\nmax_staleness = 0\n[train]\nrecovery_checkpoints = false\n",
-            Path::new("x.toml"),
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(err.contains("algo.max_staleness = 0"), "{err}");
         assert!(
             err.contains("needs train.recovery_checkpoints = true"),
             "{err}"
         );
-        let err = Config::parse("[algo]\nschedule = \"later\"\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[algo]\nschedule = \"later\"\n");
         assert!(err.contains("sync") && err.contains("async"), "{err}");
     }
 
     #[test]
     fn a_stored_dtype_needs_an_hf_role_and_a_known_name() {
-        let ok = Config::parse(
-            "[models.main]\nhf = \"m\"\ndtype = \"bf16\"\n",
-            Path::new("x.toml"),
-        )
-        .unwrap();
+        let ok = parse("[models.main]\nhf = \"m\"\ndtype = \"bf16\"\n");
         assert_eq!(ok.models.main.dtype, StoreDtype::Bf16);
         assert!(ok.to_toml().contains("dtype = \"bf16\""));
         assert!(!Config::default().to_toml().contains("dtype"));
-        let err = Config::parse("[models.sub]\ndtype = \"f16\"\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[models.sub]\ndtype = \"f16\"\n");
         assert!(
             err.contains("models.sub.dtype = \"f16\" applies to Hugging Face"),
             "{err}"
         );
-        let err = Config::parse("[models.sub]\ndtype = \"f8\"\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[models.sub]\ndtype = \"f8\"\n");
         assert!(err.contains("f8"), "{err}");
     }
 
