@@ -477,6 +477,10 @@ mod tests {
             ("positive-only-short", "warm-copies-short"),
             ("positive-only-rates", "warm-copies-short"),
             ("rft-short", "warm-copies-short"),
+            ("kl-anchor-short", "warm-copies-short"),
+            ("kl-anchor-short-seeds", "warm-copies-short"),
+            ("main-rate-short", "warm-copies-short"),
+            ("lora-short", "warm-copies-short"),
             ("rl-settings", "warm-copies"),
             ("rl-world", "warm-copies"),
         ] {
