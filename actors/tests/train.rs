@@ -364,6 +364,12 @@ fn score(dir: &Path, role: &str, version: u64) -> Vec<Vec<f32>> {
     ck.policy.score(std::slice::from_ref(&row)).unwrap()
 }
 
+/// Whether checkpoint `version` of `role` in run `dir` holds `file`.
+fn checkpoint_has(dir: &Path, role: &str, version: u64, file: &str) -> bool {
+    let path = RunDir::new(dir).checkpoint_path(role, version);
+    path.join(file).is_file()
+}
+
 /// LoRA roles (`models.ROLE.lora_rank > 0`): the warm start trains every weight, as without
 /// LoRA, and RL trains adapters attached to it (checkpoints after version 0 carry them);
 /// `warmup.lora = true` trains adapters in the warm start too.
@@ -384,10 +390,8 @@ async fn lora_roles_warm_start_every_weight_unless_told() {
     train(tiny(1), plain.path(), false, None).await;
     train(lora(false), full.path(), false, None).await;
     train(lora(true), adapted.path(), false, None).await;
-    let adapters = |dir: &Path, role: &str, version: u64| {
-        let path = RunDir::new(dir).checkpoint_path(role, version);
-        path.join("lora.bpk").is_file()
-    };
+    let adapters =
+        |dir: &Path, role: &str, version: u64| checkpoint_has(dir, role, version, "lora.bpk");
     for role in ["main", "sub"] {
         assert_eq!(
             score(full.path(), role, 0),
@@ -418,10 +422,7 @@ async fn a_kept_warm_start_optimizer_carries_into_rl() {
     let mut config = tiny(1);
     config.warmup.keep_optimizer = true;
     train(config, kept.path(), false, None).await;
-    let has_state = |dir: &Path, role: &str| {
-        let path = RunDir::new(dir).checkpoint_path(role, 0);
-        path.join("optimizer.bin").is_file()
-    };
+    let has_state = |dir: &Path, role: &str| checkpoint_has(dir, role, 0, "optimizer.bin");
     for role in ["main", "sub"] {
         assert!(
             !has_state(fresh.path(), role),
