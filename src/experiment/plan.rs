@@ -26,6 +26,9 @@ use anyhow::{Context, Result, bail};
 use mgrpo_algo::Algo;
 use serde::Deserialize;
 
+/// The longest run directory name [`RunSpec::dir_name`] gives.
+pub const MAX_DIR_NAME: usize = 200;
+
 /// The plan file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,8 +87,26 @@ impl RunSpec {
         overrides_label(&self.overrides)
     }
 
-    /// Its directory name: `VARIANT-sSEED[-key=value…]`, safe as a file name.
+    /// Its directory name: `VARIANT-sSEED[-key=value…]`, safe as a file name. A name past
+    /// [`MAX_DIR_NAME`] bytes (many overrides; file systems refuse names over 255) keeps its
+    /// start and ends in a hash of the whole, so it stays unique and the same on every run.
     pub fn dir_name(&self) -> String {
+        let name = self.full_dir_name();
+        if name.len() <= MAX_DIR_NAME {
+            return name;
+        }
+        let hash = name
+            .bytes()
+            .fold(0u64, |h, b| mgrpo_algo::derive_seed(h, &[u64::from(b)]));
+        let mut end = MAX_DIR_NAME - 10;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}-h{:08x}", &name[..end], hash as u32)
+    }
+
+    /// [`Self::dir_name`] before shortening.
+    fn full_dir_name(&self) -> String {
         let mut name = format!("{}-s{}", self.variant.name(), self.seed);
         for (k, v) in &self.overrides {
             let v: String = v
@@ -256,6 +277,44 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("unknown field `extra`"), "{bad}");
+    }
+
+    /// Many overrides make a name longer than a file system takes: it is cut to
+    /// MAX_DIR_NAME bytes with a hash of the whole, unique per run and the same every time;
+    /// a name within the limit is unchanged (the finished runs of a study keep theirs).
+    #[test]
+    fn a_long_run_name_is_cut_with_a_hash_of_the_whole() {
+        let spec = |lr: f64| RunSpec {
+            variant: Algo::Mgrpo,
+            seed: 1,
+            overrides: (0..12)
+                .map(|i| {
+                    (
+                        format!("algo.weights.some_long_setting_{i}"),
+                        toml::Value::Float(lr),
+                    )
+                })
+                .collect(),
+        };
+        let (a, b) = (spec(1e-4).dir_name(), spec(3e-4).dir_name());
+        assert!(spec(1e-4).full_dir_name().len() > 255);
+        assert_eq!((a.len(), b.len()), (MAX_DIR_NAME, MAX_DIR_NAME));
+        assert!(
+            a.starts_with("mgrpo-s1-algo.weights.some_long_setting_0=0.0001"),
+            "{a}"
+        );
+        assert_ne!(a, b);
+        assert_eq!(a, spec(1e-4).dir_name());
+        let short = RunSpec {
+            overrides: BTreeMap::from([(
+                "warmup.episodes".to_string(),
+                toml::Value::Integer(1000),
+            )]),
+            ..spec(1e-4)
+        };
+        assert_eq!(short.dir_name(), "mgrpo-s1-warmup.episodes=1000");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(&a)).unwrap();
     }
 
     #[test]
