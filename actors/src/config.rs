@@ -399,7 +399,10 @@ pub struct WarmupConfig {
     pub batch_size: usize,
     /// Learning rate.
     pub lr: f64,
-    /// Expert episodes used as demonstrations (from the train split).
+    /// Expert episodes used as demonstrations (from the train split, in order, cycled).
+    /// Default 1,000: half the built-in world's train questions, once each, so RL on every
+    /// question has something to add (docs/results.md: few-demos-baselines). A task's
+    /// demonstrations are its file's, every one.
     pub episodes: usize,
     /// The learning rate's decay over the warm-start steps.
     pub lr_decay: Decay,
@@ -450,7 +453,7 @@ impl Default for WarmupConfig {
             steps: 1000,
             batch_size: 32,
             lr: 1e-3,
-            episodes: 4000,
+            episodes: 1000,
             lr_decay: Decay::Cosine,
             lr_min_ratio: 0.05,
             holdout: 0.0,
@@ -726,6 +729,9 @@ mod tests {
         // The world: the file writes out every default (the built-in tool included).
         assert_eq!(c.world, mgrpo_env::WorldConfig::default());
         assert!(c.world.compare_tool);
+        // The warm start: the file's is the default, on 1,000 demonstrations.
+        assert_eq!(c.warmup, WarmupConfig::default());
+        assert_eq!(c.warmup.episodes, 1000);
     }
 
     #[test]

@@ -540,5 +540,13 @@ mod tests {
                 );
             }
         }
+        // The defaults study of 1,000 demonstrations takes seed 1's warm start (mgrpo's and
+        // frozen-sub's; and the mgrpo run) from its probe, whose other is the 500 episodes'.
+        let probe = main_sub(&studies["few-demos"][&1]);
+        let made = main_sub(&studies["few-demos-baselines"][&1]);
+        assert!(
+            probe.len() == 2 && !made.is_empty() && made.iter().all(|n| probe.contains(n)),
+            "{probe:?} {made:?}"
+        );
     }
 }
