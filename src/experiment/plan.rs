@@ -29,6 +29,13 @@ use serde::Deserialize;
 /// The longest run directory name [`RunSpec::dir_name`] gives.
 pub const MAX_DIR_NAME: usize = 200;
 
+/// A stable 32-bit hash of `text` (the same on every machine and run), for directory names
+/// that stand for a longer text: a warm start's key, a cut run name.
+pub fn name_hash(text: &str) -> u32 {
+    text.bytes()
+        .fold(0u64, |h, b| mgrpo_algo::derive_seed(h, &[u64::from(b)])) as u32
+}
+
 /// The plan file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,14 +102,11 @@ impl RunSpec {
         if name.len() <= MAX_DIR_NAME {
             return name;
         }
-        let hash = name
-            .bytes()
-            .fold(0u64, |h, b| mgrpo_algo::derive_seed(h, &[u64::from(b)]));
         let mut end = MAX_DIR_NAME - 10;
         while !name.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}-h{:08x}", &name[..end], hash as u32)
+        format!("{}-h{:08x}", &name[..end], name_hash(&name))
     }
 
     /// [`Self::dir_name`] before shortening.

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use mgrpo_actors::{Config, RunDir};
-use mgrpo_algo::{Algo, derive_seed};
+use mgrpo_algo::Algo;
 
-use crate::experiment::plan::{Plan, RunSpec, set};
+use crate::experiment::plan::{Plan, RunSpec, name_hash, set};
 
 /// A run, laid out: its directory and config.
 #[derive(Debug, Clone)]
@@ -96,10 +96,7 @@ fn warm_key(table: &toml::Table, kind: &str, seed: u64) -> String {
         part("world"),
         part("task")
     );
-    let hash = text
-        .bytes()
-        .fold(0u64, |h, b| derive_seed(h, &[u64::from(b)]));
-    format!("{kind}-s{seed}-{:08x}", hash as u32)
+    format!("{kind}-s{seed}-{:08x}", name_hash(&text))
 }
 
 /// Writes each run's config (`RUN/experiment.toml`) and the warm starts' (`warm/KEY/…`).
