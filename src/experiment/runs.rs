@@ -480,6 +480,8 @@ mod tests {
             ("lora-short", "warm-copies-short"),
             ("rl-settings", "warm-copies"),
             ("rl-world", "warm-copies"),
+            // Its recipe copies shared's version 0 into the warm starts mgrpo's would be.
+            ("shared-start", "few-demos-baselines"),
         ] {
             for (seed, names) in &studies[study] {
                 let main_sub = studies[source][seed]
@@ -536,6 +538,17 @@ mod tests {
                     "{study}: {names:?}"
                 );
             }
+        }
+        // shared-start's recipe copies few-demos-baselines' shared warm start of each seed
+        // into the directory of that seed's mgrpo warm start: `"SEED MGRPO-KEY SHARED-KEY"`.
+        let recipe = std::fs::read_to_string(root.join("shared-start/plan.toml")).unwrap();
+        for (seed, names) in &studies["few-demos-baselines"] {
+            let key = |kind: &str| {
+                let name = names.iter().find(|n| n.starts_with(kind)).unwrap();
+                name.rsplit('-').next().unwrap().to_string()
+            };
+            let line = format!("\"{seed} {} {}\"", key("main-sub-"), key("shared-"));
+            assert!(recipe.contains(&line), "shared-start's recipe lacks {line}");
         }
         // The defaults study of 1,000 demonstrations takes seed 1's warm start (mgrpo's and
         // frozen-sub's; and the mgrpo run) from its probe, whose other is the 500 episodes'.
