@@ -28,6 +28,20 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// Settings changed on the command line instead of in the file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SetArgs {
+    /// Change one setting of the config file, as if written in it: `--set KEY=VALUE` with a
+    /// dotted key and a TOML value (`--set warmup.lr=2e-3 --set train.steps=300`; a bare word
+    /// is a string). Repeatable; kept in the run's config.toml. The fast recipe: README.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub sets: Vec<(String, toml::Value)>,
+}
+
+fn parse_set(text: &str) -> Result<(String, toml::Value), String> {
+    mgrpo_actors::config::overrides::parse_assignment(text)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate the task world from the config's seed and inspect it: sizes, question mix, and
@@ -253,6 +267,8 @@ pub struct AlgoArgs {
 pub struct WarmupArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub set: SetArgs,
     /// Run directory (default: a new directory under the config's run root).
     #[arg(long)]
     pub run: Option<PathBuf>,
@@ -262,6 +278,8 @@ pub struct WarmupArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub set: SetArgs,
     /// Run directory (default: a new directory under the config's run root).
     #[arg(long)]
     pub run: Option<PathBuf>,

@@ -50,6 +50,15 @@ pub fn load_config(path: &Path) -> Result<Config> {
     Ok(Config::load(path)?)
 }
 
+/// [`load_config`] with `--set` overrides applied.
+pub fn load_config_with(path: &Path, set: &crate::cli::SetArgs) -> Result<Config> {
+    if set.sets.is_empty() {
+        return load_config(path);
+    }
+    load_config(path)?;
+    Ok(Config::load_with(path, &set.sets)?)
+}
+
 /// Refuses an explicit `--config` where a run's own `config.toml` is what counts (`train
 /// --resume`, `eval --policy run:DIR`), rather than ignoring it silently.
 pub fn refuse_config_for_run(config: &Path, run: &Path, what: &str) -> Result<()> {

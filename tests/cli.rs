@@ -85,6 +85,26 @@ fn config_errors_name_the_file_the_key_and_what_to_do() {
         "{e}"
     );
 
+    // A `--set` naming no setting, or of the wrong type, says so and starts nothing.
+    for (set, says) in [
+        ("train.stepz=3", "unknown field `stepz`"),
+        ("warmup.lr=fast", "invalid type: string \"fast\""),
+    ] {
+        let run = dir.path().join("never");
+        let e = fail(
+            mgrpo()
+                .args(["train", "--set", set, "--run"])
+                .arg(&run)
+                .arg("--config")
+                .arg(tiny()),
+        );
+        assert!(
+            e.contains("tiny.toml with --set") && e.contains(says),
+            "{set}: {e}"
+        );
+        assert!(!run.exists(), "{set}: nothing may start");
+    }
+
     // From a directory without ./cluster.toml, the default says where it looked and what to do.
     let e = fail(mgrpo().arg("world").current_dir(dir.path()));
     assert!(
@@ -169,13 +189,38 @@ fn an_exported_world_keeps_its_builtin_tool_and_a_task_names_only_known_ones() {
 fn a_trained_run_names_its_versions_and_refuses_another_config() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
+    // `--set` changes a setting as the file would: the run keeps it, and it is what ran.
     succeed(
         mgrpo()
-            .args(["train", "--steps", "1", "--config"])
+            .args([
+                "train",
+                "--steps",
+                "1",
+                "--set",
+                "warmup.steps=6",
+                "--config",
+            ])
             .arg(tiny())
             .arg("--run")
             .arg(&run),
     );
+    let kept: toml::Table = std::fs::read_to_string(run.join("config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(kept["warmup"]["steps"].as_integer(), Some(6), "{kept}");
+    let warm_steps = std::fs::read_to_string(run.join("warmup.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"role\":\"main\""))
+        .count();
+    assert_eq!(warm_steps, 6, "the main agent's warm-start steps");
+    let e = fail(
+        mgrpo()
+            .args(["train", "--resume", "--set", "train.steps=2", "--run"])
+            .arg(&run),
+    );
+    assert!(e.contains("--set does not apply"), "{e}");
     let policy = format!("run:{}@999", run.display());
     let e = fail(mgrpo().args(["eval", "--policy", &policy]));
     assert!(

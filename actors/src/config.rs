@@ -4,6 +4,7 @@
 //! problem, so a typo is an error at start-up rather than a silently ignored setting.
 //! `[cluster]` (nodes, placement, cookie, TLS) has its own file, [`cluster`].
 pub mod cluster;
+pub mod overrides;
 mod paths;
 pub mod task;
 
@@ -47,6 +48,17 @@ pub enum ConfigError {
         path: PathBuf,
         /// One line per problem, each naming its key.
         problems: Vec<String>,
+    },
+    /// A `--set KEY=VALUE` override names no setting, has a value of the wrong type, or
+    /// cannot be set ([`overrides`]).
+    #[error("config file {path} with --set {overrides}: {message}")]
+    Override {
+        /// The file.
+        path: PathBuf,
+        /// Every override, `KEY=VALUE` each.
+        overrides: String,
+        /// What is wrong (toml's message names the key).
+        message: String,
     },
 }
 

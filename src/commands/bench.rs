@@ -524,6 +524,7 @@ fn time_run(config: &Path, steps: u64, run: &Path, schedule: ScheduleArg) -> Res
         config: ConfigArg {
             config: config.to_path_buf(),
         },
+        set: Default::default(),
         run: Some(run.to_path_buf()),
         steps: Some(steps),
         algo: None,

@@ -47,7 +47,7 @@ fn warm_bar() -> (ProgressBar, impl FnMut(&str, usize, usize, f32)) {
 
 /// `mgrpo warmup`.
 pub fn warmup(args: &WarmupArgs) -> Result<()> {
-    let config = super::load_config(&args.config.config)?;
+    let config = super::load_config_with(&args.config.config, &args.set)?;
     let run_dir = run_dir_for(&config, args.run.as_deref());
     let (pb, on_step) = warm_bar();
     let (_ctx, _store, report) = mgrpo_actors::prepare(config, run_dir.clone(), true, on_step)?;
@@ -67,9 +67,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut config = if args.resume {
         let dir = args.run.as_ref().context("--resume needs --run DIR")?;
         super::refuse_config_for_run(&args.config.config, dir, "--resume")?;
+        if !args.set.sets.is_empty() {
+            anyhow::bail!(
+                "--resume continues with the run's own config ({}): --set does not apply; \
+                 edit that file if a setting must change",
+                RunDir::new(dir).config_path().display()
+            );
+        }
         super::load_config(&RunDir::new(dir).config_path())?
     } else {
-        super::load_config(&args.config.config)?
+        super::load_config_with(&args.config.config, &args.set)?
     };
     if let Some(steps) = args.steps {
         config.train.steps = steps;

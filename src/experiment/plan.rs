@@ -232,23 +232,9 @@ impl Plan {
     }
 }
 
-/// Sets the dotted `key` of `table` to `value` (creating tables on the way).
+/// Sets the dotted `key` of `table` to `value` (creating tables on the way), as `--set` does.
 pub fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
-    let mut parts: Vec<&str> = key.split('.').collect();
-    let last = parts
-        .pop()
-        .filter(|l| !l.is_empty())
-        .context("an empty key")?;
-    let mut at = table;
-    for p in parts {
-        at = at
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .with_context(|| format!("{key}: {p} is not a table"))?;
-    }
-    at.insert(last.to_string(), value);
-    Ok(())
+    mgrpo_actors::config::overrides::set(table, key, value).map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]
