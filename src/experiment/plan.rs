@@ -102,11 +102,12 @@ impl RunSpec {
         if name.len() <= MAX_DIR_NAME {
             return name;
         }
-        let mut end = MAX_DIR_NAME - 10;
+        let suffix = format!("-h{:08x}", name_hash(&name));
+        let mut end = MAX_DIR_NAME - suffix.len();
         while !name.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}-h{:08x}", &name[..end], name_hash(&name))
+        format!("{}{suffix}", &name[..end])
     }
 
     /// [`Self::dir_name`] before shortening.
