@@ -499,17 +499,22 @@ mod tests {
         assert!(studies["rl-600-pairs"][&1].contains(&"main-sub-s1-d3f5c4f7".to_string()));
         assert!(studies["rl-600-pairs"][&1].contains(&"single-s1-159529a3".to_string()));
         // The baselines of the warm start in copies: frozen-sub's from the mgrpo study's (on
-        // the Intel's seeds 1–3, and on the AMD's 4–6).
+        // the Intel's seeds 1–3, and on the AMD's 4–6); and those of half the warm start's batch.
+        // (sorted, each once: two runs of a study may share a warm start)
         let main_sub = |names: &Vec<String>| -> Vec<String> {
-            names
+            let mut found: Vec<String> = names
                 .iter()
                 .filter(|n| n.starts_with("main-sub-"))
                 .cloned()
-                .collect()
+                .collect();
+            found.sort();
+            found.dedup();
+            found
         };
         for (study, source) in [
             ("warm-copies-baselines", "warm-copies"),
             ("warm-copies-amd-baselines", "warm-copies-single"),
+            ("half-batch-baselines", "fast-probe"),
         ] {
             for (seed, names) in &studies[study] {
                 let made = main_sub(&studies[source][seed]);
