@@ -516,13 +516,18 @@ impl Config {
     /// Reads and validates a config file; its relative paths are resolved against the file's
     /// directory (module `paths`).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = Self::read(path)?;
         let mut config = Self::parse(&text, path)?;
         config.resolve_paths(&paths::base_of(path), paths::names_root(&text));
         Ok(config)
+    }
+
+    /// A config file's text.
+    fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Parses and validates config text; `path` is only used in messages.
@@ -531,9 +536,15 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let problems = config.problems();
+        config.validated(path)
+    }
+
+    /// The config if its values make sense together, else every problem; `path` is only used
+    /// in messages.
+    fn validated(self, path: &Path) -> Result<Self, ConfigError> {
+        let problems = self.problems();
         if problems.is_empty() {
-            Ok(config)
+            Ok(self)
         } else {
             Err(ConfigError::Invalid {
                 path: path.to_path_buf(),

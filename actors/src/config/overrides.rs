@@ -62,42 +62,30 @@ impl Config {
         if overrides.is_empty() {
             return Self::load(path);
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = Self::read(path)?;
         let mut table: toml::Table =
             text.parse()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?;
-        let listed = || {
-            overrides
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+        let listed = overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let fail = |message: String| ConfigError::Override {
+            path: path.to_path_buf(),
+            overrides: listed.clone(),
+            message,
         };
         for (key, value) in overrides {
-            set(&mut table, key, value.clone()).map_err(|message| ConfigError::Override {
-                path: path.to_path_buf(),
-                overrides: listed(),
-                message,
-            })?;
+            set(&mut table, key, value.clone()).map_err(fail)?;
         }
-        let edited = toml::to_string(&table).map_err(|e| ConfigError::Override {
-            path: path.to_path_buf(),
-            overrides: listed(),
-            message: e.to_string(),
-        })?;
+        let edited = toml::to_string(&table).map_err(|e| fail(e.to_string()))?;
         // toml's message without its excerpt: its line would be of the edited text, not the file.
-        toml::from_str::<Config>(&edited).map_err(|e| ConfigError::Override {
-            path: path.to_path_buf(),
-            overrides: listed(),
-            message: e.message().to_string(),
-        })?;
-        let mut config = Self::parse(&edited, path)?;
+        let config: Config = toml::from_str(&edited).map_err(|e| fail(e.message().to_string()))?;
+        let mut config = config.validated(path)?;
         config.resolve_paths(&paths::base_of(path), paths::names_root(&edited));
         Ok(config)
     }
