@@ -3,6 +3,7 @@
 //! ([`report`]: every run's test accuracy at its warm start, dev-selected and final checkpoint,
 //! per-variant means with 95 % t-intervals, a dev-accuracy plot with bands). The plan format is
 //! in [`plan`] and docs/experiments.md.
+pub mod child;
 pub mod machine;
 pub mod plan;
 pub mod report;

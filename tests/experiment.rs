@@ -1,25 +1,28 @@
 //! `mgrpo experiment` through the real binary on the tiny config: a plan of three variants ×
 //! two seeds runs with shared warm starts, reports every run, and a second invocation redoes
-//! nothing.
+//! nothing; a study killed from outside takes its run processes with it.
 mod common;
 
 use std::path::Path;
 
 use common::{mgrpo, succeed};
 
+/// `dir/plan.toml`: `body` on examples/tiny.toml.
+fn tiny_plan(dir: &Path, body: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan = dir.join("plan.toml");
+    let config = root.join("examples/tiny.toml").display().to_string();
+    std::fs::write(&plan, format!("config = {config:?}\n{body}")).unwrap();
+    plan
+}
+
 #[test]
 fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let plan = dir.path().join("plan.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name = \"tiny-study\"\nconfig = {:?}\nvariants = [\"mgrpo\", \"frozen-sub\", \"single\"]\nseeds = [1, 2]\nsteps = 2\nparallel = 2\n[overrides]\n\"algo.epochs\" = [1]\n",
-            root.join("examples/tiny.toml").display().to_string()
-        ),
-    )
-    .unwrap();
+    let plan = tiny_plan(
+        dir.path(),
+        "name = \"tiny-study\"\nvariants = [\"mgrpo\", \"frozen-sub\", \"single\"]\nseeds = [1, 2]\nsteps = 2\nparallel = 2\n[overrides]\n\"algo.epochs\" = [1]\n",
+    );
     let study = dir.path().join("study");
     let out = succeed(
         mgrpo()
@@ -205,4 +208,83 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
         mean(paired(&rebased, "single")),
         "{table}\n{rebased}"
     );
+}
+
+/// The ids of `parent`'s living children, read from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: the fields after the command's closing parenthesis.
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        if fields[0] != "Z" && fields[1] == parent.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A study killed from outside (SIGKILL: no destructor runs) takes its run processes with it,
+/// so a rerun does not meet an orphan holding the run directory's lock.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_killed_study_leaves_no_run_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // A warm start far longer than the test: its process is alive when the study is killed.
+    let plan = tiny_plan(
+        dir.path(),
+        "name = \"killed\"\nvariants = [\"mgrpo\"]\nseeds = [1]\nsteps = 2\nparallel = 1\n[overrides]\n\"warmup.steps\" = [100000]\n",
+    );
+    let mut study = mgrpo()
+        .args(["experiment", "--plan"])
+        .arg(&plan)
+        .arg("--dir")
+        .arg(dir.path().join("study"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let child = loop {
+        if let Some(&pid) = children_of(study.id()).first() {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the study started no run process"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    println!(
+        "killing the study {} (SIGKILL) at {:.2} s, its warm start {child} running",
+        study.id(),
+        start.elapsed().as_secs_f64()
+    );
+    study.kill().unwrap();
+    study.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
+    };
+    while alive(child) && killed.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let orphan = alive(child);
+    if orphan {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &child.to_string()])
+            .status();
+    }
+    assert!(!orphan, "run process {child} outlived its study by 10 s");
 }

@@ -6,7 +6,7 @@
 //! part-way continues with `--resume`.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mgrpo_actors::{Config, RunDir};
 use mgrpo_algo::Algo;
 
+use crate::experiment::child::Tied;
 use crate::experiment::plan::{Plan, RunSpec, name_hash, set};
 
 /// A run, laid out: its directory and config.
@@ -168,7 +169,8 @@ struct Job<'a> {
 /// A job whose current step is a child process.
 struct Running<'a> {
     job: Job<'a>,
-    child: Child,
+    /// Killed if the study stops while it runs (a failing run beside it).
+    child: Tied,
     what: String,
     log: PathBuf,
     started: Instant,
@@ -347,14 +349,15 @@ fn advance<'a>(mgrpo: &Path, threads: usize, mut job: Job<'a>) -> Result<Option<
         };
         let file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(mgrpo)
-            .args(&args)
-            .env("RAYON_NUM_THREADS", threads.to_string())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("starting {what}"))?;
+        let child = Tied::spawn(
+            Command::new(mgrpo)
+                .args(&args)
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .stdin(Stdio::null())
+                .stdout(file.try_clone()?)
+                .stderr(file),
+        )
+        .with_context(|| format!("starting {what}"))?;
         tracing::info!(%what, "started");
         return Ok(Some(Running {
             job,
