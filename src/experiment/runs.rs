@@ -547,6 +547,14 @@ mod tests {
                 );
             }
         }
+        // defaults-amd is few-demos-baselines on another CPU kind: the same warm starts' keys.
+        for (seed, names) in &studies["defaults-amd"] {
+            let made = &studies["few-demos-baselines"][seed];
+            assert!(
+                names.iter().all(|n| made.contains(n)),
+                "defaults-amd seed {seed}: {names:?}, few-demos-baselines' {made:?}"
+            );
+        }
         // shared-start's recipe copies few-demos-baselines' shared warm start of each seed
         // into the directory of that seed's mgrpo warm start: `"SEED MGRPO-KEY SHARED-KEY"`.
         let recipe = std::fs::read_to_string(root.join("shared-start/plan.toml")).unwrap();
