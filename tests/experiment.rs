@@ -210,28 +210,24 @@ fn a_study_runs_shares_warm_starts_reports_and_resumes() {
     );
 }
 
+/// The parent of `pid` if it is alive (from `/proc/PID/stat`, whose second field may hold
+/// spaces); `None` once it exited, reaped or not.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.next()?.parse().ok()
+}
+
 /// The ids of `parent`'s living children, read from /proc.
 fn children_of(parent: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`: the fields after the command's closing parenthesis.
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        if fields[0] != "Z" && fields[1] == parent.to_string() {
-            found.push(pid);
-        }
-    }
-    found
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid) == Some(parent))
+        .collect()
 }
 
 /// A study killed from outside (SIGKILL: no destructor runs) takes its run processes with it,
@@ -273,10 +269,7 @@ fn a_killed_study_leaves_no_run_process_behind() {
     study.kill().unwrap();
     study.wait().unwrap();
     let killed = std::time::Instant::now();
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| !s.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
-    };
+    let alive = |pid: u32| parent_of(pid).is_some();
     while alive(child) && killed.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -83,8 +83,9 @@ pub fn find(parent: u32, helper: &Helper) -> Vec<u32> {
     found
 }
 
-/// The parent pid of `pid` (from `/proc/PID/stat`, whose second field may hold spaces).
-fn parent_of(pid: u32) -> Option<u32> {
+/// The parent pid of `pid` (from `/proc/PID/stat`, whose second field may hold spaces);
+/// `None` once it exited, reaped or not.
+pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();

@@ -65,18 +65,9 @@ fn die_with_parent(_command: &mut Command) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chaos::children::parent_of;
     use std::path::Path;
     use std::time::{Duration, Instant};
-
-    /// Whether process `pid` still exists and is not a zombie.
-    fn alive(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                let state = s.rsplit(')').next().unwrap_or("").trim_start();
-                !state.starts_with('Z')
-            })
-            .unwrap_or(false)
-    }
 
     #[test]
     fn a_dropped_tie_stops_its_running_child() {
@@ -85,10 +76,10 @@ mod tests {
         }
         let tied = Tied::spawn(Command::new("sleep").arg("30")).unwrap();
         let pid = tied.0.id();
-        assert!(alive(pid), "sleep {pid} started");
+        assert!(parent_of(pid).is_some(), "sleep {pid} started");
         let start = Instant::now();
         drop(tied);
-        assert!(!alive(pid), "sleep {pid} outlived its tie");
+        assert!(parent_of(pid).is_none(), "sleep {pid} outlived its tie");
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 }
